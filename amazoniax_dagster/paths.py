@@ -1,0 +1,86 @@
+"""Remote paths: which files a ``file_pattern`` selects, and names that are safe to write.
+
+Pattern semantics (the same for S3, FTP and SFTP). A pattern is matched against the file's
+path *relative to* ``remote_path``, with ``/`` as separator:
+
+- ``*`` and ``?`` match within one path segment (they never cross ``/``);
+- ``**`` as a whole segment matches any number of segments, including none;
+- ``[abc]`` character classes, ``{csv,tsv}`` alternatives; ``!`` at the start selects every
+  file (at any depth) that the rest does *not* match;
+- matching is case-sensitive; a leading ``/`` in the pattern is ignored.
+
+So ``*.csv`` selects CSV files directly in ``remote_path``; ``**/*.csv`` selects them at any
+depth; ``2025-*/*.xml`` selects XML files one folder down. An empty pattern means ``**``
+(everything, at any depth). Only a pattern that can match below the top folder makes a
+listing recursive.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from wcmatch import glob
+
+from amazoniax_dagster.errors import ConfigError
+
+_FLAGS = glob.GLOBSTAR | glob.BRACE | glob.NEGATE | glob.NEGATEALL | glob.DOTGLOB
+
+
+@dataclass(frozen=True)
+class FilePattern:
+    pattern: str
+
+    @classmethod
+    def parse(cls, pattern: str | None) -> FilePattern:
+        text = (pattern or "").strip().lstrip("/") or "**"
+        try:
+            glob.translate(text, flags=_FLAGS)
+        except (ValueError, re.error) as exc:
+            raise ConfigError(f"file_pattern {pattern!r} is not a valid glob: {exc}") from exc
+        return cls(text)
+
+    def matches(self, relative_path: str) -> bool:
+        return glob.globmatch(relative_path, self.pattern, flags=_FLAGS)
+
+    @property
+    def recursive(self) -> bool:
+        """Whether a file below the top folder can match (else a listing may stay shallow)."""
+        return "/" in self.pattern or "**" in self.pattern or self.pattern.startswith("!")
+
+
+class UnsafePathError(ValueError):
+    """A remote name that could escape the job folder or confuse a reader."""
+
+
+def remote_prefix(remote_path: str | None) -> str:
+    """``/data/files`` -> ``data/files/``; empty or ``/`` -> ``""`` (the whole bucket)."""
+    text = (remote_path or "").strip().strip("/")
+    return f"{text}/" if text else ""
+
+
+def safe_relative_path(name: str) -> str:
+    """The name as a relative POSIX path that stays inside its folder, or UnsafePathError.
+
+    Refused: absolute paths, ``.``/``..``/empty segments, backslashes, control characters
+    (including NUL and newlines) and names longer than 1,024 bytes.
+    """
+    if not name:
+        raise UnsafePathError("empty file name")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise UnsafePathError("file name contains control characters")
+    if "\\" in name:
+        raise UnsafePathError("file name contains a backslash")
+    if name.startswith("/"):
+        raise UnsafePathError("file name is absolute")
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise UnsafePathError("file name has an empty, '.' or '..' segment")
+    if len(name.encode()) > 1024:
+        raise UnsafePathError("file name is longer than 1,024 bytes")
+    normalized = posixpath.normpath(name)
+    if normalized != name or normalized.startswith(".."):
+        raise UnsafePathError("file name does not normalise to itself")
+    return name

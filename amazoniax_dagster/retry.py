@@ -1,0 +1,63 @@
+"""Retrying transient failures: exponential backoff with jitter, a server's Retry-After honoured.
+
+Only ``TransientError`` is retried; every other error class fails at once (a wrong password
+retried three times is a retry storm, not resilience).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from amazoniax_dagster.errors import TransientError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``retries`` extra attempts after the first; the n-th wait is about ``delay * 2**n``."""
+
+    retries: int = 3
+    delay_seconds: float = 30.0
+    max_delay_seconds: float = 600.0
+
+    def wait_seconds(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        hint = exc.retry_after if isinstance(exc, TransientError) else None
+        if hint is not None:
+            return min(max(hint, 0.0), self.max_delay_seconds)
+        if self.delay_seconds <= 0:
+            return 0.0
+        backoff = wait_exponential_jitter(
+            initial=self.delay_seconds, max=self.max_delay_seconds, jitter=self.delay_seconds
+        )
+        return float(backoff(state))
+
+    def call(self, fn: Callable[[], T], *, what: str) -> T:
+        """Run ``fn``, retrying ``TransientError``; the last error is re-raised as it was."""
+
+        def _log(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "%s failed (attempt %d of %d): %s; retrying",
+                what,
+                state.attempt_number,
+                self.retries + 1,
+                exc,
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=self.wait_seconds,
+            retry=retry_if_exception_type(TransientError),
+            before_sleep=_log,
+            reraise=True,
+        )
+        return retrying(fn)

@@ -1,0 +1,81 @@
+import pytest
+
+from amazoniax_dagster.paths import (
+    FilePattern,
+    UnsafePathError,
+    remote_prefix,
+    safe_relative_path,
+)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "matches"),
+    [
+        ("*.csv", "a.csv", True),
+        ("*.csv", "sub/a.csv", False),
+        ("*.csv", "a.CSV", False),
+        ("**/*.csv", "a.csv", True),
+        ("**/*.csv", "x/y/a.csv", True),
+        ("", "x/y/z.bin", True),
+        (None, "z.bin", True),
+        ("**", "x/y", True),
+        ("2025-*/*.xml", "2025-01/a.xml", True),
+        ("2025-*/*.xml", "2025-01/b/a.xml", False),
+        ("{a,b}.txt", "b.txt", True),
+        ("file_?.json", "file_1.json", True),
+        ("file_?.json", "file_12.json", False),
+        ("/data_*.csv", "data_1.csv", True),
+        ("!*.tmp", "x.csv", True),
+        ("!*.tmp", "x.tmp", False),
+    ],
+)
+def test_pattern_semantics(pattern: str | None, path: str, matches: bool) -> None:
+    assert FilePattern.parse(pattern).matches(path) is matches
+
+
+@pytest.mark.parametrize(
+    ("pattern", "recursive"), [("*.csv", False), ("**/*.csv", True), ("a/*.csv", True), ("", True)]
+)
+def test_only_deep_patterns_make_listings_recursive(pattern: str, recursive: bool) -> None:
+    assert FilePattern.parse(pattern).recursive is recursive
+
+
+@pytest.mark.parametrize(
+    ("remote_path", "prefix"),
+    [
+        ("/data/files/", "data/files/"),
+        ("data/files", "data/files/"),
+        ("/", ""),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_remote_prefix(remote_path: str | None, prefix: str) -> None:
+    assert remote_prefix(remote_path) == prefix
+
+
+@pytest.mark.parametrize("name", ["a.csv", "dir/sub/a b.csv", "ünïcode/файл.txt", ".hidden"])
+def test_safe_names_pass(name: str) -> None:
+    assert safe_relative_path(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "../escape.csv",
+        "a/../../escape.csv",
+        "a/./b",
+        "/etc/passwd",
+        "a//b",
+        "a\\..\\b",
+        "new\nline.csv",
+        "nul\x00.csv",
+        "bell\x07",
+        "x" * 1100,
+        "a/..",
+    ],
+)
+def test_hostile_names_are_refused(name: str) -> None:
+    with pytest.raises(UnsafePathError):
+        safe_relative_path(name)
