@@ -1,0 +1,21 @@
+"""The fetcher DB (PostgreSQL): models, migrations and the ``FetcherDB`` repository."""
+
+from amazoniax_dagster.db.repository import (
+    ChannelHistory,
+    DeliveredFile,
+    FetcherDB,
+    JobRecord,
+    RetryConfig,
+    SourceIdentity,
+    StoredChannel,
+)
+
+__all__ = [
+    "ChannelHistory",
+    "DeliveredFile",
+    "FetcherDB",
+    "JobRecord",
+    "RetryConfig",
+    "SourceIdentity",
+    "StoredChannel",
+]

@@ -1,0 +1,399 @@
+"""``FetcherDB``: every read and write of the fetcher DB goes through here.
+
+Look-ups are batched per job (one query for a channel's whole history), never per file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from amazoniax_dagster.db import migrate
+from amazoniax_dagster.db.models import Channel, FileMetadata, JobRun, RetrySettings, SourceFile
+from amazoniax_dagster.errors import ConfigError, InfrastructureError
+from amazoniax_dagster.sealing import SecretCipher
+
+
+@dataclass(frozen=True)
+class StoredChannel:
+    channel_id: str
+    source_type: str
+    config: dict[str, Any]  # unsealed: holds secrets, never log it
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    channel_id: str
+    source_type: str
+    flow: str
+    status: str
+    message: str | None
+    metadata: dict[str, Any]
+    s3_output_path: str | None
+    dagster_run_id: str | None
+    parsers_published: bool
+    status_published: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SourceIdentity:
+    """How a remote file looked in its listing when it was last fetched."""
+
+    source_key: str
+    file_path: str
+    size: int | None
+    etag: str | None
+    mtime: datetime | None
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class DeliveredFile:
+    file_path: str
+    s3_key: str
+    content_hash: str
+    file_size: int
+    classification: str  # "new" | "updated"
+
+
+@dataclass
+class ChannelHistory:
+    """What a channel has delivered before: enough to classify a file without more queries."""
+
+    latest_hash_by_path: dict[str, str] = field(default_factory=dict)
+    delivered_hashes: set[str] = field(default_factory=set)
+    identities: dict[str, SourceIdentity] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    max_simple_retries: int = 3
+    max_heal_retries: int = 2
+    retry_delay_seconds: float = 30.0
+
+
+class FetcherDB:
+    def __init__(self, url: str, cipher: SecretCipher, *, pool_size: int = 5) -> None:
+        self.engine: Engine = create_engine(
+            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
+        )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._cipher = cipher
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def migrate(self) -> None:
+        with self._translate("migrate the fetcher DB"):
+            migrate.upgrade(self.engine)
+
+    def ping(self) -> None:
+        with self._session("reach the fetcher DB") as s:
+            s.execute(select(1))
+
+    # -- channels -----------------------------------------------------------------------------
+
+    def save_channel(self, channel_id: str, source_type: str, config: Mapping[str, Any]) -> None:
+        sealed = self._cipher.seal(config)
+        stmt = insert(Channel).values(
+            channel_id=channel_id, source_type=source_type, config_json=sealed
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Channel.channel_id],
+            set_={"source_type": source_type, "config_json": sealed, "updated_at": func.now()},
+        )
+        with self._session("store the channel config") as s:
+            s.execute(stmt)
+
+    def get_channel(self, channel_id: str) -> StoredChannel:
+        with self._session("read the channel config") as s:
+            row = s.get(Channel, channel_id)
+        if row is None:
+            raise ConfigError(
+                f"channel {channel_id!r} has no stored config: send a message with a config first"
+            )
+        return StoredChannel(row.channel_id, row.source_type, self._cipher.unseal(row.config_json))
+
+    def list_channel_ids(self) -> list[str]:
+        with self._session("list channels") as s:
+            return list(s.scalars(select(Channel.channel_id).order_by(Channel.channel_id)))
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def queue_job(
+        self,
+        *,
+        job_id: str,
+        channel_id: str,
+        source_type: str,
+        flow: str,
+        config: Mapping[str, Any] | None,
+    ) -> bool:
+        """Record a job as queued with its own config snapshot. False if the job was known."""
+        stmt = (
+            insert(JobRun)
+            .values(
+                job_id=job_id,
+                channel_id=channel_id,
+                source_type=source_type,
+                flow=flow,
+                status="queued",
+                config_json=self._cipher.seal(config) if config is not None else None,
+                metadata_json={},
+            )
+            .on_conflict_do_nothing(index_elements=[JobRun.job_id])
+        )
+        with self._session("queue the job") as s:
+            return bool(s.execute(stmt).rowcount)
+
+    def job_config(self, job_id: str) -> dict[str, Any] | None:
+        """The config snapshot stored with the job (unsealed), if it has one."""
+        with self._session("read the job config") as s:
+            sealed = s.scalar(select(JobRun.config_json).where(JobRun.job_id == job_id))
+        return self._cipher.unseal(sealed) if sealed is not None else None
+
+    def start_job(
+        self, *, job_id: str, channel_id: str, source_type: str, flow: str, run_id: str | None
+    ) -> None:
+        now = datetime.now(UTC)
+        stmt = insert(JobRun).values(
+            job_id=job_id,
+            channel_id=channel_id,
+            source_type=source_type,
+            flow=flow,
+            status="running",
+            dagster_run_id=run_id,
+            started_at=now,
+            metadata_json={},
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[JobRun.job_id],
+            set_={
+                "status": "running",
+                "dagster_run_id": run_id,
+                "started_at": now,
+                "message": None,
+            },
+        )
+        with self._session("record the job start") as s:
+            s.execute(stmt)
+
+    def finish_job(
+        self,
+        job_id: str,
+        *,
+        status: str,
+        message: str,
+        metadata: Mapping[str, Any] | None = None,
+        s3_output_path: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status,
+            "message": message,
+            "finished_at": datetime.now(UTC),
+        }
+        if metadata is not None:
+            values["metadata_json"] = dict(metadata)
+        if s3_output_path is not None:
+            values["s3_output_path"] = s3_output_path
+        with self._session("record the job result") as s:
+            s.execute(update(JobRun).where(JobRun.job_id == job_id).values(**values))
+
+    def mark_published(self, job_id: str, *, parsers: bool = False, status: bool = False) -> None:
+        values = {}
+        if parsers:
+            values["parsers_published"] = True
+        if status:
+            values["status_published"] = True
+        with self._session("record the publication") as s:
+            s.execute(update(JobRun).where(JobRun.job_id == job_id).values(**values))
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        with self._session("read the job") as s:
+            row = s.scalar(select(JobRun).where(JobRun.job_id == job_id))
+        if row is None:
+            return None
+        return JobRecord(
+            job_id=row.job_id,
+            channel_id=row.channel_id,
+            source_type=row.source_type,
+            flow=row.flow,
+            status=row.status,
+            message=row.message,
+            metadata=dict(row.metadata_json or {}),
+            s3_output_path=row.s3_output_path,
+            dagster_run_id=row.dagster_run_id,
+            parsers_published=row.parsers_published,
+            status_published=row.status_published,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+    # -- files --------------------------------------------------------------------------------
+
+    def load_history(self, channel_id: str, *, exclude_job_id: str | None = None) -> ChannelHistory:
+        """The channel's delivery history in two queries. ``exclude_job_id`` leaves out a job's
+        own records, so that re-running a job classifies its files exactly as the first try."""
+        history = ChannelHistory()
+        files = (
+            select(FileMetadata.file_path, FileMetadata.content_hash)
+            .where(FileMetadata.channel_id == channel_id)
+            .order_by(FileMetadata.id)
+        )
+        idents = select(SourceFile).where(SourceFile.channel_id == channel_id)
+        if exclude_job_id is not None:
+            files = files.where(FileMetadata.job_id != exclude_job_id)
+            idents = idents.where(SourceFile.job_id != exclude_job_id)
+        with self._session("read the channel history") as s:
+            for path, digest in s.execute(files):
+                history.latest_hash_by_path[path] = digest  # ordered by id: last one wins
+                history.delivered_hashes.add(digest)
+            for row in s.scalars(idents):
+                history.identities[row.source_key] = SourceIdentity(
+                    row.source_key, row.file_path, row.size, row.etag, row.mtime, row.content_hash
+                )
+        return history
+
+    def record_files(
+        self,
+        *,
+        job_id: str,
+        channel_id: str,
+        delivered: Iterable[DeliveredFile],
+        identities: Iterable[SourceIdentity],
+    ) -> None:
+        """Store a job's delivered files and the listing identities it saw, in one transaction.
+        Idempotent: re-recording the same job changes nothing."""
+        file_rows = [
+            {
+                "job_id": job_id,
+                "channel_id": channel_id,
+                "file_path": f.file_path,
+                "s3_key": f.s3_key,
+                "content_hash": f.content_hash,
+                "file_size": f.file_size,
+                "classification": f.classification,
+            }
+            for f in delivered
+        ]
+        ident_rows = [
+            {
+                "channel_id": channel_id,
+                "source_key": i.source_key,
+                "file_path": i.file_path,
+                "size": i.size,
+                "etag": i.etag,
+                "mtime": i.mtime,
+                "content_hash": i.content_hash,
+                "job_id": job_id,
+            }
+            for i in identities
+        ]
+        with self._session("record the job's files") as s:
+            for chunk in _chunks(file_rows, 1000):
+                s.execute(
+                    insert(FileMetadata)
+                    .values(chunk)
+                    .on_conflict_do_nothing(index_elements=["job_id", "file_path"])
+                )
+            for chunk in _chunks(ident_rows, 1000):
+                stmt = insert(SourceFile).values(chunk)
+                s.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["channel_id", "source_key"],
+                        set_={
+                            c: stmt.excluded[c]
+                            for c in (
+                                "file_path",
+                                "size",
+                                "etag",
+                                "mtime",
+                                "content_hash",
+                                "job_id",
+                            )
+                        }
+                        | {"updated_at": func.now()},
+                    )
+                )
+
+    def job_files(self, job_id: str) -> list[DeliveredFile]:
+        with self._session("read the job's files") as s:
+            rows = s.scalars(
+                select(FileMetadata).where(FileMetadata.job_id == job_id).order_by(FileMetadata.id)
+            )
+            return [
+                DeliveredFile(r.file_path, r.s3_key, r.content_hash, r.file_size, r.classification)
+                for r in rows
+            ]
+
+    # -- settings -----------------------------------------------------------------------------
+
+    def retry_config(self, channel_id: str | None = None) -> RetryConfig:
+        """The channel's retry settings, or the defaults (seed 000: 3, 2, 30 s)."""
+        scopes = ["default"] if channel_id is None else [channel_id, "default"]
+        with self._session("read the retry settings") as s:
+            rows = {
+                r.scope: r
+                for r in s.scalars(select(RetrySettings).where(RetrySettings.scope.in_(scopes)))
+            }
+        for scope in scopes:
+            row = rows.get(scope)
+            if row is not None:
+                return RetryConfig(
+                    row.max_simple_retries, row.max_heal_retries, row.retry_delay_seconds
+                )
+        return RetryConfig()
+
+    def set_retry_config(self, config: RetryConfig, *, scope: str = "default") -> None:
+        values = {
+            "max_simple_retries": config.max_simple_retries,
+            "max_heal_retries": config.max_heal_retries,
+            "retry_delay_seconds": config.retry_delay_seconds,
+        }
+        stmt = insert(RetrySettings).values(scope=scope, **values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["scope"], set_=values | {"updated_at": func.now()}
+        )
+        with self._session("store the retry settings") as s:
+            s.execute(stmt)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _session(self, what: str) -> Iterator[Session]:
+        with self._translate(what), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def _translate(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise InfrastructureError(
+                f"could not {what}: the fetcher DB is unreachable ({_first_line(exc)})"
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise InfrastructureError(f"could not {what}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
