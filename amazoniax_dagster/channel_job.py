@@ -1,0 +1,174 @@
+"""One channel job, start to end, without Dagster: resolve config → fetch → record → announce.
+
+Order matters for crash safety: files are uploaded first, then recorded in one DB transaction,
+then announced on ``amazoniax_parsers``. A job that dies anywhere can be re-run with the same
+job_id: its own earlier records are left out of the history it compares against, so it
+classifies and uploads the same files again (same keys, same bytes) and announces them once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amazoniax_dagster.db import FetcherDB
+from amazoniax_dagster.errors import AmazoniaxError, ConfigError, MessageError
+from amazoniax_dagster.kafka import KafkaBus, Topics
+from amazoniax_dagster.messages import (
+    Flow,
+    ParsersMessage,
+    S3SourceConfig,
+    SourceType,
+    parse_source_config,
+)
+from amazoniax_dagster.netpolicy import NetworkPolicy
+from amazoniax_dagster.output import OutputBucket
+from amazoniax_dagster.redaction import collect_secret_values
+from amazoniax_dagster.retry import RetryPolicy
+from amazoniax_dagster.sync.engine import SyncEngine, SyncResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    job_id: str
+    channel_id: str
+    flow: Flow = Flow.EXISTING
+    run_id: str | None = None
+
+
+@dataclass
+class JobServices:
+    """What a job needs from the outside world; Dagster resources build this in a run."""
+
+    db: FetcherDB
+    output: OutputBucket
+    bus: KafkaBus
+    topics: Topics = field(default_factory=Topics)
+    policy: NetworkPolicy = field(default_factory=NetworkPolicy)
+    max_workers: int = 16
+    spool_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedJob:
+    request: JobRequest
+    source_type: SourceType
+    config: dict[str, Any]  # holds secrets: never log it
+
+    def secrets(self) -> set[str]:
+        return collect_secret_values(self.config)
+
+
+def resolve_job(request: JobRequest, db: FetcherDB) -> ResolvedJob:
+    """The job's own config snapshot (from its message), else the channel's stored config."""
+    channel = db.get_channel(request.channel_id)
+    config = db.job_config(request.job_id)
+    return ResolvedJob(request, SourceType(channel.source_type), config or channel.config)
+
+
+@contextmanager
+def job_record(job: ResolvedJob, db: FetcherDB) -> Iterator[None]:
+    """Mark the job running; on an error record it failed (with its class) and re-raise."""
+    req = job.request
+    db.start_job(
+        job_id=req.job_id,
+        channel_id=req.channel_id,
+        source_type=job.source_type,
+        flow=req.flow,
+        run_id=req.run_id,
+    )
+    try:
+        yield
+    except AmazoniaxError as exc:
+        db.finish_job(
+            req.job_id, status="failed", message=str(exc), metadata={"error_class": exc.error_class}
+        )
+        raise
+
+
+def run_job(job: ResolvedJob, services: JobServices) -> SyncResult:
+    """Run a resolved job; the caller wraps it in ``job_record`` and handles logging."""
+    if job.source_type is not SourceType.S3:
+        raise ConfigError(
+            f"source_type {job.source_type!s} is not supported by this version of amazoniax yet"
+        )
+    try:
+        config = parse_source_config(job.source_type, job.config)
+    except MessageError as exc:
+        raise ConfigError(str(exc)) from exc
+    assert isinstance(config, S3SourceConfig)
+    return sync_s3(job.request, config, services)
+
+
+def sync_s3(request: JobRequest, config: S3SourceConfig, services: JobServices) -> SyncResult:
+    from amazoniax_dagster.sources.s3 import S3Source
+
+    db = services.db
+    retry = db.retry_config(request.channel_id)
+    policy = RetryPolicy(retries=retry.max_simple_retries, delay_seconds=retry.retry_delay_seconds)
+    history = db.load_history(request.channel_id, exclude_job_id=request.job_id)
+    already_delivered = bool(db.job_files(request.job_id))
+    source = S3Source(config, policy=services.policy, max_connections=services.max_workers * 2)
+    try:
+        engine = SyncEngine(
+            source,
+            services.output,
+            retry=policy,
+            max_workers=services.max_workers,
+            trust_listing=config.verify == "listing",
+            spool_dir=services.spool_dir,
+            discard_on_failure=not already_delivered,
+        )
+        result = engine.run(channel_id=request.channel_id, job_id=request.job_id, history=history)
+    finally:
+        source.close()
+    finish(request, result, services, policy)
+    return result
+
+
+def finish(
+    request: JobRequest, result: SyncResult, services: JobServices, policy: RetryPolicy
+) -> None:
+    """Record the files, announce the job folder when it has files, and mark the job done."""
+    db = services.db
+    db.record_files(
+        job_id=request.job_id,
+        channel_id=request.channel_id,
+        delivered=result.delivered(),
+        identities=result.identities(),
+    )
+    summary = result.summary()
+    uploaded = len(result.uploaded)
+    if uploaded:
+        message = ParsersMessage(
+            job_id=request.job_id,
+            channel_id=request.channel_id,
+            s3_output_path=result.output_uri,
+            file_count=uploaded,
+        )
+        policy.call(
+            lambda: services.bus.publish(
+                services.topics.parsers, message.to_bytes(), key=request.channel_id.encode()
+            ),
+            what="announce the job folder on the parsers topic",
+        )
+        db.mark_published(request.job_id, parsers=True)
+    text = (
+        f"{uploaded} new or updated files uploaded to {result.output_uri}"
+        if uploaded
+        else "no new or updated files"
+    )
+    db.finish_job(
+        request.job_id,
+        status="success",
+        message=text,
+        metadata=summary | {"files_processed": uploaded},
+        s3_output_path=result.output_uri if uploaded else None,
+    )
+    log.info("%s (%s)", text, ", ".join(f"{k}={v}" for k, v in summary.items()))

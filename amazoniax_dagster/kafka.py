@@ -1,0 +1,154 @@
+"""Kafka: publish a message (and wait for the broker to take it), and read a bounded batch.
+
+Reading assigns partitions directly and seeks to offsets the caller keeps (the sensor cursor is
+the source of truth), so no consumer group is joined and nothing is committed to the broker.
+kafka-python is imported lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from amazoniax_dagster.errors import InfrastructureError, TransientError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Topics:
+    fetcher: str = "amazoniax_fetcher"
+    parsers: str = "amazoniax_parsers"
+    status: str = "amazoniax_status"
+    dead_letter: str = "amazoniax_fetcher_dlq"
+
+
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class Batch:
+    records: list[Record]
+    #: next offset to read per partition after the records (only for partitions that had any)
+    next_offsets: dict[int, int]
+
+
+class KafkaBus:
+    def __init__(self, bootstrap_servers: str, *, client_id: str = "amazoniax") -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self._producer: Any = None
+
+    # -- producing ----------------------------------------------------------------------------
+
+    def publish(
+        self, topic: str, value: bytes, *, key: bytes | None = None, timeout: float = 15.0
+    ) -> None:
+        """Send one message and wait until the broker acknowledged it."""
+        from kafka.errors import KafkaError
+
+        try:
+            future = self._get_producer().send(topic, value=value, key=key)
+            future.get(timeout=timeout)
+        except KafkaError as exc:
+            raise TransientError(
+                f"could not publish to {topic}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _get_producer(self) -> Any:
+        if self._producer is None:
+            from kafka import KafkaProducer
+            from kafka.errors import KafkaError
+
+            try:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=self.client_id,
+                    acks="all",
+                    retries=5,
+                    linger_ms=5,
+                    request_timeout_ms=15000,
+                    max_block_ms=15000,
+                )
+            except KafkaError as exc:
+                raise TransientError(
+                    f"cannot reach Kafka at {self.bootstrap_servers}: {type(exc).__name__}"
+                ) from exc
+        return self._producer
+
+    # -- consuming ----------------------------------------------------------------------------
+
+    def read(
+        self,
+        topic: str,
+        positions: dict[int, int],
+        *,
+        max_records: int = 500,
+        max_seconds: float = 10.0,
+        idle_ms: int = 300,
+    ) -> Batch:
+        """Read from ``positions`` (partition -> next offset; absent = from the beginning) until
+        ``max_records`` are read, ``max_seconds`` have passed, or a poll stays empty for
+        ``idle_ms`` (caught up). Records come in offset order per partition."""
+        from kafka import KafkaConsumer, TopicPartition
+        from kafka.errors import KafkaError
+
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=f"{self.client_id}-reader",
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                request_timeout_ms=20000,
+                max_poll_records=max_records,
+            )
+        except KafkaError as exc:
+            raise TransientError(
+                f"cannot reach Kafka at {self.bootstrap_servers}: {type(exc).__name__}"
+            ) from exc
+        try:
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                raise InfrastructureError(f"Kafka topic {topic!r} does not exist")
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            for tp in tps:
+                if tp.partition in positions:
+                    consumer.seek(tp, positions[tp.partition])
+                else:
+                    consumer.seek_to_beginning(tp)
+            records: list[Record] = []
+            next_offsets: dict[int, int] = {}
+            deadline = time.monotonic() + max_seconds
+            first = True
+            while len(records) < max_records and time.monotonic() < deadline:
+                # The first poll also fetches metadata and positions: give it longer.
+                polled = consumer.poll(
+                    timeout_ms=max(idle_ms, 2000) if first else idle_ms,
+                    max_records=max_records - len(records),
+                )
+                first = False
+                if not polled:
+                    break
+                for tp, messages in polled.items():
+                    for m in messages:
+                        records.append(Record(tp.partition, m.offset, m.key, m.value))
+                        next_offsets[tp.partition] = m.offset + 1
+            return Batch(records, next_offsets)
+        except KafkaError as exc:
+            raise TransientError(f"cannot read {topic}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None

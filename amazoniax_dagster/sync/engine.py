@@ -1,0 +1,269 @@
+"""The sync engine: list → (skip unchanged | download + hash) → classify → upload new/updated.
+
+One engine serves every file source. Per file it streams the bytes once through SHA-256 into a
+spool file (memory stays flat), classifies against the channel's history, and uploads only new
+and updated files into the job's folder. Nothing is written to the DB here: the caller records
+the result in one transaction after every upload succeeded, so a failed job leaves history
+untouched and can simply be run again.
+
+Classification (per channel):
+- **duplicate**: the channel has already delivered exactly these bytes (same content hash),
+  under this path or another;
+- **updated**: this path was delivered before with other bytes;
+- **new**: neither;
+- **unchanged**: the listing shows the same (key, size, etag/mtime) as when the file was last
+  fetched, so it is a duplicate known without downloading it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+from amazoniax_dagster.db.repository import ChannelHistory, DeliveredFile, SourceIdentity
+from amazoniax_dagster.errors import TransientError
+from amazoniax_dagster.output import OutputBucket
+from amazoniax_dagster.retry import RetryPolicy
+from amazoniax_dagster.sources.base import RejectedFile, RemoteFile, Source
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+
+
+class Classification(StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    DUPLICATE = "duplicate"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    remote: RemoteFile
+    classification: Classification
+    content_hash: str
+    size: int
+    s3_key: str | None  # set when uploaded
+    downloaded: bool
+
+
+@dataclass
+class SyncResult:
+    channel_id: str
+    job_id: str
+    output_uri: str
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    rejected: list[RejectedFile] = field(default_factory=list)
+    duration_seconds: float = 0.0
+
+    def count(self, classification: Classification) -> int:
+        return sum(1 for o in self.outcomes if o.classification is classification)
+
+    @property
+    def uploaded(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.s3_key is not None]
+
+    @property
+    def bytes_downloaded(self) -> int:
+        return sum(o.size for o in self.outcomes if o.downloaded)
+
+    @property
+    def bytes_uploaded(self) -> int:
+        return sum(o.size for o in self.uploaded)
+
+    @property
+    def downloads(self) -> int:
+        return sum(1 for o in self.outcomes if o.downloaded)
+
+    def delivered(self) -> list[DeliveredFile]:
+        return [
+            DeliveredFile(
+                o.remote.relative_path, o.s3_key, o.content_hash, o.size, o.classification
+            )
+            for o in self.outcomes
+            if o.s3_key is not None
+        ]
+
+    def identities(self) -> list[SourceIdentity]:
+        """Listing identities of every file whose bytes are known, for the next skip."""
+        return [
+            SourceIdentity(
+                o.remote.key,
+                o.remote.relative_path,
+                o.remote.size,
+                o.remote.etag,
+                o.remote.mtime,
+                o.content_hash,
+            )
+            for o in self.outcomes
+        ]
+
+    def summary(self) -> dict[str, int | float | str]:
+        return {
+            "listed": len(self.outcomes) + len(self.rejected),
+            "new": self.count(Classification.NEW),
+            "updated": self.count(Classification.UPDATED),
+            "duplicate": self.count(Classification.DUPLICATE),
+            "unchanged": self.count(Classification.UNCHANGED),
+            "rejected": len(self.rejected),
+            "downloads": self.downloads,
+            "bytes_downloaded": self.bytes_downloaded,
+            "bytes_uploaded": self.bytes_uploaded,
+            "files_uploaded": len(self.uploaded),
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+def classify(relative_path: str, content_hash: str, history: ChannelHistory) -> Classification:
+    if content_hash in history.delivered_hashes:
+        return Classification.DUPLICATE
+    if relative_path in history.latest_hash_by_path:
+        return Classification.UPDATED
+    return Classification.NEW
+
+
+def listing_unchanged(remote: RemoteFile, known: SourceIdentity | None) -> bool:
+    """Whether the listing proves the file is byte-for-byte what was fetched last time."""
+    if known is None or remote.size is None or remote.size != known.size:
+        return False
+    if remote.etag is not None and known.etag is not None:
+        return remote.etag == known.etag
+    if remote.mtime is not None and known.mtime is not None:
+        return remote.mtime == known.mtime
+    return False
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        source: Source,
+        output: OutputBucket,
+        *,
+        retry: RetryPolicy,
+        max_workers: int = 16,
+        trust_listing: bool = True,
+        spool_dir: Path | None = None,
+        discard_on_failure: bool = True,
+    ) -> None:
+        self.source = source
+        self.output = output
+        self.retry = retry
+        self.max_workers = max_workers
+        self.trust_listing = trust_listing
+        self.spool_dir = spool_dir
+        # False when re-running a job whose files were already announced: keep them.
+        self.discard_on_failure = discard_on_failure
+        self._uploaded: list[str] = []
+        self._uploaded_lock = threading.Lock()
+
+    def run(self, *, channel_id: str, job_id: str, history: ChannelHistory) -> SyncResult:
+        started = time.monotonic()
+        result = SyncResult(channel_id, job_id, self.output.job_uri(channel_id, job_id))
+        listing = self.retry.call(
+            lambda: list(self.source.list_files()), what=f"list {self.source.location}"
+        )
+        files = [f for f in listing if isinstance(f, RemoteFile)]
+        result.rejected = [f for f in listing if isinstance(f, RejectedFile)]
+        for rejected in result.rejected:
+            log.warning("refused remote file %r: %s", rejected.key, rejected.reason)
+        log.info("listed %d files in %s", len(files), self.source.location)
+
+        def process(remote: RemoteFile) -> FileOutcome:
+            return self._process(remote, channel_id, job_id, history)
+
+        try:
+            result.outcomes = _run_all(process, files, self.max_workers)
+        except BaseException:
+            if self.discard_on_failure:
+                self._discard_uploads()
+            raise
+        result.duration_seconds = time.monotonic() - started
+        return result
+
+    def _process(
+        self, remote: RemoteFile, channel_id: str, job_id: str, history: ChannelHistory
+    ) -> FileOutcome:
+        known = history.identities.get(remote.key)
+        if self.trust_listing and known is not None and listing_unchanged(remote, known):
+            return FileOutcome(
+                remote, Classification.UNCHANGED, known.content_hash, remote.size or 0, None, False
+            )
+        spool, digest, size = self.retry.call(
+            lambda: self._download(remote), what=f"download {remote.relative_path}"
+        )
+        with spool:
+            classification = classify(remote.relative_path, digest, history)
+            key = None
+            if classification in (Classification.NEW, Classification.UPDATED):
+                key = self.output.key_for(channel_id, job_id, remote.relative_path)
+
+                def upload() -> None:
+                    spool.seek(0)
+                    self.output.upload(spool, key, sha256=digest)  # type: ignore[arg-type]
+
+                self.retry.call(upload, what=f"upload {remote.relative_path}")
+                with self._uploaded_lock:
+                    self._uploaded.append(key)
+            return FileOutcome(remote, classification, digest, size, key, True)
+
+    def _download(self, remote: RemoteFile) -> tuple[IO[bytes], str, int]:
+        """Stream the file once through SHA-256 into a spool; refuse a short or long read."""
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=self.spool_dir)
+        try:
+            hasher = hashlib.sha256()
+            size = 0
+            with self.source.open(remote) as stream:
+                while chunk := stream.read(CHUNK):
+                    hasher.update(chunk)
+                    spool.write(chunk)
+                    size += len(chunk)
+            if remote.size is not None and size != remote.size:
+                raise TransientError(
+                    f"{remote.relative_path}: read {size} bytes but the listing said "
+                    f"{remote.size} (connection cut or file changed during the job)"
+                )
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool, hasher.hexdigest(), size
+
+    def _discard_uploads(self) -> None:
+        """After a failure, remove what this attempt uploaded: no half-done folder stays."""
+        with self._uploaded_lock:
+            keys, self._uploaded = self._uploaded, []
+        if not keys:
+            return
+        try:
+            self.output.delete(keys)
+            log.info("removed %d files uploaded before the failure", len(keys))
+        except Exception as exc:  # the original failure matters more than the clean-up
+            log.warning("could not remove %d files uploaded before the failure: %s", len(keys), exc)
+
+
+def _run_all(
+    fn: Callable[[RemoteFile], FileOutcome], files: list[RemoteFile], max_workers: int
+) -> list[FileOutcome]:
+    """Run ``fn`` over ``files`` in parallel; the first error cancels the rest and is raised."""
+    if not files:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(files)))) as pool:
+        futures: list[Future[FileOutcome]] = [pool.submit(fn, f) for f in files]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in pending:
+            fut.cancel()
+        for fut in futures:
+            if fut.done() and not fut.cancelled() and fut.exception() is not None:
+                raise fut.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
