@@ -1,0 +1,8 @@
+"""Dagster resources: thin, typed clients over the Dagster-free core."""
+
+from resources.fetch_settings import FetchSettings
+from resources.fetcher_db import FetcherDBResource
+from resources.kafka import KafkaResource
+from resources.s3 import OutputBucketResource
+
+__all__ = ["FetchSettings", "FetcherDBResource", "KafkaResource", "OutputBucketResource"]

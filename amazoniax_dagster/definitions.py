@@ -1,0 +1,36 @@
+"""The one ``Definitions`` of the amazoniax code location. It only assembles."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from amazoniax_dagster.jobs import channel_files_job
+from assets import channel_files
+from resources import FetcherDBResource, FetchSettings, KafkaResource, OutputBucketResource
+from sensors import kafka_fetcher_sensor, status_on_cancel, status_on_failure, status_on_success
+
+defs = dg.Definitions(
+    assets=[channel_files],
+    jobs=[channel_files_job],
+    sensors=[kafka_fetcher_sensor, status_on_success, status_on_failure, status_on_cancel],
+    resources={
+        "fetcher_db": FetcherDBResource(
+            database_url=dg.EnvVar("AMAZONIAX_DATABASE_URL"),
+            secret_key=dg.EnvVar("AMAZONIAX_SECRET_KEY"),
+        ),
+        "output_bucket": OutputBucketResource(
+            bucket=dg.EnvVar("AMAZONIAX_OUTPUT_BUCKET"),
+            endpoint_url=dg.EnvVar("AMAZONIAX_S3_ENDPOINT_URL"),
+            access_key_id=dg.EnvVar("AMAZONIAX_S3_ACCESS_KEY_ID"),
+            secret_access_key=dg.EnvVar("AMAZONIAX_S3_SECRET_ACCESS_KEY"),
+            region=dg.EnvVar("AMAZONIAX_S3_REGION"),
+        ),
+        "kafka": KafkaResource(bootstrap_servers=dg.EnvVar("AMAZONIAX_KAFKA_BOOTSTRAP")),
+        # Not a secret, and empty (nothing extra allowed) is the production default.
+        "fetch_settings": FetchSettings(
+            allowed_networks=os.environ.get("AMAZONIAX_ALLOWED_NETWORKS", "")
+        ),
+    },
+)

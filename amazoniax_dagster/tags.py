@@ -1,0 +1,15 @@
+"""Run tag names. Tags carry job identity only: never a secret, never a config value."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+JOB_ID = "amazoniax/job_id"
+CHANNEL_ID = "amazoniax/channel_id"
+SOURCE_TYPE = "amazoniax/source_type"
+FLOW = "amazoniax/flow"
+
+
+def job_id_for_run(tags: Mapping[str, str], run_id: str) -> str:
+    """The job_id a run works for: from its tags (Kafka), else made from the run id (UI)."""
+    return tags.get(JOB_ID) or f"ui-{run_id}"

@@ -1,0 +1,27 @@
+"""How channel fetches behave in this deployment: parallelism and which networks URLs may reach."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import dagster as dg
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from amazoniax_dagster.netpolicy import NetworkPolicy
+
+
+class FetchSettings(dg.ConfigurableResource):
+    max_workers: int = Field(default=16, description="files transferred in parallel per job")
+    allowed_networks: str = Field(
+        default="",
+        description=(
+            "comma-separated CIDRs that config URLs may reach although private or loopback "
+            "(the local stack allows 127.0.0.0/8); metadata addresses stay refused"
+        ),
+    )
+
+    def network_policy(self) -> NetworkPolicy:
+        from amazoniax_dagster.netpolicy import NetworkPolicy
+
+        return NetworkPolicy.from_env(self.allowed_networks)

@@ -1,0 +1,44 @@
+"""Kafka as a resource: the broker address and the topic names of the contracts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+if TYPE_CHECKING:
+    from amazoniax_dagster.kafka import KafkaBus, Topics
+
+
+class KafkaResource(dg.ConfigurableResource):
+    bootstrap_servers: str
+    fetcher_topic: str = "amazoniax_fetcher"
+    parsers_topic: str = "amazoniax_parsers"
+    status_topic: str = "amazoniax_status"
+    dead_letter_topic: str = "amazoniax_fetcher_dlq"
+    client_id: str = "amazoniax"
+
+    _bus: KafkaBus | None = PrivateAttr(default=None)
+
+    def get_bus(self) -> KafkaBus:
+        if self._bus is None:
+            from amazoniax_dagster.kafka import KafkaBus
+
+            self._bus = KafkaBus(self.bootstrap_servers, client_id=self.client_id)
+        return self._bus
+
+    def topics(self) -> Topics:
+        from amazoniax_dagster.kafka import Topics
+
+        return Topics(
+            fetcher=self.fetcher_topic,
+            parsers=self.parsers_topic,
+            status=self.status_topic,
+            dead_letter=self.dead_letter_topic,
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._bus is not None:
+            self._bus.close()
+            self._bus = None

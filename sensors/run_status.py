@@ -1,0 +1,74 @@
+"""Run status sensors: every channel run that ends publishes one ``amazoniax_status`` message,
+whether it succeeded, failed, crashed or was canceled."""
+
+import dagster as dg
+
+from amazoniax_dagster import tags
+from amazoniax_dagster.jobs import channel_files_job
+from resources import FetcherDBResource, KafkaResource
+
+
+def _report(
+    context: dg.RunStatusSensorContext,
+    outcome: str,
+    run_message: str,
+    fetcher_db: FetcherDBResource,
+    kafka: KafkaResource,
+) -> None:
+    from amazoniax_dagster.status import build_status, publish_status
+
+    run = context.dagster_run
+    channel_id = run.tags.get(tags.CHANNEL_ID) or run.tags.get("dagster/partition")
+    if channel_id is None:
+        context.log.warning(f"run {run.run_id} has no channel; no status published")
+        return
+    stats = context.instance.get_run_stats(run.run_id)
+    seconds = stats.end_time - stats.start_time if stats.start_time and stats.end_time else None
+    db = fetcher_db.get_db()
+    status = build_status(
+        db,
+        job_id=tags.job_id_for_run(run.tags, run.run_id),
+        channel_id=channel_id,
+        outcome=outcome,  # type: ignore[arg-type]
+        run_message=run_message,
+        run_seconds=seconds,
+    )
+    publish_status(status, db=db, bus=kafka.get_bus(), topics=kafka.topics())
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[channel_files_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+    description="Publishes a success status for every channel run that succeeded.",
+)
+def status_on_success(
+    context: dg.RunStatusSensorContext, fetcher_db: FetcherDBResource, kafka: KafkaResource
+) -> None:
+    _report(context, "success", "", fetcher_db, kafka)
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[channel_files_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+    description="Publishes a failed status for every channel run that failed or crashed.",
+)
+def status_on_failure(
+    context: dg.RunFailureSensorContext, fetcher_db: FetcherDBResource, kafka: KafkaResource
+) -> None:
+    _report(context, "failure", context.failure_event.message or "", fetcher_db, kafka)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.CANCELED,
+    monitored_jobs=[channel_files_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+    description="Publishes a failed status for every channel run that was canceled.",
+)
+def status_on_cancel(
+    context: dg.RunStatusSensorContext, fetcher_db: FetcherDBResource, kafka: KafkaResource
+) -> None:
+    _report(context, "canceled", "", fetcher_db, kafka)
