@@ -1,0 +1,155 @@
+"""Drive the product the way the Dagster daemon does, against the real local stack.
+
+``Harness.tick()`` evaluates ``kafka_fetcher_sensor`` and applies its result (partitions,
+cursor); ``Harness.launch()`` executes each requested run in a real subprocess through
+``execute_job`` (so compute logs are captured as in production); ``Harness.report()``
+evaluates the run status sensors for a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from amazoniax_dagster import tags
+from amazoniax_dagster.definitions import defs
+from amazoniax_dagster.kafka import KafkaBus, Record, Topics
+from amazoniax_dagster.local_stack import StackEndpoints
+from resources import FetcherDBResource, KafkaResource
+from sensors import kafka_fetcher_sensor, status_on_cancel, status_on_failure, status_on_success
+
+
+def channel_files_job_def() -> dg.JobDefinition:
+    """Module-level, so that ``dg.reconstructable`` can rebuild it in the run subprocess."""
+    return defs.resolve_job_def("channel_files_job")
+
+
+def end_offsets(bus: KafkaBus, topic: str) -> dict[int, int]:
+    """Where a topic ends now (tansu's ListOffsets is unreliable: read to the end instead)."""
+    return bus.read(topic, {}, max_records=1_000_000, max_seconds=30).next_offsets
+
+
+def read_json(bus: KafkaBus, topic: str, since: dict[int, int]) -> list[dict[str, Any]]:
+    batch = bus.read(topic, since, max_records=10_000, max_seconds=10)
+    return [json.loads(r.value) for r in batch.records if r.value is not None]
+
+
+@dataclass
+class Harness:
+    stack: StackEndpoints
+    instance: dg.DagsterInstance
+    bus: KafkaBus
+    topics: Topics = field(default_factory=Topics)
+    cursor: str | None = None
+
+    def resources(self) -> dict[str, Any]:
+        return {
+            "kafka": KafkaResource(bootstrap_servers=self.stack.kafka_bootstrap),
+            "fetcher_db": FetcherDBResource(
+                database_url=self.stack.database_url, secret_key=self.stack.secret_key
+            ),
+        }
+
+    def start_at_end(self) -> None:
+        self.cursor = json.dumps(
+            {str(p): o for p, o in end_offsets(self.bus, self.topics.fetcher).items()}
+        )
+
+    def produce(self, message: dict[str, Any] | bytes, key: str = "k") -> None:
+        value = message if isinstance(message, bytes) else json.dumps(message).encode()
+        self.bus.publish(self.topics.fetcher, value, key=key.encode())
+
+    def tick(self) -> dg.SensorResult:
+        with dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            definitions=defs,
+            resources=self.resources(),
+        ) as context:
+            result = kafka_fetcher_sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        for request in result.dynamic_partitions_requests or []:
+            assert isinstance(request, dg.AddDynamicPartitionsRequest)
+            self.instance.add_dynamic_partitions(
+                request.partitions_def_name, list(request.partition_keys)
+            )
+        if result.cursor is not None:
+            self.cursor = result.cursor
+        return result
+
+    def launch(self, request: dg.RunRequest) -> dg.DagsterRun:
+        """Execute a requested run like the daemon would (run_key and partition as tags)."""
+        assert request.partition_key is not None
+        run_tags = {
+            **request.tags,
+            "dagster/partition": request.partition_key,
+            "dagster/run_key": request.run_key or "",
+        }
+        result = dg.execute_job(
+            dg.reconstructable(channel_files_job_def), instance=self.instance, tags=run_tags
+        )
+        run = self.instance.get_run_by_id(result.run_id)
+        assert run is not None
+        return run
+
+    def launch_ui_run(self, channel_id: str) -> dg.DagsterRun:
+        """A run started from the UI: a partition, no job tags."""
+        result = dg.execute_job(
+            dg.reconstructable(channel_files_job_def),
+            instance=self.instance,
+            tags={"dagster/partition": channel_id},
+        )
+        run = self.instance.get_run_by_id(result.run_id)
+        assert run is not None
+        return run
+
+    def report(self, run: dg.DagsterRun) -> None:
+        """Evaluate the run status sensor that matches how ``run`` ended."""
+        sensors = {
+            dg.DagsterRunStatus.SUCCESS: (status_on_success, dg.DagsterEventType.RUN_SUCCESS),
+            dg.DagsterRunStatus.FAILURE: (status_on_failure, dg.DagsterEventType.RUN_FAILURE),
+            dg.DagsterRunStatus.CANCELED: (status_on_cancel, dg.DagsterEventType.RUN_CANCELED),
+        }
+        sensor, event_type = sensors[run.status]
+        records = self.instance.get_records_for_run(run.run_id, of_type=event_type).records
+        event = records[-1].event_log_entry.dagster_event
+        assert event is not None
+        with dg.build_run_status_sensor_context(
+            sensor_name=sensor.name,
+            dagster_event=event,
+            dagster_instance=self.instance,
+            dagster_run=run,
+            resources=self.resources(),
+        ) as context:
+            if run.status is dg.DagsterRunStatus.FAILURE:
+                sensor(context.for_run_failure())
+            else:
+                sensor(context)
+
+    def run_all(self, result: dg.SensorResult) -> list[dg.DagsterRun]:
+        runs = [self.launch(r) for r in result.run_requests or []]
+        for run in runs:
+            self.report(run)
+        return runs
+
+
+def job_id_of(run: dg.DagsterRun) -> str:
+    return tags.job_id_for_run(run.tags, run.run_id)
+
+
+def s3_get_count(metrics_url: str, bucket: str) -> int:
+    """GET requests the S3 server answered for ``bucket`` (from its Prometheus metrics)."""
+    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    total = 0
+    for line in text.splitlines():
+        if line.startswith("SeaweedFS_s3_request_total{") and f'bucket="{bucket}"' in line:
+            if 'type="GET"' in line:
+                total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+__all__ = ["Harness", "Record", "end_offsets", "job_id_of", "read_json", "s3_get_count"]

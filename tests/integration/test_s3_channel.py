@@ -1,0 +1,415 @@
+"""An S3 channel end to end on the real stack: Kafka message → sensor → run → S3, DB, Kafka."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+from sqlalchemy import text
+
+from amazoniax_dagster import s3util, tags
+from amazoniax_dagster.db import FetcherDB, RetryConfig
+from amazoniax_dagster.kafka import KafkaBus, Topics
+from amazoniax_dagster.local_stack import LocalStack, StackEndpoints
+from amazoniax_dagster.sealing import SecretCipher
+from tests.integration.harness import Harness, end_offsets, job_id_of, read_json, s3_get_count
+
+pytestmark = pytest.mark.integration
+
+TOPICS = Topics()
+
+
+@pytest.fixture(scope="module")
+def stack_env(stack: StackEndpoints) -> Iterator[None]:
+    """The run subprocesses resolve their resources' EnvVars from here, as in production."""
+    saved = dict(os.environ)
+    os.environ.update(stack.env())
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def fetcher_db(stack: StackEndpoints) -> Iterator[FetcherDB]:
+    db = FetcherDB(stack.database_url, SecretCipher(stack.secret_key))
+    db.migrate()
+    # Tests should not wait 30 s between retries; the count stays the production default.
+    db.set_retry_config(RetryConfig(max_simple_retries=3, retry_delay_seconds=0.05))
+    yield db
+    db.set_retry_config(RetryConfig())
+    db.close()
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
+    home = tmp_path_factory.mktemp("dagster_home")
+    with dg.DagsterInstance.local_temp(str(home)) as inst:
+        yield inst
+
+
+@pytest.fixture()
+def bus(stack: StackEndpoints) -> Iterator[KafkaBus]:
+    b = KafkaBus(stack.kafka_bootstrap, client_id="tests")
+    yield b
+    b.close()
+
+
+@pytest.fixture()
+def harness(
+    stack: StackEndpoints,
+    stack_env: None,
+    fetcher_db: FetcherDB,
+    instance: dg.DagsterInstance,
+    bus: KafkaBus,
+) -> Harness:
+    h = Harness(stack, instance, bus)
+    h.start_at_end()
+    return h
+
+
+@pytest.fixture()
+def output_client(stack: StackEndpoints) -> Any:
+    """The product's own (admin) view of S3."""
+    return s3util.make_client(
+        endpoint_url=stack.s3_endpoint_url,
+        access_key_id=stack.s3_access_key_id,
+        secret_access_key=stack.s3_secret_access_key,
+        region=stack.s3_region,
+    )
+
+
+@dataclass
+class ChannelBuckets:
+    """The customer's side of S3: buckets made by the admin, files written with the
+    customer's own credentials (the ones channel messages carry)."""
+
+    admin: Any
+    client: Any
+
+    def new(self, files: dict[str, bytes]) -> str:
+        bucket = f"src-{uuid.uuid4().hex[:12]}"
+        self.admin.create_bucket(Bucket=bucket)
+        for key, body in files.items():
+            self.client.put_object(Bucket=bucket, Key=key, Body=body)
+        return bucket
+
+    def put_object(self, **kwargs: Any) -> None:
+        self.client.put_object(**kwargs)
+
+
+@pytest.fixture()
+def channel_client(stack: StackEndpoints, output_client: Any) -> ChannelBuckets:
+    return ChannelBuckets(
+        admin=output_client,
+        client=s3util.make_client(
+            endpoint_url=stack.s3_endpoint_url,
+            access_key_id=stack.channel_s3_access_key_id,
+            secret_access_key=stack.channel_s3_secret_access_key,
+            region=stack.s3_region,
+        ),
+    )
+
+
+def s3_message(
+    stack: StackEndpoints, *, job_id: str, channel_id: str, bucket: str, **config: Any
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "channel_id": channel_id,
+        "source_type": "s3",
+        "is_new": False,
+        "heal_mode": False,
+        "config": {
+            "bucket": bucket,
+            "remote_path": "/exports/",
+            "file_pattern": "**/*.csv",
+            "endpoint_url": stack.s3_endpoint_url,
+            "region": stack.s3_region,
+            "access_key": stack.channel_s3_access_key_id,
+            "secret_access_key": stack.channel_s3_secret_access_key,
+        }
+        | config,
+    }
+
+
+def objects_under(client: Any, bucket: str, prefix: str) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            found[obj["Key"][len(prefix) :]] = body
+    return found
+
+
+FILES = {
+    "exports/a.csv": b"id,v\n1,a\n",
+    "exports/b.csv": b"id,v\n2,b\n",
+    "exports/2026/c.csv": b"id,v\n3,c\n",
+    "exports/notes.txt": b"not a csv\n",
+}
+
+
+def run_one(harness: Harness, message: dict[str, Any]) -> dg.DagsterRun:
+    harness.produce(message, key=message["channel_id"])
+    result = harness.tick()
+    assert len(result.run_requests or []) == 1
+    (run,) = harness.run_all(result)
+    return run
+
+
+def test_s3_channel_end_to_end(
+    harness: Harness,
+    stack: StackEndpoints,
+    local_stack: LocalStack,
+    fetcher_db: FetcherDB,
+    channel_client: ChannelBuckets,
+    output_client: Any,
+    bus: KafkaBus,
+) -> None:
+    bucket = channel_client.new(FILES)
+    channel = f"ch-{uuid.uuid4().hex[:8]}"
+    parsers_from = end_offsets(bus, TOPICS.parsers)
+    status_from = end_offsets(bus, TOPICS.status)
+
+    # 1. First fetch: three CSVs are new and uploaded under the job's folder.
+    job1 = f"job-{uuid.uuid4().hex[:8]}"
+    harness.produce(s3_message(stack, job_id=job1, channel_id=channel, bucket=bucket), key=channel)
+    result = harness.tick()
+    (request,) = result.run_requests or []
+    assert request.run_key == job1
+    assert request.partition_key == channel
+    assert request.tags == {
+        tags.JOB_ID: job1,
+        tags.CHANNEL_ID: channel,
+        tags.SOURCE_TYPE: "s3",
+        tags.FLOW: "existing",
+    }
+    assert harness.instance.has_dynamic_partition("channels", channel)
+    (run1,) = harness.run_all(result)
+    assert run1.status is dg.DagsterRunStatus.SUCCESS
+
+    folder = f"raw/{channel}/{job1}/"
+    assert objects_under(output_client, stack.output_bucket, folder) == {
+        "a.csv": FILES["exports/a.csv"],
+        "b.csv": FILES["exports/b.csv"],
+        "2026/c.csv": FILES["exports/2026/c.csv"],
+    }
+    record = fetcher_db.get_job(job1)
+    assert record is not None and record.status == "success"
+    assert record.metadata["new"] == 3 and record.metadata["duplicate"] == 0
+    delivered = {f.file_path: f for f in fetcher_db.job_files(job1)}
+    assert set(delivered) == {"a.csv", "b.csv", "2026/c.csv"}
+    assert {f.classification for f in delivered.values()} == {"new"}
+    assert delivered["a.csv"].file_size == len(FILES["exports/a.csv"])
+    assert delivered["a.csv"].s3_key == f"{folder}a.csv"
+
+    parsers = [
+        m for m in read_json(bus, TOPICS.parsers, parsers_from) if m["channel_id"] == channel
+    ]
+    assert len(parsers) == 1
+    assert parsers[0]["job_id"] == job1
+    assert parsers[0]["file_count"] == 3
+    assert parsers[0]["s3_output_path"] == f"s3://{stack.output_bucket}/{folder}"
+    statuses = {m["job_id"]: m for m in read_json(bus, TOPICS.status, status_from)}
+    assert statuses[job1]["status"] == "success"
+    assert statuses[job1]["metadata"]["files_processed"] == 3
+    assert statuses[job1]["metadata"]["execution_time_seconds"] >= 0
+
+    # 2. Nothing changed: nothing downloaded, nothing uploaded, no parsers message.
+    gets_before = s3_get_count(local_stack.s3_metrics_url, bucket)
+    job2 = f"job-{uuid.uuid4().hex[:8]}"
+    run2 = run_one(harness, s3_message(stack, job_id=job2, channel_id=channel, bucket=bucket))
+    assert run2.status is dg.DagsterRunStatus.SUCCESS
+    assert s3_get_count(local_stack.s3_metrics_url, bucket) == gets_before
+    assert objects_under(output_client, stack.output_bucket, f"raw/{channel}/{job2}/") == {}
+    record2 = fetcher_db.get_job(job2)
+    assert record2 is not None and record2.metadata["unchanged"] == 3
+    statuses = {m["job_id"]: m for m in read_json(bus, TOPICS.status, status_from)}
+    assert statuses[job2]["status"] == "success"
+    assert statuses[job2]["metadata"]["files_processed"] == 0
+
+    # 3. One file changed: only it is downloaded and uploaded, as "updated".
+    channel_client.put_object(Bucket=bucket, Key="exports/b.csv", Body=b"id,v\n2,B!\n")
+    job3 = f"job-{uuid.uuid4().hex[:8]}"
+    run3 = run_one(harness, s3_message(stack, job_id=job3, channel_id=channel, bucket=bucket))
+    assert run3.status is dg.DagsterRunStatus.SUCCESS
+    assert s3_get_count(local_stack.s3_metrics_url, bucket) == gets_before + 1
+    assert objects_under(output_client, stack.output_bucket, f"raw/{channel}/{job3}/") == {
+        "b.csv": b"id,v\n2,B!\n"
+    }
+    assert [(f.file_path, f.classification) for f in fetcher_db.job_files(job3)] == [
+        ("b.csv", "updated")
+    ]
+    parsers = [
+        m for m in read_json(bus, TOPICS.parsers, parsers_from) if m["channel_id"] == channel
+    ]
+    assert [(m["job_id"], m["file_count"]) for m in parsers] == [(job1, 3), (job3, 1)]
+
+    # 4. Launched from the UI: the stored config, a generated job_id, the same messages.
+    channel_client.put_object(Bucket=bucket, Key="exports/d.csv", Body=b"id,v\n4,d\n")
+    ui_run = harness.launch_ui_run(channel)
+    harness.report(ui_run)
+    assert ui_run.status is dg.DagsterRunStatus.SUCCESS
+    ui_job = job_id_of(ui_run)
+    assert ui_job == f"ui-{ui_run.run_id}"
+    assert [f.file_path for f in fetcher_db.job_files(ui_job)] == ["d.csv"]
+    statuses = {m["job_id"]: m for m in read_json(bus, TOPICS.status, status_from)}
+    assert statuses[ui_job]["status"] == "success"
+
+
+def test_a_redelivered_message_starts_one_run(
+    harness: Harness, stack: StackEndpoints, channel_client: ChannelBuckets
+) -> None:
+    bucket = channel_client.new({"exports/x.csv": b"x\n"})
+    message = s3_message(
+        stack, job_id=f"job-{uuid.uuid4().hex[:8]}", channel_id="redeliver", bucket=bucket
+    )
+    harness.produce(message)
+    harness.produce(message)  # the same message twice in one batch
+    result = harness.tick()
+    assert [r.run_key for r in result.run_requests or []] == [message["job_id"]]
+    harness.run_all(result)
+    harness.produce(message)  # and once more after its run
+    assert harness.tick().run_requests == []
+
+
+def test_bad_messages_are_dead_lettered_and_the_sensor_goes_on(
+    harness: Harness,
+    stack: StackEndpoints,
+    fetcher_db: FetcherDB,
+    channel_client: ChannelBuckets,
+    bus: KafkaBus,
+) -> None:
+    bucket = channel_client.new({"exports/x.csv": b"x\n"})
+    dlq_from = end_offsets(bus, TOPICS.dead_letter)
+    status_from = end_offsets(bus, TOPICS.status)
+    wrong = f"wrong-secret-{uuid.uuid4().hex}"
+    bad_secret_job = f"job-{uuid.uuid4().hex[:8]}"
+    good_job = f"job-{uuid.uuid4().hex[:8]}"
+    unknown_job = f"job-{uuid.uuid4().hex[:8]}"
+
+    harness.produce(b'{"job_id": "broken", "channel_id": ')  # malformed JSON
+    harness.produce(
+        {"job_id": unknown_job, "channel_id": "c1", "source_type": "gopher", "config": {}}
+    )
+    harness.produce(
+        s3_message(stack, job_id=bad_secret_job, channel_id="bad-secret", bucket=bucket,
+                   secret_access_key=wrong)
+    )  # fmt: skip
+    harness.produce(s3_message(stack, job_id=good_job, channel_id="good", bucket=bucket))
+    result = harness.tick()
+    assert sorted(r.run_key or "" for r in result.run_requests or []) == sorted(
+        [bad_secret_job, good_job]
+    )
+
+    letters = read_json(bus, TOPICS.dead_letter, dlq_from)
+    assert len(letters) == 2
+    assert "not valid JSON" in letters[0]["reason"]
+    assert letters[0]["original"] == '{"job_id": "broken", "channel_id": '
+    assert letters[1]["job_id"] == unknown_job and "source_type" in letters[1]["reason"]
+    assert {m["error_class"] for m in letters} == {"invalid_message"}
+
+    runs = {job_id_of(r): r for r in harness.run_all(result)}
+    assert runs[good_job].status is dg.DagsterRunStatus.SUCCESS
+    assert runs[bad_secret_job].status is dg.DagsterRunStatus.FAILURE
+
+    statuses = read_json(bus, TOPICS.status, status_from)
+    refused = [s for s in statuses if s["message"].startswith("message refused")]
+    assert len(refused) == 2 and {s["status"] for s in refused} == {"failed"}
+    by_job = {s["job_id"]: s for s in statuses}
+    assert by_job[good_job]["status"] == "success"
+    failed = by_job[bad_secret_job]
+    assert failed["status"] == "failed"
+    assert "secret access key is wrong" in failed["message"]
+    assert failed["metadata"]["error_class"] == "config"
+    record = fetcher_db.get_job(bad_secret_job)
+    assert record is not None and record.status == "failed"
+    assert fetcher_db.job_files(bad_secret_job) == []
+    # A config error fails at once: one attempt, no retry storm.
+    assert "retrying" not in _event_log_text(harness.instance, runs[bad_secret_job].run_id)
+
+
+def test_a_crashed_run_still_reports_failed(
+    harness: Harness, stack: StackEndpoints, fetcher_db: FetcherDB, bus: KafkaBus
+) -> None:
+    """A run whose process died (run monitoring then marks it failed) gets a failed status."""
+    job_id = f"job-{uuid.uuid4().hex[:8]}"
+    fetcher_db.save_channel("crashy", "s3", {"bucket": "nowhere"})
+    fetcher_db.start_job(
+        job_id=job_id, channel_id="crashy", source_type="s3", flow="existing", run_id=None
+    )
+    status_from = end_offsets(bus, TOPICS.status)
+    run = harness.instance.create_run_for_job(
+        job_def=harness_job(),
+        tags={tags.JOB_ID: job_id, tags.CHANNEL_ID: "crashy", "dagster/partition": "crashy"},
+    )
+    harness.instance.report_run_failed(run, message="run worker process exited unexpectedly")
+    run = harness.instance.get_run_by_id(run.run_id)
+    assert run is not None and run.status is dg.DagsterRunStatus.FAILURE
+    harness.report(run)
+
+    (status,) = [s for s in read_json(bus, TOPICS.status, status_from) if s["job_id"] == job_id]
+    assert status["status"] == "failed"
+    assert "exited unexpectedly" in status["message"]
+    assert status["metadata"]["error_class"] == "crashed"
+    record = fetcher_db.get_job(job_id)
+    assert record is not None and record.status == "failed"
+
+
+def test_secrets_from_messages_never_reach_dagster(
+    harness: Harness, stack: StackEndpoints, fetcher_db: FetcherDB, channel_client: ChannelBuckets
+) -> None:
+    """Runs above used the channel's secret and a wrong one; search everything Dagster keeps."""
+    bucket = channel_client.new({"exports/s.csv": b"s\n"})
+    wrong = f"wrong-secret-{uuid.uuid4().hex}"
+    for job_id, secret in (
+        (f"job-{uuid.uuid4().hex[:8]}", None),
+        (f"job-{uuid.uuid4().hex[:8]}", wrong),
+    ):
+        extra = {"secret_access_key": secret} if secret else {}
+        run_one(
+            harness,
+            s3_message(stack, job_id=job_id, channel_id="secretive", bucket=bucket, **extra),
+        )
+    secrets = [stack.channel_s3_secret_access_key, stack.channel_s3_access_key_id, wrong]
+
+    home = Path(harness.instance.root_directory)
+    compute_logs = [
+        p for p in home.rglob("*") if p.is_file() and p.suffix in (".out", ".err", ".complete")
+    ]
+    assert compute_logs, "expected captured compute logs to search"
+    for path in (p for p in home.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in data, f"secret found in {path}"
+    for record in harness.instance.get_run_records():
+        run = record.dagster_run
+        blob = json.dumps([run.tags, run.run_config], default=str)
+        for secret in secrets:
+            assert secret not in blob
+    with fetcher_db.engine.connect() as conn:
+        stored = json.dumps(
+            [r[0] for r in conn.execute(text("SELECT config_json FROM channels"))]
+            + [r[0] for r in conn.execute(text("SELECT config_json FROM job_runs"))]
+        )
+    for secret in secrets:
+        assert secret not in stored, "secrets must be sealed at rest"
+
+
+def harness_job() -> dg.JobDefinition:
+    from tests.integration.harness import channel_files_job_def
+
+    return channel_files_job_def()
+
+
+def _event_log_text(instance: dg.DagsterInstance, run_id: str) -> str:
+    return "\n".join(
+        (r.event_log_entry.user_message or "") for r in instance.get_records_for_run(run_id).records
+    )
