@@ -1,0 +1,17 @@
+# Sourced by scripts/run and scripts/test: make `uv` available and the environment match uv.lock.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if command -v uv >/dev/null 2>&1; then
+  UV=(uv)
+else
+  if ! python3 -m uv --version >/dev/null 2>&1; then
+    echo "installing uv (the project's package manager) from PyPI ..." >&2
+    python3 -m pip install --quiet --user uv 2>/dev/null \
+      || python3 -m pip install --quiet --user --break-system-packages uv
+  fi
+  UV=(python3 -m uv)
+fi
+
+# Exactly the locked versions; a no-op when nothing changed.
+"${UV[@]}" sync --frozen --quiet
