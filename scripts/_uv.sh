@@ -13,5 +13,9 @@ else
   UV=(python3 -m uv)
 fi
 
+# Trust the system's certificate store (a TLS-inspecting proxy's CA lives there, not in uv's
+# bundled roots).
+export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}"
+
 # Exactly the locked versions; a no-op when nothing changed.
 "${UV[@]}" sync --frozen --quiet
