@@ -161,14 +161,17 @@ class NetworkPolicy:
                 f"refusing {where} {ip}, a cloud metadata address; it stays refused even inside "
                 f"{ALLOWED_NETWORKS_ENV} unless the network policy sets allow_metadata"
             )
+        if isinstance(ip, ipaddress.IPv6Address) and ip.sixtofour is not None:
+            # A 6to4 address is judged by the IPv4 it embeds (whether 2002::/16 itself
+            # counts as private differs between Python patch releases).
+            self._check_ip(ip.sixtofour, f"{where} {ip}, which embeds")
+            return
         reason = _forbidden_reason(ip)
         if reason is not None and not any(ip in net for net in self.allowed_networks):
             raise UnsafeURLError(
                 f"refusing {where} {ip}, {reason}; to allow it, add its network "
                 f"(e.g. {ipaddress.ip_network(ip)}) to {ALLOWED_NETWORKS_ENV}"
             )
-        if isinstance(ip, ipaddress.IPv6Address) and ip.sixtofour is not None:
-            self._check_ip(ip.sixtofour, f"{where} {ip}, which embeds")
 
 
 def _forbidden_reason(ip: IPAddress) -> str | None:
