@@ -45,7 +45,7 @@ def check(url: str, policy: NetworkPolicy | None = None) -> FakeResolver:
 
 
 ALLOWED = [
-    "http://[2002:5db8:d822::]/",  # 6to4 of a public IPv4: judged by the IPv4 it embeds
+    ("http://[2002:5db8:d822::]/", []),  # 6to4 of a public IPv4: judged by what it embeds
     ("https://example.com/", [("example.com", 443)]),
     ("http://example.com/path?q=1#frag", [("example.com", 80)]),
     ("https://example.com:8443/x", [("example.com", 8443)]),
