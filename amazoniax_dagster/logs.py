@@ -34,3 +34,38 @@ def redacted_log_records(redactor: Redactor) -> Iterator[None]:
         yield
     finally:
         logging.setLogRecordFactory(previous)
+
+
+class _Forward(logging.Handler):
+    def __init__(self, emit: Callable[[int, str], None]) -> None:
+        super().__init__()
+        self._emit = emit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._emit(record.levelno, record.getMessage())
+        except Exception:
+            self.handleError(record)
+
+
+@contextmanager
+def forwarded_logs(
+    emit: Callable[[int, str], None],
+    *,
+    logger_name: str = "amazoniax_dagster",
+    level: int = logging.INFO,
+) -> Iterator[None]:
+    """Send the core's log records (``amazoniax_dagster.*``) to ``emit`` while the block runs,
+    e.g. into a Dagster run's event log, whatever the instance's logging config."""
+    logger = logging.getLogger(logger_name)
+    handler = _Forward(emit)
+    handler.setLevel(level)
+    previous_level = logger.level
+    if logger.getEffectiveLevel() > level:
+        logger.setLevel(level)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)

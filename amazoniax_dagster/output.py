@@ -12,6 +12,7 @@ from amazoniax_dagster.errors import ConfigError, InfrastructureError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 _MIB = 1024 * 1024
 
@@ -81,7 +82,7 @@ class OutputBucket:
             raise self._translate(exc, f"write s3://{self.bucket}/{key}") from exc
 
     def delete(self, keys: Iterable[str]) -> None:
-        batch = [{"Key": k} for k in keys]
+        batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys]
         for i in range(0, len(batch), 1000):
             try:
                 self._client.delete_objects(

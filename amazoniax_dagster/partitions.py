@@ -4,5 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-channels_partitions = dg.DynamicPartitionsDefinition(name="channels")
-sites_partitions = dg.DynamicPartitionsDefinition(name="sites")
+CHANNELS = "channels"
+SITES = "sites"
+
+channels_partitions = dg.DynamicPartitionsDefinition(name=CHANNELS)
+sites_partitions = dg.DynamicPartitionsDefinition(name=SITES)

@@ -60,7 +60,7 @@ def make_client(
         read_timeout=30,
         max_pool_connections=max_pool_connections,
         # Our own RetryPolicy retries with the stored settings; botocore's would hide them.
-        retries={"max_attempts": 1, "mode": "standard"},
+        retries={"total_max_attempts": 1, "mode": "standard"},
         s3={"addressing_style": "path"} if endpoint_url else None,
         signature_version="s3v4" if access_key_id else None,
     )
@@ -102,7 +102,7 @@ def translate_error(exc: Exception, what: str) -> AmazoniaxError:
         if code in _TRANSIENT_CODES or (
             isinstance(status, int) and (status >= 500 or status == 429)
         ):
-            retry_after = _retry_after(exc.response)
+            retry_after = _retry_after(dict(exc.response))
             return TransientError(
                 f"cannot {what}: server said {code or status}", retry_after=retry_after
             )

@@ -38,7 +38,7 @@ def channel_files(
         run_job,
     )
     from amazoniax_dagster.errors import AmazoniaxError
-    from amazoniax_dagster.logs import redacted_log_records
+    from amazoniax_dagster.logs import forwarded_logs, redacted_log_records
     from amazoniax_dagster.messages import Flow
     from amazoniax_dagster.redaction import Redactor
 
@@ -61,7 +61,7 @@ def channel_files(
     context.log.info(f"job {request.job_id}: channel {request.channel_id}, flow {request.flow}")
     redactor = Redactor()
     failure: dg.Failure | None = None
-    with redacted_log_records(redactor):
+    with redacted_log_records(redactor), forwarded_logs(context.log.log):
         try:
             job = resolve_job(request, db)
             redactor.add(*job.secrets())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 if TYPE_CHECKING:
     from amazoniax_dagster.kafka import KafkaBus, Topics
@@ -18,6 +18,8 @@ class KafkaResource(dg.ConfigurableResource):
     status_topic: str = "amazoniax_status"
     dead_letter_topic: str = "amazoniax_fetcher_dlq"
     client_id: str = "amazoniax"
+    max_messages_per_tick: int = Field(default=500, description="sensor work bound per tick")
+    max_seconds_per_tick: float = Field(default=20.0, description="sensor time bound per tick")
 
     _bus: KafkaBus | None = PrivateAttr(default=None)
 

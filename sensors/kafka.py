@@ -10,12 +10,8 @@ import dagster as dg
 
 from amazoniax_dagster import tags
 from amazoniax_dagster.jobs import channel_files_job
-from amazoniax_dagster.partitions import channels_partitions
+from amazoniax_dagster.partitions import CHANNELS, channels_partitions
 from resources import FetcherDBResource, KafkaResource
-
-MAX_MESSAGES_PER_TICK = 500
-MAX_SECONDS_PER_TICK = 20.0
-
 
 def parse_cursor(cursor: str | None) -> dict[int, int]:
     return {int(p): int(o) for p, o in json.loads(cursor).items()} if cursor else {}
@@ -42,8 +38,8 @@ def kafka_fetcher_sensor(
     batch = bus.read(
         topics.fetcher,
         positions,
-        max_records=MAX_MESSAGES_PER_TICK,
-        max_seconds=MAX_SECONDS_PER_TICK,
+        max_records=kafka.max_messages_per_tick,
+        max_seconds=kafka.max_seconds_per_tick,
     )
     if not batch.records:
         return dg.SensorResult(skip_reason=f"no new messages on {topics.fetcher}")
@@ -54,7 +50,7 @@ def kafka_fetcher_sensor(
 
     jobs = {job.job_id: job for job in intake.accepted}  # a batch may repeat a message
     already = _jobs_with_runs(context.instance, list(jobs))
-    known_channels = set(context.instance.get_dynamic_partitions(channels_partitions.name))
+    known_channels = set(context.instance.get_dynamic_partitions(CHANNELS))
     new_channels = sorted({j.channel_id for j in jobs.values()} - known_channels)
     run_requests = [
         dg.RunRequest(

@@ -9,7 +9,13 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import Protocol
+
+
+class Readable(Protocol):
+    """What a source hands out for one file: bytes in chunks, never all at once."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,8 @@ class Source(Protocol):
 
     def list_files(self) -> Iterator[RemoteFile | RejectedFile]: ...
 
-    def open(self, remote: RemoteFile) -> AbstractContextManager[BinaryIO]:
-        """A binary stream of the file's bytes; read in chunks, never all at once."""
+    def open(self, remote: RemoteFile) -> AbstractContextManager[Readable]:
+        """The file's bytes as a stream; errors while reading arrive already translated."""
         ...
 
     def close(self) -> None: ...

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from amazoniax_dagster import s3util
 from amazoniax_dagster.messages import S3SourceConfig
 from amazoniax_dagster.netpolicy import NetworkPolicy
 from amazoniax_dagster.paths import FilePattern, UnsafePathError, remote_prefix, safe_relative_path
-from amazoniax_dagster.sources.base import RejectedFile, RemoteFile
+from amazoniax_dagster.sources.base import Readable, RejectedFile, RemoteFile
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -64,7 +64,7 @@ class S3Source:
             raise s3util.translate_error(exc, f"list {self.location}") from exc
 
     @contextmanager
-    def open(self, remote: RemoteFile) -> Iterator[BinaryIO]:
+    def open(self, remote: RemoteFile) -> Iterator[Readable]:
         what = f"download s3://{self.bucket}/{remote.key}"
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=remote.key)
@@ -87,7 +87,7 @@ class _TranslatingStream:
         self._body = body
         self._what = what
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int = -1, /) -> bytes:
         try:
             data: bytes = self._body.read(size)
         except s3util.boto_errors() as exc:

@@ -109,7 +109,7 @@ class SyncResult:
             for o in self.outcomes
         ]
 
-    def summary(self) -> dict[str, int | float | str]:
+    def summary(self) -> dict[str, int | float]:
         return {
             "listed": len(self.outcomes) + len(self.rejected),
             "new": self.count(Classification.NEW),
@@ -219,7 +219,9 @@ class SyncEngine:
 
     def _download(self, remote: RemoteFile) -> tuple[IO[bytes], str, int]:
         """Stream the file once through SHA-256 into a spool; refuse a short or long read."""
-        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=self.spool_dir)
+        spool = tempfile.SpooledTemporaryFile(
+            max_size=SPOOL_IN_MEMORY, dir=str(self.spool_dir) if self.spool_dir else None
+        )
         try:
             hasher = hashlib.sha256()
             size = 0

@@ -45,10 +45,14 @@ class Harness:
     bus: KafkaBus
     topics: Topics = field(default_factory=Topics)
     cursor: str | None = None
+    max_messages_per_tick: int = 500
 
     def resources(self) -> dict[str, Any]:
         return {
-            "kafka": KafkaResource(bootstrap_servers=self.stack.kafka_bootstrap),
+            "kafka": KafkaResource(
+                bootstrap_servers=self.stack.kafka_bootstrap,
+                max_messages_per_tick=self.max_messages_per_tick,
+            ),
             "fetcher_db": FetcherDBResource(
                 database_url=self.stack.database_url, secret_key=self.stack.secret_key
             ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,19 @@ from sqlalchemy import text
 
 from amazoniax_dagster import s3util, tags
 from amazoniax_dagster.db import FetcherDB, RetryConfig
+from amazoniax_dagster.errors import TransientError
 from amazoniax_dagster.kafka import KafkaBus, Topics
 from amazoniax_dagster.local_stack import LocalStack, StackEndpoints
 from amazoniax_dagster.sealing import SecretCipher
-from tests.integration.harness import Harness, end_offsets, job_id_of, read_json, s3_get_count
+from tests.integration.faults import FaultPlan, flaky_proxy
+from tests.integration.harness import (
+    Harness,
+    channel_files_job_def,
+    end_offsets,
+    job_id_of,
+    read_json,
+    s3_get_count,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -347,7 +356,7 @@ def test_a_crashed_run_still_reports_failed(
     )
     status_from = end_offsets(bus, TOPICS.status)
     run = harness.instance.create_run_for_job(
-        job_def=harness_job(),
+        job_def=channel_files_job_def(),
         tags={tags.JOB_ID: job_id, tags.CHANNEL_ID: "crashy", "dagster/partition": "crashy"},
     )
     harness.instance.report_run_failed(run, message="run worker process exited unexpectedly")
@@ -403,10 +412,87 @@ def test_secrets_from_messages_never_reach_dagster(
         assert secret not in stored, "secrets must be sealed at rest"
 
 
-def harness_job() -> dg.JobDefinition:
-    from tests.integration.harness import channel_files_job_def
+def _object_gets(bucket: str) -> Callable[[str, str], bool]:
+    return lambda method, path: method == "GET" and path.startswith(f"/{bucket}/exports/")
 
-    return channel_files_job_def()
+
+def _listings(bucket: str) -> Callable[[str, str], bool]:
+    return lambda method, path: method == "GET" and path.startswith(f"/{bucket}?")
+
+
+def test_a_503_storm_is_retried_and_then_succeeds(
+    harness: Harness, stack: StackEndpoints, fetcher_db: FetcherDB, channel_client: ChannelBuckets
+) -> None:
+    bucket = channel_client.new({"exports/r1.csv": b"1\n", "exports/r2.csv": b"2\n"})
+    plan = FaultPlan(matches=_object_gets(bucket), failures=2)
+    with flaky_proxy(stack.s3_endpoint_url, plan) as proxy:
+        job_id = f"job-{uuid.uuid4().hex[:8]}"
+        run = run_one(
+            harness,
+            s3_message(stack, job_id=job_id, channel_id="storm", bucket=bucket, endpoint_url=proxy),
+        )
+    assert plan.failed == 2
+    assert run.status is dg.DagsterRunStatus.SUCCESS
+    assert sorted(f.file_path for f in fetcher_db.job_files(job_id)) == ["r1.csv", "r2.csv"]
+    assert "retrying" in _event_log_text(harness.instance, run.run_id)
+
+
+def test_retries_stop_at_the_stored_limit_and_fail_as_transient(
+    harness: Harness,
+    stack: StackEndpoints,
+    fetcher_db: FetcherDB,
+    channel_client: ChannelBuckets,
+    bus: KafkaBus,
+) -> None:
+    bucket = channel_client.new({"exports/r1.csv": b"1\n"})
+    channel = f"down-{uuid.uuid4().hex[:6]}"
+    fetcher_db.set_retry_config(
+        RetryConfig(max_simple_retries=2, retry_delay_seconds=0.01), scope=channel
+    )
+    status_from = end_offsets(bus, TOPICS.status)
+    plan = FaultPlan(matches=_listings(bucket), failures=1_000)
+    with flaky_proxy(stack.s3_endpoint_url, plan) as proxy:
+        job_id = f"job-{uuid.uuid4().hex[:8]}"
+        run = run_one(
+            harness,
+            s3_message(stack, job_id=job_id, channel_id=channel, bucket=bucket, endpoint_url=proxy),
+        )
+    assert run.status is dg.DagsterRunStatus.FAILURE
+    assert plan.failed == 3  # the first try and max_simple_retries=2 more, no more
+    (status,) = [s for s in read_json(bus, TOPICS.status, status_from) if s["job_id"] == job_id]
+    assert status["status"] == "failed"
+    assert status["metadata"]["error_class"] == "transient"
+    assert "SlowDown" in status["message"]
+
+
+def test_each_tick_handles_a_bounded_number_of_messages(
+    harness: Harness, stack: StackEndpoints, channel_client: ChannelBuckets
+) -> None:
+    bucket = channel_client.new({"exports/x.csv": b"x\n"})
+    harness.max_messages_per_tick = 2
+    jobs = [f"job-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    for job_id in jobs:
+        harness.produce(s3_message(stack, job_id=job_id, channel_id="bounded", bucket=bucket))
+    first, second = harness.tick(), harness.tick()
+    assert [r.run_key for r in first.run_requests or []] == jobs[:2]
+    assert [r.run_key for r in second.run_requests or []] == jobs[2:]
+
+
+def test_a_broker_outage_fails_the_tick_and_loses_no_message(
+    harness: Harness, stack: StackEndpoints, local_stack: LocalStack, channel_client: ChannelBuckets
+) -> None:
+    bucket = channel_client.new({"exports/x.csv": b"x\n"})
+    job_id = f"job-{uuid.uuid4().hex[:8]}"
+    harness.produce(s3_message(stack, job_id=job_id, channel_id="outage", bucket=bucket))
+    cursor = harness.cursor
+    local_stack.pause_kafka()
+    try:
+        with pytest.raises(TransientError):
+            harness.tick()
+        assert harness.cursor == cursor
+    finally:
+        local_stack.resume_kafka()
+    assert [r.run_key for r in harness.tick().run_requests or []] == [job_id]
 
 
 def _event_log_text(instance: dg.DagsterInstance, run_id: str) -> str:

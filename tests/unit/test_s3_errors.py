@@ -1,0 +1,70 @@
+"""Every boto error that reaches us is translated into the product's error tree."""
+
+import pytest
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+from amazoniax_dagster.errors import ConfigError, TransientError
+from amazoniax_dagster.s3util import translate_error
+
+
+def client_error(code: str, status: int, headers: dict[str, str] | None = None) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": "m"},
+            "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers or {}},
+        },
+        "GetObject",
+    )
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected", "text"),
+    [
+        (client_error("SignatureDoesNotMatch", 403), ConfigError, "secret access key is wrong"),
+        (client_error("InvalidAccessKeyId", 403), ConfigError, "access key is not known"),
+        (client_error("AccessDenied", 403), ConfigError, "access denied"),
+        (client_error("NoSuchBucket", 404), ConfigError, "bucket does not exist"),
+        (client_error("SlowDown", 503), TransientError, "SlowDown"),
+        (client_error("InternalError", 500), TransientError, "InternalError"),
+        (client_error("Whatever", 502), TransientError, "Whatever"),
+        (client_error("TooManyRequests", 429), TransientError, "TooManyRequests"),
+        (client_error("NoSuchKey", 404), TransientError, "NoSuchKey"),
+        (client_error("InvalidArgument", 400), ConfigError, "InvalidArgument"),
+        (
+            EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+            TransientError,
+            "EndpointConnectionError",
+        ),
+        (
+            ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"),
+            TransientError,
+            "ConnectTimeoutError",
+        ),
+        (ReadTimeoutError(endpoint_url="http://127.0.0.1:1"), TransientError, "ReadTimeoutError"),
+        (ResponseStreamingError(error="reset"), TransientError, "ResponseStreamingError"),
+        (NoCredentialsError(), ConfigError, "no credentials"),
+        (ConnectionResetError("reset"), TransientError, "ConnectionResetError"),
+    ],
+)
+def test_boto_errors_are_translated(exc: Exception, expected: type, text: str) -> None:
+    err = translate_error(exc, "download s3://b/k")
+    assert type(err) is expected
+    assert text in str(err)
+    assert "download s3://b/k" in str(err)
+
+
+def test_retry_after_is_kept() -> None:
+    err = translate_error(client_error("SlowDown", 503, {"retry-after": "7"}), "x")
+    assert isinstance(err, TransientError) and err.retry_after == 7.0
+
+
+def test_a_foreign_error_is_not_silently_translated() -> None:
+    with pytest.raises(TypeError):
+        translate_error(ValueError("nope"), "x")
