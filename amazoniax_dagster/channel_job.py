@@ -145,7 +145,9 @@ def finish(
     )
     summary = result.summary()
     uploaded = len(result.uploaded)
-    if uploaded:
+    record = db.get_job(request.job_id)
+    # A re-run of a job whose folder was already announced does not announce it twice.
+    if uploaded and not (record and record.parsers_published):
         message = ParsersMessage(
             job_id=request.job_id,
             channel_id=request.channel_id,

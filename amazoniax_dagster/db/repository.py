@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, create_engine, func, select, update
+from sqlalchemy import Engine, create_engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -154,10 +154,10 @@ class FetcherDB:
                 metadata_json={},
             )
             .on_conflict_do_nothing(index_elements=[JobRun.job_id])
+            .returning(JobRun.id)
         )
         with self._session("queue the job") as s:
-            result: CursorResult[Any] = s.execute(stmt)  # type: ignore[assignment]
-            return bool(result.rowcount)
+            return s.execute(stmt).scalar() is not None
 
     def job_config(self, job_id: str) -> dict[str, Any] | None:
         """The config snapshot stored with the job (unsealed), if it has one."""

@@ -465,6 +465,56 @@ def test_retries_stop_at_the_stored_limit_and_fail_as_transient(
     assert "SlowDown" in status["message"]
 
 
+def test_a_failed_job_leaves_nothing_behind_and_can_be_run_again(
+    harness: Harness,
+    stack: StackEndpoints,
+    fetcher_db: FetcherDB,
+    channel_client: ChannelBuckets,
+    output_client: Any,
+    bus: KafkaBus,
+) -> None:
+    files = {"exports/ok1.csv": b"1\n", "exports/ok2.csv": b"2\n", "exports/bad.csv": b"3\n"}
+    bucket = channel_client.new(files)
+    channel = f"rerun-{uuid.uuid4().hex[:6]}"
+    fetcher_db.set_retry_config(RetryConfig(max_simple_retries=0), scope=channel)
+    parsers_from = end_offsets(bus, TOPICS.parsers)
+    plan = FaultPlan(
+        matches=lambda method, path: method == "GET" and path == f"/{bucket}/exports/bad.csv",
+        failures=1_000,
+    )
+    job_id = f"job-{uuid.uuid4().hex[:8]}"
+    folder = f"raw/{channel}/{job_id}/"
+    with flaky_proxy(stack.s3_endpoint_url, plan) as proxy:
+        harness.produce(
+            s3_message(stack, job_id=job_id, channel_id=channel, bucket=bucket, endpoint_url=proxy)
+        )
+        (request,) = harness.tick().run_requests or []
+        failed = harness.launch(request)
+        assert failed.status is dg.DagsterRunStatus.FAILURE
+        # Nothing half-done: no objects, no delivered files, no remembered identities.
+        assert objects_under(output_client, stack.output_bucket, folder) == {}
+        assert fetcher_db.job_files(job_id) == []
+        assert fetcher_db.load_history(channel).identities == {}
+
+        plan.failures = plan.failed  # the source is healthy again
+        again = harness.launch(request)  # the same job, as a re-execution would run it
+        harness.report(again)
+    assert again.status is dg.DagsterRunStatus.SUCCESS
+    assert objects_under(output_client, stack.output_bucket, folder) == {
+        "ok1.csv": b"1\n",
+        "ok2.csv": b"2\n",
+        "bad.csv": b"3\n",
+    }
+    assert {f.classification for f in fetcher_db.job_files(job_id)} == {"new"}
+    parsers = [m for m in read_json(bus, TOPICS.parsers, parsers_from) if m["job_id"] == job_id]
+    assert len(parsers) == 1 and parsers[0]["file_count"] == 3
+
+    harness.launch(request)  # once more: same files, announced only once
+    parsers = [m for m in read_json(bus, TOPICS.parsers, parsers_from) if m["job_id"] == job_id]
+    assert len(parsers) == 1
+    assert len(fetcher_db.job_files(job_id)) == 3
+
+
 def test_each_tick_handles_a_bounded_number_of_messages(
     harness: Harness, stack: StackEndpoints, channel_client: ChannelBuckets
 ) -> None:

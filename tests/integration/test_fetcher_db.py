@@ -1,0 +1,98 @@
+"""The fetcher DB on real PostgreSQL: migrations, defaults, idempotent writes, sealed secrets."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from amazoniax_dagster.db import DeliveredFile, FetcherDB, RetryConfig, SourceIdentity
+from amazoniax_dagster.db.models import Base
+from amazoniax_dagster.errors import ConfigError, InfrastructureError
+from amazoniax_dagster.local_stack import StackEndpoints
+from amazoniax_dagster.sealing import SecretCipher
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def fresh_db(stack: StackEndpoints) -> Iterator[FetcherDB]:
+    """A new, empty database on the stack's server, migrated from scratch."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(
+        stack.database_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    db = FetcherDB(
+        stack.database_url.rsplit("/", 1)[0] + f"/{name}", SecretCipher(stack.secret_key)
+    )
+    db.migrate()
+    yield db
+    db.close()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_migrations_and_models_describe_the_same_schema(fresh_db: FetcherDB) -> None:
+    with fresh_db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_migrating_twice_is_a_no_op(fresh_db: FetcherDB) -> None:
+    fresh_db.migrate()
+    with fresh_db.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_retry_settings_default_to_seed_000_and_can_be_overridden(fresh_db: FetcherDB) -> None:
+    assert fresh_db.retry_config() == RetryConfig(3, 2, 30.0)
+    fresh_db.set_retry_config(RetryConfig(5, 1, 2.5), scope="ch-1")
+    assert fresh_db.retry_config("ch-1") == RetryConfig(5, 1, 2.5)
+    assert fresh_db.retry_config("ch-2") == RetryConfig(3, 2, 30.0)
+
+
+def test_channel_secrets_are_sealed_at_rest(fresh_db: FetcherDB) -> None:
+    config = {"bucket": "b", "secret_access_key": "very-secret-value", "access_key": "AKIA1234"}
+    fresh_db.save_channel("ch", "s3", config)
+    with fresh_db.engine.connect() as conn:
+        raw = conn.execute(text("SELECT config_json::text FROM channels")).scalar()
+    assert raw is not None and "very-secret-value" not in raw and "AKIA1234" not in raw
+    assert fresh_db.get_channel("ch").config == config
+    with pytest.raises(ConfigError, match="no stored config"):
+        fresh_db.get_channel("unknown")
+
+
+def test_recording_a_job_twice_changes_nothing(fresh_db: FetcherDB) -> None:
+    files = [DeliveredFile("a.csv", "raw/ch/j1/a.csv", "h1", 10, "new")]
+    idents = [SourceIdentity("exports/a.csv", "a.csv", 10, "e1", None, "h1")]
+    for _ in range(2):
+        fresh_db.record_files(job_id="j1", channel_id="ch", delivered=files, identities=idents)
+    assert fresh_db.job_files("j1") == files
+    history = fresh_db.load_history("ch")
+    assert history.latest_hash_by_path == {"a.csv": "h1"}
+    assert set(history.identities) == {"exports/a.csv"}
+    # A job's own records are left out when that job runs again.
+    assert fresh_db.load_history("ch", exclude_job_id="j1").latest_hash_by_path == {}
+
+
+def test_queueing_the_same_job_twice_keeps_the_first(fresh_db: FetcherDB) -> None:
+    args = {"job_id": "j", "channel_id": "c", "source_type": "s3", "flow": "new"}
+    assert fresh_db.queue_job(**args, config={"bucket": "first"}) is True
+    assert fresh_db.queue_job(**args, config={"bucket": "second"}) is False
+    assert fresh_db.job_config("j") == {"bucket": "first"}
+
+
+def test_an_unreachable_db_is_an_infrastructure_error() -> None:
+    db = FetcherDB(
+        "postgresql+psycopg://postgres@127.0.0.1:1/x?connect_timeout=2",
+        SecretCipher(SecretCipher.generate_key()),
+    )
+    with pytest.raises(InfrastructureError, match="unreachable"):
+        db.ping()
