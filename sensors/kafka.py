@@ -13,6 +13,7 @@ from amazoniax_dagster.jobs import channel_files_job
 from amazoniax_dagster.partitions import CHANNELS, channels_partitions
 from resources import FetcherDBResource, KafkaResource
 
+
 def parse_cursor(cursor: str | None) -> dict[int, int]:
     return {int(p): int(o) for p, o in json.loads(cursor).items()} if cursor else {}
 
