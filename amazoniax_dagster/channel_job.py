@@ -9,8 +9,9 @@ classifies and uploads the same files again (same keys, same bytes) and announce
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.errors import AmazoniaxError, ConfigError, MessageError
 from amazoniax_dagster.kafka import KafkaBus, Topics
+from amazoniax_dagster.logs import JobLog, forwarded_logs, redacted_log_records
 from amazoniax_dagster.messages import (
     Flow,
     ParsersMessage,
@@ -27,7 +29,7 @@ from amazoniax_dagster.messages import (
 )
 from amazoniax_dagster.netpolicy import NetworkPolicy
 from amazoniax_dagster.output import OutputBucket
-from amazoniax_dagster.redaction import collect_secret_values
+from amazoniax_dagster.redaction import Redactor, collect_secret_values
 from amazoniax_dagster.retry import RetryPolicy
 from amazoniax_dagster.sync.engine import SyncEngine, SyncResult
 
@@ -72,6 +74,74 @@ def resolve_job(request: JobRequest, db: FetcherDB) -> ResolvedJob:
     return ResolvedJob(request, SourceType(channel.source_type), config or channel.config)
 
 
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a job ended. ``error_text`` is redacted and safe to show anywhere."""
+
+    request: JobRequest
+    result: SyncResult | None
+    error_class: str | None = None
+    error_text: str | None = None
+    log_uri: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+def execute(
+    request: JobRequest,
+    services: JobServices,
+    *,
+    emit: Callable[[int, str], None] | None = None,
+) -> JobOutcome:
+    """Run one job with its secrets redacted from every log line, its log kept and uploaded
+    beside the job folder, and any failure captured (never raised) as a redacted outcome.
+    ``emit`` receives the job's log lines too (a Dagster run's log)."""
+    redactor = Redactor()
+    job_log = JobLog()
+    result: SyncResult | None = None
+    error_class: str | None = None
+    error_text: str | None = None
+    with (
+        redacted_log_records(redactor),
+        forwarded_logs(emit) if emit else nullcontext(),
+        job_log.capturing(),
+    ):
+        try:
+            job = resolve_job(request, services.db)
+            redactor.add(*job.secrets())
+            log.info(
+                "job %s: %s channel %s, flow %s",
+                request.job_id,
+                job.source_type,
+                request.channel_id,
+                request.flow,
+            )
+            with job_record(job, services.db):
+                result = run_job(job, services)
+        except AmazoniaxError as exc:
+            error_class, error_text = exc.error_class, redactor(f"{exc.error_class} error: {exc}")
+            log.error("job %s failed: %s", request.job_id, error_text)
+        except Exception as exc:
+            error_class = "internal"
+            error_text = redactor(f"unexpected error: {type(exc).__name__}: {exc}")
+            log.error("job %s failed: %s\n%s", request.job_id, error_text, traceback.format_exc())
+    log_uri = _upload_job_log(request, job_log, services)
+    job_log.close()
+    return JobOutcome(request, result, error_class, error_text, log_uri)
+
+
+def _upload_job_log(request: JobRequest, job_log: JobLog, services: JobServices) -> str | None:
+    key = services.output.job_log_key(request.channel_id, request.job_id)
+    try:
+        services.output.put_bytes(key, job_log.getvalue())
+    except AmazoniaxError as exc:  # the job's own outcome matters more than its log
+        log.warning("could not upload the job log to %s: %s", key, exc)
+        return None
+    return f"s3://{services.output.bucket}/{key}"
+
+
 @contextmanager
 def job_record(job: ResolvedJob, db: FetcherDB) -> Iterator[None]:
     """Mark the job running; on an error record it failed (with its class) and re-raise."""
@@ -85,9 +155,10 @@ def job_record(job: ResolvedJob, db: FetcherDB) -> Iterator[None]:
     )
     try:
         yield
-    except AmazoniaxError as exc:
+    except Exception as exc:
+        error_class = exc.error_class if isinstance(exc, AmazoniaxError) else "internal"
         db.finish_job(
-            req.job_id, status="failed", message=str(exc), metadata={"error_class": exc.error_class}
+            req.job_id, status="failed", message=str(exc), metadata={"error_class": error_class}
         )
         raise
 

@@ -8,6 +8,7 @@ one place every record of the process passes through, Dagster's included.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -69,3 +70,61 @@ def forwarded_logs(
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous_level)
+
+
+class JobLog(logging.Handler):
+    """The job's own log lines, kept in a spool (memory stays flat) and uploaded to S3 when
+    the job ends, successful or not. Lines arrive already redacted by the record factory."""
+
+    MAX_BYTES = 20 * 1024 * 1024
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
+        self._spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)
+        self._size = 0
+        self._truncated = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = (self.format(record) + "\n").encode("utf-8", "replace")
+            with self.lock_or_none():
+                if self._size + len(line) > self.MAX_BYTES:
+                    self._truncated = True
+                    return
+                self._spool.write(line)
+                self._size += len(line)
+        except Exception:
+            self.handleError(record)
+
+    @contextmanager
+    def lock_or_none(self) -> Iterator[None]:
+        if self.lock is None:
+            yield
+            return
+        with self.lock:
+            yield
+
+    def getvalue(self) -> bytes:
+        with self.lock_or_none():
+            self._spool.seek(0)
+            data = self._spool.read()
+            self._spool.seek(0, 2)
+        if self._truncated:
+            data += b"... (log truncated at 20 MiB)\n"
+        return data
+
+    def close(self) -> None:
+        self._spool.close()
+        super().close()
+
+    @contextmanager
+    def capturing(self, logger_name: str = "amazoniax_dagster") -> Iterator[JobLog]:
+        logger = logging.getLogger(logger_name)
+        logger.addHandler(self)
+        try:
+            yield self
+        finally:
+            logger.removeHandler(self)

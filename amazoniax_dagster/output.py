@@ -52,6 +52,12 @@ class OutputBucket:
     def job_uri(self, channel_id: str, job_id: str) -> str:
         return f"s3://{self.bucket}/{self.job_folder(channel_id, job_id)}"
 
+    def job_log_key(self, channel_id: str, job_id: str) -> str:
+        """Beside the job folder, not in it: parsers read the folder and must not see logs."""
+        return (
+            posixpath.join(*(p for p in (self.prefix, channel_id, "_logs") if p)) + f"/{job_id}.log"
+        )
+
     def key_for(self, channel_id: str, job_id: str, relative_path: str) -> str:
         return self.job_folder(channel_id, job_id) + relative_path
 

@@ -4,7 +4,7 @@ Runs started by the Kafka sensor carry the job in their tags; runs launched or b
 the UI get a job_id made from the run id and use the channel's stored config.
 """
 
-import traceback
+from typing import Any
 
 import dagster as dg
 
@@ -30,67 +30,42 @@ def channel_files(
     kafka: KafkaResource,
     fetch_settings: FetchSettings,
 ) -> dg.MaterializeResult:
-    from amazoniax_dagster.channel_job import (
-        JobRequest,
-        JobServices,
-        job_record,
-        resolve_job,
-        run_job,
-    )
-    from amazoniax_dagster.errors import AmazoniaxError
-    from amazoniax_dagster.logs import forwarded_logs, redacted_log_records
+    from amazoniax_dagster.channel_job import JobRequest, JobServices, execute
     from amazoniax_dagster.messages import Flow
-    from amazoniax_dagster.redaction import Redactor
 
-    run_tags = context.run.tags
     request = JobRequest(
-        job_id=tags.job_id_for_run(run_tags, context.run_id),
+        job_id=tags.job_id_for_run(context.run.tags, context.run_id),
         channel_id=context.partition_key,
-        flow=Flow(run_tags.get(tags.FLOW, Flow.EXISTING)),
+        flow=Flow(context.run.tags.get(tags.FLOW, Flow.EXISTING)),
         run_id=context.run_id,
     )
-    db = fetcher_db.get_db()
     services = JobServices(
-        db=db,
+        db=fetcher_db.get_db(),
         output=output_bucket.get_bucket(max_connections=fetch_settings.max_workers * 2),
         bus=kafka.get_bus(),
         topics=kafka.topics(),
         policy=fetch_settings.network_policy(),
         max_workers=fetch_settings.max_workers,
     )
-    context.log.info(f"job {request.job_id}: channel {request.channel_id}, flow {request.flow}")
-    redactor = Redactor()
-    failure: dg.Failure | None = None
-    with redacted_log_records(redactor), forwarded_logs(context.log.log):
-        try:
-            job = resolve_job(request, db)
-            redactor.add(*job.secrets())
-            with job_record(job, db):
-                result = run_job(job, services)
-        except AmazoniaxError as exc:
-            failure = dg.Failure(
-                description=redactor(f"{exc.error_class} error: {exc}"),
-                metadata={"error_class": exc.error_class, "job_id": request.job_id},
-                allow_retries=False,
-            )
-        except Exception as exc:
-            # Unexpected: keep the traceback for people, but only in redacted form.
-            context.log.error(redactor(traceback.format_exc()))
-            failure = dg.Failure(
-                description=redactor(f"unexpected error: {type(exc).__name__}: {exc}"),
-                metadata={"error_class": "internal", "job_id": request.job_id},
-            )
-    if failure is not None:
-        # Raised outside the except block so the original exception (which may quote a
-        # secret) is not chained into Dagster's event log.
-        raise failure
+    outcome = execute(request, services, emit=context.log.log)
+    log_link: dict[str, Any] = (
+        {"job_log": dg.MetadataValue.path(outcome.log_uri)} if outcome.log_uri else {}
+    )
+    if outcome.result is None:
+        # A fresh exception with a redacted text: nothing secret is chained into the event log.
+        raise dg.Failure(
+            description=outcome.error_text,
+            metadata={"error_class": outcome.error_class or "internal", "job_id": request.job_id}
+            | log_link,
+            allow_retries=False,
+        )
 
-    summary = result.summary()
+    summary = outcome.result.summary()
     return dg.MaterializeResult(
         metadata={
             "job_id": request.job_id,
-            "s3_output_path": dg.MetadataValue.path(result.output_uri)
-            if result.uploaded
+            "s3_output_path": dg.MetadataValue.path(outcome.result.output_uri)
+            if outcome.result.uploaded
             else "(nothing uploaded)",
             "new_files": summary["new"],
             "updated_files": summary["updated"],
@@ -102,4 +77,5 @@ def channel_files(
             "bytes_downloaded": summary["bytes_downloaded"],
             "duration_seconds": summary["duration_seconds"],
         }
+        | log_link
     )

@@ -219,6 +219,16 @@ def test_s3_channel_end_to_end(
     assert delivered["a.csv"].file_size == len(FILES["exports/a.csv"])
     assert delivered["a.csv"].s3_key == f"{folder}a.csv"
 
+    job_log = (
+        output_client.get_object(Bucket=stack.output_bucket, Key=f"raw/{channel}/_logs/{job1}.log")[
+            "Body"
+        ]
+        .read()
+        .decode()
+    )
+    assert f"job {job1}: s3 channel {channel}" in job_log
+    assert "3 new or updated files uploaded" in job_log
+
     parsers = [
         m for m in read_json(bus, TOPICS.parsers, parsers_from) if m["channel_id"] == channel
     ]
@@ -294,6 +304,7 @@ def test_bad_messages_are_dead_lettered_and_the_sensor_goes_on(
     stack: StackEndpoints,
     fetcher_db: FetcherDB,
     channel_client: ChannelBuckets,
+    output_client: Any,
     bus: KafkaBus,
 ) -> None:
     bucket = channel_client.new({"exports/x.csv": b"x\n"})
@@ -340,6 +351,15 @@ def test_bad_messages_are_dead_lettered_and_the_sensor_goes_on(
     assert failed["metadata"]["error_class"] == "config"
     record = fetcher_db.get_job(bad_secret_job)
     assert record is not None and record.status == "failed"
+    failed_log = (
+        output_client.get_object(
+            Bucket=stack.output_bucket, Key=f"raw/bad-secret/_logs/{bad_secret_job}.log"
+        )["Body"]
+        .read()
+        .decode()
+    )
+    assert "secret access key is wrong" in failed_log
+    assert wrong not in failed_log
     assert fetcher_db.job_files(bad_secret_job) == []
     # A config error fails at once: one attempt, no retry storm.
     assert "retrying" not in _event_log_text(harness.instance, runs[bad_secret_job].run_id)
