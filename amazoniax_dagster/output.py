@@ -58,6 +58,11 @@ class OutputBucket:
             posixpath.join(*(p for p in (self.prefix, channel_id, "_logs") if p)) + f"/{job_id}.log"
         )
 
+    def quarantine_key(self, channel_id: str, job_id: str, relative_path: str) -> str:
+        """Invalid files of a quarantining channel: kept for people, not announced to parsers."""
+        parts = (self.prefix, channel_id, "_quarantine", job_id)
+        return posixpath.join(*(p for p in parts if p)) + "/" + relative_path
+
     def key_for(self, channel_id: str, job_id: str, relative_path: str) -> str:
         return self.job_folder(channel_id, job_id) + relative_path
 

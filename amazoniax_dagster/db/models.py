@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -122,6 +123,11 @@ class FileMetadata(Base):
     content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     file_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     classification: Mapped[str] = mapped_column(String(16), nullable=False)
+    # The format check's verdict (valid | invalid | skipped), None when not checked.
+    validation: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    quarantined: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
     created_at: Mapped[datetime] = _created()
 
 

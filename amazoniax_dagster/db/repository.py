@@ -66,6 +66,8 @@ class DeliveredFile:
     content_hash: str
     file_size: int
     classification: str  # "new" | "updated"
+    validation: str | None = None  # "valid" | "invalid" | "skipped"; None when not checked
+    quarantined: bool = False
 
 
 @dataclass
@@ -287,6 +289,8 @@ class FetcherDB:
                 "content_hash": f.content_hash,
                 "file_size": f.file_size,
                 "classification": f.classification,
+                "validation": f.validation,
+                "quarantined": f.quarantined,
             }
             for f in delivered
         ]
@@ -336,7 +340,15 @@ class FetcherDB:
                 select(FileMetadata).where(FileMetadata.job_id == job_id).order_by(FileMetadata.id)
             )
             return [
-                DeliveredFile(r.file_path, r.s3_key, r.content_hash, r.file_size, r.classification)
+                DeliveredFile(
+                    r.file_path,
+                    r.s3_key,
+                    r.content_hash,
+                    r.file_size,
+                    r.classification,
+                    r.validation,
+                    r.quarantined,
+                )
                 for r in rows
             ]
 

@@ -34,6 +34,7 @@ from amazoniax_dagster.errors import TransientError
 from amazoniax_dagster.output import OutputBucket
 from amazoniax_dagster.retry import RetryPolicy
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile, Source
+from amazoniax_dagster.validation import FileCheck, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,18 @@ class FileOutcome:
     classification: Classification
     content_hash: str
     size: int
-    s3_key: str | None  # set when uploaded
+    s3_key: str | None  # set when uploaded (to the job folder, or to quarantine)
     downloaded: bool
+    check: FileCheck | None = None  # set for new/updated files when validation is on
+    quarantined: bool = False
+
+    @property
+    def invalid(self) -> bool:
+        return self.check is not None and self.check.verdict is Verdict.INVALID
+
+
+#: Checks one file's format: (relative path, seekable stream) -> verdict.
+Validator = Callable[[str, IO[bytes]], FileCheck]
 
 
 @dataclass
@@ -72,7 +83,12 @@ class SyncResult:
 
     @property
     def uploaded(self) -> list[FileOutcome]:
-        return [o for o in self.outcomes if o.s3_key is not None]
+        """Files in the job folder: what parsers are told about (quarantine excluded)."""
+        return [o for o in self.outcomes if o.s3_key is not None and not o.quarantined]
+
+    @property
+    def checks(self) -> list[FileCheck]:
+        return [o.check for o in self.outcomes if o.check is not None]
 
     @property
     def bytes_downloaded(self) -> int:
@@ -80,7 +96,7 @@ class SyncResult:
 
     @property
     def bytes_uploaded(self) -> int:
-        return sum(o.size for o in self.uploaded)
+        return sum(o.size for o in self.outcomes if o.s3_key is not None)
 
     @property
     def downloads(self) -> int:
@@ -89,7 +105,13 @@ class SyncResult:
     def delivered(self) -> list[DeliveredFile]:
         return [
             DeliveredFile(
-                o.remote.relative_path, o.s3_key, o.content_hash, o.size, o.classification
+                o.remote.relative_path,
+                o.s3_key,
+                o.content_hash,
+                o.size,
+                o.classification,
+                validation=o.check.verdict if o.check else None,
+                quarantined=o.quarantined,
             )
             for o in self.outcomes
             if o.s3_key is not None
@@ -121,6 +143,8 @@ class SyncResult:
             "bytes_downloaded": self.bytes_downloaded,
             "bytes_uploaded": self.bytes_uploaded,
             "files_uploaded": len(self.uploaded),
+            "invalid": sum(1 for o in self.outcomes if o.invalid),
+            "quarantined": sum(1 for o in self.outcomes if o.quarantined),
             "duration_seconds": round(self.duration_seconds, 3),
         }
 
@@ -155,6 +179,8 @@ class SyncEngine:
         trust_listing: bool = True,
         spool_dir: Path | None = None,
         discard_on_failure: bool = True,
+        validate: Validator | None = None,
+        quarantine_invalid: bool = False,
     ) -> None:
         self.source = source
         self.output = output
@@ -164,6 +190,9 @@ class SyncEngine:
         self.spool_dir = spool_dir
         # False when re-running a job whose files were already announced: keep them.
         self.discard_on_failure = discard_on_failure
+        self.validate = validate
+        # Invalid files go under a separate prefix instead of the job folder.
+        self.quarantine_invalid = quarantine_invalid
         self._uploaded: list[str] = []
         self._uploaded_lock = threading.Lock()
 
@@ -205,8 +234,22 @@ class SyncEngine:
         with spool:
             classification = classify(remote.relative_path, digest, history)
             key = None
+            check = None
+            quarantined = False
             if classification in (Classification.NEW, Classification.UPDATED):
-                key = self.output.key_for(channel_id, job_id, remote.relative_path)
+                if self.validate is not None:
+                    spool.seek(0)
+                    check = self.validate(remote.relative_path, spool)
+                quarantined = (
+                    self.quarantine_invalid
+                    and check is not None
+                    and check.verdict is Verdict.INVALID
+                )
+                key = (
+                    self.output.quarantine_key(channel_id, job_id, remote.relative_path)
+                    if quarantined
+                    else self.output.key_for(channel_id, job_id, remote.relative_path)
+                )
 
                 def upload() -> None:
                     spool.seek(0)
@@ -215,7 +258,7 @@ class SyncEngine:
                 self.retry.call(upload, what=f"upload {remote.relative_path}")
                 with self._uploaded_lock:
                     self._uploaded.append(key)
-            return FileOutcome(remote, classification, digest, size, key, True)
+            return FileOutcome(remote, classification, digest, size, key, True, check, quarantined)
 
     def _download(self, remote: RemoteFile) -> tuple[IO[bytes], str, int]:
         """Stream the file once through SHA-256 into a spool; refuse a short or long read."""
