@@ -237,6 +237,9 @@ def finish(
         if uploaded
         else "no new or updated files"
     )
+    if summary["invalid"]:
+        what = "quarantined" if summary["quarantined"] else "uploaded and flagged"
+        text += f"; {summary['invalid']} files failed validation ({what})"
     db.finish_job(
         request.job_id,
         status="success",

@@ -10,6 +10,7 @@ import dagster as dg
 
 from amazoniax_dagster import tags
 from amazoniax_dagster.partitions import channels_partitions
+from assets.checks import CHECK_SPECS, check_results
 from resources import FetcherDBResource, FetchSettings, KafkaResource, OutputBucketResource
 
 
@@ -17,6 +18,7 @@ from resources import FetcherDBResource, FetchSettings, KafkaResource, OutputBuc
     partitions_def=channels_partitions,
     kinds={"s3", "python"},
     group_name="fetching",
+    check_specs=CHECK_SPECS,
     description=(
         "Files fetched for one channel: each run lists the source, skips what the channel "
         "already delivered, uploads new and updated files to one folder per job, and "
@@ -62,6 +64,7 @@ def channel_files(
 
     summary = outcome.result.summary()
     return dg.MaterializeResult(
+        check_results=check_results(outcome.result, policy=outcome.result.invalid_files_policy),
         metadata={
             "job_id": request.job_id,
             "s3_output_path": dg.MetadataValue.path(outcome.result.output_uri)
@@ -72,10 +75,12 @@ def channel_files(
             "duplicate_files": summary["duplicate"] + summary["unchanged"],
             "skipped_without_download": summary["unchanged"],
             "rejected_names": summary["rejected"],
+            "invalid_files": summary["invalid"],
+            "quarantined_files": summary["quarantined"],
             "files_uploaded": summary["files_uploaded"],
             "bytes_uploaded": summary["bytes_uploaded"],
             "bytes_downloaded": summary["bytes_downloaded"],
             "duration_seconds": summary["duration_seconds"],
         }
-        | log_link
+        | log_link,
     )

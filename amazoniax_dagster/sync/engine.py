@@ -77,6 +77,10 @@ class SyncResult:
     outcomes: list[FileOutcome] = field(default_factory=list)
     rejected: list[RejectedFile] = field(default_factory=list)
     duration_seconds: float = 0.0
+    #: how many paths the channel had delivered before this job (0 for a new channel)
+    history_files: int = 0
+    #: what happens to invalid files: "flag" (uploaded, reported) or "quarantine"
+    invalid_files_policy: str = "flag"
 
     def count(self, classification: Classification) -> int:
         return sum(1 for o in self.outcomes if o.classification is classification)
@@ -199,6 +203,8 @@ class SyncEngine:
     def run(self, *, channel_id: str, job_id: str, history: ChannelHistory) -> SyncResult:
         started = time.monotonic()
         result = SyncResult(channel_id, job_id, self.output.job_uri(channel_id, job_id))
+        result.history_files = len(history.latest_hash_by_path)
+        result.invalid_files_policy = "quarantine" if self.quarantine_invalid else "flag"
         listing = self.retry.call(
             lambda: list(self.source.list_files()), what=f"list {self.source.location}"
         )

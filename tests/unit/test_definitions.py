@@ -22,6 +22,10 @@ def test_snapshot_of_names() -> None:
         "status_on_failure",
         "status_on_success",
     ]
+    assert sorted(k.name for k in defs.get_assets_def("channel_files").check_keys) == [
+        "files_well_formed",
+        "not_empty_where_history_has_data",
+    ]
     assert "channel_files_job" in {j.name for j in repo.get_all_jobs()}
     assert sorted(defs.resources) == ["fetch_settings", "fetcher_db", "kafka", "output_bucket"]
 
