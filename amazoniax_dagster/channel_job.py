@@ -22,6 +22,7 @@ from amazoniax_dagster.kafka import KafkaBus, Topics
 from amazoniax_dagster.logs import JobLog, forwarded_logs, redacted_log_records
 from amazoniax_dagster.messages import (
     Flow,
+    FtpSourceConfig,
     ParsersMessage,
     S3SourceConfig,
     SourceType,
@@ -31,7 +32,8 @@ from amazoniax_dagster.netpolicy import NetworkPolicy
 from amazoniax_dagster.output import OutputBucket
 from amazoniax_dagster.redaction import Redactor, collect_secret_values
 from amazoniax_dagster.retry import RetryPolicy
-from amazoniax_dagster.sync.engine import SyncEngine, SyncResult
+from amazoniax_dagster.sources.base import Source
+from amazoniax_dagster.sync.engine import SyncEngine, SyncResult, Validator
 
 log = logging.getLogger(__name__)
 
@@ -165,27 +167,69 @@ def job_record(job: ResolvedJob, db: FetcherDB) -> Iterator[None]:
 
 def run_job(job: ResolvedJob, services: JobServices) -> SyncResult:
     """Run a resolved job; the caller wraps it in ``job_record`` and handles logging."""
-    if job.source_type is not SourceType.S3:
-        raise ConfigError(
-            f"source_type {job.source_type!s} is not supported by this version of amazoniax yet"
-        )
     try:
         config = parse_source_config(job.source_type, job.config)
     except MessageError as exc:
         raise ConfigError(str(exc)) from exc
-    assert isinstance(config, S3SourceConfig)
-    return sync_s3(job.request, config, services)
+    if isinstance(config, S3SourceConfig | FtpSourceConfig):
+        return sync_files(job.request, config, services)
+    raise ConfigError(
+        f"source_type {job.source_type!s} is not supported by this version of amazoniax yet"
+    )
 
 
-def sync_s3(request: JobRequest, config: S3SourceConfig, services: JobServices) -> SyncResult:
-    from amazoniax_dagster.sources.s3 import S3Source
+def open_source(
+    config: S3SourceConfig | FtpSourceConfig, *, policy: NetworkPolicy, max_connections: int
+) -> Source:
+    """The file source a channel config describes (S3, FTP/FTPS or SFTP)."""
+    if isinstance(config, S3SourceConfig):
+        from amazoniax_dagster.sources.s3 import S3Source
 
+        return S3Source(config, policy=policy, max_connections=max_connections)
+    if config.protocol == "sftp":
+        from amazoniax_dagster.sources.sftp import SftpSource
+
+        return SftpSource(config, policy=policy, max_connections=max_connections)
+    from amazoniax_dagster.sources.ftp import FtpSource
+
+    return FtpSource(config, policy=policy, max_connections=max_connections)
+
+
+def validator_for(config: S3SourceConfig | FtpSourceConfig) -> Validator:
+    """The channel's format checks (a bad schema is a ConfigError before anything is fetched)."""
+    from amazoniax_dagster.validation import (
+        DEFAULT_ALLOWED_EXTENSIONS,
+        ValidationRules,
+        validate_file,
+    )
+
+    allowed = config.allowed_extensions
+    rules = ValidationRules(
+        json_schema=config.json_schema,
+        json_schemas_by_pattern=config.json_schemas,
+        csv_require_utf8=config.csv_require_utf8,
+        allowed_other_extensions=(
+            DEFAULT_ALLOWED_EXTENSIONS if allowed is None else frozenset(allowed)
+        ),
+    )
+    return lambda path, stream: validate_file(path, stream, rules)
+
+
+def sync_files(
+    request: JobRequest, config: S3SourceConfig | FtpSourceConfig, services: JobServices
+) -> SyncResult:
     db = services.db
     retry = db.retry_config(request.channel_id)
     policy = RetryPolicy(retries=retry.max_simple_retries, delay_seconds=retry.retry_delay_seconds)
+    validate = validator_for(config)
     history = db.load_history(request.channel_id, exclude_job_id=request.job_id)
     already_delivered = bool(db.job_files(request.job_id))
-    source = S3Source(config, policy=services.policy, max_connections=services.max_workers * 2)
+    source = policy.call(
+        lambda: open_source(
+            config, policy=services.policy, max_connections=services.max_workers * 2
+        ),
+        what="connect to the source",
+    )
     try:
         engine = SyncEngine(
             source,
@@ -195,6 +239,8 @@ def sync_s3(request: JobRequest, config: S3SourceConfig, services: JobServices) 
             trust_listing=config.verify == "listing",
             spool_dir=services.spool_dir,
             discard_on_failure=not already_delivered,
+            validate=validate,
+            quarantine_invalid=config.invalid_files == "quarantine",
         )
         result = engine.run(channel_id=request.channel_id, job_id=request.job_id, history=history)
     finally:

@@ -56,7 +56,22 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
 
-class S3SourceConfig(_Open):
+class _FileChannel(_Open):
+    """What every file channel (S3, FTP, SFTP) says about checking files before upload."""
+
+    # "flag": invalid files are uploaded and reported; "quarantine": they go under
+    # <prefix>/<channel>/_quarantine/<job>/ and are not announced to parsers.
+    invalid_files: Literal["flag", "quarantine"] = "flag"
+    # A JSON Schema every JSON/JSONL file must match, or one per glob (first match wins).
+    json_schema: dict[str, Any] | None = None
+    json_schemas: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # CSV/TSV must be UTF-8 unless this is false (then the detected encoding is accepted).
+    csv_require_utf8: bool = True
+    # File types (".pdf") accepted without a format check; None = the product's default list.
+    allowed_extensions: list[str] | None = None
+
+
+class S3SourceConfig(_FileChannel):
     """An S3 channel. ``endpoint_url``/``region`` are optional for S3-compatible stores."""
 
     bucket: Annotated[str, StringConstraints(min_length=3, max_length=63)]
@@ -71,15 +86,36 @@ class S3SourceConfig(_Open):
     verify: Literal["listing", "always_hash"] = "listing"
 
 
-class FtpSourceConfig(_Open):
+class FtpSourceConfig(_FileChannel):
+    """An FTP, explicit-FTPS or SFTP channel (``protocol``); ``port`` defaults to 21 or 22.
+
+    The connection fields below the first block have safe defaults: TLS certificates and SSH
+    host keys are verified unless the config says otherwise, and every socket times out.
+    """
+
     host: str
     username: str = "anonymous"
     password: SecretStr | None = None
     remote_path: str = "/"
     file_pattern: str = "*"
-    port: int | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
     protocol: Literal["ftp", "ftps", "sftp"] = "ftp"
     verify: Literal["listing", "always_hash"] = "listing"
+    # Seconds before connecting or a silent server counts as failed (TransientError).
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # Parallel transfers (one connection or SFTP session each); many servers cap this per user.
+    max_connections: Annotated[int, Field(ge=1, le=16)] = 4
+    # FTPS: verify the server certificate; ca_cert_pem trusts exactly that CA (self-signed).
+    tls_verify: bool = True
+    ca_cert_pem: str | None = None
+    # SFTP: the server's public key(s) ("ssh-ed25519 AAAA...", known_hosts lines) or SHA256
+    # fingerprints, one per line. "verify" refuses a server without a match;
+    # "accept_any" skips the check (logs the fingerprint; not for production).
+    host_key: str | None = None
+    host_key_policy: Literal["verify", "accept_any"] = "verify"
+    # SFTP key authentication (OpenSSH or PEM private key text), instead of the password.
+    private_key: SecretStr | None = None
+    private_key_passphrase: SecretStr | None = None
 
 
 class WebSourceConfig(_Open):

@@ -135,6 +135,33 @@ class NetworkPolicy:
         """Check the absolute target of a redirect from ``from_url`` to ``to_url``."""
         self.check_url(urljoin(from_url, to_url), resolve=resolve)
 
+    def check_host(self, host: str, port: int, *, resolve: Resolver | None = None) -> list[str]:
+        """Check a bare host (FTP, SFTP: no URL) like :meth:`check_url` checks a URL's host.
+
+        Returns every address ``host`` resolves to, each one allowed, so that the caller
+        connects to exactly the addresses that were checked (a second lookup at connect time
+        could answer differently: DNS rebinding).
+        """
+        shown = f"{host}:{port}"
+        if not host or _CONTROL_OR_SPACE.search(host) or any(c in host for c in "/\\@?#"):
+            raise UnsafeURLError(f"refusing host {host!r}: not a plain host name or address")
+        name = _normalize_host(host.removeprefix("[").removesuffix("]"), shown)
+        if name in METADATA_HOSTNAMES and not self.allow_metadata:
+            raise UnsafeURLError(
+                f"refusing {shown!r}: host {name!r} is a cloud metadata endpoint; it stays "
+                f"refused even inside {ALLOWED_NETWORKS_ENV} unless the network policy sets "
+                "allow_metadata"
+            )
+        literal = _parse_ip_literal(name, shown)
+        if literal is not None:
+            self._check_ip(literal, f"{shown!r}: host {name!r} is")
+            return [str(literal)]
+        addresses = list(dict.fromkeys(self._resolve(name, port, resolve)))
+        for address in addresses:
+            where = f"{shown!r}: host {name!r} resolves to"
+            self._check_ip(_parse_address(address, where), where)
+        return addresses
+
     def check_address(self, ip: str) -> None:
         """Raise :class:`UnsafeURLError` unless connecting to ``ip`` is allowed."""
         self._check_ip(_parse_address(ip, "address"), "address")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from amazoniax_dagster.db import FetcherDB, RetryConfig
 from amazoniax_dagster.errors import TransientError
 from amazoniax_dagster.kafka import KafkaBus, Topics
 from amazoniax_dagster.local_stack import LocalStack, StackEndpoints
-from amazoniax_dagster.sealing import SecretCipher
 from tests.integration.faults import FaultPlan, flaky_proxy
 from tests.integration.harness import (
     Harness,
@@ -33,65 +31,6 @@ from tests.integration.harness import (
 pytestmark = pytest.mark.integration
 
 TOPICS = Topics()
-
-
-@pytest.fixture(scope="module")
-def stack_env(stack: StackEndpoints) -> Iterator[None]:
-    """The run subprocesses resolve their resources' EnvVars from here, as in production."""
-    saved = dict(os.environ)
-    os.environ.update(stack.env())
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-@pytest.fixture(scope="module")
-def fetcher_db(stack: StackEndpoints) -> Iterator[FetcherDB]:
-    db = FetcherDB(stack.database_url, SecretCipher(stack.secret_key))
-    db.migrate()
-    # Tests should not wait 30 s between retries; the count stays the production default.
-    db.set_retry_config(RetryConfig(max_simple_retries=3, retry_delay_seconds=0.05))
-    yield db
-    db.set_retry_config(RetryConfig())
-    db.close()
-
-
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
-    home = tmp_path_factory.mktemp("dagster_home")
-    with dg.DagsterInstance.local_temp(str(home)) as inst:
-        yield inst
-
-
-@pytest.fixture()
-def bus(stack: StackEndpoints) -> Iterator[KafkaBus]:
-    b = KafkaBus(stack.kafka_bootstrap, client_id="tests")
-    yield b
-    b.close()
-
-
-@pytest.fixture()
-def harness(
-    stack: StackEndpoints,
-    stack_env: None,
-    fetcher_db: FetcherDB,
-    instance: dg.DagsterInstance,
-    bus: KafkaBus,
-) -> Harness:
-    h = Harness(stack, instance, bus)
-    h.start_at_end()
-    return h
-
-
-@pytest.fixture()
-def output_client(stack: StackEndpoints) -> Any:
-    """The product's own (admin) view of S3."""
-    return s3util.make_client(
-        endpoint_url=stack.s3_endpoint_url,
-        access_key_id=stack.s3_access_key_id,
-        secret_access_key=stack.s3_secret_access_key,
-        region=stack.s3_region,
-    )
 
 
 @dataclass

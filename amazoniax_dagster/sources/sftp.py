@@ -1,0 +1,523 @@
+"""SFTP channels (``protocol: sftp``), with paramiko (imported lazily: the code location
+stays light).
+
+Host keys, like OpenSSH's ``StrictHostKeyChecking yes``: with ``host_key_policy: verify`` (the
+default) the server must present one of the keys in ``host_key``: OpenSSH public key lines
+(``ssh-ed25519 AAAA...``; known_hosts lines work too, their host names are ignored because
+the config belongs to one host) or ``SHA256:...`` fingerprints, one per line. Without a
+``host_key`` the first connection fails with a ``ConfigError`` that shows the key the server
+presented, so that a person can check it out of band and paste it in: a job has nowhere to
+remember a key, so "trust on first use" would in practice mean "trust every time".
+``host_key_policy: accept_any`` skips the check (and logs the fingerprint); it exists for
+tests and throwaway servers, not for production. Credentials are sent only after the host
+key passed.
+
+Authentication: exactly one attempt per job and host. ``private_key`` (OpenSSH or PEM text,
+optionally ``private_key_passphrase``) when given, else ``password``; a server that accepts
+the key only as a first step gets the password next. No SSH agent and no ``~/.ssh`` keys are
+ever tried. A refused login is a ``ConfigError`` naming host and user, and later borrowers get
+the same error without a new attempt (see ``remote_tree``).
+
+One SSH connection (paramiko ``Transport``) carries up to ``max_connections`` SFTP sessions,
+one per parallel download, because an ``SFTPClient`` must not be shared between threads. A
+session that failed is closed; when the connection itself died, the next session opens a new
+one. Files are read with prefetching (pipelined read requests, bounded in number).
+
+Listing streams ``listdir_iter`` (lstat semantics: symlinks are visible as such). Files keep
+``st_size``/``st_mtime``; a symlink is resolved with ``stat`` and listed when it points to a
+file, never followed when it points to a directory (see ``remote_tree`` for why, and for the
+depth and size bounds). paramiko decodes names strictly as UTF-8: a directory holding a name
+that is not UTF-8 cannot be listed at all, so it is reported as refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import logging
+import socket
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+from amazoniax_dagster.errors import AmazoniaxError, ConfigError, TransientError
+from amazoniax_dagster.messages import FtpSourceConfig
+from amazoniax_dagster.netpolicy import NetworkPolicy
+from amazoniax_dagster.paths import FilePattern
+from amazoniax_dagster.sources.base import RejectedFile, RemoteFile
+from amazoniax_dagster.sources.remote_tree import (
+    ConnectionPool,
+    DirEntry,
+    EntryKind,
+    Unlistable,
+    WalkLimits,
+    normalize_root,
+    walk,
+)
+
+if TYPE_CHECKING:
+    from paramiko import PKey, SFTPAttributes, SFTPClient, SFTPFile, Transport
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 22
+# Outstanding read requests per file while prefetching (32 KiB each): ~2 MiB in flight.
+PREFETCH_REQUESTS = 64
+# Public-key algorithms that can present a key of each type (ssh-rsa keys sign with SHA-2).
+_ALGORITHMS_FOR_TYPE = {
+    "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256"),
+    "ssh-ed25519": ("ssh-ed25519",),
+    "ecdsa-sha2-nistp256": ("ecdsa-sha2-nistp256",),
+    "ecdsa-sha2-nistp384": ("ecdsa-sha2-nistp384",),
+    "ecdsa-sha2-nistp521": ("ecdsa-sha2-nistp521",),
+}
+
+
+# --- host keys ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostKeys:
+    """The host keys a config accepts: (type, key blob) pairs and SHA256 fingerprints."""
+
+    keys: frozenset[tuple[str, bytes]]
+    fingerprints: frozenset[str]
+
+    @classmethod
+    def parse(cls, text: str | None) -> HostKeys:
+        keys: set[tuple[str, bytes]] = set()
+        fingerprints: set[str] = set()
+        for number, line in enumerate((text or "").splitlines(), start=1):
+            tokens = line.split()
+            if not tokens or tokens[0].startswith("#"):
+                continue
+            if tokens[0].startswith("SHA256:"):
+                fingerprints.add(tokens[0].rstrip("="))
+                continue
+            keys.add(_parse_key_tokens(tokens, number))
+        return cls(frozenset(keys), frozenset(fingerprints))
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.fingerprints)
+
+    def accepts(self, key_type: str, blob: bytes, fingerprint: str) -> bool:
+        return (key_type, blob) in self.keys or fingerprint.rstrip("=") in self.fingerprints
+
+    def algorithms(self) -> list[str]:
+        """Host key algorithms to offer, so the server presents a key we know (or [])."""
+        if self.fingerprints:
+            return []  # a fingerprint does not say its key type: let the server choose
+        return [
+            alg
+            for key_type, _ in sorted(self.keys)
+            for alg in _ALGORITHMS_FOR_TYPE.get(key_type, ())
+        ]
+
+
+def _parse_key_tokens(tokens: list[str], number: int) -> tuple[str, bytes]:
+    """``[host] type base64 [comment]`` -> (type, blob); the blob must name the same type."""
+    for i, token in enumerate(tokens[:-1]):
+        if token in _ALGORITHMS_FOR_TYPE or token.startswith(("ssh-", "ecdsa-sha2-")):
+            try:
+                blob = base64.b64decode(tokens[i + 1], validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ConfigError(f"host_key line {number}: the key is not base64") from exc
+            if not blob.startswith(len(token).to_bytes(4, "big") + token.encode()):
+                raise ConfigError(f"host_key line {number}: the key is not a {token} key")
+            return token, blob
+    raise ConfigError(
+        f"host_key line {number} is neither an OpenSSH public key ('ssh-ed25519 AAAA...') "
+        "nor a SHA256 fingerprint ('SHA256:...')"
+    )
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def sftp_errors() -> tuple[type[BaseException], ...]:
+    """The exception types :func:`translate_sftp_error` accepts, for ``except`` clauses."""
+    import paramiko
+
+    return (paramiko.SSHException, OSError, EOFError)
+
+
+def translate_sftp_error(exc: BaseException, what: str) -> AmazoniaxError:
+    """Map a paramiko, SFTP status or socket error into the error tree."""
+    import paramiko
+    from paramiko.ssh_exception import IncompatiblePeer
+
+    if isinstance(exc, AmazoniaxError):
+        return exc
+    if isinstance(exc, paramiko.AuthenticationException):
+        return ConfigError(f"cannot {what}: authentication failed ({type(exc).__name__})")
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return ConfigError(f"cannot {what}: the server's host key does not match")
+    if isinstance(exc, IncompatiblePeer):
+        return ConfigError(f"cannot {what}: no common SSH algorithms with the server ({exc})")
+    if isinstance(exc, FileNotFoundError):
+        return ConfigError(f"cannot {what}: no such file or directory")
+    if isinstance(exc, PermissionError):
+        return ConfigError(f"cannot {what}: permission denied")
+    if isinstance(exc, socket.gaierror):
+        if exc.errno == socket.EAI_AGAIN:
+            return TransientError(f"cannot {what}: cannot resolve the host right now ({exc})")
+        return ConfigError(f"cannot {what}: the host does not resolve ({exc})")
+    if isinstance(exc, TimeoutError):
+        return TransientError(f"cannot {what}: timed out")
+    if isinstance(exc, EOFError):
+        return TransientError(f"cannot {what}: the server closed the connection")
+    if isinstance(exc, paramiko.SSHException | OSError):
+        return TransientError(f"cannot {what}: {type(exc).__name__}: {exc}")
+    raise TypeError(f"not an SFTP error: {type(exc).__name__}") from exc
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+def load_private_key(text: str, passphrase: str | None) -> PKey:
+    """An OpenSSH or PEM private key (RSA, ECDSA, Ed25519); never echoes the key."""
+    import paramiko
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    data = text.strip().encode() + b"\n"
+    password = passphrase.encode() if passphrase else None
+    try:
+        try:
+            loaded: Any = serialization.load_ssh_private_key(data, password)
+        except ValueError:
+            loaded = serialization.load_pem_private_key(data, password)
+    except TypeError as exc:  # encrypted without passphrase, or passphrase for a plain key
+        raise ConfigError(f"private_key: {exc}") from exc
+    except (ValueError, paramiko.SSHException) as exc:
+        raise ConfigError(
+            "private_key is not an OpenSSH or PEM private key, or the passphrase is wrong"
+        ) from exc
+    key_class: type[PKey]
+    if isinstance(loaded, rsa.RSAPrivateKey):
+        key_class = paramiko.RSAKey
+    elif isinstance(loaded, ed25519.Ed25519PrivateKey):
+        key_class = paramiko.Ed25519Key
+    elif isinstance(loaded, ec.EllipticCurvePrivateKey):
+        key_class = paramiko.ECDSAKey
+    else:
+        raise ConfigError(f"private_key: unsupported key type {type(loaded).__name__}")
+    try:
+        return key_class.from_private_key(io.StringIO(data.decode()), password=passphrase)
+    except (paramiko.SSHException, ValueError) as exc:
+        raise ConfigError(f"private_key could not be loaded ({type(exc).__name__})") from exc
+
+
+# --- the source ---------------------------------------------------------------------------
+
+
+class SftpSource:
+    """An SFTP folder as a :class:`~amazoniax_dagster.sources.base.Source`."""
+
+    def __init__(
+        self,
+        config: FtpSourceConfig,
+        *,
+        policy: NetworkPolicy,
+        max_connections: int | None = None,
+        limits: WalkLimits | None = None,
+    ) -> None:
+        if config.protocol != "sftp":
+            raise ConfigError(f"SftpSource serves sftp, not {config.protocol!r}")
+        self.host = config.host.strip()
+        self.port = config.port or DEFAULT_PORT
+        self.username = config.username
+        self.root = normalize_root(config.remote_path)
+        self.pattern = FilePattern.parse(config.file_pattern)
+        shown_host = f"[{self.host}]" if ":" in self.host else self.host
+        path = self.root if self.root.startswith("/") else f"/~/{self.root}".removesuffix("/.")
+        self.location = f"sftp://{shown_host}:{self.port}{path}"
+        self._password = config.password.get_secret_value() if config.password else None
+        self._pkey = (
+            load_private_key(
+                config.private_key.get_secret_value(),
+                config.private_key_passphrase.get_secret_value()
+                if config.private_key_passphrase
+                else None,
+            )
+            if config.private_key
+            else None
+        )
+        self._host_keys = HostKeys.parse(config.host_key)
+        self._accept_any_host_key = config.host_key_policy == "accept_any"
+        self._timeout = config.timeout_seconds
+        self._policy = policy
+        self._limits = limits or WalkLimits()
+        self._transport: Transport | None = None
+        self._transport_lock = threading.Lock()
+        size = min(config.max_connections, max_connections or config.max_connections)
+        self._pool: ConnectionPool[SFTPClient] = ConnectionPool(
+            self._session,
+            close=_close_session,
+            healthy=_session_alive,
+            size=size,
+            idle_check_seconds=0.0,  # the check is local (no round trip): always make it
+        )
+
+    def list_files(self) -> Iterator[RemoteFile | RejectedFile]:
+        """Walk ``remote_path`` on one pooled session, held until the iteration ends."""
+        what = f"list {self.location}"
+        with self._pool.borrow() as lease:
+            try:
+                tree = _SftpTree(lease.conn)
+                tree.check_root(self.root)
+                yield from walk(tree, self.root, self.pattern, limits=self._limits)
+            except sftp_errors() as exc:
+                raise translate_sftp_error(exc, what) from exc
+
+    @contextmanager
+    def open(self, remote: RemoteFile) -> Iterator[BinaryIO]:
+        what = f"download {remote.key!r} from {self.location}"
+        with self._pool.borrow() as lease:
+            try:
+                handle = lease.conn.open(remote.key, "rb")
+            except (FileNotFoundError, PermissionError) as exc:
+                # Listed a moment ago, gone or unreadable now: a re-run relists (as S3 NoSuchKey).
+                raise TransientError(f"cannot {what}: {exc}") from exc
+            except sftp_errors() as exc:
+                raise translate_sftp_error(exc, what) from exc
+            try:
+                try:
+                    handle.prefetch(remote.size, max_concurrent_requests=PREFETCH_REQUESTS)
+                except sftp_errors() as exc:
+                    raise translate_sftp_error(exc, what) from exc
+                stream = _SftpStream(handle, what)
+                yield cast(BinaryIO, stream)
+                if not stream.eof:  # stopped early: prefetch replies may still be in flight
+                    lease.broken = True
+            finally:
+                _close_quietly(handle)
+
+    def close(self) -> None:
+        self._pool.close()
+        with self._transport_lock:
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None
+
+    # --- connecting
+
+    def _session(self) -> SFTPClient:
+        """A new SFTP session on the shared SSH connection (opened, or reopened, on demand)."""
+        import paramiko
+
+        what = f"connect to {self.location}"
+        try:
+            transport = self._live_transport()
+            client = paramiko.SFTPClient.from_transport(transport)
+            if client is None:
+                raise TransientError(f"cannot {what}: the server refused an SFTP session")
+            channel = client.get_channel()
+            if channel is not None:
+                channel.settimeout(self._timeout)
+            return client
+        except sftp_errors() as exc:
+            raise translate_sftp_error(exc, what) from exc
+
+    def _live_transport(self) -> Transport:
+        with self._transport_lock:
+            if self._transport is None or not self._transport.is_active():
+                if self._transport is not None:
+                    self._transport.close()
+                self._transport = None
+                self._transport = self._open_transport()
+            return self._transport
+
+    def _open_transport(self) -> Transport:
+        import paramiko
+
+        sock = self._connect_socket()
+        transport = paramiko.Transport(sock)
+        try:
+            transport.banner_timeout = self._timeout
+            transport.handshake_timeout = self._timeout
+            transport.auth_timeout = self._timeout
+            preferred = [
+                alg
+                for alg in self._host_keys.algorithms()
+                if alg in transport.get_security_options().key_types
+            ]
+            if preferred:
+                transport.get_security_options().key_types = preferred
+            transport.start_client(timeout=self._timeout)
+            self._check_host_key(transport.get_remote_server_key())
+            self._authenticate(transport)
+        except BaseException:
+            transport.close()
+            raise
+        return transport
+
+    def _connect_socket(self) -> socket.socket:
+        last: OSError | None = None
+        for address in self._policy.check_host(self.host, self.port):
+            try:
+                return socket.create_connection((address, self.port), timeout=self._timeout)
+            except OSError as exc:
+                last = exc
+        raise last or OSError("no address to connect to")
+
+    def _check_host_key(self, key: PKey) -> None:
+        presented = f"{key.get_name()} {key.fingerprint}"
+        if self._accept_any_host_key:
+            log.warning(
+                "not checking the SSH host key of %s:%s (host_key_policy: accept_any); it is %s",
+                self.host,
+                self.port,
+                presented,
+            )
+            return
+        if not self._host_keys:
+            raise ConfigError(
+                f"no host_key is configured for {self.host}:{self.port}; the server presented "
+                f"{presented} ({key.get_name()} {key.get_base64()}). Check it out of band and "
+                "set host_key to it, or set host_key_policy to accept_any (not for production)"
+            )
+        if not self._host_keys.accepts(key.get_name(), key.asbytes(), key.fingerprint):
+            raise ConfigError(
+                f"the SSH host key of {self.host}:{self.port} does not match host_key: the "
+                f"server presented {presented}"
+            )
+
+    def _authenticate(self, transport: Transport) -> None:
+        """One attempt: the key if configured, else the password (never agent or files)."""
+        import paramiko
+
+        method = "key" if self._pkey is not None else "password" if self._password else "none"
+        try:
+            if self._pkey is not None:
+                remaining = transport.auth_publickey(self.username, self._pkey)
+                if remaining and self._password is not None:
+                    method = "key, then password"
+                    remaining = transport.auth_password(self.username, self._password)
+            elif self._password is not None:
+                remaining = transport.auth_password(self.username, self._password)
+            else:
+                remaining = transport.auth_none(self.username)
+        except paramiko.AuthenticationException as exc:
+            raise ConfigError(
+                f"SFTP login to {self.host}:{self.port} as {self.username!r} was refused "
+                f"({method} authentication: {type(exc).__name__})"
+            ) from exc
+        if remaining or not transport.is_authenticated():
+            raise ConfigError(
+                f"SFTP login to {self.host}:{self.port} as {self.username!r} needs more "
+                f"authentication steps than the config provides ({', '.join(remaining)})"
+            )
+
+
+def _close_session(client: SFTPClient) -> None:
+    client.close()
+
+
+def _session_alive(client: SFTPClient) -> bool:
+    channel = client.get_channel()
+    return channel is not None and not channel.closed and channel.get_transport().is_active()
+
+
+def _close_quietly(handle: SFTPFile) -> None:
+    try:
+        handle.close()
+    except Exception as exc:  # the session is discarded or reused; a failed close changes nothing
+        log.debug("closing an SFTP file failed: %s", exc)
+
+
+# --- listing ------------------------------------------------------------------------------
+
+
+class _SftpTree:
+    def __init__(self, client: SFTPClient) -> None:
+        self._client = client
+
+    def check_root(self, root: str) -> None:
+        try:
+            attrs = self._client.stat(root)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"remote_path {root!r} does not exist on the server") from exc
+        if attrs.st_mode is not None and not stat.S_ISDIR(attrs.st_mode):
+            raise ConfigError(f"remote_path {root!r} is not a directory")
+
+    def list_dir(self, path: str) -> Iterator[DirEntry]:
+        """Streamed (``listdir_iter``), so the walk's entry bound holds inside one folder."""
+        try:
+            for attrs in self._client.listdir_iter(path):
+                yield _entry(attrs)
+        except (FileNotFoundError, PermissionError) as exc:
+            raise Unlistable(exc.strerror or type(exc).__name__) from exc
+        except UnicodeDecodeError as exc:
+            raise Unlistable("it holds a name that is not valid UTF-8", reject=True) from exc
+
+    def resolve(self, path: str, entry: DirEntry) -> DirEntry | None:
+        """Follow a link (or an entry without a type) with ``stat``; a dangling one is skipped."""
+        try:
+            attrs = self._client.stat(path)
+        except (FileNotFoundError, PermissionError):
+            return None
+        resolved = _entry(attrs, name=entry.name)
+        if resolved.kind == "dir":
+            return None if entry.kind == "link" else resolved
+        return resolved if resolved.kind == "file" else None
+
+
+def _entry(attrs: SFTPAttributes, *, name: str | None = None) -> DirEntry:
+    mode = attrs.st_mode
+    kind: EntryKind
+    if mode is None:
+        kind = "unknown"
+    elif stat.S_ISREG(mode):
+        kind = "file"
+    elif stat.S_ISDIR(mode):
+        kind = "dir"
+    elif stat.S_ISLNK(mode):
+        kind = "link"
+    else:
+        kind = "other"
+    mtime = datetime.fromtimestamp(attrs.st_mtime, UTC) if attrs.st_mtime is not None else None
+    return DirEntry(
+        name=name if name is not None else attrs.filename,
+        kind=kind,
+        size=attrs.st_size if kind == "file" else None,
+        mtime=mtime,
+    )
+
+
+# --- downloading --------------------------------------------------------------------------
+
+
+class _SftpStream:
+    """A read-only stream over an SFTP file whose errors arrive already translated."""
+
+    def __init__(self, handle: SFTPFile, what: str) -> None:
+        self._handle = handle
+        self._what = what
+        self.eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:
+            return b""
+        try:
+            data = self._handle.read(size if size > 0 else None)
+        except sftp_errors() as exc:
+            raise translate_sftp_error(exc, self._what) from exc
+        if not data or size < 0:
+            self.eof = True
+        return data
+
+
+__all__ = [
+    "DEFAULT_PORT",
+    "HostKeys",
+    "SftpSource",
+    "load_private_key",
+    "sftp_errors",
+    "translate_sftp_error",
+]
