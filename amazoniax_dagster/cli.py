@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -67,16 +67,19 @@ def stack_up(workdir: Path) -> None:
 @click.option("--no-demo", is_flag=True, help="Do not seed the demo channel and message.")
 def dev(port: int, workdir: Path, no_demo: bool) -> None:
     """Run the product locally: the stack, a demo S3 channel and `dagster dev` on 127.0.0.1."""
-    from amazoniax_dagster.demo import seed_demo_bucket, send_demo_message
+    from amazoniax_dagster.demo import DemoFtpServer, demo_message, seed_demo_bucket, send_messages
 
-    with running_stack(workdir / "stack") as endpoints:
+    with ExitStack() as stack, running_stack(workdir / "stack") as endpoints:
         env = os.environ | endpoints.env()
         env["AMAZONIAX_DAGSTER_PG_URL"] = ensure_database(endpoints.database_url, "dagster")
         env["DAGSTER_HOME"] = str(prepare_dagster_home(workdir / "dagster_home"))
         if not no_demo:
             seed_demo_bucket(endpoints)
-            job_id = send_demo_message(endpoints)
-            click.echo(f"demo job {job_id} is waiting on the amazoniax_fetcher topic")
+            ftp_root = workdir / "demo-ftp"
+            shutil.rmtree(ftp_root, ignore_errors=True)
+            ftp = stack.enter_context(DemoFtpServer(ftp_root))
+            for job_id in send_messages(endpoints, [demo_message(endpoints), ftp.message()]):
+                click.echo(f"demo job {job_id} is waiting on the amazoniax_fetcher topic")
         click.echo(f"Dagster UI: http://127.0.0.1:{port} (Ctrl-C stops everything)")
         command = [
             sys.executable, "-m", "dagster", "dev",

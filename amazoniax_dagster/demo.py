@@ -1,14 +1,21 @@
-"""The demo channel of ``amazoniax dev``: a source bucket with sample files and one job message.
+"""The demo channels of ``amazoniax dev``: an S3 bucket and an FTP folder with sample files, and
+one job message for each.
 
-The demo channel reads a bucket of the local S3 server with the stack's "customer" identity,
-as a real channel would with its own credentials.
+The S3 demo reads a bucket of the local S3 server with the stack's "customer" identity, and the
+FTP demo a local FTP server (pyftpdlib on 127.0.0.1) with its own user, as real channels would
+with their own credentials.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import secrets
+import threading
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
 
 from amazoniax_dagster import s3util
 from amazoniax_dagster.kafka import KafkaBus, Topics
@@ -16,6 +23,8 @@ from amazoniax_dagster.local_stack import StackEndpoints
 
 DEMO_BUCKET = "demo-source"
 DEMO_CHANNEL = "demo-s3-channel"
+DEMO_FTP_CHANNEL = "demo-ftp-channel"
+DEMO_FTP_USER = "demo"
 
 SAMPLE_FILES: dict[str, bytes] = {
     "orders/2026-11-20.csv": b"order_id,sku,quantity\n1001,A-17,2\n1002,B-03,1\n",
@@ -66,12 +75,75 @@ def demo_message(stack: StackEndpoints, *, job_id: str | None = None) -> dict[st
     }
 
 
-def send_demo_message(stack: StackEndpoints, topics: Topics | None = None) -> str:
-    message = demo_message(stack)
+def send_messages(stack: StackEndpoints, messages: list[dict[str, object]]) -> list[str]:
+    """Produce job messages to the fetcher topic; their job_ids, in order."""
     bus = KafkaBus(stack.kafka_bootstrap, client_id="amazoniax-demo")
     try:
-        topic = (topics or Topics()).fetcher
-        bus.publish(topic, json.dumps(message).encode(), key=DEMO_CHANNEL.encode())
+        for message in messages:
+            key = str(message["channel_id"]).encode()
+            bus.publish(Topics().fetcher, json.dumps(message).encode(), key=key)
     finally:
         bus.close()
-    return str(message["job_id"])
+    return [str(m["job_id"]) for m in messages]
+
+
+class DemoFtpServer:
+    """A local FTP server with the sample files, for the FTP demo channel."""
+
+    def __init__(self, root: Path) -> None:
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.ioloop import IOLoop
+        from pyftpdlib.servers import FTPServer
+
+        logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+        for name, body in SAMPLE_FILES.items():
+            path = root / "outbox" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+        self.password = secrets.token_urlsafe(16)
+        authorizer = DummyAuthorizer()
+        authorizer.add_user(DEMO_FTP_USER, self.password, homedir=str(root), perm="elr")
+        handler = type("DemoFtpHandler", (FTPHandler,), {"authorizer": authorizer})
+        self._server = FTPServer(("127.0.0.1", 0), handler, ioloop=IOLoop())
+        self.port: int = self._server.address[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="demo-ftp", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._server.ioloop.loop(timeout=0.05, blocking=False)
+        finally:
+            self._server.close_all()
+
+    def __enter__(self) -> DemoFtpServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def message(self) -> dict[str, object]:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        return {
+            "job_id": f"demo-ftp-{stamp}-{uuid.uuid4().hex[:6]}",
+            "channel_id": DEMO_FTP_CHANNEL,
+            "source_type": "ftp",
+            "is_new": True,
+            "heal_mode": False,
+            "config": {
+                "host": "127.0.0.1",
+                "port": self.port,
+                "username": DEMO_FTP_USER,
+                "password": self.password,
+                "remote_path": "/outbox",
+                "file_pattern": "**/*.{csv,json}",
+            },
+        }

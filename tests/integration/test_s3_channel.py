@@ -222,6 +222,31 @@ def test_s3_channel_end_to_end(
     assert statuses[ui_job]["status"] == "success"
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    # SeaweedFS itself refuses backslashes and folds "a//b" to "a/b" when storing keys; the
+    # unit tests cover those names.
+    ["exports/new\nline.csv", "exports/bell\x07.csv"],
+)
+def test_hostile_object_names_are_refused_and_the_job_goes_on(
+    hostile: str,
+    harness: Harness,
+    stack: StackEndpoints,
+    fetcher_db: FetcherDB,
+    channel_client: ChannelBuckets,
+    output_client: Any,
+) -> None:
+    bucket = channel_client.new({"exports/fine.csv": b"ok\n", hostile: b"evil\n"})
+    channel = f"hostile-{uuid.uuid4().hex[:6]}"
+    job_id = f"job-{uuid.uuid4().hex[:8]}"
+    run = run_one(harness, s3_message(stack, job_id=job_id, channel_id=channel, bucket=bucket))
+    assert run.status is dg.DagsterRunStatus.SUCCESS
+    written = objects_under(output_client, stack.output_bucket, f"raw/{channel}/")
+    assert set(written) == {f"{job_id}/fine.csv", f"_logs/{job_id}.log"}
+    record = fetcher_db.get_job(job_id)
+    assert record is not None and record.metadata["rejected"] == 1
+
+
 def test_a_redelivered_message_starts_one_run(
     harness: Harness, stack: StackEndpoints, channel_client: ChannelBuckets
 ) -> None:
