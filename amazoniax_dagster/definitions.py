@@ -9,12 +9,24 @@ import dagster as dg
 from amazoniax_dagster.jobs import channel_files_job
 from assets import channel_files
 from resources import FetcherDBResource, FetchSettings, KafkaResource, OutputBucketResource
-from sensors import kafka_fetcher_sensor, status_on_cancel, status_on_failure, status_on_success
+from sensors import (
+    kafka_fetcher_sensor,
+    status_on_cancel,
+    status_on_failure,
+    status_on_success,
+    stored_channels_sensor,
+)
 
 defs = dg.Definitions(
     assets=[channel_files],
     jobs=[channel_files_job],
-    sensors=[kafka_fetcher_sensor, status_on_success, status_on_failure, status_on_cancel],
+    sensors=[
+        kafka_fetcher_sensor,
+        stored_channels_sensor,
+        status_on_success,
+        status_on_failure,
+        status_on_cancel,
+    ],
     resources={
         "fetcher_db": FetcherDBResource(
             database_url=dg.EnvVar("AMAZONIAX_DATABASE_URL"),

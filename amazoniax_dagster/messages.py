@@ -19,9 +19,10 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_serializer,
+    field_validator,
 )
 
-from amazoniax_dagster.errors import MessageError
+from amazoniax_dagster.errors import AmazoniaxError, MessageError
 
 # Identifiers end up in S3 keys, Dagster partition keys and run keys: keep them printable and
 # free of path separators.
@@ -56,7 +57,26 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
 
-class _FileChannel(_Open):
+class _ChannelConfig(_Open):
+    """What every channel config may carry, whatever its source type."""
+
+    # Fetch on a cadence without Kafka messages: a 5-field cron expression in UTC.
+    schedule: str | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        from amazoniax_dagster.schedules import check_schedule
+
+        if value is None:
+            return None
+        try:
+            return check_schedule(value)
+        except AmazoniaxError as exc:
+            raise ValueError(str(exc)) from exc
+
+
+class _FileChannel(_ChannelConfig):
     """What every file channel (S3, FTP, SFTP) says about checking files before upload."""
 
     # "flag": invalid files are uploaded and reported; "quarantine": they go under
@@ -118,7 +138,7 @@ class FtpSourceConfig(_FileChannel):
     private_key_passphrase: SecretStr | None = None
 
 
-class WebSourceConfig(_Open):
+class WebSourceConfig(_ChannelConfig):
     url: str
     channel_name: str | None = None
     login_credentials: dict[str, SecretStr] | None = None

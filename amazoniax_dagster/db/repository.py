@@ -80,6 +80,35 @@ class ChannelHistory:
 
 
 @dataclass(frozen=True)
+class ChannelSummary:
+    """A stored channel without its config (safe to show)."""
+
+    channel_id: str
+    source_type: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ChannelHost:
+    """Where a file channel's server is (FTP/FTPS/SFTP): no credentials, only the address."""
+
+    channel_id: str
+    host: str
+    port: int | None
+    protocol: str
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    job_id: str
+    channel_id: str
+    status: str
+    message: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
 class RetryConfig:
     max_simple_retries: int = 3
     max_heal_retries: int = 2
@@ -127,6 +156,17 @@ class FetcherDB:
                 f"channel {channel_id!r} has no stored config: send a message with a config first"
             )
         return StoredChannel(row.channel_id, row.source_type, self._cipher.unseal(row.config_json))
+
+    def scheduled_channels(self) -> list[tuple[str, str, str]]:
+        """(channel_id, source_type, schedule) of every channel whose config has a schedule."""
+        schedule = Channel.config_json["schedule"].astext
+        query = (
+            select(Channel.channel_id, Channel.source_type, schedule)
+            .where(schedule.is_not(None))
+            .order_by(Channel.channel_id)
+        )
+        with self._session("list scheduled channels") as s:
+            return [(c, t, str(e)) for c, t, e in s.execute(query)]
 
     def list_channel_ids(self) -> list[str]:
         with self._session("list channels") as s:
@@ -244,6 +284,77 @@ class FetcherDB:
             started_at=row.started_at,
             finished_at=row.finished_at,
         )
+
+    # -- read-only summaries (the command line) ------------------------------------------------
+
+    def list_channels(self) -> list[ChannelSummary]:
+        """Every stored channel, by id, without its config."""
+        stmt = select(
+            Channel.channel_id, Channel.source_type, Channel.created_at, Channel.updated_at
+        ).order_by(Channel.channel_id)
+        with self._session("list channels") as s:
+            return [ChannelSummary(*row) for row in s.execute(stmt)]
+
+    def channel_source_types(self, channel_ids: Iterable[str]) -> dict[str, str]:
+        """channel_id -> source_type for the given channels that are stored."""
+        ids = list(set(channel_ids))
+        if not ids:
+            return {}
+        stmt = select(Channel.channel_id, Channel.source_type).where(Channel.channel_id.in_(ids))
+        with self._session("read channel source types") as s:
+            return {channel_id: source_type for channel_id, source_type in s.execute(stmt)}
+
+    def channel_hosts(self) -> list[ChannelHost]:
+        """The server address of every stored FTP/FTPS/SFTP channel (never its secrets)."""
+        stmt = (
+            select(Channel.channel_id, Channel.config_json)
+            .where(Channel.source_type == "ftp")
+            .order_by(Channel.channel_id)
+        )
+        hosts = []
+        with self._session("list channel hosts") as s:
+            for channel_id, config in s.execute(stmt):
+                host = config.get("host") if isinstance(config, dict) else None
+                if not isinstance(host, str) or not host:
+                    continue
+                port = config.get("port")
+                protocol = config.get("protocol") or "ftp"
+                hosts.append(
+                    ChannelHost(
+                        channel_id,
+                        host,
+                        int(port) if isinstance(port, int | str) and str(port).isdigit() else None,
+                        str(protocol),
+                    )
+                )
+        return hosts
+
+    def job_status_counts(self) -> dict[str, int]:
+        """How many jobs are in each status (queued, running, success, failed, ...)."""
+        stmt = select(JobRun.status, func.count()).group_by(JobRun.status)
+        with self._session("count jobs") as s:
+            return {status: int(count) for status, count in s.execute(stmt)}
+
+    def job_statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """job_id -> status for the given jobs that the fetcher knows."""
+        ids = list(set(job_ids))
+        if not ids:
+            return {}
+        stmt = select(JobRun.job_id, JobRun.status).where(JobRun.job_id.in_(ids))
+        with self._session("read job statuses") as s:
+            return {job_id: status for job_id, status in s.execute(stmt)}
+
+    def recent_failures(self, limit: int = 10) -> list[JobFailure]:
+        """The most recent jobs that did not succeed (failed, canceled, needing review)."""
+        at = func.coalesce(JobRun.finished_at, JobRun.started_at, JobRun.created_at)
+        stmt = (
+            select(JobRun.job_id, JobRun.channel_id, JobRun.status, JobRun.message, at)
+            .where(JobRun.status.in_(["failed", "canceled", "requires_human_review"]))
+            .order_by(at.desc(), JobRun.id.desc())
+            .limit(limit)
+        )
+        with self._session("read recent failures") as s:
+            return [JobFailure(*row) for row in s.execute(stmt)]
 
     # -- files --------------------------------------------------------------------------------
 

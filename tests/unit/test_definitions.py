@@ -21,6 +21,7 @@ def test_snapshot_of_names() -> None:
         "status_on_cancel",
         "status_on_failure",
         "status_on_success",
+        "stored_channels_sensor",
     ]
     assert sorted(k.name for k in defs.get_assets_def("channel_files").check_keys) == [
         "files_well_formed",
