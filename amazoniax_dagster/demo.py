@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 
 from amazoniax_dagster import s3util
 from amazoniax_dagster.kafka import KafkaBus, Topics
+from amazoniax_dagster.local_ftp import LocalFtpServer
 from amazoniax_dagster.local_stack import StackEndpoints
 
 DEMO_BUCKET = "demo-source"
@@ -87,14 +86,12 @@ def send_messages(stack: StackEndpoints, messages: list[dict[str, object]]) -> l
     return [str(m["job_id"]) for m in messages]
 
 
-class DemoFtpServer:
+class DemoFtpServer(LocalFtpServer):
     """A local FTP server with the sample files, for the FTP demo channel."""
 
     def __init__(self, root: Path) -> None:
         from pyftpdlib.authorizers import DummyAuthorizer
         from pyftpdlib.handlers import FTPHandler
-        from pyftpdlib.ioloop import IOLoop
-        from pyftpdlib.servers import FTPServer
 
         logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
         for name, body in SAMPLE_FILES.items():
@@ -104,31 +101,9 @@ class DemoFtpServer:
         self.password = secrets.token_urlsafe(16)
         authorizer = DummyAuthorizer()
         authorizer.add_user(DEMO_FTP_USER, self.password, homedir=str(root), perm="elr")
-        handler = type("DemoFtpHandler", (FTPHandler,), {"authorizer": authorizer})
-        self._server = FTPServer(("127.0.0.1", 0), handler, ioloop=IOLoop())
-        self.port: int = self._server.address[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="demo-ftp", daemon=True)
-
-    def _serve(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._server.ioloop.loop(timeout=0.05, blocking=False)
-        finally:
-            self._server.close_all()
-
-    def __enter__(self) -> DemoFtpServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        super().__init__(
+            type("DemoFtpHandler", (FTPHandler,), {"authorizer": authorizer}), name="demo-ftp"
+        )
 
     def message(self) -> dict[str, object]:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

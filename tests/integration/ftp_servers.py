@@ -35,9 +35,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import DTPHandler, FTPHandler, TLS_DTPHandler, TLS_FTPHandler
-from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.log import logger as ftpd_logger
-from pyftpdlib.servers import FTPServer
+
+from amazoniax_dagster.local_ftp import LocalFtpServer
 
 HOST = "127.0.0.1"
 USER = "alice"
@@ -178,7 +178,7 @@ class Counts:
             return sum(1 for entry in self.logins if entry.startswith("failed:"))
 
 
-class FtpServer:
+class FtpServer(LocalFtpServer):
     """pyftpdlib on 127.0.0.1:<free port> in a thread; ``tls`` makes it explicit FTPS."""
 
     def __init__(
@@ -198,30 +198,7 @@ class FtpServer:
         handler.dtp_handler = _dropping_dtp(
             TLS_DTPHandler if tls else DTPHandler, self.counts, drop_file, drop_mode
         )
-        self._server = FTPServer((HOST, 0), handler, ioloop=IOLoop())
-        self.port: int = self._server.address[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="ftp-server", daemon=True)
-
-    def _serve(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._server.ioloop.loop(timeout=0.02, blocking=False)
-        finally:
-            self._server.close_all()
-
-    def __enter__(self) -> FtpServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        super().__init__(handler)
 
 
 def _ftp_handler(counts: Counts, *, tls: TlsFiles | None, mlsd: bool) -> type[FTPHandler]:
