@@ -209,7 +209,9 @@ def _redact_text(text: str) -> str:
 
 def _mask_assignment(match: re.Match[str]) -> str:
     if not is_secret_key(match["key"]):
-        return match.group()
+        # "error: token=abc": the value of a harmless key may hold an assignment itself.
+        head = len(match["key"]) + len(match["sep"])
+        return match.group()[:head] + _ASSIGNMENT.sub(_mask_assignment, match.group()[head:])
     if match["quote"]:
         value = f"{match['quote']}{MASK}{match['quote']}"
     else:

@@ -243,6 +243,9 @@ def test_redact_headers() -> None:
 
 
 TEXTS = [
+    ("error: token=abcdefgh", "error: token=***"),  # an assignment inside a harmless one
+    ("cannot connect: password=x1234 (refused)", "cannot connect: password=*** (refused)"),
+    ("status: ok", "status: ok"),
     ("login with s3cr3t-value failed", "login with *** failed"),
     ("x s3cr3t-value-longer y", "x *** y"),  # longest first: no "***-longer"
     ("form p%40ss+w%2Frd and path p%40ss%20w%2Frd", "form *** and path ***"),
