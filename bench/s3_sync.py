@@ -1,0 +1,214 @@
+"""S3 → S3 sync: the product's channel job vs ``rclone copy`` on the same SeaweedFS.
+
+    uv run python -m bench.s3_sync                          # 1,000 x 100 KB and 10,000 x 10 KB
+    uv run python -m bench.s3_sync --objects 1000 --size 100KB
+    uv run python -m bench.s3_sync --objects 200 --size 10KB --profile --dagster
+
+Phases per data set: initial copy, no-change re-run, re-run after 1% of the objects changed.
+Product: ``python -m bench.product_job`` (a fresh process per phase: imports, DB, listing,
+transfers, recording). Reference: ``rclone copy --transfers 20 --checkers 20`` (``--checksum``
+on re-runs) between two env-configured remotes. ``--dagster`` adds a whole Dagster run of the
+initial copy (``execute_job`` in a fresh process, a fresh channel so it copies everything);
+``--profile`` records py-spy profiles of the product's initial and no-change phases on a
+separate channel (their timings are not in the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amazoniax_dagster.db import FetcherDB
+from amazoniax_dagster.local_stack import StackEndpoints
+from amazoniax_dagster.sealing import SecretCipher
+from bench import profile
+from bench.common import (
+    OUTPUT_BUCKET,
+    RESULTS_DIR,
+    SOURCE_BUCKET,
+    Row,
+    admin_client,
+    channel_client,
+    count_objects,
+    human_size,
+    last_json_line,
+    local_stack,
+    object_key,
+    parse_size,
+    print_table,
+    product_env,
+    put_objects,
+    rclone_copy_cmd,
+    rclone_env,
+    rclone_s3_env,
+    run_measured,
+    s3_channel_config,
+    warm_bytecode,
+    write_results,
+)
+
+
+@dataclass(frozen=True)
+class DataSet:
+    objects: int
+    size: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.objects} x {human_size(self.size)}"
+
+    @property
+    def prefix(self) -> str:
+        return f"set-{self.objects}x{self.size}/"
+
+
+def product_cmd(channel: str, job: str) -> list[str]:
+    return [sys.executable, "-m", "bench.product_job", "--channel", channel, "--job", job]
+
+
+def run_product(env: dict[str, str], channel: str, job: str) -> tuple[float, dict[str, Any]]:
+    measured = run_measured(product_cmd(channel, job), env)
+    report = last_json_line(measured.stdout)
+    if not report["ok"]:
+        raise RuntimeError(f"product job {job} failed: {report['error']}")
+    return measured.seconds, report
+
+
+def run_rclone(env: dict[str, str], src: str, dst: str, *, checksum: bool) -> float:
+    return run_measured(rclone_copy_cmd(src, dst, checksum=checksum), env).seconds
+
+
+def run_dagster(env: dict[str, str], channel: str, job: str, home: Path) -> tuple[float, Any]:
+    cmd = [sys.executable, "-m", "bench.dagster_run", "--job", "channel"]
+    cmd += ["--channel", channel, "--job-id", job]
+    measured = run_measured(cmd, env | {"DAGSTER_HOME": str(home)})
+    return measured.seconds, last_json_line(measured.stdout)
+
+
+def bench_set(
+    ep: StackEndpoints,
+    workdir: Path,
+    data: DataSet,
+    *,
+    dagster: bool,
+    do_profile: bool,
+) -> list[Row]:
+    admin, customer = admin_client(ep), channel_client(ep)
+    keys = [object_key(data.prefix, i) for i in range(data.objects)]
+    print(f"\n[{data.label}] seeding {len(keys)} objects ...", flush=True)
+    put_objects(customer, SOURCE_BUCKET, keys, data.size)
+
+    db = FetcherDB(ep.database_url, SecretCipher(ep.secret_key))
+    channel = f"bench-s3-{data.objects}x{data.size}"
+    config = s3_channel_config(ep, data.prefix)
+    db.save_channel(channel, "s3", config)
+    env = product_env(ep)
+    remotes = rclone_s3_env("src", ep, channel=True) | rclone_s3_env("dst", ep, channel=False)
+    renv = rclone_env(remotes, workdir)
+    src = f"src:{SOURCE_BUCKET}/{data.prefix}"
+    dst = f"dst:{OUTPUT_BUCKET}/rclone/{channel}/"
+    rows: list[Row] = []
+    details: dict[str, Any] = {}
+
+    def row(phase: str, product: float, ref: float, limit: float, report: Any) -> None:
+        ok = product <= ref * limit
+        rows.append(
+            Row(f"S3 {data.label}: {phase}", product, ref, "s", f"<= {limit:.1f}x", ok, report)
+        )
+        print(f"  {phase}: product {product:.2f} s, rclone {ref:.2f} s", flush=True)
+
+    # 1. initial copy
+    p_s, report = run_product(env, channel, "job-initial")
+    r_s = run_rclone(renv, src, dst, checksum=False)
+    assert report["summary"]["files_uploaded"] == data.objects, report
+    assert count_objects(admin, OUTPUT_BUCKET, f"rclone/{channel}/") == data.objects
+    row("initial copy", p_s, r_s, 1.0, report)
+    details["initial"] = report
+
+    # 2. no-change re-run
+    p_s, report = run_product(env, channel, "job-nochange")
+    r_s = run_rclone(renv, src, dst, checksum=True)
+    assert report["summary"]["unchanged"] == data.objects, report
+    row("no-change re-run", p_s, r_s, 1.0 if data.objects >= 10_000 else 2.0, report)
+
+    # 3. 1% changed
+    changed = random.Random(7).sample(keys, max(1, data.objects // 100))
+    put_objects(customer, SOURCE_BUCKET, changed, data.size)
+    p_s, report = run_product(env, channel, "job-changed")
+    r_s = run_rclone(renv, src, dst, checksum=True)
+    # Every changed object must be re-fetched and uploaded; it should classify as "updated"
+    # (its path was delivered before): the count is kept in the row for checking.
+    assert report["summary"]["files_uploaded"] == len(changed), report
+    row(f"1% changed ({len(changed)})", p_s, r_s, 1.0, report)
+
+    if dagster:
+        fresh = channel + "-dagster"
+        db.save_channel(fresh, "s3", config)
+        home = Path(tempfile.mkdtemp(prefix="dagster-home-", dir=workdir))
+        d_s, d_report = run_dagster(env, fresh, "job-dagster-initial", home)
+        initial_rclone = rows[0].reference or 0.0
+        rows.append(
+            Row(
+                f"S3 {data.label}: initial copy, whole Dagster run",
+                d_s,
+                initial_rclone,
+                "s",
+                "<= 1.0x",
+                d_s <= initial_rclone,
+                d_report | {"core_only_s": rows[0].product},
+            )
+        )
+        print(f"  dagster run initial: {d_s:.2f} s ({d_report})", flush=True)
+
+    if do_profile:
+        prof = channel + "-profile"
+        db.save_channel(prof, "s3", config)
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        for phase in ("initial", "nochange"):
+            out = RESULTS_DIR / f"profile-s3-{data.objects}x{data.size}-{phase}.txt"
+            cmd = profile.profile_cmd(product_cmd(prof, f"job-prof-{phase}"), out)
+            measured = run_measured(cmd, env)
+            print(f"  profiled {phase}: {measured.seconds:.2f} s under py-spy")
+            details[f"profile_{phase}"] = profile.print_summary(phase, out)
+    rows[0].extra = rows[0].extra | {k: v for k, v in details.items() if k != "initial"}
+    db.close()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--objects", type=int, help="objects per set (with --size: one set)")
+    parser.add_argument("--size", type=str, help="object size, e.g. 100KB")
+    parser.add_argument(
+        "--sets", default="1000x100KB,10000x10KB", help="comma-separated NxSIZE data sets"
+    )
+    parser.add_argument("--dagster", action="store_true", help="add a whole Dagster run row")
+    parser.add_argument("--profile", action="store_true", help="py-spy the product phases")
+    args = parser.parse_args(argv)
+    if args.objects or args.size:
+        sets = [DataSet(args.objects or 1000, parse_size(args.size or "100KB"))]
+    else:
+        sets = []
+        for item in args.sets.split(","):
+            count, size = item.lower().split("x", 1)
+            sets.append(DataSet(int(count), parse_size(size)))
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    warm_bytecode()
+    rows: list[Row] = []
+    with local_stack("s3") as (ep, workdir):
+        FetcherDB(ep.database_url, SecretCipher(ep.secret_key)).migrate()
+        for data in sets:
+            rows += bench_set(ep, workdir, data, dagster=args.dagster, do_profile=args.profile)
+    print_table("S3 -> S3 sync (seconds, lower is better)", rows)
+    write_results("s3_sync", {"sets": [d.label for d in sets]}, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
