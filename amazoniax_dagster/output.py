@@ -66,7 +66,21 @@ class OutputBucket:
     def key_for(self, channel_id: str, job_id: str, relative_path: str) -> str:
         return self.job_folder(channel_id, job_id) + relative_path
 
-    def upload(self, stream: BinaryIO, key: str, *, sha256: str) -> None:
+    def upload(self, stream: BinaryIO, key: str, *, sha256: str, size: int) -> None:
+        if size < self._transfer.multipart_threshold:
+            # One PUT: boto3's upload_fileobj builds a TransferManager (and thread pools) per
+            # call, which dominated small-file copies.
+            try:
+                self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=stream,
+                    ContentLength=size,
+                    Metadata={"sha256": sha256},
+                )
+            except s3util.boto_errors() as exc:
+                raise self._translate(exc, f"upload s3://{self.bucket}/{key}") from exc
+            return
         try:
             self._client.upload_fileobj(
                 stream,

@@ -122,7 +122,8 @@ class SyncResult:
         ]
 
     def identities(self) -> list[SourceIdentity]:
-        """Listing identities of every file whose bytes are known, for the next skip."""
+        """Listing identities of the files downloaded now, for the next skip (an unchanged
+        file's stored identity is already right: rewriting it is wasted work)."""
         return [
             SourceIdentity(
                 o.remote.key,
@@ -133,6 +134,7 @@ class SyncResult:
                 o.content_hash,
             )
             for o in self.outcomes
+            if o.downloaded
         ]
 
     def summary(self) -> dict[str, int | float]:
@@ -259,7 +261,7 @@ class SyncEngine:
 
                 def upload() -> None:
                     spool.seek(0)
-                    self.output.upload(spool, key, sha256=digest)  # type: ignore[arg-type]
+                    self.output.upload(spool, key, sha256=digest, size=size)  # type: ignore[arg-type]
 
                 self.retry.call(upload, what=f"upload {remote.relative_path}")
                 with self._uploaded_lock:
