@@ -101,7 +101,7 @@ def execute(
     beside the job folder, and any failure captured (never raised) as a redacted outcome.
     ``emit`` receives the job's log lines too (a Dagster run's log)."""
     redactor = Redactor()
-    job_log = JobLog()
+    job_log = JobLog(request.job_id, request.channel_id)
     result: SyncResult | None = None
     error_class: str | None = None
     error_text: str | None = None
@@ -245,6 +245,7 @@ def sync_files(
         result = engine.run(channel_id=request.channel_id, job_id=request.job_id, history=history)
     finally:
         source.close()
+    result.retries = policy.made.value
     finish(request, result, services, policy)
     return result
 

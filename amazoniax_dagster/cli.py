@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -68,12 +69,35 @@ def stack() -> None:
 def stack_up(workdir: Path) -> None:
     """Start the stack, print its endpoints and keep it up until Ctrl-C."""
     with running_stack(workdir) as endpoints:
+        pid_file = workdir / "stack.pid"
+        pid_file.write_text(str(os.getpid()))
         env_file = workdir / "stack.env"
         click.echo(f"local stack is up; its settings are in {env_file}:")
         for key, value in endpoints.env().items():
             click.echo(f"  {key}={_mask(key, value)}")
         click.echo("press Ctrl-C to stop it")
         _wait_for_signal()
+
+
+@stack.command("down")
+@click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR / "stack")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for it.")
+def stack_down(workdir: Path, timeout: float) -> None:
+    """Stop a stack started with `amazoniax stack up` (in another terminal)."""
+    pid_file = workdir / "stack.pid"
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        click.echo(f"no local stack is running from {workdir}")
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            click.echo("local stack stopped")
+            return
+        time.sleep(0.2)
+    raise click.ClickException(f"the local stack (pid {pid}) did not stop within {timeout:.0f} s")
 
 
 @main.command()
@@ -572,6 +596,16 @@ def _stop_process_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
     except ProcessLookupError:
         pass
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (an exited child its parent has not reaped yet)."""
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -78,10 +78,15 @@ class JobLog(logging.Handler):
 
     MAX_BYTES = 20 * 1024 * 1024
 
-    def __init__(self) -> None:
+    def __init__(self, job_id: str, channel_id: str) -> None:
         super().__init__(level=logging.INFO)
+        # Every line names its job and channel, so a log read out of context still says whose.
         self.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+            logging.Formatter(
+                f"%(asctime)s %(levelname)-7s job={job_id} channel={channel_id} "
+                "%(name)s: %(message)s",
+                "%Y-%m-%dT%H:%M:%S",
+            )
         )
         self._spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)
         self._size = 0

@@ -7,8 +7,9 @@ retried three times is a retry storm, not resilience).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -20,6 +21,18 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+class RetryCount:
+    """How many retries a policy made (shared by the threads of one job)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """``retries`` extra attempts after the first; the n-th wait is about ``delay * 2**n``."""
@@ -27,6 +40,7 @@ class RetryPolicy:
     retries: int = 3
     delay_seconds: float = 30.0
     max_delay_seconds: float = 600.0
+    made: RetryCount = field(default_factory=RetryCount, compare=False, repr=False)
 
     def wait_seconds(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -44,6 +58,7 @@ class RetryPolicy:
         """Run ``fn``, retrying ``TransientError``; the last error is re-raised as it was."""
 
         def _log(state: RetryCallState) -> None:
+            self.made.add()
             exc = state.outcome.exception() if state.outcome else None
             log.warning(
                 "%s failed (attempt %d of %d): %s; retrying",

@@ -81,6 +81,7 @@ def channel_files(
             "bytes_uploaded": summary["bytes_uploaded"],
             "bytes_downloaded": summary["bytes_downloaded"],
             "duration_seconds": summary["duration_seconds"],
+            "retries": summary["retries"],
         }
         | log_link,
     )

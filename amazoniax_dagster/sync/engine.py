@@ -81,6 +81,8 @@ class SyncResult:
     history_files: int = 0
     #: what happens to invalid files: "flag" (uploaded, reported) or "quarantine"
     invalid_files_policy: str = "flag"
+    #: transient failures retried during the job (listing, downloads, uploads)
+    retries: int = 0
 
     def count(self, classification: Classification) -> int:
         return sum(1 for o in self.outcomes if o.classification is classification)
@@ -151,6 +153,7 @@ class SyncResult:
             "files_uploaded": len(self.uploaded),
             "invalid": sum(1 for o in self.outcomes if o.invalid),
             "quarantined": sum(1 for o in self.outcomes if o.quarantined),
+            "retries": self.retries,
             "duration_seconds": round(self.duration_seconds, 3),
         }
 

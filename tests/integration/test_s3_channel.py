@@ -166,6 +166,8 @@ def test_s3_channel_end_to_end(
         .decode()
     )
     assert f"job {job1}: s3 channel {channel}" in job_log
+    lines = job_log.strip().splitlines()
+    assert lines and all(f"job={job1} channel={channel} " in line for line in lines)
     assert "3 new or updated files uploaded" in job_log
 
     parsers = [
@@ -419,6 +421,8 @@ def test_a_503_storm_is_retried_and_then_succeeds(
     assert run.status is dg.DagsterRunStatus.SUCCESS
     assert sorted(f.file_path for f in fetcher_db.job_files(job_id)) == ["r1.csv", "r2.csv"]
     assert "retrying" in _event_log_text(harness.instance, run.run_id)
+    record = fetcher_db.get_job(job_id)
+    assert record is not None and record.metadata["retries"] == 2
 
 
 def test_retries_stop_at_the_stored_limit_and_fail_as_transient(
