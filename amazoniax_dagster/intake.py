@@ -21,6 +21,7 @@ from amazoniax_dagster.messages import (
     StatusMessage,
     parse_fetcher_job,
 )
+from amazoniax_dagster.sites import site_of
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class IntakeResult:
     accepted: list[FetcherJob] = field(default_factory=list)
+    #: job_id -> site, for the jobs whose source has one (see sites.site_of)
+    sites: dict[str, str] = field(default_factory=dict)
     dead_lettered: int = 0
     #: partition -> next offset to read; covers exactly the handled records
     next_offsets: dict[int, int] = field(default_factory=dict)
@@ -40,8 +43,10 @@ def take_in(batch: Batch, *, db: FetcherDB, bus: KafkaBus, topics: Topics) -> In
     for record in batch.records:
         try:
             try:
-                job = accept(record, db)
+                job, site = accept(record, db)
                 result.accepted.append(job)
+                if site:
+                    result.sites[job.job_id] = site
             except (MessageError, ConfigError) as exc:
                 dead_letter(record, exc, bus=bus, topics=topics)
                 result.dead_lettered += 1
@@ -55,13 +60,15 @@ def take_in(batch: Batch, *, db: FetcherDB, bus: KafkaBus, topics: Topics) -> In
     return result
 
 
-def accept(record: Record, db: FetcherDB) -> FetcherJob:
-    """Validate one record and store its channel config and job; MessageError if it cannot be."""
+def accept(record: Record, db: FetcherDB) -> tuple[FetcherJob, str | None]:
+    """Validate one record and store its channel config and job; MessageError if it cannot be.
+    Returns the job and the site it fetches from."""
     if record.value is None:
         raise MessageError("message has no value")
     job = parse_fetcher_job(record.value)
     if job.config is not None:
         db.save_channel(job.channel_id, job.source_type, job.config)
+        config = job.config
     else:
         stored = db.get_channel(job.channel_id)  # ConfigError when unknown
         if stored.source_type != job.source_type:
@@ -69,6 +76,7 @@ def accept(record: Record, db: FetcherDB) -> FetcherJob:
                 f"message has no config and says source_type {job.source_type!s}, but the "
                 f"stored channel {job.channel_id} is {stored.source_type}"
             )
+        config = stored.config
     db.queue_job(
         job_id=job.job_id,
         channel_id=job.channel_id,
@@ -76,7 +84,7 @@ def accept(record: Record, db: FetcherDB) -> FetcherJob:
         flow=job.flow,
         config=job.config,
     )
-    return job
+    return job, site_of(job.source_type, config)
 
 
 def dead_letter(record: Record, exc: AmazoniaxError, *, bus: KafkaBus, topics: Topics) -> None:

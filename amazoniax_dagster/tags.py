@@ -8,6 +8,8 @@ JOB_ID = "amazoniax/job_id"
 CHANNEL_ID = "amazoniax/channel_id"
 SOURCE_TYPE = "amazoniax/source_type"
 FLOW = "amazoniax/flow"
+#: the site (or FTP host) a run fetches from: the run queue limits concurrent runs per value
+SITE = "amazoniax/site"
 
 
 def job_id_for_run(tags: Mapping[str, str], run_id: str) -> str:

@@ -62,7 +62,8 @@ def kafka_fetcher_sensor(
                 tags.CHANNEL_ID: job.channel_id,
                 tags.SOURCE_TYPE: str(job.source_type),
                 tags.FLOW: str(job.flow),
-            },
+            }
+            | ({tags.SITE: intake.sites[job.job_id]} if job.job_id in intake.sites else {}),
         )
         for job in jobs.values()
         if job.job_id not in already

@@ -81,6 +81,8 @@ def check_evaluations(instance: dg.DagsterInstance, run_id: str) -> dict[str, An
 def run_one(harness: Harness, message: dict[str, Any]) -> dg.DagsterRun:
     harness.produce(message, key=message["channel_id"])
     (request,) = harness.tick().run_requests or []
+    # FTP servers cap connections per user: the run queue limits runs per host.
+    assert request.tags["amazoniax/site"] == "ftp:127.0.0.1"
     (run,) = [harness.launch(request)]
     harness.report(run)
     return run
