@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.errors import AmazoniaxError, ConfigError, MessageError
@@ -39,52 +40,90 @@ class IntakeResult:
 
 
 def take_in(batch: Batch, *, db: FetcherDB, bus: KafkaBus, topics: Topics) -> IntakeResult:
+    """Handle a batch: validate every record, store the accepted jobs in one transaction, then
+    dead-letter the refused ones in order. Offsets stop before the first record that could
+    not be handled (our own DB or Kafka failing); storing again is harmless."""
     result = IntakeResult()
-    for record in batch.records:
-        try:
+    if not batch.records:
+        return result
+    parsed = [(record, _parse(record)) for record in batch.records]
+    try:
+        stored = db.get_channels(
+            j.channel_id for _, j in parsed if isinstance(j, FetcherJob) and j.config is None
+        )
+    except AmazoniaxError as exc:
+        return _stopped(result, batch.records[0], exc, topics)
+    # Channel configs as the batch goes: stored ones, then each message's own, in order.
+    known = {cid: (c.source_type, c.config) for cid, c in stored.items()}
+    decisions: list[tuple[Record, FetcherJob | AmazoniaxError, str | None]] = []
+    to_store: list[tuple[str, str, str, str, dict[str, Any] | None]] = []
+    for record, job in parsed:
+        if isinstance(job, FetcherJob):
             try:
-                job, site = accept(record, db)
-                result.accepted.append(job)
-                if site:
-                    result.sites[job.job_id] = site
+                config = _config_for(job, known)
             except (MessageError, ConfigError) as exc:
-                dead_letter(record, exc, bus=bus, topics=topics)
-                result.dead_lettered += 1
-        except AmazoniaxError as exc:
-            log.error(
-                "stopped at %s[%d]@%d: %s", topics.fetcher, record.partition, record.offset, exc
+                decisions.append((record, exc, None))
+                continue
+            if job.config is not None:
+                known[job.channel_id] = (str(job.source_type), job.config)
+            to_store.append(
+                (job.job_id, job.channel_id, str(job.source_type), str(job.flow), job.config)
             )
-            result.error = exc
-            break
+            decisions.append((record, job, site_of(job.source_type, config)))
+        else:
+            decisions.append((record, job, None))
+    try:
+        db.store_jobs(to_store)
+    except AmazoniaxError as exc:
+        return _stopped(result, batch.records[0], exc, topics)
+    for record, outcome, site in decisions:
+        if isinstance(outcome, FetcherJob):
+            result.accepted.append(outcome)
+            if site:
+                result.sites[outcome.job_id] = site
+        else:
+            try:
+                dead_letter(record, outcome, bus=bus, topics=topics)
+            except AmazoniaxError as exc:
+                # Later jobs were stored already: stored again (harmlessly) next time.
+                return _stopped(result, record, exc, topics)
+            result.dead_lettered += 1
         result.next_offsets[record.partition] = record.offset + 1
     return result
 
 
-def accept(record: Record, db: FetcherDB) -> tuple[FetcherJob, str | None]:
-    """Validate one record and store its channel config and job; MessageError if it cannot be.
-    Returns the job and the site it fetches from."""
+def _parse(record: Record) -> FetcherJob | AmazoniaxError:
     if record.value is None:
-        raise MessageError("message has no value")
-    job = parse_fetcher_job(record.value)
+        return MessageError("message has no value")
+    try:
+        return parse_fetcher_job(record.value)
+    except MessageError as exc:
+        return exc
+
+
+def _config_for(job: FetcherJob, known: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The job's own config, else its channel's (stored, or from earlier in the batch)."""
     if job.config is not None:
-        db.save_channel(job.channel_id, job.source_type, job.config)
-        config = job.config
-    else:
-        stored = db.get_channel(job.channel_id)  # ConfigError when unknown
-        if stored.source_type != job.source_type:
-            raise MessageError(
-                f"message has no config and says source_type {job.source_type!s}, but the "
-                f"stored channel {job.channel_id} is {stored.source_type}"
-            )
-        config = stored.config
-    db.queue_job(
-        job_id=job.job_id,
-        channel_id=job.channel_id,
-        source_type=job.source_type,
-        flow=job.flow,
-        config=job.config,
-    )
-    return job, site_of(job.source_type, config)
+        return job.config
+    if job.channel_id not in known:
+        raise ConfigError(
+            f"channel {job.channel_id!r} has no stored config: send a message with a config first"
+        )
+    source_type, config = known[job.channel_id]
+    if source_type != job.source_type:
+        raise MessageError(
+            f"message has no config and says source_type {job.source_type!s}, but the "
+            f"stored channel {job.channel_id} is {source_type}"
+        )
+    return config
+
+
+def _stopped(
+    result: IntakeResult, record: Record, exc: AmazoniaxError, topics: Topics
+) -> IntakeResult:
+    log.error("stopped at %s[%d]@%d: %s", topics.fetcher, record.partition, record.offset, exc)
+    result.error = exc
+    return result
 
 
 def dead_letter(record: Record, exc: AmazoniaxError, *, bus: KafkaBus, topics: Topics) -> None:

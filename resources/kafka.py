@@ -18,7 +18,7 @@ class KafkaResource(dg.ConfigurableResource):
     status_topic: str = "amazoniax_status"
     dead_letter_topic: str = "amazoniax_fetcher_dlq"
     client_id: str = "amazoniax"
-    max_messages_per_tick: int = Field(default=500, description="sensor work bound per tick")
+    max_messages_per_tick: int = Field(default=5000, description="sensor work bound per tick")
     max_seconds_per_tick: float = Field(default=20.0, description="sensor time bound per tick")
 
     _bus: KafkaBus | None = PrivateAttr(default=None)

@@ -5,7 +5,7 @@ Look-ups are batched per job (one query for a channel's whole history), never pe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -147,6 +147,67 @@ class FetcherDB:
         )
         with self._session("store the channel config") as s:
             s.execute(stmt)
+
+    def get_channels(self, channel_ids: Iterable[str]) -> dict[str, StoredChannel]:
+        """The stored channels among ``channel_ids`` (unsealed), in one query."""
+        ids = sorted(set(channel_ids))
+        if not ids:
+            return {}
+        with self._session("read channel configs") as s:
+            rows = list(s.scalars(select(Channel).where(Channel.channel_id.in_(ids))))
+        return {
+            r.channel_id: StoredChannel(
+                r.channel_id, r.source_type, self._cipher.unseal(r.config_json)
+            )
+            for r in rows
+        }
+
+    def store_jobs(
+        self, jobs: Sequence[tuple[str, str, str, str, Mapping[str, Any] | None]]
+    ) -> None:
+        """Store a batch of accepted jobs in one transaction: each job's config as its channel's
+        latest (in order, so the last message for a channel wins) and the job as queued.
+        Items are (job_id, channel_id, source_type, flow, config or None). Idempotent."""
+        channels: dict[str, dict[str, Any]] = {}
+        job_rows = []
+        for job_id, channel_id, source_type, flow, config in jobs:
+            sealed = self._cipher.seal(config) if config is not None else None
+            if sealed is not None:
+                channels[channel_id] = {
+                    "channel_id": channel_id,
+                    "source_type": source_type,
+                    "config_json": sealed,
+                }
+            job_rows.append(
+                {
+                    "job_id": job_id,
+                    "channel_id": channel_id,
+                    "source_type": source_type,
+                    "flow": flow,
+                    "status": "queued",
+                    "config_json": sealed,
+                    "metadata_json": {},
+                }
+            )
+        with self._session("store the jobs") as s:
+            for chunk in _chunks(list(channels.values()), 1000):
+                stmt = insert(Channel).values(chunk)
+                s.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[Channel.channel_id],
+                        set_={
+                            "source_type": stmt.excluded.source_type,
+                            "config_json": stmt.excluded.config_json,
+                            "updated_at": func.now(),
+                        },
+                    )
+                )
+            for chunk in _chunks(job_rows, 1000):
+                s.execute(
+                    insert(JobRun)
+                    .values(chunk)
+                    .on_conflict_do_nothing(index_elements=[JobRun.job_id])
+                )
 
     def get_channel(self, channel_id: str) -> StoredChannel:
         with self._session("read the channel config") as s:

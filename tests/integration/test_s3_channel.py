@@ -224,6 +224,23 @@ def test_s3_channel_end_to_end(
     assert statuses[ui_job]["status"] == "success"
 
 
+def test_a_message_without_config_may_follow_its_channels_first_message_in_one_batch(
+    harness: Harness, stack: StackEndpoints, channel_client: ChannelBuckets
+) -> None:
+    bucket = channel_client.new({"exports/x.csv": b"x\n"})
+    channel = f"fresh-{uuid.uuid4().hex[:6]}"
+    first = s3_message(
+        stack, job_id=f"job-{uuid.uuid4().hex[:8]}", channel_id=channel, bucket=bucket
+    )
+    second = {k: v for k, v in first.items() if k != "config"} | {
+        "job_id": f"job-{uuid.uuid4().hex[:8]}"
+    }
+    harness.produce(first)
+    harness.produce(second)  # no config: the channel's, stored by the message before it
+    result = harness.tick()
+    assert [r.run_key for r in result.run_requests or []] == [first["job_id"], second["job_id"]]
+
+
 @pytest.mark.parametrize(
     "hostile",
     # SeaweedFS itself refuses backslashes and folds "a//b" to "a/b" when storing keys; the
