@@ -1,11 +1,22 @@
 """Run status sensors: every channel run that ends publishes one ``amazoniax_status`` message,
-whether it succeeded, failed, crashed or was canceled."""
+whether it succeeded, failed, crashed or was canceled.
+
+They watch every job of the code location, not only ``channel_files_job``: runs launched or
+backfilled from an asset page run as Dagster's own asset job. Only runs that materialize
+``channel_files`` are reported.
+"""
 
 import dagster as dg
 
 from amazoniax_dagster import tags
-from amazoniax_dagster.jobs import channel_files_job
 from resources import FetcherDBResource, KafkaResource
+
+CHANNEL_FILES = dg.AssetKey("channel_files")
+
+
+def is_channel_run(run: dg.DagsterRun) -> bool:
+    """A run of the channel_files asset, however it was launched (sensor, UI, backfill)."""
+    return tags.CHANNEL_ID in run.tags or CHANNEL_FILES in (run.asset_selection or set())
 
 
 def _report(
@@ -18,6 +29,8 @@ def _report(
     from amazoniax_dagster.status import build_status, publish_status
 
     run = context.dagster_run
+    if not is_channel_run(run):
+        return
     channel_id = run.tags.get(tags.CHANNEL_ID) or run.tags.get("dagster/partition")
     if channel_id is None:
         context.log.warning(f"run {run.run_id} has no channel; no status published")
@@ -38,7 +51,6 @@ def _report(
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[channel_files_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=5,
     description="Publishes a success status for every channel run that succeeded.",
@@ -50,7 +62,6 @@ def status_on_success(
 
 
 @dg.run_failure_sensor(
-    monitored_jobs=[channel_files_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=5,
     description="Publishes a failed status for every channel run that failed or crashed.",
@@ -63,7 +74,6 @@ def status_on_failure(
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.CANCELED,
-    monitored_jobs=[channel_files_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=5,
     description="Publishes a failed status for every channel run that was canceled.",

@@ -1,0 +1,585 @@
+"""Operations, on the real Dagster processes (code server, webserver, daemon) and the real
+local stack: what a person sees and does in the UI, how many runs the queue lets run at once,
+and what happens to a run that takes too long.
+
+1. A person opens the asset ``channel_files`` in Chromium (driven by Playwright), backfills two
+   channel partitions through the "Materialize…" dialog; both runs succeed, their files are in
+   the output bucket and two ``success`` statuses are on ``amazoniax_status``.
+2. 30 Kafka job messages with the run queue limited to 5: never more than 5 runs STARTED at
+   once (sampled every 200 ms), all 30 succeed and report success.
+3. A run whose source answers too slowly for its ``dagster/max_runtime`` is terminated by the
+   monitoring daemon and reported ``failed`` on ``amazoniax_status`` by the run status sensors.
+
+All three share one module-scoped set of Dagster processes (see ``dagster_server``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import dagster as dg
+import pytest
+
+from amazoniax_dagster import tags
+from amazoniax_dagster.cli import PROJECT_ROOT
+from amazoniax_dagster.db import FetcherDB
+from amazoniax_dagster.kafka import KafkaBus, Topics
+from amazoniax_dagster.local_stack import StackEndpoints
+from amazoniax_dagster.partitions import CHANNELS
+from tests.integration.dagster_server import (
+    LOCATION,
+    REPOSITORY,
+    DagsterServer,
+    InstanceSettings,
+    dagster_server,
+)
+from tests.integration.harness import end_offsets
+
+pytestmark = pytest.mark.integration
+
+TOPICS = Topics()
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MAX_CONCURRENT_RUNS = 5
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 1.0,
+    server: DagsterServer | None = None,
+) -> T:
+    """Call ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server is not None:
+            server.check_alive()
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            logs = f"\n{server.logs()}" if server is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{logs}")
+        time.sleep(interval)
+
+
+@dataclass
+class StatusReader:
+    """Reads ``amazoniax_status`` from where it ended when the reader was made."""
+
+    bus: KafkaBus
+    positions: dict[int, int]
+    by_job: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_end(cls, bus: KafkaBus) -> StatusReader:
+        return cls(bus, end_offsets(bus, TOPICS.status))
+
+    def poll(self) -> dict[str, list[dict[str, Any]]]:
+        batch = self.bus.read(TOPICS.status, self.positions, max_records=10_000, max_seconds=10)
+        self.positions = self.positions | batch.next_offsets
+        for record in batch.records:
+            if record.value is not None:
+                message = json.loads(record.value)
+                self.by_job.setdefault(message["job_id"], []).append(message)
+        return self.by_job
+
+    def wait(
+        self, job_ids: list[str], *, timeout: float, server: DagsterServer, hint: str = ""
+    ) -> dict[str, Any]:
+        """The (first) status of each job, once every one of them has one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            server.check_alive()
+            seen = self.poll()
+            missing = [j for j in job_ids if j not in seen]
+            if not missing:
+                return {j: seen[j][0] for j in job_ids}
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"no message on {TOPICS.status} within {timeout:.0f}s for {len(missing)} of "
+                    f"{len(job_ids)} jobs: {missing[:5]}{hint}\n{server.logs()}"
+                )
+            time.sleep(1.0)
+
+
+def s3_config(stack: StackEndpoints, bucket: str, remote_path: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "bucket": bucket,
+        "remote_path": remote_path,
+        "file_pattern": "*.csv",
+        "endpoint_url": stack.s3_endpoint_url,
+        "region": stack.s3_region,
+        "access_key": stack.channel_s3_access_key_id,
+        "secret_access_key": stack.channel_s3_secret_access_key,
+    } | extra
+
+
+def new_bucket(admin: Any, customer: Any, files: dict[str, bytes]) -> str:
+    bucket = f"src-{uuid.uuid4().hex[:12]}"
+    admin.create_bucket(Bucket=bucket)
+    for key, body in files.items():
+        customer.put_object(Bucket=bucket, Key=key, Body=body)
+    return bucket
+
+
+def keys_under(client: Any, bucket: str, prefix: str) -> list[str]:
+    listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(obj["Key"][len(prefix) :] for obj in listing.get("Contents", []))
+
+
+def runs_with(instance: dg.DagsterInstance, run_tags: dict[str, Any]) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(filters=dg.RunsFilter(tags=run_tags)))
+
+
+def launch_ui_run(server: DagsterServer, channel_id: str, run_tags: dict[str, str]) -> str:
+    """Launch one partition of ``channel_files`` the way the UI's launchpad does."""
+    data = server.graphql(
+        """
+        mutation($params: ExecutionParams!) {
+          launchRun(executionParams: $params) {
+            __typename
+            ... on LaunchRunSuccess { run { runId } }
+            ... on PythonError { message }
+            ... on InvalidSubsetError { message }
+            ... on RunConfigValidationInvalid { errors { message } }
+          }
+        }
+        """,
+        {
+            "params": {
+                "selector": {
+                    "repositoryLocationName": LOCATION,
+                    "repositoryName": REPOSITORY,
+                    "jobName": "channel_files_job",
+                    "assetSelection": [{"path": ["channel_files"]}],
+                },
+                "runConfigData": "{}",
+                "executionMetadata": {
+                    "tags": [
+                        {"key": k, "value": v}
+                        for k, v in ({"dagster/partition": channel_id} | run_tags).items()
+                    ]
+                },
+            }
+        },
+    )
+    result = data["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    run_id: str = result["run"]["runId"]
+    return run_id
+
+
+@contextmanager
+def slow_proxy(upstream_url: str, delay_seconds: float) -> Iterator[tuple[str, list[str]]]:
+    """An HTTP proxy on 127.0.0.1 that holds every request for ``delay_seconds`` before
+    forwarding it unchanged (the Host header included, so S3 signatures stay valid). The delay
+    stays below the product's S3 read timeout (30 s), so the source looks slow, not dead.
+    Yields the proxy's URL and the list of requests it received ("METHOD path")."""
+    upstream = urlsplit(upstream_url)
+    host = upstream.hostname or "127.0.0.1"
+    closing = threading.Event()
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            return
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            seen.append(f"{self.command} {self.path}")
+            if closing.wait(delay_seconds):
+                self.close_connection = True
+                return
+            conn = http.client.HTTPConnection(host, upstream.port, timeout=30)
+            try:
+                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+                response = conn.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            finally:
+                conn.close()
+
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle  # noqa: N815
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        closing.set()
+        server.shutdown()
+        server.server_close()
+
+
+# -------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def module_bus(stack: StackEndpoints) -> Iterator[KafkaBus]:
+    bus = KafkaBus(stack.kafka_bootstrap, client_id="tests-operations")
+    yield bus
+    bus.close()
+
+
+@pytest.fixture(scope="module")
+def dagster(
+    stack: StackEndpoints,
+    fetcher_db: FetcherDB,
+    module_bus: KafkaBus,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[DagsterServer]:
+    """Code server, webserver and daemon, once for the module; stopped however it ends."""
+
+    def start_sensor_at_the_end(server: DagsterServer) -> None:
+        # The session's other tests wrote to amazoniax_fetcher; this instance must not replay
+        # them (the sensor's first cursor would be the beginning of the topic).
+        offsets = end_offsets(module_bus, TOPICS.fetcher)
+        cursor = json.dumps({str(p): o for p, o in sorted(offsets.items())})
+        server.set_sensor_cursor("kafka_fetcher_sensor", cursor)
+
+    started = time.monotonic()
+    with dagster_server(
+        stack,
+        tmp_path_factory.mktemp("operations"),
+        settings=InstanceSettings(max_concurrent_runs=MAX_CONCURRENT_RUNS),
+        prepare=start_sensor_at_the_end,
+    ) as server:
+        print(f"\n[operations] dagster processes up in {time.monotonic() - started:.1f}s")
+        yield server
+        stopping = time.monotonic()
+    print(f"[operations] dagster processes stopped in {time.monotonic() - stopping:.1f}s")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's Chromium (``playwright install`` cannot download browsers here)."""
+    path = shutil.which("chromium")
+    if path is None:
+        done = subprocess.run(
+            [str(PROJECT_ROOT / "scripts" / "_chromium.sh")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        path = shutil.which("chromium")
+        if path is None:
+            pytest.skip(
+                "chromium is not installed and scripts/_chromium.sh could not install it: "
+                + (done.stderr.strip()[-400:] or f"exit {done.returncode}")
+            )
+    return path
+
+
+@pytest.fixture()
+def buckets(stack: StackEndpoints, output_client: Any) -> tuple[Any, Any]:
+    """(admin, customer) S3 clients: buckets made by the admin, filled by the customer."""
+    from amazoniax_dagster import s3util
+
+    customer = s3util.make_client(
+        endpoint_url=stack.s3_endpoint_url,
+        access_key_id=stack.channel_s3_access_key_id,
+        secret_access_key=stack.channel_s3_secret_access_key,
+        region=stack.s3_region,
+    )
+    return output_client, customer
+
+
+# ---------------------------------------------------------------------------------- tests
+
+
+def test_a_person_backfills_two_channels_from_the_asset_page(
+    dagster: DagsterServer,
+    chromium: str,
+    stack: StackEndpoints,
+    fetcher_db: FetcherDB,
+    buckets: tuple[Any, Any],
+    output_client: Any,
+    module_bus: KafkaBus,
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)  # the machine is busy with Dagster processes
+    started = time.monotonic()
+    admin, customer = buckets
+    tag = uuid.uuid4().hex[:6]
+    channels = [f"ui-{tag}-north", f"ui-{tag}-south"]
+    for channel in channels:
+        bucket = new_bucket(admin, customer, {f"exports/{channel}.csv": b"id,v\n1,a\n"})
+        fetcher_db.save_channel(channel, "s3", s3_config(stack, bucket, "/exports/"))
+    dagster.instance.add_dynamic_partitions(CHANNELS, channels)
+    statuses = StatusReader.from_end(module_bus)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            try:
+                page.goto(f"{dagster.url}/assets/channel_files")
+                expect(page.get_by_text("Files fetched for one channel")).to_be_visible()
+                page.get_by_role("button", name="Materialize…").first.click()
+
+                dialog = page.get_by_role("dialog")
+                expect(
+                    dialog.get_by_text("Launch runs to materialize channel_files")
+                ).to_be_visible()
+                dialog.get_by_text("Select a partition or create one").click()
+                search = page.get_by_placeholder("Filter partitions")
+                for channel in channels:
+                    search.fill(channel)
+                    page.get_by_role("menuitem").filter(has_text=channel).click()
+                page.keyboard.press("Escape")  # closes the partition list, not the dialog
+                expect(search).to_be_hidden()
+                expect(dialog.get_by_text("2 partitions")).to_be_visible()
+                for channel in channels:
+                    expect(dialog.get_by_text(channel, exact=True).first).to_be_visible()
+                page.screenshot(path=str(ARTIFACTS / "operations-backfill-dialog.png"))
+                dialog.get_by_role("button", name="Launch backfill").click()
+
+                toast = page.get_by_text(re.compile(r"Created backfill \S+"))
+                expect(toast).to_be_visible()
+                match = re.search(r"Created backfill (\S+)", toast.inner_text())
+                assert match, toast.inner_text()
+                backfill_id = match.group(1)
+                launched = time.monotonic()
+
+                # The backfill daemon submits the runs (its loop sleeps 30 s), the queue
+                # starts them.
+                def both_finished() -> list[dg.DagsterRun] | None:
+                    runs = runs_with(dagster.instance, {"dagster/backfill": backfill_id})
+                    done = len(runs) == 2 and all(r.is_finished for r in runs)
+                    return runs if done else None
+
+                runs = wait_for(
+                    f"the 2 runs of backfill {backfill_id}",
+                    both_finished,
+                    timeout=150,
+                    server=dagster,
+                )
+                print(
+                    f"\n[operations] backfill runs ({sorted({r.job_name for r in runs})}) "
+                    f"finished {time.monotonic() - launched:.1f}s after the launch"
+                )
+                assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}, [
+                    (r.run_id, r.status) for r in runs
+                ]
+                by_channel = {r.tags["dagster/partition"]: r for r in runs}
+                assert sorted(by_channel) == sorted(channels)
+
+                # What the person sees afterwards: the asset materialized, its metadata.
+                page.goto(f"{dagster.url}/assets/channel_files")
+                expect(page.get_by_text("Never materialized")).to_have_count(0)
+                expect(page.get_by_text("files_uploaded").first).to_be_visible()
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(ARTIFACTS / "operations-asset-page.png"))
+                page.get_by_role("tab", name="Partitions").click()
+                expect(page.get_by_text("Materialized (2)")).to_be_visible()
+                for channel in channels:
+                    expect(page.get_by_text(channel, exact=True).first).to_be_visible()
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(ARTIFACTS / "operations-asset-partitions.png"))
+            except BaseException:
+                with suppress(Exception):  # never hide the failure behind a screenshot error
+                    page.screenshot(path=str(ARTIFACTS / "operations-asset-page-failure.png"))
+                raise
+        finally:
+            browser.close()
+
+    jobs = {channel: f"ui-{run.run_id}" for channel, run in by_channel.items()}
+    for channel, job_id in jobs.items():
+        assert keys_under(output_client, stack.output_bucket, f"raw/{channel}/{job_id}/") == [
+            f"{channel}.csv"
+        ]
+    job_names = sorted({r.job_name for r in runs})
+    reported = statuses.wait(
+        list(jobs.values()),
+        timeout=60,
+        server=dagster,
+        hint=f" (the runs are of {job_names}: do the run status sensors monitor it?)",
+    )
+    for channel, job_id in jobs.items():
+        assert reported[job_id]["status"] == "success", reported[job_id]
+        assert reported[job_id]["channel_id"] == channel
+        assert reported[job_id]["metadata"]["files_processed"] == 1
+    print(f"[operations] backfill test {time.monotonic() - started:.1f}s")
+
+
+def test_a_run_that_exceeds_its_max_runtime_is_failed_and_reported(
+    dagster: DagsterServer,
+    stack: StackEndpoints,
+    fetcher_db: FetcherDB,
+    buckets: tuple[Any, Any],
+    module_bus: KafkaBus,
+) -> None:
+    started = time.monotonic()
+    admin, customer = buckets
+    channel = f"slow-{uuid.uuid4().hex[:6]}"
+    bucket = new_bucket(admin, customer, {"exports/late.csv": b"id\n1\n"})
+    statuses = StatusReader.from_end(module_bus)
+    max_runtime = 8  # enough for the run to reach its source on a busy machine
+
+    with slow_proxy(stack.s3_endpoint_url, delay_seconds=25) as (slow_endpoint, requests):
+        fetcher_db.save_channel(
+            channel, "s3", s3_config(stack, bucket, "/exports/", endpoint_url=slow_endpoint)
+        )
+        dagster.instance.add_dynamic_partitions(CHANNELS, [channel])
+        run_id = launch_ui_run(dagster, channel, {"dagster/max_runtime": str(max_runtime)})
+
+        def finished() -> dg.DagsterRun | None:
+            run = dagster.instance.get_run_by_id(run_id)
+            return run if run is not None and run.is_finished else None
+
+        run = wait_for(f"run {run_id} to end", finished, timeout=90, server=dagster)
+        stats = dagster.instance.get_run_stats(run_id)
+        job_id = f"ui-{run_id}"
+        reported = statuses.wait([job_id], timeout=60, server=dagster)
+
+    assert run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED), run.status
+    assert stats.start_time is not None and stats.end_time is not None
+    ran_for = stats.end_time - stats.start_time
+    # Terminated by the monitoring daemon (polls every 2 s), well before the source answered.
+    assert max_runtime <= ran_for < 25, ran_for
+    # The run was waiting on its source when it was stopped, and it was stopped for its runtime.
+    assert any("list-type=2" in r for r in requests), requests
+    messages = [e.message for e in dagster.instance.all_logs(run_id)]
+    assert any(f"maximum runtime of {max_runtime} seconds" in m for m in messages), messages
+
+    status = reported[job_id]
+    assert status["status"] == "failed", status
+    assert status["channel_id"] == channel
+    all_for_job = statuses.poll()[job_id]
+    record = fetcher_db.get_job(job_id)
+    assert record is not None and record.status in ("failed", "canceled"), record
+    print(
+        f"\n[operations] timeout test {time.monotonic() - started:.1f}s: run {run.status.value} "
+        f"after {ran_for:.1f}s; {len(all_for_job)} status message(s): "
+        f"{[(m['status'], m['message']) for m in all_for_job]}"
+    )
+
+
+def test_thirty_jobs_never_run_more_than_five_at_once(
+    dagster: DagsterServer,
+    stack: StackEndpoints,
+    buckets: tuple[Any, Any],
+    output_client: Any,
+    module_bus: KafkaBus,
+) -> None:
+    started = time.monotonic()
+    admin, customer = buckets
+    tag = uuid.uuid4().hex[:6]
+    count = 30
+    channels = [f"many-{tag}-{i:02d}" for i in range(count)]
+    bucket = new_bucket(
+        admin, customer, {f"c{i:02d}/f{i:02d}.csv": f"id\n{i}\n".encode() for i in range(count)}
+    )
+    jobs = {channel: f"job-{tag}-{i:02d}" for i, channel in enumerate(channels)}
+    statuses = StatusReader.from_end(module_bus)
+    for i, channel in enumerate(channels):
+        message = {
+            "job_id": jobs[channel],
+            "channel_id": channel,
+            "source_type": "s3",
+            "is_new": True,
+            "heal_mode": False,
+            "config": s3_config(stack, bucket, f"/c{i:02d}/"),
+        }
+        module_bus.publish(TOPICS.fetcher, json.dumps(message).encode(), key=channel.encode())
+
+    in_progress = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+    job_filter = {tags.JOB_ID: list(jobs.values())}
+    max_started = max_in_progress = samples = 0
+    deadline = time.monotonic() + 240
+    runs: list[dg.DagsterRun] = []
+    last_check = 0.0
+    while True:
+        active = dagster.instance.get_runs(filters=dg.RunsFilter(statuses=in_progress))
+        started_now = sum(1 for r in active if r.status is dg.DagsterRunStatus.STARTED)
+        max_started = max(max_started, started_now)
+        max_in_progress = max(max_in_progress, len(active))
+        samples += 1
+        assert started_now <= MAX_CONCURRENT_RUNS, [(r.run_id, r.status) for r in active]
+        if time.monotonic() - last_check >= 1.0:
+            last_check = time.monotonic()
+            dagster.check_alive()
+            runs = runs_with(dagster.instance, job_filter)
+            if len(runs) == count and all(r.is_finished for r in runs):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{sum(r.is_finished for r in runs)}/{len(runs)} of {count} runs finished "
+                    f"in time\n{dagster.logs()}"
+                )
+        time.sleep(0.2)
+    runs_done = time.monotonic()
+
+    assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}, sorted(
+        (r.tags[tags.JOB_ID], r.status.value) for r in runs
+    )
+    assert sorted(r.tags[tags.JOB_ID] for r in runs) == sorted(jobs.values())
+    assert max_started <= MAX_CONCURRENT_RUNS
+    assert max_started >= 2, "the runs never overlapped: the test proves nothing"
+
+    records = dagster.instance.get_run_records(filters=dg.RunsFilter(tags=job_filter))
+    created = sorted(r.create_timestamp.timestamp() for r in records)
+    begun = sorted(r.start_time or 0.0 for r in records)
+    ended = sorted(r.end_time or 0.0 for r in records)
+    runtimes = sorted((r.end_time or 0.0) - (r.start_time or 0.0) for r in records)
+    timeline = (
+        f"runs created over {created[-1] - created[0]:.1f}s, started over "
+        f"{begun[-1] - begun[0]:.1f}s, ended over {ended[-1] - ended[0]:.1f}s; "
+        f"run time median {runtimes[len(runtimes) // 2]:.1f}s, max {runtimes[-1]:.1f}s"
+    )
+
+    reported = statuses.wait(list(jobs.values()), timeout=90, server=dagster)
+    assert {m["status"] for m in reported.values()} == {"success"}
+    for i, channel in enumerate(channels):
+        folder = f"raw/{channel}/{jobs[channel]}/"
+        assert keys_under(output_client, stack.output_bucket, folder) == [f"f{i:02d}.csv"]
+    print(
+        f"\n[operations] {count} runs: all finished {runs_done - started:.1f}s after the "
+        f"messages, statuses after {time.monotonic() - started:.1f}s; at most {max_started} "
+        f"STARTED and {max_in_progress} STARTING+STARTED at once ({samples} samples); "
+        f"{timeline}"
+    )
