@@ -9,14 +9,20 @@ backfilled from an asset page run as Dagster's own asset job. Only runs that mat
 import dagster as dg
 
 from amazoniax_dagster import tags
+from amazoniax_dagster.jobs import channel_files_job
 from resources import FetcherDBResource, KafkaResource
 
 CHANNEL_FILES = dg.AssetKey("channel_files")
 
 
 def is_channel_run(run: dg.DagsterRun) -> bool:
-    """A run of the channel_files asset, however it was launched (sensor, UI, backfill)."""
-    return tags.CHANNEL_ID in run.tags or CHANNEL_FILES in (run.asset_selection or set())
+    """A run of the channel_files asset, however it was launched: by the sensors (tagged), as
+    channel_files_job from the Jobs page, or as Dagster's asset job from an asset page."""
+    return (
+        tags.CHANNEL_ID in run.tags
+        or run.job_name == channel_files_job.name
+        or CHANNEL_FILES in (run.asset_selection or set())
+    )
 
 
 def _report(
