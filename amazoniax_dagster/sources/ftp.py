@@ -50,6 +50,7 @@ from amazoniax_dagster.sources.remote_tree import (
     EntryKind,
     Unlistable,
     WalkLimits,
+    network_error,
     normalize_root,
     walk,
 )
@@ -238,16 +239,9 @@ def translate_ftp_error(
         return ConfigError(f"cannot {what}: server said {detail}")
     if isinstance(exc, ftplib.error_reply | ftplib.error_proto):
         return TransientError(f"cannot {what}: unexpected reply {detail!r}")
-    if isinstance(exc, EOFError):
-        return TransientError(f"cannot {what}: the server closed the connection")
-    if isinstance(exc, socket.gaierror):
-        if exc.errno == socket.EAI_AGAIN:
-            return TransientError(f"cannot {what}: cannot resolve the host right now ({detail})")
-        return ConfigError(f"cannot {what}: the host does not resolve ({detail})")
-    if isinstance(exc, TimeoutError):
-        return TransientError(f"cannot {what}: timed out")
-    if isinstance(exc, ssl.SSLError | OSError):
-        return TransientError(f"cannot {what}: {type(exc).__name__}: {detail}")
+    network = network_error(exc, what, detail)  # ssl.SSLError is an OSError
+    if network is not None:
+        return network
     raise TypeError(f"not an FTP error: {type(exc).__name__}") from exc
 
 

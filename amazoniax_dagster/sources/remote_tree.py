@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +37,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Generic, Literal, Protocol, TypeVar
 
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.errors import AmazoniaxError, ConfigError, TransientError
 from amazoniax_dagster.paths import FilePattern, UnsafePathError, safe_relative_path
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile
 
@@ -342,3 +343,19 @@ class ConnectionPool(Generic[C]):
             self._close(conn)
         except Exception as exc:  # closing a broken connection may fail; it is gone anyway
             log.debug("closing a connection failed: %s", exc)
+
+
+def network_error(exc: BaseException, what: str, detail: str) -> AmazoniaxError | None:
+    """The error class of a socket-level failure, shared by the FTP and SFTP translators
+    (``detail`` is the already scrubbed text); None when ``exc`` is not one."""
+    if isinstance(exc, socket.gaierror):
+        if exc.errno == socket.EAI_AGAIN:
+            return TransientError(f"cannot {what}: cannot resolve the host right now ({detail})")
+        return ConfigError(f"cannot {what}: the host does not resolve ({detail})")
+    if isinstance(exc, TimeoutError):
+        return TransientError(f"cannot {what}: timed out")
+    if isinstance(exc, EOFError):
+        return TransientError(f"cannot {what}: the server closed the connection")
+    if isinstance(exc, OSError):
+        return TransientError(f"cannot {what}: {type(exc).__name__}: {detail}")
+    return None

@@ -56,6 +56,7 @@ from amazoniax_dagster.sources.remote_tree import (
     EntryKind,
     Unlistable,
     WalkLimits,
+    network_error,
     normalize_root,
     walk,
 )
@@ -163,16 +164,11 @@ def translate_sftp_error(exc: BaseException, what: str) -> AmazoniaxError:
         return ConfigError(f"cannot {what}: no such file or directory")
     if isinstance(exc, PermissionError):
         return ConfigError(f"cannot {what}: permission denied")
-    if isinstance(exc, socket.gaierror):
-        if exc.errno == socket.EAI_AGAIN:
-            return TransientError(f"cannot {what}: cannot resolve the host right now ({exc})")
-        return ConfigError(f"cannot {what}: the host does not resolve ({exc})")
-    if isinstance(exc, TimeoutError):
-        return TransientError(f"cannot {what}: timed out")
-    if isinstance(exc, EOFError):
-        return TransientError(f"cannot {what}: the server closed the connection")
-    if isinstance(exc, paramiko.SSHException | OSError):
+    if isinstance(exc, paramiko.SSHException):
         return TransientError(f"cannot {what}: {type(exc).__name__}: {exc}")
+    network = network_error(exc, what, str(exc))
+    if network is not None:
+        return network
     raise TypeError(f"not an SFTP error: {type(exc).__name__}") from exc
 
 
