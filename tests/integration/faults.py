@@ -1,6 +1,7 @@
 """Fault injection in front of a real server: an HTTP proxy on 127.0.0.1 that answers the first
-N matching requests with an error and forwards everything else unchanged (the Host header
-included, so S3 signatures stay valid)."""
+N matching requests with an error, or holds them for a while before forwarding (a slow
+source), and forwards everything else unchanged (the Host header included, so S3 signatures
+stay valid)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ SLOW_DOWN = (
 
 @dataclass
 class FaultPlan:
-    """Fail requests for which ``matches(method, path)`` holds, ``failures`` times in all."""
+    """Fail requests for which ``matches(method, path)`` holds, ``failures`` times in all; with
+    ``delay_seconds``, hold them that long and then forward them instead of failing them."""
 
     matches: Callable[[str, str], bool]
     failures: int
+    delay_seconds: float = 0.0
     status: int = 503
     body: bytes = SLOW_DOWN
     seen: list[tuple[str, str]] = field(default_factory=list)
@@ -43,6 +46,7 @@ class FaultPlan:
 def flaky_proxy(upstream_url: str, plan: FaultPlan) -> Iterator[str]:
     """Yield the proxy's URL; requests go to ``upstream_url`` unless the plan fails them."""
     upstream = urlsplit(upstream_url)
+    closing = threading.Event()  # ends held requests when the proxy stops
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -53,7 +57,12 @@ def flaky_proxy(upstream_url: str, plan: FaultPlan) -> Iterator[str]:
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
-            if plan.should_fail(self.command, self.path):
+            hit = plan.should_fail(self.command, self.path)
+            if hit and plan.delay_seconds:
+                if closing.wait(plan.delay_seconds):
+                    self.close_connection = True
+                    return
+            elif hit:
                 self.send_response(plan.status)
                 self.send_header("Content-Type", "application/xml")
                 self.send_header("Content-Length", str(len(plan.body)))
@@ -80,10 +89,12 @@ def flaky_proxy(upstream_url: str, plan: FaultPlan) -> Iterator[str]:
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle  # noqa: N815
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        closing.set()
         server.shutdown()
         server.server_close()

@@ -15,20 +15,16 @@ All three share one module-scoped set of Dagster processes (see ``dagster_server
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import shutil
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import dagster as dg
 import pytest
@@ -46,6 +42,7 @@ from tests.integration.dagster_server import (
     InstanceSettings,
     dagster_server,
 )
+from tests.integration.faults import FaultPlan, flaky_proxy
 from tests.integration.harness import end_offsets
 
 pytestmark = pytest.mark.integration
@@ -196,60 +193,6 @@ def launch_ui_run(server: DagsterServer, channel_id: str, run_tags: dict[str, st
     assert result["__typename"] == "LaunchRunSuccess", result
     run_id: str = result["run"]["runId"]
     return run_id
-
-
-@contextmanager
-def slow_proxy(upstream_url: str, delay_seconds: float) -> Iterator[tuple[str, list[str]]]:
-    """An HTTP proxy on 127.0.0.1 that holds every request for ``delay_seconds`` before
-    forwarding it unchanged (the Host header included, so S3 signatures stay valid). The delay
-    stays below the product's S3 read timeout (30 s), so the source looks slow, not dead.
-    Yields the proxy's URL and the list of requests it received ("METHOD path")."""
-    upstream = urlsplit(upstream_url)
-    host = upstream.hostname or "127.0.0.1"
-    closing = threading.Event()
-    seen: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            return
-
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
-            seen.append(f"{self.command} {self.path}")
-            if closing.wait(delay_seconds):
-                self.close_connection = True
-                return
-            conn = http.client.HTTPConnection(host, upstream.port, timeout=30)
-            try:
-                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
-                response = conn.getresponse()
-                data = response.read()
-                self.send_response(response.status)
-                for key, value in response.getheaders():
-                    if key.lower() not in ("transfer-encoding", "content-length", "connection"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-            finally:
-                conn.close()
-
-        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle  # noqa: N815
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        closing.set()
-        server.shutdown()
-        server.server_close()
 
 
 # -------------------------------------------------------------------------------- fixtures
@@ -460,7 +403,10 @@ def test_a_run_that_exceeds_its_max_runtime_is_failed_and_reported(
     statuses = StatusReader.from_end(module_bus)
     max_runtime = 8  # enough for the run to reach its source on a busy machine
 
-    with slow_proxy(stack.s3_endpoint_url, delay_seconds=25) as (slow_endpoint, requests):
+    # Every request waits 25 s before it is forwarded: below the product's S3 read timeout
+    # (30 s), so the source looks slow, not dead.
+    slow = FaultPlan(matches=lambda method, path: True, failures=1_000_000, delay_seconds=25)
+    with flaky_proxy(stack.s3_endpoint_url, slow) as slow_endpoint:
         fetcher_db.save_channel(
             channel, "s3", s3_config(stack, bucket, "/exports/", endpoint_url=slow_endpoint)
         )
@@ -482,7 +428,7 @@ def test_a_run_that_exceeds_its_max_runtime_is_failed_and_reported(
     # Terminated by the monitoring daemon (polls every 2 s), well before the source answered.
     assert max_runtime <= ran_for < 25, ran_for
     # The run was waiting on its source when it was stopped, and it was stopped for its runtime.
-    assert any("list-type=2" in r for r in requests), requests
+    assert any("list-type=2" in path for _, path in slow.seen), slow.seen
     messages = [e.message for e in dagster.instance.all_logs(run_id)]
     assert any(f"maximum runtime of {max_runtime} seconds" in m for m in messages), messages
 
