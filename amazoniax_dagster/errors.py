@@ -12,6 +12,7 @@ what happens next (see ARCHITECTURE.md, "Errors")::
     ├── SiteChangedError        known endpoint gone, schema drift, empty where history is not
     │                           -> fail, start heal mode
     ├── FetcherCodeError        exception inside a generated fetcher -> fail, start heal mode
+    ├── NoFetcherError          a site has no fetcher and none can be generated -> fail
     ├── ExhaustedError          retries / heal attempts used up -> requires_human_review
     └── InfrastructureError     our own services (DB, output bucket, Kafka) misbehave -> fail
 
@@ -71,6 +72,12 @@ class FetcherCodeError(AmazoniaxError):
     error_class = "fetcher_code"
 
 
+class NoFetcherError(AmazoniaxError):
+    """A web/API site has no fetcher, and this deployment cannot generate one."""
+
+    error_class = "no_fetcher"
+
+
 class ExhaustedError(AmazoniaxError):
     """Retries or heal attempts are used up; a person has to look."""
 
@@ -90,6 +97,7 @@ __all__ = [
     "FetcherCodeError",
     "InfrastructureError",
     "MessageError",
+    "NoFetcherError",
     "SiteChangedError",
     "TransientError",
     "UnsafeURLError",

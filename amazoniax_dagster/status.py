@@ -38,6 +38,8 @@ def build_status(
         status, message = JobStatus.SUCCESS, record.message or "job completed"
     elif outcome == "failure" and record and record.status == "failed" and record.message:
         status, message = JobStatus.FAILED, record.message
+    elif outcome == "failure" and record and record.status == "requires_human_review":
+        status, message = JobStatus.REQUIRES_HUMAN_REVIEW, record.message or "requires review"
     elif outcome == "canceled":
         status, message = JobStatus.FAILED, "run was canceled before the job finished"
         recorded["error_class"] = "canceled"

@@ -44,9 +44,15 @@ def _report(
     stats = context.instance.get_run_stats(run.run_id)
     seconds = stats.end_time - stats.start_time if stats.start_time and stats.end_time else None
     db = fetcher_db.get_db()
+    job_id = tags.job_id_for_run(run.tags, run.run_id)
+    if outcome == "failure":
+        from amazoniax_dagster.heal import after_failure
+
+        # A site that changed gets a heal request (or a person) before its status goes out.
+        after_failure(db, kafka.get_bus(), kafka.topics(), job_id)
     status = build_status(
         db,
-        job_id=tags.job_id_for_run(run.tags, run.run_id),
+        job_id=job_id,
         channel_id=channel_id,
         outcome=outcome,  # type: ignore[arg-type]
         run_message=run_message,

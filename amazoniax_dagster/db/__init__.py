@@ -3,8 +3,10 @@
 from amazoniax_dagster.db.repository import (
     ChannelHistory,
     DeliveredFile,
+    DeliveredOutput,
     FetcherDB,
     JobRecord,
+    RecentOutputs,
     RetryConfig,
     SourceIdentity,
     StoredChannel,
@@ -13,8 +15,10 @@ from amazoniax_dagster.db.repository import (
 __all__ = [
     "ChannelHistory",
     "DeliveredFile",
+    "DeliveredOutput",
     "FetcherDB",
     "JobRecord",
+    "RecentOutputs",
     "RetryConfig",
     "SourceIdentity",
     "StoredChannel",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, select, update
+from sqlalchemy import Engine, create_engine, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -77,6 +77,23 @@ class ChannelHistory:
     latest_hash_by_path: dict[str, str] = field(default_factory=dict)
     delivered_hashes: set[str] = field(default_factory=set)
     identities: dict[str, SourceIdentity] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeliveredOutput:
+    file_path: str
+    s3_key: str
+    size: int
+
+
+@dataclass(frozen=True)
+class RecentOutputs:
+    file_counts: list[int]  # files each successful job fetched, newest first
+    files: list[DeliveredOutput]  # files delivered (new or updated), newest first
+
+
+def _fetched_count(metadata: Mapping[str, Any]) -> int:
+    return sum(int(metadata.get(k, 0) or 0) for k in ("new", "updated", "duplicate", "unchanged"))
 
 
 @dataclass(frozen=True)
@@ -345,6 +362,46 @@ class FetcherDB:
             started_at=row.started_at,
             finished_at=row.finished_at,
         )
+
+    def heal_jobs_since_success(self, channel_id: str) -> int:
+        """Heal-mode jobs of the channel since its last successful job: the heal attempts
+        used on the current breakage (bounded by ``max_heal_retries``)."""
+        last_success = (
+            select(func.max(JobRun.created_at))
+            .where(JobRun.channel_id == channel_id, JobRun.status == "success")
+            .scalar_subquery()
+        )
+        stmt = select(func.count()).where(
+            JobRun.channel_id == channel_id,
+            JobRun.flow == "heal",
+            or_(last_success.is_(None), JobRun.created_at > last_success),
+        )
+        with self._session("count the heal attempts") as s:
+            return int(s.scalar(stmt) or 0)
+
+    def recent_outputs(self, channel_id: str, *, since: datetime) -> RecentOutputs:
+        """What the channel's successful jobs since ``since`` fetched: files per job (from
+        each job's summary) and the files they delivered, newest first (validation input)."""
+        jobs = (
+            select(JobRun.job_id, JobRun.metadata_json)
+            .where(
+                JobRun.channel_id == channel_id,
+                JobRun.status == "success",
+                JobRun.created_at >= since,
+            )
+            .order_by(JobRun.created_at.desc())
+        )
+        files = (
+            select(FileMetadata.file_path, FileMetadata.s3_key, FileMetadata.file_size)
+            .where(FileMetadata.channel_id == channel_id, FileMetadata.created_at >= since)
+            .where(FileMetadata.quarantined.is_(False))
+            .order_by(FileMetadata.id.desc())
+            .limit(5000)
+        )
+        with self._session("read the channel's recent outputs") as s:
+            counts = [_fetched_count(meta or {}) for _, meta in s.execute(jobs)]
+            delivered = [DeliveredOutput(*row) for row in s.execute(files)]
+        return RecentOutputs(file_counts=counts, files=delivered)
 
     # -- read-only summaries (the command line) ------------------------------------------------
 
