@@ -18,9 +18,12 @@ from typing import Any
 
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.errors import AmazoniaxError, ConfigError, MessageError
+from amazoniax_dagster.fetchers.base import FetchLimits
+from amazoniax_dagster.fetchers.routing import FetcherCatalog, FetcherGenerator
 from amazoniax_dagster.kafka import KafkaBus, Topics
 from amazoniax_dagster.logs import JobLog, forwarded_logs, redacted_log_records
 from amazoniax_dagster.messages import (
+    FileChecks,
     Flow,
     FtpSourceConfig,
     ParsersMessage,
@@ -57,6 +60,16 @@ class JobServices:
     policy: NetworkPolicy = field(default_factory=NetworkPolicy)
     max_workers: int = 16
     spool_dir: Path | None = None
+    # html/api channels: published fetchers (DB + Git), built on first use; and the
+    # generator of new versions (None where generation is not available).
+    fetcher_catalog: Callable[[], FetcherCatalog] | None = None
+    generator: FetcherGenerator | None = None
+    fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+
+    def catalog(self) -> FetcherCatalog:
+        if self.fetcher_catalog is None:
+            raise ConfigError("web/API channels need a fetcher repository, and none is set up")
+        return self.fetcher_catalog()
 
 
 @dataclass(frozen=True)
@@ -173,9 +186,9 @@ def run_job(job: ResolvedJob, services: JobServices) -> SyncResult:
         raise ConfigError(str(exc)) from exc
     if isinstance(config, S3SourceConfig | FtpSourceConfig):
         return sync_files(job.request, config, services)
-    raise ConfigError(
-        f"source_type {job.source_type!s} is not supported by this version of amazoniax yet"
-    )
+    from amazoniax_dagster.site_job import fetch_site
+
+    return fetch_site(job.request, job.source_type, config, services)
 
 
 def open_source(
@@ -195,7 +208,7 @@ def open_source(
     return FtpSource(config, policy=policy, max_connections=max_connections)
 
 
-def validator_for(config: S3SourceConfig | FtpSourceConfig) -> Validator:
+def validator_for(config: FileChecks) -> Validator:
     """The channel's format checks (a bad schema is a ConfigError before anything is fetched)."""
     from amazoniax_dagster.validation import (
         DEFAULT_ALLOWED_EXTENSIONS,
@@ -218,12 +231,7 @@ def validator_for(config: S3SourceConfig | FtpSourceConfig) -> Validator:
 def sync_files(
     request: JobRequest, config: S3SourceConfig | FtpSourceConfig, services: JobServices
 ) -> SyncResult:
-    db = services.db
-    retry = db.retry_config(request.channel_id)
-    policy = RetryPolicy(retries=retry.max_simple_retries, delay_seconds=retry.retry_delay_seconds)
-    validate = validator_for(config)
-    history = db.load_history(request.channel_id, exclude_job_id=request.job_id)
-    already_delivered = bool(db.job_files(request.job_id))
+    policy = retry_policy(request, services)
     source = policy.call(
         lambda: open_source(
             config, policy=services.policy, max_connections=services.max_workers * 2
@@ -231,21 +239,47 @@ def sync_files(
         what="connect to the source",
     )
     try:
-        engine = SyncEngine(
-            source,
-            services.output,
-            retry=policy,
-            max_workers=services.max_workers,
-            trust_listing=config.verify == "listing",
-            spool_dir=services.spool_dir,
-            discard_on_failure=not already_delivered,
-            validate=validate,
-            quarantine_invalid=config.invalid_files == "quarantine",
+        return sync_source(
+            request, source, services, policy, config, trust_listing=config.verify == "listing"
         )
-        result = engine.run(channel_id=request.channel_id, job_id=request.job_id, history=history)
     finally:
         source.close()
+
+
+def retry_policy(request: JobRequest, services: JobServices) -> RetryPolicy:
+    """The channel's simple retries (``max_simple_retries`` / ``retry_delay_seconds``)."""
+    retry = services.db.retry_config(request.channel_id)
+    return RetryPolicy(retries=retry.max_simple_retries, delay_seconds=retry.retry_delay_seconds)
+
+
+def sync_source(
+    request: JobRequest,
+    source: Source,
+    services: JobServices,
+    policy: RetryPolicy,
+    config: FileChecks,
+    *,
+    trust_listing: bool,
+    extra: dict[str, Any] | None = None,
+) -> SyncResult:
+    """Hash, classify, validate and upload what ``source`` lists, then record and announce."""
+    db = services.db
+    history = db.load_history(request.channel_id, exclude_job_id=request.job_id)
+    already_delivered = bool(db.job_files(request.job_id))
+    engine = SyncEngine(
+        source,
+        services.output,
+        retry=policy,
+        max_workers=services.max_workers,
+        trust_listing=trust_listing,
+        spool_dir=services.spool_dir,
+        discard_on_failure=not already_delivered,
+        validate=validator_for(config),
+        quarantine_invalid=config.invalid_files == "quarantine",
+    )
+    result = engine.run(channel_id=request.channel_id, job_id=request.job_id, history=history)
     result.retries = policy.made.value
+    result.extra = dict(extra or {})
     finish(request, result, services, policy)
     return result
 
@@ -291,7 +325,7 @@ def finish(
         request.job_id,
         status="success",
         message=text,
-        metadata=summary | {"files_processed": uploaded},
+        metadata=summary | result.extra | {"files_processed": uploaded},
         s3_output_path=result.output_uri if uploaded else None,
     )
     log.info("%s (%s)", text, ", ".join(f"{k}={v}" for k, v in summary.items()))

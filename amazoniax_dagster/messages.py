@@ -76,8 +76,8 @@ class _ChannelConfig(_Open):
             raise ValueError(str(exc)) from exc
 
 
-class _FileChannel(_ChannelConfig):
-    """What every file channel (S3, FTP, SFTP) says about checking files before upload."""
+class FileChecks(_ChannelConfig):
+    """What every channel says about checking its files before upload."""
 
     # "flag": invalid files are uploaded and reported; "quarantine": they go under
     # <prefix>/<channel>/_quarantine/<job>/ and are not announced to parsers.
@@ -91,7 +91,7 @@ class _FileChannel(_ChannelConfig):
     allowed_extensions: list[str] | None = None
 
 
-class S3SourceConfig(_FileChannel):
+class S3SourceConfig(FileChecks):
     """An S3 channel. ``endpoint_url``/``region`` are optional for S3-compatible stores."""
 
     bucket: Annotated[str, StringConstraints(min_length=3, max_length=63)]
@@ -106,7 +106,7 @@ class S3SourceConfig(_FileChannel):
     verify: Literal["listing", "always_hash"] = "listing"
 
 
-class FtpSourceConfig(_FileChannel):
+class FtpSourceConfig(FileChecks):
     """An FTP, explicit-FTPS or SFTP channel (``protocol``); ``port`` defaults to 21 or 22.
 
     The connection fields below the first block have safe defaults: TLS certificates and SSH
@@ -138,7 +138,7 @@ class FtpSourceConfig(_FileChannel):
     private_key_passphrase: SecretStr | None = None
 
 
-class WebSourceConfig(_ChannelConfig):
+class WebSourceConfig(FileChecks):
     url: str
     channel_name: str | None = None
     login_credentials: dict[str, SecretStr] | None = None

@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from amazoniax_dagster.db.repository import ChannelHistory, DeliveredFile, SourceIdentity
 from amazoniax_dagster.errors import TransientError
@@ -83,6 +83,8 @@ class SyncResult:
     invalid_files_policy: str = "flag"
     #: transient failures retried during the job (listing, downloads, uploads)
     retries: int = 0
+    #: what the caller adds to the job's metadata (e.g. which site fetcher ran)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def count(self, classification: Classification) -> int:
         return sum(1 for o in self.outcomes if o.classification is classification)

@@ -1,0 +1,97 @@
+"""Which fetcher runs a web/API job (seed 000, Flow 3; seed 001, API flow).
+
+In order: heal mode regenerates; otherwise the channel's mapped version, else the site's
+latest published version (the channel is mapped to it), else — for an API channel with a
+plain config — the generic API fetcher, else a newly generated fetcher. Without a generator
+the last step fails with a status that says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from amazoniax_dagster.errors import ExhaustedError, NoFetcherError
+from amazoniax_dagster.fetchers.base import Fetcher
+from amazoniax_dagster.messages import Flow, SourceType, WebSourceConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedFetcher:
+    """A fetcher ready to run, and where it came from (shown in metadata and status)."""
+
+    name: str  # "<domain>_fetcher_vN", or "generic_api"
+    fetcher: Fetcher
+    version: int | None = None
+    fetcher_id: int | None = None  # fetcher_details.id; None for the built-in generic one
+    how: str = "mapped"  # mapped | site | generic | generated | healed
+
+
+class FetcherCatalog(Protocol):
+    """Published fetcher versions (DB + Git)."""
+
+    def for_channel(self, channel_id: str) -> LoadedFetcher | None: ...
+
+    def for_site(self, site: str) -> LoadedFetcher | None: ...
+
+    def map_channel(self, channel_id: str, fetcher: LoadedFetcher) -> None: ...
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    site: str
+    channel_id: str
+    job_id: str
+    source_type: SourceType
+    config: WebSourceConfig  # holds secrets
+    heal: bool = False
+    current: LoadedFetcher | None = None  # heal mode's baseline
+
+
+class FetcherGenerator(Protocol):
+    """Generates, validates and publishes a fetcher version, then returns it (issue 5)."""
+
+    def generate(self, request: GenerationRequest) -> LoadedFetcher: ...
+
+
+def choose_fetcher(
+    request: GenerationRequest,
+    flow: Flow,
+    catalog: FetcherCatalog,
+    generator: FetcherGenerator | None,
+) -> LoadedFetcher:
+    if flow == Flow.HEAL:
+        if generator is None:
+            raise ExhaustedError(
+                f"heal mode for site {request.site} needs fetcher generation, "
+                "which this deployment does not have"
+            )
+        current = catalog.for_channel(request.channel_id) or catalog.for_site(request.site)
+        return generator.generate(replace(request, heal=True, current=current))
+    mapped = catalog.for_channel(request.channel_id)
+    if mapped is not None:
+        return mapped
+    shared = catalog.for_site(request.site)
+    if shared is not None:
+        log.info("channel %s reuses %s of site %s", request.channel_id, shared.name, request.site)
+        catalog.map_channel(request.channel_id, shared)
+        return replace(shared, how="site")
+    if request.source_type == SourceType.API and is_plain_api(request.config):
+        from amazoniax_dagster.fetchers.generic_api import generic_api_fetcher
+
+        return generic_api_fetcher(request.config)
+    if generator is None:
+        raise NoFetcherError(
+            f"site {request.site} has no fetcher yet, and fetcher generation is not "
+            "available in this deployment; publish a fetcher for the site or enable generation"
+        )
+    return generator.generate(request)
+
+
+def is_plain_api(config: WebSourceConfig) -> bool:
+    """An API channel the generic fetcher can serve: an endpoint URL with key-style auth
+    (or none) or an OpenAPI document, and no login form or navigation to reproduce."""
+    return not config.login_credentials and not config.navigation_details

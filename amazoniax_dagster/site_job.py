@@ -1,0 +1,93 @@
+"""An html/api job: choose the site's fetcher, run it into the job's folder, then sync that
+folder like any other source (hash, de-duplicate, validate, upload, record, announce).
+
+Transient failures retry the same fetcher (the channel's ``max_simple_retries``); a changed
+site or a broken fetcher fails the job, and the failure status requests heal mode
+(``heal.after_failure``). A fetch that finds nothing for a channel whose history has files
+is a changed site too: a working fetcher of a live site does not come back empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from amazoniax_dagster.channel_job import JobRequest, JobServices, retry_policy, sync_source
+from amazoniax_dagster.errors import SiteChangedError
+from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
+from amazoniax_dagster.fetchers.routing import GenerationRequest, LoadedFetcher, choose_fetcher
+from amazoniax_dagster.messages import SourceType, WebSourceConfig
+from amazoniax_dagster.sites import structure_id
+from amazoniax_dagster.sources.folder import FolderSource
+from amazoniax_dagster.sync.engine import SyncResult
+
+log = logging.getLogger(__name__)
+
+
+def fetch_site(
+    request: JobRequest, source_type: SourceType, config: WebSourceConfig, services: JobServices
+) -> SyncResult:
+    services.policy.check_url(config.url)
+    site = structure_id(config.url)
+    wanted = GenerationRequest(
+        site=site,
+        channel_id=request.channel_id,
+        job_id=request.job_id,
+        source_type=source_type,
+        config=config,
+    )
+    loaded = choose_fetcher(wanted, request.flow, services.catalog(), services.generator)
+    log.info("site %s: running %s (%s, %s)", site, loaded.name, loaded.fetcher.kind, loaded.how)
+    policy = retry_policy(request, services)
+    with tempfile.TemporaryDirectory(prefix=f"fetch-{request.job_id}-") as tmp:
+        out_dir = Path(tmp)
+        context = FetchContext(
+            config=config, out_dir=out_dir, policy=services.policy, limits=services.fetch_limits
+        )
+        report = policy.call(
+            lambda: _fetch_fresh(loaded, context), what=f"run {loaded.name} on {site}"
+        )
+        _check_not_empty(request, report, services, loaded)
+        result = sync_source(
+            request,
+            FolderSource(out_dir),
+            services,
+            policy,
+            config,
+            trust_listing=False,  # fetched files are always hashed: no listing to trust
+            extra={
+                "site": site,
+                "fetcher": loaded.name,
+                "fetcher_kind": loaded.fetcher.kind,
+                "fetcher_how": loaded.how,
+                "requests": report.requests,
+                "pages": report.pages,
+                "fetch_warnings": len(report.warnings),
+            },
+        )
+    return result
+
+
+def _fetch_fresh(loaded: LoadedFetcher, context: FetchContext) -> FetchReport:
+    """One attempt into an empty folder, so a retry never mixes two attempts' files."""
+    for child in context.out_dir.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    return loaded.fetcher.fetch(context)
+
+
+def _check_not_empty(
+    request: JobRequest, report: FetchReport, services: JobServices, loaded: LoadedFetcher
+) -> None:
+    if report.files:
+        return
+    history = services.db.load_history(request.channel_id, exclude_job_id=request.job_id)
+    if history.latest_hash_by_path:
+        raise SiteChangedError(
+            f"{loaded.name} fetched no files, but channel {request.channel_id} has "
+            "delivered files before: the site has probably changed"
+        )
