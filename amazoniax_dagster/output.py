@@ -106,6 +106,17 @@ class OutputBucket:
         except s3util.boto_errors() as exc:
             raise self._translate(exc, f"write s3://{self.bucket}/{key}") from exc
 
+    def read_head(self, key: str, max_bytes: int = 4 * _MIB) -> bytes:
+        """The first ``max_bytes`` of a delivered file (validation compares shapes, not all)."""
+        try:
+            body = self._client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes=0-{max_bytes - 1}"
+            )["Body"]
+            with body:
+                return body.read()
+        except s3util.boto_errors() as exc:
+            raise self._translate(exc, f"read s3://{self.bucket}/{key}") from exc
+
     def delete(self, keys: Iterable[str]) -> None:
         batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys]
         for i in range(0, len(batch), 1000):

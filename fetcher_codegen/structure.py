@@ -1,0 +1,144 @@
+"""What a fetched file looks like, reduced to a set of features that survive new data.
+
+Validation compares a candidate fetcher's files with a channel's history by these features,
+not by bytes: records change every day, their shape does not. JSON and XML are reduced to
+their key/element paths (array positions collapsed), CSV to its header, HTML to its
+landmarks (repeated ``tag.class`` blocks, ids, headings) plus its visible text lines, so a
+markup change that keeps the data still shares the text, and a page that lost its data
+shares neither.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+_DIGITS = re.compile(r"\d+")
+_HEXISH = re.compile(r"[0-9a-f]{12,}", re.IGNORECASE)
+_MAX_BYTES = 4 * 1024 * 1024  # a signature needs the head of a file, not all of it
+
+
+@dataclass(frozen=True)
+class Signature:
+    kind: str  # json | csv | xml | html | text | binary
+    features: frozenset[str]
+    # Secondary features: visible text (HTML), cell values (CSV), key names (JSON).
+    text: frozenset[str] = frozenset()
+
+
+def name_shape(path: str) -> str:
+    """``sales-2026-11-01.csv`` and ``sales-2026-11-08.csv`` have one shape: ``sales-9-9-9.csv``."""
+    return _DIGITS.sub("9", _HEXISH.sub("X", path.rsplit("/", 1)[-1].lower()))
+
+
+def similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    """Jaccard similarity; two empty sets are the same shape."""
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
+
+
+def signature(name: str, data: bytes) -> Signature:
+    head = data[:_MAX_BYTES]
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    text = head.decode("utf-8", errors="replace")
+    stripped = text.lstrip()
+    if suffix in ("json", "jsonl", "ndjson") or stripped[:1] in ("{", "["):
+        parsed = _json_features(text)
+        if parsed is not None:
+            # Key names wherever they sit: a renamed wrapper keeps the records' own keys.
+            keys = frozenset(p.rsplit(".", 1)[-1].removesuffix("[]") for p in parsed)
+            return Signature("json", parsed, keys)
+    if suffix in ("csv", "tsv"):
+        return _csv_signature(text, "\t" if suffix == "tsv" else ",")
+    if suffix in ("html", "htm") or stripped[:15].lower().startswith(("<!doctype html", "<html")):
+        return _html_signature(text)
+    if suffix in ("xml", "rss", "atom") or stripped.startswith("<"):
+        return Signature("xml", _xml_features(text))
+    if b"\x00" in head[:1024]:
+        return Signature("binary", frozenset({suffix}))
+    lines = frozenset(line.strip() for line in text.splitlines() if line.strip())
+    return Signature("text", frozenset({suffix}), lines)
+
+
+def _json_features(text: str) -> frozenset[str] | None:
+    try:
+        values = [json.loads(text)]
+    except json.JSONDecodeError:
+        try:  # JSON lines
+            values = [json.loads(line) for line in text.splitlines()[:200] if line.strip()]
+        except json.JSONDecodeError:
+            return None
+    paths: set[str] = set()
+    for value in values:
+        _walk(value, "$", paths, depth=0)
+    return frozenset(paths)
+
+
+def _walk(value: object, path: str, out: set[str], depth: int) -> None:
+    if depth > 6 or len(out) > 2000:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}"
+            out.add(child)
+            _walk(item, child, out, depth + 1)
+    elif isinstance(value, list):
+        for item in value[:20]:
+            _walk(item, f"{path}[]", out, depth + 1)
+
+
+def _csv_signature(text: str, delimiter: str) -> Signature:
+    rows = csv.reader(io.StringIO(text), delimiter=delimiter)
+    header = next(rows, [])
+    cells = {cell.strip() for row in list(rows)[:500] for cell in row if cell.strip()}
+    return Signature("csv", frozenset(h.strip().lower() for h in header), frozenset(cells))
+
+
+_XML_TAG = re.compile(r"<([A-Za-z_][\w:.-]*)")
+
+
+def _xml_features(text: str) -> frozenset[str]:
+    return frozenset(tag.lower() for tag in _XML_TAG.findall(text[:200_000]))
+
+
+class _Landmarks(HTMLParser):
+    _SKIP = frozenset({"script", "style", "noscript", "template"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: Counter[str] = Counter()
+        self.ids: set[str] = set()
+        self.text: set[str] = set()
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skipping += 1
+        attributes = dict(attrs)
+        for cls in (attributes.get("class") or "").split():
+            self.blocks[f"{tag}.{cls}"] += 1
+        if attributes.get("id"):
+            self.ids.add(f"#{attributes['id']}")
+        if tag in ("h1", "h2", "h3", "table", "form", "ul", "ol", "article"):
+            self.blocks[tag] += 2
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP and self._skipping:
+            self._skipping -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping and data.strip():
+            self.text.add(" ".join(data.split()))
+
+
+def _html_signature(text: str) -> Signature:
+    parser = _Landmarks()
+    parser.feed(text)
+    repeated = {block for block, count in parser.blocks.items() if count >= 2}
+    return Signature("html", frozenset(repeated | parser.ids), frozenset(parser.text))
