@@ -1,0 +1,1 @@
+"""Local fakes of services that cannot be reached from tests (Bedrock)."""
