@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -41,28 +43,57 @@ def _created() -> Mapped[datetime]:
 
 
 class FetcherDetails(Base):
-    """One version of a site's fetcher (``<domain>_fetcher_vN``)."""
+    """One version of a site's fetcher (``<domain>_fetcher_vN``), a folder in the fetchers repo.
+
+    ``status``: candidate (allocated, not yet in Git) -> published (committed on main, may be
+    mapped) or rejected (failed validation, kept on a candidates/ branch). ``kind``: recipe,
+    browser or python.
+    """
 
     __tablename__ = "fetcher_details"
-    __table_args__ = (UniqueConstraint("structure_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("structure_id", "version"),
+        CheckConstraint("kind IN ('recipe', 'browser', 'python')", name="ck_fetcher_details_kind"),
+        CheckConstraint(
+            "status IN ('candidate', 'published', 'rejected')", name="ck_fetcher_details_status"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     structure_id: Mapped[str] = mapped_column(String(255), nullable=False)
     fetcher_name: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    git_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    provenance_json: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     created_at: Mapped[datetime] = _created()
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ChannelFetcherDetails(Base):
-    """Which fetcher version a channel runs."""
+    """Which fetcher version a channel runs, and ran: a remap closes the current row
+    (``replaced_at``) and adds a new one, so at most one row per channel is current."""
 
     __tablename__ = "channel_fetcher_details"
+    __table_args__ = (
+        Index(
+            "uq_channel_fetcher_details_current",
+            "channel_id",
+            unique=True,
+            postgresql_where=text("replaced_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel_id: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
-    fetcher_id: Mapped[int] = mapped_column(ForeignKey("fetcher_details.id"), nullable=False)
+    fetcher_id: Mapped[int] = mapped_column(
+        ForeignKey("fetcher_details.id"), nullable=False, index=True
+    )
+    # Sealed like the channel store: secret-named fields are encrypted.
     config_json: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     created_at: Mapped[datetime] = _created()
+    replaced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Channel(Base):

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from amazoniax_dagster.db import migrate
+from amazoniax_dagster.db.fetchers import FetcherRegistryMixin
 from amazoniax_dagster.db.models import Channel, FileMetadata, JobRun, RetrySettings, SourceFile
 from amazoniax_dagster.errors import ConfigError, InfrastructureError
 from amazoniax_dagster.sealing import SecretCipher
@@ -132,7 +133,7 @@ class RetryConfig:
     retry_delay_seconds: float = 30.0
 
 
-class FetcherDB:
+class FetcherDB(FetcherRegistryMixin):
     def __init__(self, url: str, cipher: SecretCipher, *, pool_size: int = 5) -> None:
         self.engine: Engine = create_engine(
             url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size

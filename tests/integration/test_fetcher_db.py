@@ -48,7 +48,7 @@ def test_migrations_and_models_describe_the_same_schema(fresh_db: FetcherDB) -> 
 def test_migrating_twice_is_a_no_op(fresh_db: FetcherDB) -> None:
     fresh_db.migrate()
     with fresh_db.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
 
 def test_retry_settings_default_to_seed_000_and_can_be_overridden(fresh_db: FetcherDB) -> None:

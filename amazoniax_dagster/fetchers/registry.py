@@ -1,0 +1,802 @@
+"""The fetcher registry's Git side: every fetcher version is a folder in one Git repository.
+
+Layout of the repository (branch ``main``)::
+
+    README.md
+    amazon_co_uk_fetcher_v1/        <- fetcher_name(structure_id, version)
+        recipe.yaml                 <- the entry file names the kind (see ENTRY_FILES)
+        provenance.json             <- how it was generated: HAR digest, validation results
+    amazon_co_uk_fetcher_v2/
+        ...
+
+A version folder is immutable once committed. Candidates that failed validation are kept for
+review on their own branch, ``candidates/<fetcher_name>``, never on ``main``.
+
+Publishing order (:func:`publish_version`); the DB decides the number, Git holds the code:
+
+1. allocate the version in the DB (row status ``candidate``; race-safe, so two publishers of one
+   site get v2 and v3, never two v2);
+2. write the folder, commit and push it to ``main`` (a rejected push is rebased and retried);
+3. mark the DB row ``published`` with the commit;
+4. remap every channel of the site to the new version (only forward: when two publishers
+   race, the channels end on the higher number whatever order the remaps ran in).
+
+A crash between two steps leaves a ``candidate`` row (and maybe an orphan folder) that no
+channel ever uses; a re-run allocates the next number. At run time a fetcher is found through
+the channel's mapping -> ``fetcher_name`` -> the folder in the local cache, which is synced at
+start-up and once more when a folder is missing.
+
+Concurrency: writers sharing one local cache take an exclusive ``fcntl.flock`` on
+``<cache>.lock`` (next to the cache folder), readers a shared one, so two processes never
+interleave git commands on one index. Separate caches of one remote meet at the push, where the
+loser rebases (its folder never conflicts: names are unique) and pushes again.
+
+Errors: a failing git command becomes ConfigError (bad remote URL or credentials) or
+InfrastructureError (anything else), ``raise ... from`` a copy of the git error whose text has
+the remote's credentials masked. The remote URL itself is only ever shown redacted. GitPython is
+imported lazily (it runs ``git --version`` on import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from amazoniax_dagster.errors import ConfigError, FetcherCodeError, InfrastructureError
+from amazoniax_dagster.paths import UnsafePathError, safe_relative_path
+from amazoniax_dagster.redaction import MASK, Redactor, redact_url
+
+if TYPE_CHECKING:
+    from git import GitCommandError
+
+    from amazoniax_dagster.db.fetchers import FetcherVersion
+
+#: The entry file of each kind; exactly one of them is in every version folder.
+ENTRY_FILES: dict[str, str] = {
+    "recipe": "recipe.yaml",
+    "browser": "browser.yaml",
+    "python": "fetcher.py",
+}
+KINDS = tuple(ENTRY_FILES)
+PROVENANCE_FILE = "provenance.json"
+CANDIDATE_PREFIX = "candidates/"
+
+_MAX_SLUG = 200  # folder and branch names stay well below the usual 255-byte limit
+_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9_-]*)_fetcher_v(?P<version>[1-9][0-9]*)$")
+_SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?[A-Za-z0-9.\-\[\]:]+:(?!//)[^\s]*$")
+_REMOTE_SCHEMES = frozenset({"https", "http", "ssh", "git", "file"})
+# Lower-cased stderr fragments that mean the remote URL or its credentials are wrong.
+_CONFIG_FAILURES = (
+    "authentication failed",
+    "could not read username",
+    "could not read password",
+    "terminal prompts disabled",
+    "permission denied",
+    "repository not found",
+    "does not appear to be a git repository",
+    "access denied",
+    "invalid username or password",
+    "host key verification failed",
+    "the requested url returned error: 401",
+    "the requested url returned error: 403",
+    "the requested url returned error: 404",
+    "is not supported",
+)
+_README = """# amazoniax fetchers
+
+One folder per fetcher version, `<domain>_fetcher_v<N>`, written by amazoniax; never edit a
+published folder, publish a new version instead. Each folder holds one entry file
+(`recipe.yaml`, `browser.yaml` or `fetcher.py`) and `provenance.json`. Candidates that failed
+validation live on branches `candidates/<fetcher_name>`.
+"""
+
+
+# -- names -------------------------------------------------------------------------------------
+
+
+def site_slug(structure_id: str) -> str:
+    """The site part of a fetcher name, safe as a folder and a branch name.
+
+    Rule: lower-case; IDNA (punycode) for non-ASCII labels; ``-`` is kept; every run of other
+    characters outside ``[a-z0-9]`` becomes one ``_``; leading/trailing ``_`` are dropped. A slug
+    longer than 200 characters is cut and ends with 8 hex digits of the site's SHA-256, so it
+    stays unique. ``amazon.co.uk`` -> ``amazon_co_uk``, ``127.0.0.1:8080`` -> ``127_0_0_1_8080``.
+    Distinct sites could still meet (``a-b.com`` never does, ``a_b.com`` might): the DB's unique
+    ``fetcher_name`` refuses the second one.
+    """
+    text = structure_id.strip().lower()
+    try:
+        text = text.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass  # not a host name IDNA accepts (a port, brackets): the rule below still applies
+    slug = re.sub(r"[^a-z0-9-]+", "_", text).strip("_-")
+    if not slug:
+        raise ConfigError(f"site {structure_id!r} has no letters or digits to name a fetcher by")
+    if len(slug) > _MAX_SLUG:
+        digest = hashlib.sha256(structure_id.encode()).hexdigest()[:8]
+        slug = f"{slug[: _MAX_SLUG - 9].rstrip('_-')}_{digest}"
+    return slug
+
+
+def fetcher_name(structure_id: str, version: int) -> str:
+    """``<site_slug>_fetcher_v<version>``: the folder, and ``fetcher_details.fetcher_name``."""
+    if version < 1:
+        raise ValueError(f"fetcher versions start at 1, not {version}")
+    return f"{site_slug(structure_id)}_fetcher_v{version}"
+
+
+def parse_fetcher_name(name: str) -> tuple[str, int]:
+    """(slug, version) of a fetcher name; ValueError for anything else (e.g. ``../x``)."""
+    match = _NAME.match(name)
+    if match is None:
+        raise ValueError(f"{name!r} is not a fetcher name (<site>_fetcher_v<N>)")
+    return match["slug"], int(match["version"])
+
+
+def candidate_branch(name: str) -> str:
+    parse_fetcher_name(name)
+    return f"{CANDIDATE_PREFIX}{name}"
+
+
+def entry_kind(names: Collection[str]) -> str:
+    """The kind named by the one entry file among ``names``; ValueError for none or several."""
+    kinds = [kind for kind, entry in ENTRY_FILES.items() if entry in names]
+    if len(kinds) != 1:
+        wanted = ", ".join(ENTRY_FILES.values())
+        raise ValueError(f"a fetcher version needs exactly one of {wanted}; found {len(kinds)}")
+    return kinds[0]
+
+
+# -- remote URLs -------------------------------------------------------------------------------
+
+
+def check_remote_url(url: str) -> str:
+    """The URL if Git may use it as the registry's remote, else ConfigError.
+
+    Accepted: ``https``/``http``/``ssh``/``git``/``file`` URLs, scp-like ``user@host:path`` and
+    absolute local paths. Refused: transport helpers (``ext::``, which runs commands), anything
+    that starts like an option, whitespace.
+    """
+    shown = display_url(url)
+    if not url or url != url.strip() or any(ch.isspace() for ch in url):
+        raise ConfigError(f"fetcher repository remote {shown!r} is empty or has whitespace")
+    if url.startswith("-") or "::" in url:
+        raise ConfigError(f"fetcher repository remote {shown!r} is not a URL Git should run")
+    if "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in _REMOTE_SCHEMES:
+            allowed = ", ".join(sorted(_REMOTE_SCHEMES))
+            raise ConfigError(
+                f"fetcher repository remote {shown!r}: scheme must be one of {allowed}"
+            )
+        return url
+    if url.startswith("/") or _SCP_LIKE.match(url):
+        return url
+    raise ConfigError(
+        f"fetcher repository remote {shown!r} is neither a URL, user@host:path nor an absolute path"
+    )
+
+
+def display_url(url: str) -> str:
+    """The remote URL as it may be shown: password masked, and a user name that is really a
+    token (``https://<token>@host``, no password) masked too."""
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.username and parts.password is None:
+            host = parts.netloc.rpartition("@")[2]
+            url = parts._replace(netloc=f"{MASK}@{host}").geturl()
+    return redact_url(url)
+
+
+def _url_secrets(url: str | None) -> list[str]:
+    """Strings of the remote URL to mask wherever they appear (e.g. echoed in git's stderr)."""
+    if not url or "://" not in url:
+        return []
+    parts = urlsplit(url)
+    secrets = []
+    if parts.password:
+        secrets += [parts.password, unquote(parts.password)]
+    elif parts.username and parts.scheme in ("http", "https"):
+        secrets += [parts.username, unquote(parts.username)]
+    return secrets
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def classify_git_failure(stderr: str) -> type[ConfigError] | type[InfrastructureError]:
+    """ConfigError when git's message says the remote or its credentials are wrong."""
+    lowered = stderr.lower()
+    if any(fragment in lowered for fragment in _CONFIG_FAILURES):
+        return ConfigError
+    return InfrastructureError
+
+
+def _stderr_text(exc: GitCommandError) -> str:
+    """GitPython keeps stderr pre-formatted (``\\n  stderr: '...'``); this is the text inside."""
+    text = str(exc.stderr or "")
+    match = re.match(r"\s*stderr: '(.*)'\s*$", text, re.DOTALL)
+    return match.group(1) if match else text
+
+
+def _summary(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.lower().startswith("hint:")] or lines
+    if len(lines) > 4:  # git says what went wrong first, and what it was doing last
+        lines = [*lines[:2], "...", *lines[-2:]]
+    text = " / ".join(lines)
+    return text[:500] or "no message from git"
+
+
+# -- the repository ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredFetcher:
+    """One version folder as read from the cache. ``files`` excludes ``provenance.json``."""
+
+    name: str
+    kind: str
+    files: dict[str, bytes]
+    provenance: dict[str, Any]
+
+    @property
+    def entry(self) -> bytes:
+        """The entry file's content (the recipe, or the module's code)."""
+        return self.files[ENTRY_FILES[self.kind]]
+
+
+class FetcherRepo:
+    """The local cache of the fetchers repository (a clone of ``remote_url`` when given).
+
+    ``auto_commit=False`` only writes folders (someone else commits); ``push=False`` keeps
+    commits local (they are rebased onto the remote on sync). With ``push=True`` the cache is a
+    disposable mirror: sync resets and cleans it to the remote branch and drops anything not
+    pushed (so ``auto_commit=False`` only makes sense without a remote or with ``push=False``).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        remote_url: str | None = None,
+        branch: str = "main",
+        auto_commit: bool = True,
+        push: bool = True,
+        *,
+        push_attempts: int = 5,
+        lock_timeout: float = 300.0,
+        network_timeout: float = 120.0,
+        author: tuple[str, str] = ("amazoniax", "amazoniax@localhost"),
+    ) -> None:
+        self.path = Path(path).absolute()
+        self.remote_url = check_remote_url(remote_url) if remote_url else None
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", branch) or ".." in branch:
+            raise ConfigError(f"fetcher repository branch {branch!r} is not a plain branch name")
+        self.branch = branch
+        self.auto_commit = auto_commit
+        self.push = push
+        self.push_attempts = max(1, push_attempts)
+        self.lock_timeout = lock_timeout
+        self.network_timeout = network_timeout
+        self.lock_path = self.path.with_name(f"{self.path.name}.lock")
+        self._redactor = Redactor(_url_secrets(self.remote_url))
+        self._env = {
+            "GIT_TERMINAL_PROMPT": "0",  # never wait for a password nobody will type
+            "GIT_ASKPASS": "",
+            "SSH_ASKPASS": "",
+            "GIT_AUTHOR_NAME": author[0],
+            "GIT_AUTHOR_EMAIL": author[1],
+            "GIT_COMMITTER_NAME": author[0],
+            "GIT_COMMITTER_EMAIL": author[1],
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"FetcherRepo({str(self.path)!r}, remote={self.shown_remote!r}, branch={self.branch!r})"
+        )
+
+    @property
+    def shown_remote(self) -> str | None:
+        return display_url(self.remote_url) if self.remote_url else None
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def sync(self) -> str:
+        """Bring the cache to the remote branch (clone when missing); without a remote, make
+        sure a repository with a first commit exists. Returns the commit of ``HEAD``."""
+        with self._lock(shared=False):
+            return self._sync()
+
+    def read(self, name: str, *, sync_if_missing: bool = True) -> StoredFetcher:
+        """The version folder ``name``; when it is not in the cache, sync once and look again."""
+        parse_fetcher_name(name)
+        stored = self._read_locked(name)
+        if stored is None and sync_if_missing and (self.remote_url or not self._is_repo()):
+            self.sync()
+            stored = self._read_locked(name)
+        if stored is None:
+            raise InfrastructureError(
+                f"fetcher {name} is not in the fetcher repository {self._where()} "
+                f"(branch {self.branch})"
+            )
+        return stored
+
+    def exists(self, name: str) -> bool:
+        parse_fetcher_name(name)
+        with self._lock(shared=True):
+            return (self.path / name / PROVENANCE_FILE).is_file()
+
+    def names(self) -> list[str]:
+        """Every version folder in the cache, by site then version."""
+        with self._lock(shared=True):
+            if not self.path.is_dir():
+                return []
+            found = [p.name for p in self.path.iterdir() if p.is_dir() and _NAME.match(p.name)]
+        return sorted(found, key=parse_fetcher_name)
+
+    def write_version(
+        self,
+        name: str,
+        files: Mapping[str, bytes],
+        provenance: Mapping[str, Any],
+        message: str,
+    ) -> str | None:
+        """Write the folder ``name`` on the branch; commit it (``auto_commit``) and push it
+        (``push`` and a remote). Returns the commit, or None when nothing was committed.
+
+        A folder already committed with the same content returns the commit that added it (a
+        retried publish); with other content it is refused, since versions are immutable.
+        """
+        content = _folder_content(name, files, provenance)
+        with self._lock(shared=False):
+            self._sync()
+            git = self._git(self.path)
+            if git("ls-tree", "--name-only", "HEAD", "--", name, what="look up the folder"):
+                if _load_folder(self.path / name) != content:
+                    raise InfrastructureError(
+                        f"fetcher {name} is already in the fetcher repository {self._where()} "
+                        "with other content; versions are immutable, allocate a new one"
+                    )
+                return git("log", "-1", "--format=%H", "--", name, what="find the commit")
+            _write_folder(self.path / name, content)
+            if not self.auto_commit:
+                return None
+            self._commit(git, name, message)
+            if self.push and self.remote_url:
+                self._push(git, self.branch)
+            return git("rev-parse", "HEAD", what="read the commit")
+
+    def write_candidate(
+        self,
+        name: str,
+        files: Mapping[str, bytes],
+        provenance: Mapping[str, Any],
+        message: str,
+    ) -> str:
+        """Commit the folder on branch ``candidates/<name>`` (kept for review, never on the main
+        branch) and push that branch when ``push`` and a remote. Always commits; returns the
+        commit. The main worktree is not touched: the commit is made in a temporary worktree."""
+        content = _folder_content(name, files, provenance)
+        branch = candidate_branch(name)
+        with self._lock(shared=False):
+            self._sync()
+            git = self._git(self.path)
+            # The sync fetched every remote branch: continue a candidate branch that exists.
+            base = "HEAD"
+            for ref in (f"refs/remotes/origin/{branch}", f"refs/heads/{branch}"):
+                if git("for-each-ref", ref, what="look up the candidate branch"):
+                    base = ref
+                    break
+            tmp = Path(
+                tempfile.mkdtemp(prefix=f".{self.path.name}-candidate-", dir=self.path.parent)
+            )
+            try:
+                git(
+                    "worktree",
+                    "add",
+                    "--force",
+                    "-B",
+                    branch,
+                    str(tmp),
+                    base,
+                    what="check out the candidate branch",
+                )
+                work = self._git(tmp)
+                shutil.rmtree(tmp / name, ignore_errors=True)
+                _write_folder(tmp / name, content)
+                self._commit(work, name, message)
+                if self.push and self.remote_url:
+                    self._push(work, branch)
+                return work("rev-parse", "HEAD", what="read the commit")
+            finally:
+                with contextlib.suppress(InfrastructureError, ConfigError):
+                    git("worktree", "remove", "--force", str(tmp), what="remove the worktree")
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _sync(self) -> str:
+        self._ensure_repo()
+        git = self._git(self.path)
+        git("worktree", "prune", what="prune stale worktrees")
+        if self.remote_url:
+            git("fetch", "--prune", "origin", what="fetch from the remote", network=True)
+            remote_ref = f"refs/remotes/origin/{self.branch}"
+            if git("for-each-ref", remote_ref, what="look up the remote branch"):
+                if self.push or not self._has_commits(git):
+                    # A mirror: drop unpushed commits and leftovers of crashed writes.
+                    git(
+                        "checkout",
+                        "-q",
+                        "-f",
+                        "-B",
+                        self.branch,
+                        remote_ref,
+                        what="reset to the remote",
+                    )
+                    git("clean", "-q", "-f", "-d", "-x", what="clean the cache")
+                else:
+                    git("checkout", "-q", "-f", self.branch, what="check out the branch")
+                    self._rebase(git, remote_ref)
+            else:  # an empty remote: give it a first commit
+                self._first_commit(git)
+                if self.push:
+                    self._push(git, self.branch)
+        else:
+            self._first_commit(git)
+        return git("rev-parse", "HEAD", what="read the commit")
+
+    def _ensure_repo(self) -> None:
+        """An initialised repository at ``path`` whose ``origin`` is ``remote_url``.
+
+        The URL is written with GitPython's config writer, never passed on a command line, so
+        it shows in no process list and no error message."""
+        import git
+
+        if not self._is_repo():
+            if self.path.exists() and any(self.path.iterdir()):
+                raise ConfigError(
+                    f"fetcher repository cache {self.path} exists and is not a Git repository"
+                )
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._git(self.path)("init", "-q", "-b", self.branch, what="create the repository")
+        if self.remote_url is None:
+            return
+        try:
+            repo = git.Repo(self.path)
+            try:
+                with repo.config_reader() as reader:
+                    current = reader.get_value('remote "origin"', "url", default="")
+                if current != self.remote_url:
+                    with repo.config_writer() as writer:
+                        writer.set_value('remote "origin"', "url", self.remote_url)
+                        writer.set_value(
+                            'remote "origin"', "fetch", "+refs/heads/*:refs/remotes/origin/*"
+                        )
+            finally:
+                repo.close()
+        except (git.GitError, OSError, ValueError) as exc:
+            raise InfrastructureError(
+                f"could not configure the remote of the fetcher repository {self._where()}: "
+                f"{type(exc).__name__}"
+            ) from exc
+
+    def _first_commit(self, git: _Git) -> None:
+        if self._has_commits(git):
+            return
+        (self.path / "README.md").write_text(_README, encoding="utf-8")
+        git("add", "--", "README.md", what="stage the README")
+        git("commit", "-q", "-m", "Start the fetchers repository", what="make the first commit")
+
+    def _commit(self, git: _Git, name: str, message: str) -> None:
+        git("add", "-A", "--", name, what=f"stage {name}")
+        if git("status", "--porcelain", "--", name, what=f"check {name}"):
+            git("commit", "-q", "-m", message, "--", name, what=f"commit {name}")
+
+    def _push(self, git: _Git, branch: str) -> None:
+        """Push ``HEAD`` to ``branch``; when the remote moved on, rebase onto it and retry."""
+        failure: InfrastructureError | None = None
+        for attempt in range(1, self.push_attempts + 1):
+            try:
+                git(
+                    "push",
+                    "-q",
+                    "origin",
+                    f"HEAD:refs/heads/{branch}",
+                    what=f"push {branch}",
+                    network=True,
+                )
+                return
+            except InfrastructureError as exc:  # ConfigError (credentials) is not retried
+                failure = exc
+            if attempt == self.push_attempts:
+                break
+            time.sleep(random.uniform(0.05, 0.2) * attempt)  # let racing publishers spread out
+            git(
+                "fetch",
+                "origin",
+                f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+                what=f"fetch {branch}",
+                network=True,
+            )
+            self._rebase(git, f"refs/remotes/origin/{branch}")
+        raise InfrastructureError(
+            f"could not push {branch} to the fetcher repository {self._where()} after "
+            f"{self.push_attempts} attempts: {failure}"
+        ) from failure
+
+    def _rebase(self, git: _Git, onto: str) -> None:
+        try:
+            git("rebase", "-q", onto, what=f"rebase onto {onto}")
+        except (InfrastructureError, ConfigError):
+            with contextlib.suppress(InfrastructureError, ConfigError):
+                git("rebase", "--abort", what="abort the rebase")
+            raise
+
+    def _read_locked(self, name: str) -> StoredFetcher | None:
+        with self._lock(shared=True):
+            folder = self.path / name
+            if not (folder / PROVENANCE_FILE).is_file():
+                return None
+            content = _load_folder(folder)
+        files = dict(content)
+        raw = files.pop(PROVENANCE_FILE)
+        try:
+            provenance = json.loads(raw)
+            kind = entry_kind(files)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FetcherCodeError(f"fetcher {name} is malformed in its repository: {exc}") from exc
+        if not isinstance(provenance, dict):
+            raise FetcherCodeError(f"fetcher {name}: {PROVENANCE_FILE} is not a JSON object")
+        return StoredFetcher(name=name, kind=kind, files=files, provenance=provenance)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _is_repo(self) -> bool:
+        return (self.path / ".git").is_dir()
+
+    @staticmethod
+    def _has_commits(git: _Git) -> bool:
+        return bool(git("rev-list", "-n", "1", "--all", what="look for commits"))
+
+    def _where(self) -> str:
+        return f"{self.path} ({self.shown_remote})" if self.remote_url else str(self.path)
+
+    def _git(self, cwd: Path) -> _Git:
+        return _Git(cwd, self._env, self._redact, self._where(), self.network_timeout)
+
+    def _redact(self, text: str) -> str:
+        if self.remote_url:
+            text = text.replace(self.remote_url, self.shown_remote or MASK)
+        return self._redactor(text)
+
+    @contextlib.contextmanager
+    def _lock(self, *, shared: bool) -> Iterator[None]:
+        with file_lock(self.lock_path, shared=shared, timeout=self.lock_timeout):
+            yield
+
+
+class _Git:
+    """Runs ``git`` in one directory with the registry's environment; translates failures."""
+
+    def __init__(
+        self,
+        cwd: Path,
+        env: Mapping[str, str],
+        redact: _Redact,
+        where: str,
+        timeout: float,
+    ) -> None:
+        self.cwd, self.env, self.redact, self.where, self.timeout = cwd, env, redact, where, timeout
+
+    def __call__(self, *args: str, what: str, network: bool = False) -> str:
+        import git
+
+        try:
+            return git.Git(str(self.cwd)).execute(
+                ["git", *args],
+                env=dict(self.env),
+                kill_after_timeout=self.timeout if network else None,
+            )
+        except git.GitCommandError as exc:
+            stderr = self.redact(_stderr_text(exc))
+            error = classify_git_failure(stderr)
+            raise error(f"could not {what} ({self.where}): {_summary(stderr)}") from self._scrubbed(
+                exc
+            )
+        except (git.GitError, OSError) as exc:
+            raise InfrastructureError(
+                f"could not {what} ({self.where}): git did not run ({type(exc).__name__}: "
+                f"{self.redact(str(exc))})"
+            ) from exc
+
+    def _scrubbed(self, exc: GitCommandError) -> GitCommandError:
+        """A copy of ``exc`` whose command line and output have the credentials masked: the
+        original would show them in any traceback that includes the cause."""
+        import git
+
+        status = exc.status if isinstance(exc.status, int) else self.redact(str(exc.status))
+        clean = git.GitCommandError([self.redact(str(a)) for a in exc.command], status)
+        clean.stdout = self.redact(str(exc.stdout or ""))
+        clean.stderr = self.redact(str(exc.stderr or ""))
+        return clean
+
+
+class _Redact(Protocol):
+    def __call__(self, text: str, /) -> str: ...
+
+
+# -- files and locks ---------------------------------------------------------------------------
+
+
+def _folder_content(
+    name: str, files: Mapping[str, bytes], provenance: Mapping[str, Any]
+) -> dict[str, bytes]:
+    """The bytes of every file of a version folder, checked, provenance included."""
+    parse_fetcher_name(name)
+    entry_kind(files)
+    content: dict[str, bytes] = {}
+    for rel, data in files.items():
+        try:
+            safe_relative_path(rel)
+        except UnsafePathError as exc:
+            raise ValueError(f"fetcher file {rel!r}: {exc}") from exc
+        if rel == PROVENANCE_FILE or ".git" in rel.split("/"):
+            raise ValueError(f"fetcher file {rel!r} is a name the registry keeps for itself")
+        if not isinstance(data, bytes):
+            raise TypeError(f"fetcher file {rel!r} must be bytes, not {type(data).__name__}")
+        content[rel] = data
+    try:
+        text = json.dumps(dict(provenance), indent=2, sort_keys=True, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"provenance of {name} is not JSON: {exc}") from exc
+    content[PROVENANCE_FILE] = (text + "\n").encode()
+    return content
+
+
+def _write_folder(folder: Path, content: Mapping[str, bytes]) -> None:
+    shutil.rmtree(folder, ignore_errors=True)  # a leftover of a crashed, uncommitted write
+    for rel, data in content.items():
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def _load_folder(folder: Path) -> dict[str, bytes]:
+    content = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            raise FetcherCodeError(f"fetcher {folder.name} holds a symbolic link: {path.name}")
+        if path.is_file():
+            content[path.relative_to(folder).as_posix()] = path.read_bytes()
+    return content
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, shared: bool, timeout: float) -> Iterator[None]:
+    """``fcntl.flock`` on ``path``: one exclusive holder or many shared ones, across processes
+    (and across threads: every call opens its own file description). InfrastructureError
+    when it is not granted within ``timeout`` seconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise InfrastructureError(
+                        f"the fetcher repository lock {path} was held by another process for "
+                        f"more than {timeout:g} s"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+# -- publishing (DB + Git) ---------------------------------------------------------------------
+
+
+class FetcherLedger(Protocol):
+    """The DB side of publishing (``FetcherDB`` implements it)."""
+
+    def allocate_fetcher_version(
+        self, structure_id: str, kind: str, *, provenance: Mapping[str, Any] | None = None
+    ) -> FetcherVersion: ...
+
+    def mark_fetcher_published(
+        self, fetcher_id: int, git_commit: str, provenance: Mapping[str, Any] | None = None
+    ) -> FetcherVersion: ...
+
+    def mark_fetcher_rejected(
+        self,
+        fetcher_id: int,
+        *,
+        git_commit: str | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> FetcherVersion: ...
+
+    def remap_site(self, structure_id: str, fetcher_id: int) -> list[str]: ...
+
+
+def publish_version(
+    ledger: FetcherLedger,
+    repo: FetcherRepo,
+    *,
+    structure_id: str,
+    files: Mapping[str, bytes],
+    provenance: Mapping[str, Any],
+    message: str | None = None,
+    remap: bool = True,
+) -> FetcherVersion:
+    """Allocate -> write, commit, push -> mark published -> remap the site's channels (in this
+    order; see the module docstring). Returns the published version."""
+    kind = entry_kind(files)
+    if not repo.auto_commit:
+        raise ConfigError("the fetcher repository has auto_commit off: nothing can be published")
+    allocated = ledger.allocate_fetcher_version(structure_id, kind, provenance=provenance)
+    name = allocated.fetcher_name
+    commit = repo.write_version(name, files, provenance, message or f"Publish {name}")
+    if commit is None:  # pragma: no cover - auto_commit was checked above
+        raise ConfigError(f"{name} was written but not committed")
+    published = ledger.mark_fetcher_published(allocated.id, commit, provenance)
+    if remap:
+        ledger.remap_site(structure_id, published.id)
+    return published
+
+
+def keep_candidate(
+    ledger: FetcherLedger,
+    repo: FetcherRepo,
+    *,
+    structure_id: str,
+    files: Mapping[str, bytes],
+    provenance: Mapping[str, Any],
+    message: str | None = None,
+) -> FetcherVersion:
+    """A version that failed validation: allocated, committed on ``candidates/<name>`` for a
+    person to review, and marked ``rejected`` (no channel is ever mapped to it)."""
+    kind = entry_kind(files)
+    allocated = ledger.allocate_fetcher_version(structure_id, kind, provenance=provenance)
+    name = allocated.fetcher_name
+    commit = repo.write_candidate(name, files, provenance, message or f"Candidate {name}")
+    return ledger.mark_fetcher_rejected(allocated.id, git_commit=commit, provenance=provenance)
+
+
+__all__ = [
+    "CANDIDATE_PREFIX",
+    "ENTRY_FILES",
+    "KINDS",
+    "PROVENANCE_FILE",
+    "FetcherLedger",
+    "FetcherRepo",
+    "StoredFetcher",
+    "candidate_branch",
+    "check_remote_url",
+    "classify_git_failure",
+    "display_url",
+    "entry_kind",
+    "fetcher_name",
+    "file_lock",
+    "keep_candidate",
+    "parse_fetcher_name",
+    "publish_version",
+    "site_slug",
+]
