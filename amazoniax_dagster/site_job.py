@@ -38,7 +38,9 @@ def fetch_site(
         source_type=source_type,
         config=config,
     )
-    loaded = choose_fetcher(wanted, request.flow, services.catalog(), services.generator)
+    loaded = choose_fetcher(
+        wanted, request.flow, services.catalog(), services.generator, services.policy
+    )
     log.info("site %s: running %s (%s, %s)", site, loaded.name, loaded.fetcher.kind, loaded.how)
     policy = retry_policy(request, services)
     with tempfile.TemporaryDirectory(prefix=f"fetch-{request.job_id}-") as tmp:

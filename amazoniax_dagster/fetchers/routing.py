@@ -15,6 +15,7 @@ from typing import Protocol
 from amazoniax_dagster.errors import ExhaustedError, NoFetcherError
 from amazoniax_dagster.fetchers.base import Fetcher
 from amazoniax_dagster.messages import Flow, SourceType, WebSourceConfig
+from amazoniax_dagster.netpolicy import NetworkPolicy
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def choose_fetcher(
     flow: Flow,
     catalog: FetcherCatalog,
     generator: FetcherGenerator | None,
+    policy: NetworkPolicy,
 ) -> LoadedFetcher:
     if flow == Flow.HEAL:
         if generator is None:
@@ -82,7 +84,7 @@ def choose_fetcher(
     if request.source_type == SourceType.API and is_plain_api(request.config):
         from amazoniax_dagster.fetchers.generic_api import generic_api_fetcher
 
-        return generic_api_fetcher(request.config)
+        return generic_api_fetcher(request.config, policy=policy)
     if generator is None:
         raise NoFetcherError(
             f"site {request.site} has no fetcher yet, and fetcher generation is not "
