@@ -1,0 +1,633 @@
+"""The demo sites against real HTTP clients: every site serves its ground truth in v1, changes
+as documented in v2 at the same address, serves no records when broken, fails on demand,
+and starts and stops fast without leaving threads behind."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import feedparser
+import httpx
+import pytest
+
+from amazoniax_dagster.demo_sites import (
+    CATALOG,
+    VARIANTS,
+    DemoSite,
+    RunningSite,
+    serve,
+    serve_all,
+    start,
+)
+from amazoniax_dagster.demo_sites.token_api import TokenApiSite
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+ANCHOR = date(2026, 11, 20)
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def sites() -> Iterator[dict[str, RunningSite]]:
+    with serve_all([spec.factory(anchor=ANCHOR) for spec in CATALOG.values()]) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh(request: pytest.FixtureRequest) -> None:
+    if "sites" in request.fixturenames:
+        for running in request.getfixturevalue("sites").values():
+            running.site.reset()
+
+
+def client(running: RunningSite) -> httpx.Client:
+    return httpx.Client(base_url=running.origin, timeout=5.0)
+
+
+def ids(records: list[dict[str, Any]]) -> list[str]:
+    return [str(r["id"]) for r in records]
+
+
+def log_in(
+    http: httpx.Client, config: dict[str, Any], password: str | None = None
+) -> httpx.Response:
+    credentials = config["login_credentials"]
+    form = http.get("/login")
+    assert form.status_code == 200
+    token = CSRF.search(form.text)
+    assert token, "login form without a CSRF input"
+    return http.post(
+        "/login",
+        data={
+            "username": credentials["username"],
+            "password": password if password is not None else credentials["password"],
+            "csrf_token": token[1],
+        },
+    )
+
+
+def bearer(http: httpx.Client, config: dict[str, Any]) -> dict[str, str]:
+    keys = config["auth_keys"]
+    response = http.post(
+        keys["token_url"],
+        data={
+            "grant_type": "client_credentials",
+            "client_id": keys["client_id"],
+            "client_secret": keys["client_secret"],
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["expires_in"] == 3600
+    return {"Authorization": f"Bearer {body['access_token']}"}
+
+
+# -- one fetcher per site, written against the documented v1 layout -----------------------
+
+
+def fetch_json_pages(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        items_url = http.get("/api/").json()["items_url"]
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = http.get(items_url, params={"page": page, "per_page": 20}).raise_for_status()
+            data = body.json()
+            out += data["items"]
+            if page >= data["total_pages"]:
+                return out
+            page += 1
+
+
+def fetch_login_cursor(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        assert log_in(http, running.channel_config()).status_code == 303
+        out: list[dict[str, Any]] = []
+        params: dict[str, str] = {}
+        for _ in range(100):
+            body = http.get("/api/orders", params=params).raise_for_status().json()
+            out += body["data"]
+            if body["next_cursor"] is None:
+                return out
+            params = {"after": body["next_cursor"]}
+        raise AssertionError("cursor pagination did not end")
+
+
+def fetch_token_api(running: RunningSite) -> list[dict[str, Any]]:
+    config = running.channel_config()
+    with client(running) as http:
+        headers = bearer(http, config)
+        out: list[dict[str, Any]] = []
+        while True:
+            body = (
+                http.get(config["url"], params={"offset": len(out), "limit": 25}, headers=headers)
+                .raise_for_status()
+                .json()
+            )
+            out += body["results"]
+            if not body["results"] or len(out) >= body["count"]:
+                return out
+
+
+def fetch_csv_links(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        log_in(http, running.channel_config())
+        page = http.get("/reports").raise_for_status().text
+        links = re.findall(r'href="(/files/[^"]+\.csv)"', page)
+        assert len(links) == 8
+        out: list[dict[str, Any]] = []
+        for link in links:
+            response = http.get(link).raise_for_status()
+            assert response.headers["content-type"].startswith("text/csv")
+            name = link.rsplit("/", 1)[1]
+            assert f'filename="{name}"' in response.headers["content-disposition"]
+            reader = csv.DictReader(io.StringIO(response.text))
+            assert reader.fieldnames == ["id", "date", "product", "quantity", "amount"]
+            out += list(reader)
+        return out
+
+
+def fetch_rss_feed(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        home = http.get("/").raise_for_status().text
+        link = re.search(
+            r'<link rel="alternate" type="application/rss\+xml"[^>]*href="([^"]+)"', home
+        )
+        assert link
+        feed = feedparser.parse(http.get(link[1]).raise_for_status().content)
+        assert not feed.bozo, feed.get("bozo_exception")
+        return [{"id": entry.id, "title": entry.title} for entry in feed.entries]
+
+
+def fetch_html_list(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        path: str | None = "/catalog"
+        out: list[dict[str, Any]] = []
+        while path:
+            page = http.get(path).raise_for_status().text
+            out += [{"id": i} for i in re.findall(r'<li class="item" data-id="([^"]+)"', page)]
+            following = re.search(r'<a rel="next" href="([^"]+)"', page)
+            path = following[1] if following else None
+        return out
+
+
+def fetch_js_xhr(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        page = http.get("/").raise_for_status().text
+        assert '"/api/search"' in page and "<script>" in page
+        out: list[dict[str, Any]] = []
+        number = 1
+        while True:
+            body = http.get("/api/search", params={"page": number}).raise_for_status().json()
+            out += body["results"]
+            if number >= body["total_pages"]:
+                return out
+            number += 1
+
+
+def fetch_infinite_scroll(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        page = http.get("/").raise_for_status().text
+        assert "IntersectionObserver" in page and "/api/feed" in page
+        out: list[dict[str, Any]] = []
+        for _ in range(100):
+            body = http.get("/api/feed", params={"offset": len(out), "limit": 10})
+            items = body.raise_for_status().json()["items"]
+            if not items:
+                return out
+            out += items
+        raise AssertionError("the feed did not end")
+
+
+V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
+    "json_pages": fetch_json_pages,
+    "login_cursor": fetch_login_cursor,
+    "token_api": fetch_token_api,
+    "csv_links": fetch_csv_links,
+    "rss_feed": fetch_rss_feed,
+    "html_list": fetch_html_list,
+    "js_xhr": fetch_js_xhr,
+    "infinite_scroll": fetch_infinite_scroll,
+}
+
+
+# -- the catalogue ---------------------------------------------------------------------------
+
+
+def test_catalog_lists_every_site_with_a_shape_and_a_fetcher_here() -> None:
+    assert set(CATALOG) == set(V1_FETCHERS)
+    for name, spec in CATALOG.items():
+        assert spec.name == name
+        assert spec.source_type in ("api", "html")
+        assert spec.description and "\n" not in spec.description
+        site = spec.factory(seed=3, anchor=ANCHOR)
+        assert isinstance(site, DemoSite) and site.name == name
+
+
+@pytest.mark.parametrize("name", list(CATALOG))
+def test_records_are_deterministic_with_unique_ids_and_dates(name: str) -> None:
+    factory = CATALOG[name].factory
+    records = factory(anchor=ANCHOR).ground_truth()
+    assert records == factory(anchor=ANCHOR).ground_truth()
+    assert factory(seed=1, anchor=ANCHOR).ground_truth() != records
+    assert len(records) >= 20
+    assert len(set(ids(records))) == len(records)
+    every_id = ids(records)
+    assert not [a for a in every_id for b in every_id if a != b and a in b], "an id inside another"
+    for record in records:
+        day = date.fromisoformat(record["date"])
+        assert ANCHOR - timedelta(days=60) <= day <= ANCHOR
+
+
+def test_channel_configs_are_what_a_user_would_send(sites: dict[str, RunningSite]) -> None:
+    for name, running in sites.items():
+        config = CATALOG[name].channel_config(running)
+        assert config == running.channel_config()
+        assert config["url"].startswith(running.origin + "/")
+        assert config["channel_name"]
+        running.variant = "v2"
+        assert CATALOG[name].channel_config(running) == config, "configs do not follow variants"
+    assert set(sites["login_cursor"].channel_config()["login_credentials"]) == {
+        "username",
+        "password",
+    }
+    assert set(sites["csv_links"].channel_config()["login_credentials"]) == {
+        "username",
+        "password",
+    }
+    assert {"client_id", "client_secret"} <= set(sites["token_api"].channel_config()["auth_keys"])
+
+
+# -- v1: what the site serves is its ground truth --------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CATALOG))
+def test_v1_serves_exactly_the_ground_truth(sites: dict[str, RunningSite], name: str) -> None:
+    running = sites[name]
+    fetched = V1_FETCHERS[name](running)
+    truth = running.ground_truth()
+    assert sorted(set(ids(fetched))) == sorted(ids(truth))
+    if name in ("json_pages", "login_cursor", "token_api", "js_xhr", "infinite_scroll"):
+        assert sorted(fetched, key=lambda r: str(r["id"])) == sorted(
+            truth, key=lambda r: str(r["id"])
+        )
+    if name == "csv_links":
+        as_text = [{k: str(v) for k, v in r.items()} for r in truth]
+        assert sorted(fetched, key=lambda r: r["id"]) == sorted(as_text, key=lambda r: r["id"])
+
+
+def test_rss_feed_repeats_two_items(sites: dict[str, RunningSite]) -> None:
+    entries = fetch_rss_feed(sites["rss_feed"])
+    assert len(entries) == len(sites["rss_feed"].ground_truth()) + 2
+    repeated = {i for i in ids(entries) if ids(entries).count(i) == 2}
+    assert len(repeated) == 2
+
+
+def test_json_pages_filters_by_date_and_rejects_bad_parameters(
+    sites: dict[str, RunningSite],
+) -> None:
+    running = sites["json_pages"]
+    since = (ANCHOR - timedelta(days=7)).isoformat()
+    with client(running) as http:
+        body = http.get("/api/v1/items", params={"from": since, "per_page": 100}).json()
+        assert body["items"] and all(i["date"] >= since for i in body["items"])
+        expected = [r for r in running.ground_truth() if r["date"] >= since]
+        assert body["items"] == expected and body["total_pages"] == 1
+        assert http.get("/api/v1/items", params={"per_page": 1000}).status_code == 400
+        assert http.get("/api/v1/items", params={"from": "yesterday"}).status_code == 400
+        assert http.get("/api/v1/items", params={"page": 9}).json()["items"] == []
+        assert "/api/v1/items" in http.get("/openapi.json").json()["paths"]
+        assert "/api/v1/items" in http.get("/").text
+
+
+def test_login_rejects_wrong_password_and_missing_csrf(sites: dict[str, RunningSite]) -> None:
+    for name, failure_status in (("login_cursor", 200), ("csv_links", 401)):
+        running = sites[name]
+        config = running.channel_config()
+        with client(running) as http:
+            home = config["url"].removeprefix(running.origin)
+            assert http.get(home).status_code == 302
+            assert http.get(home).headers["location"].startswith("/login?next=")
+            wrong = log_in(http, config, password="not-the-password")
+            assert wrong.status_code == failure_status
+            assert "Invalid username or password" in wrong.text and not http.cookies
+            csrf_less = http.post("/login", data={"username": "x", "password": "y"})
+            assert csrf_less.status_code == 403
+            right = log_in(http, config)
+            assert right.status_code == 303 and right.headers["location"] == home
+            assert http.get(home).status_code == 200
+
+
+def test_login_cursor_api_needs_the_session_and_the_dashboard_loads_it(
+    sites: dict[str, RunningSite],
+) -> None:
+    running = sites["login_cursor"]
+    with client(running) as http:
+        assert http.get("/api/orders").status_code == 401
+        log_in(http, running.channel_config())
+        page = http.get("/dashboard").text
+        assert 'const CURSOR_PARAM = "after"' in page and "/api/orders" in page
+        first = http.get("/api/orders").json()
+        assert http.get("/api/orders", params={"after": "garbage"}).status_code == 400
+        assert len(first["data"]) == 10 and first["next_cursor"]
+
+
+def test_token_api_refuses_missing_wrong_and_expired_tokens(
+    sites: dict[str, RunningSite],
+) -> None:
+    running = sites["token_api"]
+    config = running.channel_config()
+    keys = config["auth_keys"]
+    with client(running) as http:
+        assert http.get("/api/reports").status_code == 401
+        assert http.get("/api/reports", headers={"Authorization": "Bearer nope"}).status_code == 401
+        bad = {"grant_type": "client_credentials", "client_id": keys["client_id"]}
+        assert http.post("/oauth/token", data={**bad, "client_secret": "x"}).status_code == 401
+        assert http.post("/oauth/token", data={"grant_type": "password"}).status_code == 400
+        basic = http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(keys["client_id"], keys["client_secret"]),
+        )
+        assert basic.status_code == 200
+        headers = bearer(http, config)
+        assert http.get("/api/reports", headers=headers).status_code == 200
+        assert isinstance(running.site, TokenApiSite)
+        running.site.expire_tokens()
+        assert http.get("/api/reports", headers=headers).status_code == 401
+        doc = http.get("/openapi.json").json()
+        flows = doc["components"]["securitySchemes"]["oauth"]["flows"]
+        assert flows["clientCredentials"]["tokenUrl"] == keys["token_url"]
+
+
+def test_csv_downloads_need_the_login(sites: dict[str, RunningSite]) -> None:
+    running = sites["csv_links"]
+    name = f"sales-{ANCHOR.isoformat()}.csv"
+    with client(running) as http:
+        assert http.get(f"/files/{name}").status_code == 302
+        log_in(http, running.channel_config())
+        assert http.get(f"/files/{name}").status_code == 200
+        assert http.get("/files/sales-1999-01-01.csv").status_code == 404
+
+
+# -- v2: the same address, a realistic change -------------------------------------------------
+
+
+def test_json_pages_v2_moves_the_endpoint(sites: dict[str, RunningSite]) -> None:
+    running = sites["json_pages"]
+    origin = running.origin
+    running.variant = "v2"
+    assert running.origin == origin
+    with client(running) as http:
+        old = http.get("/api/v1/items")
+        assert old.status_code == 404 and "retired" in old.json()["detail"]
+        assert http.get("/api/").json()["items_url"] == f"{origin}/api/v2/items"
+        assert "/api/v2/items" in http.get("/openapi.json").json()["paths"]
+    assert fetch_json_pages(running) == running.ground_truth()
+
+
+def test_login_cursor_v2_renames_the_cursor_parameter(sites: dict[str, RunningSite]) -> None:
+    running = sites["login_cursor"]
+    running.variant = "v2"
+    with client(running) as http:
+        log_in(http, running.channel_config())
+        assert 'const CURSOR_PARAM = "cursor"' in http.get("/dashboard").text
+        first = http.get("/api/orders").json()
+        again = http.get("/api/orders", params={"after": first["next_cursor"]}).json()
+        assert again == first, "the old parameter is ignored: first page forever"
+        out, params = list(first["data"]), {"cursor": first["next_cursor"]}
+        while params["cursor"]:
+            body = http.get("/api/orders", params=params).json()
+            out += body["data"]
+            params = {"cursor": body["next_cursor"]}
+    assert out == running.ground_truth()
+
+
+def test_token_api_v2_pages_with_next_links(sites: dict[str, RunningSite]) -> None:
+    running = sites["token_api"]
+    running.variant = "v2"
+    config = running.channel_config()
+    with client(running) as http:
+        headers = bearer(http, config)
+        old = [
+            http.get(config["url"], params={"offset": o, "limit": 25}, headers=headers).json()
+            for o in (0, 25)
+        ]
+        assert old[0]["results"] == old[1]["results"], "offset is ignored in v2"
+        out: list[dict[str, Any]] = []
+        url: str | None = config["url"]
+        while url:
+            body = http.get(url, headers=headers).json()
+            out += body["results"]
+            url = body["next"]
+        assert out == running.ground_truth()
+        past = http.get(config["url"], params={"page": 99}, headers=headers)
+        assert past.status_code == 404 and past.json() == {"detail": "Invalid page."}
+
+
+def test_csv_links_v2_moves_links_into_a_table(sites: dict[str, RunningSite]) -> None:
+    running = sites["csv_links"]
+    running.variant = "v2"
+    with client(running) as http:
+        log_in(http, running.channel_config())
+        page = http.get("/reports").text
+        assert '<table class="downloads">' in page and "/files/" not in page
+        links = re.findall(r'href="(/downloads/[^"]+\.csv)"', page)
+        assert len(links) == 8
+        old = links[0].replace("/downloads/", "/files/")
+        assert http.get(old).status_code == 404
+        rows = [r for link in links for r in csv.DictReader(io.StringIO(http.get(link).text))]
+    assert sorted(ids(rows)) == sorted(ids(running.ground_truth()))
+
+
+def test_rss_feed_v2_moves_to_atom(sites: dict[str, RunningSite]) -> None:
+    running = sites["rss_feed"]
+    running.variant = "v2"
+    with client(running) as http:
+        assert http.get("/feed.xml").status_code == 404
+        home = http.get("/").text
+        assert 'type="application/atom+xml"' in home and 'href="/atom.xml"' in home
+        response = http.get("/atom.xml")
+        assert response.headers["content-type"].startswith("application/atom+xml")
+        feed = feedparser.parse(response.content)
+    assert feed.version == "atom10" and not feed.bozo
+    assert sorted(set(e.id for e in feed.entries)) == sorted(ids(running.ground_truth()))
+
+
+def test_html_list_v2_changes_markup_and_page_parameter(sites: dict[str, RunningSite]) -> None:
+    running = sites["html_list"]
+    running.variant = "v2"
+    assert fetch_html_list(running) == [], "the v1 selectors find nothing"
+    with client(running) as http:
+        first = http.get("/catalog").text
+        assert 'class="item"' not in first and 'rel="next"' not in first
+        assert http.get("/catalog", params={"page": 2}).text == first
+        found: list[str] = []
+        path: str | None = "/catalog"
+        while path:
+            page = http.get(path).text
+            found += re.findall(r'<article class="product-card" data-product-id="([^"]+)"', page)
+            following = re.search(r'<a class="pagination__next"[^>]*href="([^"]+)"', page)
+            path = following[1].replace("&amp;", "&") if following else None
+    assert found == ids(running.ground_truth())
+
+
+def test_js_xhr_v2_bumps_the_endpoint(sites: dict[str, RunningSite]) -> None:
+    running = sites["js_xhr"]
+    running.variant = "v2"
+    with client(running) as http:
+        assert '"/api/v2/search"' in http.get("/").text
+        assert http.get("/api/search").status_code == 404
+        pages = [http.get("/api/v2/search", params={"page": n}).json() for n in (1, 2, 3, 4)]
+        assert pages[0]["total_pages"] == 4
+    assert [r for p in pages for r in p["results"]] == running.ground_truth()
+
+
+def test_infinite_scroll_v2_uses_a_cursor(sites: dict[str, RunningSite]) -> None:
+    running = sites["infinite_scroll"]
+    running.variant = "v2"
+    with client(running) as http:
+        assert 'searchParams.set("cursor", cursor)' in http.get("/").text
+        first = http.get("/api/feed", params={"offset": 0}).json()
+        assert http.get("/api/feed", params={"offset": 10}).json() == first
+        out, cursor = list(first["items"]), first["next_cursor"]
+        while cursor:
+            body = http.get("/api/feed", params={"cursor": cursor}).json()
+            out += body["items"]
+            cursor = body["next_cursor"]
+    assert sorted(ids(out)) == sorted(ids(running.ground_truth()))
+
+
+# -- broken: nothing a fetcher can use -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CATALOG))
+def test_broken_serves_no_records(sites: dict[str, RunningSite], name: str) -> None:
+    running = sites[name]
+    running.variant = "broken"
+    assert running.ground_truth() == []
+    if name == "login_cursor":
+        with pytest.raises(httpx.HTTPStatusError) as failed:
+            fetch_login_cursor(running)
+        assert failed.value.response.status_code == 500
+    else:
+        assert V1_FETCHERS[name](running) == []
+    running.variant = "v1"
+    assert V1_FETCHERS[name](running), "back to v1, the records are back"
+
+
+# -- runtime state ---------------------------------------------------------------------------
+
+
+def test_fail_next_fails_exactly_n_requests_then_recovers(sites: dict[str, RunningSite]) -> None:
+    running = sites["html_list"]
+    running.fail_next(2, status=503, retry_after="1")
+    running.fail_next(1, status=429, retry_after=None)
+    with client(running) as http:
+        responses = [http.get("/catalog", params={"page": n}) for n in (1, 2, 3, 4)]
+    assert [r.status_code for r in responses] == [503, 503, 429, 200]
+    assert responses[0].headers["retry-after"] == "1"
+    assert "retry-after" not in responses[2].headers
+    assert running.requests == [("GET", f"/catalog?page={n}") for n in (1, 2, 3, 4)]
+    assert running.site.pending_faults == 0
+
+
+def test_fail_next_can_target_a_path(sites: dict[str, RunningSite]) -> None:
+    running = sites["json_pages"]
+    running.fail_next(1, status=500, path_prefix="/api/v1/items")
+    with client(running) as http:
+        assert http.get("/api/").status_code == 200
+        assert http.get("/api/v1/items?page=1").status_code == 500
+        assert http.get("/api/v1/items?page=1").status_code == 200
+    assert running.requests == [
+        ("GET", "/api/"),
+        ("GET", "/api/v1/items?page=1"),
+        ("GET", "/api/v1/items?page=1"),
+    ]
+
+
+def test_advance_adds_records_everywhere(sites: dict[str, RunningSite]) -> None:
+    for name, running in sites.items():
+        before = running.ground_truth()
+        running.site.advance(3)
+        after = running.ground_truth()
+        fetched = V1_FETCHERS[name](running)
+        assert sorted(set(ids(fetched))) == sorted(ids(after)), name
+        if name == "rss_feed":  # a window of the newest 25: one post falls out
+            assert len(after) == 25 and len(set(ids(after)) - set(ids(before))) == 3
+        else:
+            assert len(after) == len(before) + 3 and ids(after)[: len(before)] == ids(before)
+
+
+def test_unknown_variant_is_refused(sites: dict[str, RunningSite]) -> None:
+    with pytest.raises(ValueError, match="unknown variant"):
+        sites["js_xhr"].variant = "v3"  # type: ignore[assignment]
+    assert VARIANTS == ("v1", "v2", "broken")
+
+
+# -- lifecycle -------------------------------------------------------------------------------
+
+
+def test_all_sites_start_and_stop_fast_and_leave_no_threads() -> None:
+    threads_before = set(threading.enumerate())
+    began = time.monotonic()
+    with serve_all() as running:
+        started = time.monotonic()
+        ports = {site.port for site in running.values()}
+        assert len(ports) == len(CATALOG)
+        for site in running.values():
+            assert site.url == f"http://127.0.0.1:{site.port}/"
+            assert httpx.get(site.channel_config()["url"]).status_code in (200, 302, 401)
+    ended = time.monotonic()
+    assert set(threading.enumerate()) == threads_before
+    assert started - began < 3.0 and ended - began < 5.0, (started - began, ended - began)
+    for port in ports:
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+
+
+def test_serve_by_name_and_stop_is_idempotent() -> None:
+    with serve("rss_feed") as running:
+        assert running.is_running and running.name == "rss_feed"
+        assert httpx.get(running.url).status_code == 200
+    assert not running.is_running
+    running.stop()
+    with pytest.raises(ValueError, match="unknown demo site"):
+        start("no_such_site")
+
+
+def test_module_entry_point_serves_until_interrupted() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "amazoniax_dagster.demo_sites", "json_pages", "--variant", "v2"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        lines = []
+        for line in process.stderr:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        url = re.search(r"json_pages\s+api\s+(\S+)", "".join(lines))
+        assert url, lines
+        assert httpx.get(url[1]).json()["version"] == "v2"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
