@@ -36,6 +36,9 @@ class FetchContext:
     policy: NetworkPolicy = field(default_factory=NetworkPolicy)
     run_date: date = field(default_factory=date.today)
     limits: FetchLimits = field(default_factory=FetchLimits)
+    # The channel's simple retries, for fetchers that retry each request themselves.
+    max_retries: int = 3
+    retry_delay_seconds: float = 30.0
 
 
 @dataclass(frozen=True)

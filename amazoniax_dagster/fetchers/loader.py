@@ -31,7 +31,12 @@ class RecipeFetcher:
     def fetch(self, ctx: FetchContext) -> FetchReport:
         from amazoniax_dagster.fetchers.recipe.engine import run_recipe
 
-        return run_recipe(self.recipe, ctx)
+        return run_recipe(
+            self.recipe,
+            ctx,
+            max_retries=ctx.max_retries,
+            retry_delay_seconds=ctx.retry_delay_seconds,
+        )
 
 
 @dataclass(frozen=True)

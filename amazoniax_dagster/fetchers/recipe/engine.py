@@ -1,0 +1,120 @@
+"""The recipe engine: run a validated recipe for one channel and report the files it saved.
+
+An ``http`` recipe runs its steps in order. For each page of a step: render the request from
+the templates, send it, check the records list, take the extracts (from the first page) for
+later steps, save what the step says, and ask the paginator whether to go on::
+
+    steps ──► request ──► send ──► records? ──► extract ──► save ──► paginator.advance ─┐
+                ▲                                                                      │
+                └──────────────────────────── next page ◄──────────────────────────────┘
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from amazoniax_dagster.errors import ConfigError, SiteChangedError
+from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
+from amazoniax_dagster.fetchers.recipe import jsonpath
+from amazoniax_dagster.fetchers.recipe.feeds import run_feed
+from amazoniax_dagster.fetchers.recipe.files import extension_for
+from amazoniax_dagster.fetchers.recipe.http import HostBreakers, Page
+from amazoniax_dagster.fetchers.recipe.paginators import make_paginator
+from amazoniax_dagster.fetchers.recipe.schema import (
+    HttpRecipe,
+    Recipe,
+    SaveBody,
+    SaveLinks,
+    Step,
+)
+from amazoniax_dagster.fetchers.recipe.selectors import extract, link_urls
+from amazoniax_dagster.fetchers.recipe.session import ClientSettings, Session
+from amazoniax_dagster.fetchers.recipe.templating import SAVE_NAME_ROOTS, Scope, render
+
+DEFAULT_BODY_NAME = "${step}_${page}.${ext}"
+
+
+def run_recipe(
+    recipe: Recipe,
+    ctx: FetchContext,
+    *,
+    max_retries: int | None = None,
+    retry_delay_seconds: float | None = None,
+    breakers: HostBreakers | None = None,
+) -> FetchReport:
+    """Run ``recipe`` for the channel in ``ctx``; files land in ``ctx.out_dir``.
+
+    Retry settings default to the context's (the channel's ``max_simple_retries`` and
+    ``retry_delay_seconds``); share ``breakers`` to keep circuit state across runs.
+    """
+    if recipe.kind not in RUNNERS:
+        raise ConfigError(f"unknown recipe kind {recipe.kind!r}; known: {', '.join(RUNNERS)}")
+    settings = ClientSettings(
+        ctx.max_retries if max_retries is None else max_retries,
+        ctx.retry_delay_seconds if retry_delay_seconds is None else retry_delay_seconds,
+        breakers,
+    )
+    return RUNNERS[recipe.kind](recipe, ctx, settings)
+
+
+def run_http(recipe: HttpRecipe, ctx: FetchContext, settings: ClientSettings) -> FetchReport:
+    with Session.open(recipe, ctx, settings) as session:
+        for step in recipe.steps:
+            run_step(step, session)
+        return session.finish()
+
+
+def run_step(step: Step, session: Session) -> None:
+    paginator = make_paginator(step.paginate, max_pages=session.ctx.limits.max_pages)
+    while True:
+        scope = session.scope(**paginator.variables())
+        page = session.send(paginator.prepare(session.render_request(step.request, scope)))
+        page.records = records_of(step, page)
+        if paginator.pages == 0:  # values for later steps come from a step's first page
+            session.extracts.update(
+                extract(step.extract, page, session.client.cookies, step=step.name)
+            )
+        for save in step.save:
+            SAVERS[save.type](save, page, scope, session, step.name)
+        more = paginator.advance(page)
+        session.release(page)
+        if not more:
+            break
+    session.step_done(step.name, paginator)
+
+
+def records_of(step: Step, page: Page) -> list[Any] | None:
+    """The page's records list; SiteChangedError when the recipe's path leads nowhere."""
+    if step.records is None:
+        return None
+    found = jsonpath.find(page.json(), step.records)
+    if not isinstance(found, list):
+        raise SiteChangedError(
+            f"step {step.name!r}: no list at records path {step.records!r} "
+            f"in the reply of {page.shown_url}"
+        )
+    return found
+
+
+def save_body(save: SaveBody, page: Page, scope: Scope, session: Session, step: str) -> None:
+    names = scope.with_variables(step=step, ext=extension_for(page.content_type))
+    session.save(page, render(save.name or DEFAULT_BODY_NAME, names, SAVE_NAME_ROOTS))
+
+
+def save_links(save: SaveLinks, page: Page, scope: Scope, session: Session, step: str) -> None:
+    for url in link_urls(save.select, page, session.client.cookies, step=step):
+        session.download(url, label=step)
+
+
+SAVERS: Mapping[str, Callable[[Any, Page, Scope, Session, str], None]] = {
+    "body": save_body,
+    "links": save_links,
+}
+# One runner per recipe kind; a new kind (e.g. "browser") adds its runner here.
+RUNNERS: Mapping[str, Callable[[Any, FetchContext, ClientSettings], FetchReport]] = {
+    "http": run_http,
+    "feed": run_feed,
+}
+
+__all__ = ["RUNNERS", "SAVERS", "records_of", "run_http", "run_recipe", "run_step"]

@@ -1,0 +1,253 @@
+"""Paginator stop logic: every paginator ends, whatever the pages say."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import TypeAdapter
+
+from amazoniax_dagster.errors import ConfigError, SiteChangedError
+from amazoniax_dagster.fetchers.recipe import (
+    CursorPaginate,
+    Page,
+    PaginateConfig,
+    PreparedRequest,
+    make_paginator,
+)
+
+BASE = "https://api.example.com/items"
+CONFIG = TypeAdapter(PaginateConfig)
+
+
+@dataclass
+class Reply:
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    requests: list[PreparedRequest]
+    stop_reason: str | None
+    guard_hit: bool
+
+
+def drive(
+    tmp_path: Path,
+    config: dict[str, Any] | None,
+    replies: list[Reply],
+    *,
+    records: str | None = "items",
+    max_pages: int = 100,
+    request: PreparedRequest | None = None,
+) -> Run:
+    """Request pages the way the engine does until the paginator stops (or replies run out)."""
+    paginator = make_paginator(
+        CONFIG.validate_python(config) if config else None, max_pages=max_pages
+    )
+    sent: list[PreparedRequest] = []
+    for number, reply in enumerate(replies):
+        prepared = paginator.prepare(request or PreparedRequest("GET", BASE))
+        sent.append(prepared)
+        page = _page(tmp_path / f"{number}.json", prepared, reply)
+        page.records = page.json().get(records) if records else None
+        if not paginator.advance(page):
+            return Run(sent, paginator.stop_reason, paginator.guard_hit)
+    raise AssertionError(f"the paginator asked for more than {len(replies)} pages")
+
+
+def _page(path: Path, request: PreparedRequest, reply: Reply) -> Page:
+    content = json.dumps(reply.body).encode()
+    path.write_bytes(content)
+    url = str(httpx.URL(request.url, params=dict(request.params)))
+    headers = httpx.Headers({"content-type": "application/json", **reply.headers})
+    digest = hashlib.sha256(content).hexdigest()
+    return Page(url, url, 200, headers, path, len(content), digest)
+
+
+def items(*values: int, **extra: Any) -> Reply:
+    return Reply({"items": list(values), **extra})
+
+
+def params(run: Run, name: str) -> list[str | None]:
+    return [request.params.get(name) for request in run.requests]
+
+
+def test_page_number_stops_on_an_empty_page(tmp_path: Path) -> None:
+    run = drive(tmp_path, {"type": "page_number"}, [items(1, 2), items(3, 4), items()])
+    assert params(run, "page") == ["1", "2", "3"]
+    assert run.stop_reason == "empty page"
+
+
+def test_page_number_stops_on_a_short_page(tmp_path: Path) -> None:
+    config = {"type": "page_number", "start": 0, "page_size": 2, "page_size_param": "size"}
+    run = drive(tmp_path, config, [items(1, 2), items(3)])
+    assert params(run, "page") == ["0", "1"]
+    assert params(run, "size") == ["2", "2"]
+    assert run.stop_reason == "short page"
+
+
+def test_page_number_stops_at_total_pages(tmp_path: Path) -> None:
+    config = {"type": "page_number", "total_pages_path": "meta.pages"}
+    replies = [items(n, meta={"pages": 2}) for n in range(1, 5)]
+    run = drive(tmp_path, config, replies)
+    assert len(run.requests) == 2 and run.stop_reason == "last page reached"
+
+
+def test_offset_advances_by_the_limit_and_stops_on_a_short_page(tmp_path: Path) -> None:
+    run = drive(tmp_path, {"type": "offset", "limit": 2}, [items(1, 2), items(3, 4), items(5)])
+    assert params(run, "offset") == ["0", "2", "4"]
+    assert params(run, "limit") == ["2", "2", "2"]
+    assert run.stop_reason == "short page"
+
+
+def test_offset_stops_when_the_total_is_reached(tmp_path: Path) -> None:
+    config = {"type": "offset", "limit": 2, "total_path": "total"}
+    replies = [items(1, 2, total=4), items(3, 4, total=4), items(5, 6, total=4)]
+    run = drive(tmp_path, config, replies)
+    assert len(run.requests) == 2 and run.stop_reason == "total reached"
+
+
+def test_cursor_follows_until_there_is_none(tmp_path: Path) -> None:
+    config = {"type": "cursor", "cursor_path": "next"}
+    replies = [items(1, next="c2"), items(2, next="c3"), items(3, next=None)]
+    run = drive(tmp_path, config, replies)
+    assert params(run, "cursor") == [None, "c2", "c3"]
+    assert run.stop_reason == "no next cursor"
+
+
+def test_cursor_from_a_header(tmp_path: Path) -> None:
+    config = {"type": "cursor", "cursor_header": "X-Next", "param": "after"}
+    replies = [Reply({"items": [1]}, {"X-Next": "b"}), Reply({"items": [2]})]
+    run = drive(tmp_path, config, replies)
+    assert params(run, "after") == [None, "b"]
+    assert run.stop_reason == "no next cursor"
+
+
+def test_a_cursor_that_repeats_stops(tmp_path: Path) -> None:
+    config = {"type": "cursor", "cursor_path": "next"}
+    replies = [items(n, next="same") for n in range(1, 10)]
+    run = drive(tmp_path, config, replies)
+    assert len(run.requests) == 2 and run.stop_reason == "repeated position"
+
+
+def test_the_same_body_twice_stops(tmp_path: Path) -> None:
+    config = {"type": "page_number"}
+    run = drive(tmp_path, config, [items(1, 2)] * 5)
+    assert len(run.requests) == 2 and run.stop_reason == "same body as an earlier page"
+
+
+def test_has_more_false_stops(tmp_path: Path) -> None:
+    config = {"type": "page_number", "has_more_path": "meta.has_more"}
+    replies = [Reply({"meta": {"has_more": True}, "n": 1}), Reply({"meta": {"has_more": False}})]
+    run = drive(tmp_path, config, replies, records=None)
+    assert len(run.requests) == 2 and run.stop_reason == "has_more is false"
+
+
+def test_the_max_pages_guard_stops_an_endless_site(tmp_path: Path) -> None:
+    config = {"type": "cursor", "cursor_path": "next"}
+    replies = [items(n, next=f"c{n + 1}") for n in range(1, 50)]
+    run = drive(tmp_path, config, replies, max_pages=5)
+    assert len(run.requests) == 5
+    assert run.guard_hit and run.stop_reason == "max_pages (5) reached"
+
+
+def test_link_header_follows_rel_next(tmp_path: Path) -> None:
+    replies = [
+        Reply({"items": [1]}, {"Link": '<https://api.example.com/items?page=2>; rel="next"'}),
+        Reply({"items": [2]}, {"Link": '</items?page=3>; rel="next", </items?page=1>; rel="prev"'}),
+        Reply({"items": [3]}, {"Link": '</items?page=1>; rel="first"'}),
+    ]
+    request = PreparedRequest("GET", BASE, params={"q": "x"})
+    run = drive(tmp_path, {"type": "link_header"}, replies, request=request)
+    assert [r.url for r in run.requests] == [
+        BASE,
+        "https://api.example.com/items?page=2",
+        "https://api.example.com/items?page=3",
+    ]
+    assert [dict(r.params) for r in run.requests] == [{"q": "x"}, {}, {}]
+    assert run.stop_reason == "no next link"
+
+
+def test_a_link_to_the_same_page_stops(tmp_path: Path) -> None:
+    replies = [Reply({"items": [n]}, {"Link": f'<{BASE}>; rel="next"'}) for n in range(5)]
+    run = drive(tmp_path, {"type": "link_header"}, replies)
+    assert len(run.requests) == 1 and run.stop_reason == "repeated position"
+
+
+def test_next_url_resolves_relative_urls(tmp_path: Path) -> None:
+    config = {"type": "next_url", "next_url_path": "links.next"}
+    replies = [
+        items(1, links={"next": "/items?after=1"}),
+        items(2, links={"next": "https://other.example.com/items?after=2"}),
+        items(3, links={"next": None}),
+    ]
+    run = drive(tmp_path, config, replies)
+    assert [r.url for r in run.requests][1:] == [
+        "https://api.example.com/items?after=1",
+        "https://other.example.com/items?after=2",
+    ]
+    assert run.stop_reason == "no next URL"
+
+
+def test_graphql_puts_the_end_cursor_into_the_variables(tmp_path: Path) -> None:
+    config = {
+        "type": "graphql",
+        "end_cursor_path": "data.pageInfo.endCursor",
+        "has_next_path": "data.pageInfo.hasNextPage",
+    }
+
+    def reply(n: int, more: bool) -> Reply:
+        info = {"endCursor": f"e{n}", "hasNextPage": more}
+        return Reply({"data": {"nodes": [n], "pageInfo": info}})
+
+    request = PreparedRequest("POST", BASE, json={"query": "q", "variables": {"first": 1}})
+    run = drive(
+        tmp_path,
+        config,
+        [reply(1, True), reply(2, True), reply(3, False)],
+        records=None,
+        request=request,
+    )
+    assert [r.json["variables"] for r in run.requests] == [
+        {"first": 1, "after": None},
+        {"first": 1, "after": "e1"},
+        {"first": 1, "after": "e2"},
+    ]
+    assert run.stop_reason == "hasNextPage is false"
+
+
+def test_graphql_needs_a_json_body(tmp_path: Path) -> None:
+    config = {"type": "graphql", "end_cursor_path": "a", "has_next_path": "b"}
+    with pytest.raises(ConfigError, match="JSON object request body"):
+        drive(tmp_path, config, [items(1)])
+
+
+def test_without_paginate_there_is_one_request(tmp_path: Path) -> None:
+    run = drive(tmp_path, None, [items(1), items(2)])
+    assert len(run.requests) == 1 and run.stop_reason == "single request"
+
+
+def test_a_json_path_on_a_non_json_page_is_a_site_change(tmp_path: Path) -> None:
+    path = tmp_path / "page.html"
+    path.write_bytes(b"<html>maintenance</html>")
+    page = Page(BASE, BASE, 200, httpx.Headers({"content-type": "text/html"}), path, 24, "d")
+    paginator = make_paginator(
+        CONFIG.validate_python({"type": "next_url", "next_url_path": "n"}), max_pages=9
+    )
+    with pytest.raises(SiteChangedError, match="expected JSON"):
+        paginator.advance(page)
+
+
+def test_an_unknown_paginator_type_lists_the_known_ones() -> None:
+    config = CursorPaginate.model_construct(type="scroll")
+    with pytest.raises(ConfigError) as caught:
+        make_paginator(config, max_pages=1)
+    for name in ("cursor", "graphql", "link_header", "next_url", "offset", "page_number"):
+        assert name in str(caught.value)
