@@ -8,7 +8,13 @@ import dagster as dg
 
 from amazoniax_dagster.jobs import channel_files_job
 from assets import channel_files
-from resources import FetcherDBResource, FetchSettings, KafkaResource, OutputBucketResource
+from resources import (
+    FetcherDBResource,
+    FetcherRepoResource,
+    FetchSettings,
+    KafkaResource,
+    OutputBucketResource,
+)
 from sensors import (
     kafka_fetcher_sensor,
     status_on_cancel,
@@ -40,6 +46,10 @@ defs = dg.Definitions(
             region=dg.EnvVar("AMAZONIAX_S3_REGION"),
         ),
         "kafka": KafkaResource(bootstrap_servers=dg.EnvVar("AMAZONIAX_KAFKA_BOOTSTRAP")),
+        "fetcher_repo": FetcherRepoResource(
+            repo_path=dg.EnvVar("AMAZONIAX_FETCHERS_REPO_PATH"),
+            remote_url=dg.EnvVar("AMAZONIAX_FETCHERS_REMOTE_URL"),
+        ),
         # Not a secret, and empty (nothing extra allowed) is the production default.
         "fetch_settings": FetchSettings(
             allowed_networks=os.environ.get("AMAZONIAX_ALLOWED_NETWORKS", "")

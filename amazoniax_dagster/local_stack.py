@@ -114,6 +114,9 @@ class StackEndpoints:
     #: a second S3 identity, the "customer" of the demo and test channels (not in env())
     channel_s3_access_key_id: str = ""
     channel_s3_secret_access_key: str = field(default="", repr=False)
+    #: the fetchers Git repository: a bare repository on disk plays the shared remote
+    fetchers_remote_url: str = ""
+    fetchers_repo_path: str = ""
 
     def env(self) -> dict[str, str]:
         """The ``AMAZONIAX_*`` environment for this stack (empty values are left out)."""
@@ -126,6 +129,8 @@ class StackEndpoints:
             "AMAZONIAX_DATABASE_URL": self.database_url,
             "AMAZONIAX_OUTPUT_BUCKET": self.output_bucket,
             "AMAZONIAX_SECRET_KEY": self.secret_key,
+            "AMAZONIAX_FETCHERS_REMOTE_URL": self.fetchers_remote_url,
+            "AMAZONIAX_FETCHERS_REPO_PATH": self.fetchers_repo_path,
             # the local stack's own services live on loopback, which configs must reach
             "AMAZONIAX_ALLOWED_NETWORKS": "127.0.0.0/8",
         }
@@ -954,7 +959,24 @@ class LocalStack:
             database_url=postgres.database_url if isinstance(postgres, PostgresService) else "",
             output_bucket=self.buckets[0] if self.buckets else "",
             secret_key=Fernet.generate_key().decode(),
+            **self._fetchers_repository(),
         )
+
+    def _fetchers_repository(self) -> dict[str, str]:
+        """A bare Git repository as the fetchers' shared remote, and where runs cache it."""
+        import subprocess
+
+        remote = self.workdir / "fetchers.git"
+        if not (remote / "HEAD").exists():
+            subprocess.run(
+                ["git", "init", "--quiet", "--bare", "--initial-branch=main", str(remote)],
+                check=True,
+                capture_output=True,
+            )
+        return {
+            "fetchers_remote_url": remote.as_uri(),
+            "fetchers_repo_path": str(self.workdir / "fetchers-cache"),
+        }
 
     def _install_sigterm_handler(self) -> None:
         """Turn SIGTERM into SystemExit, so ``with``/atexit stop the services in order."""

@@ -46,11 +46,19 @@ def fetch_site(
     with tempfile.TemporaryDirectory(prefix=f"fetch-{request.job_id}-") as tmp:
         out_dir = Path(tmp)
         context = FetchContext(
-            config=config, out_dir=out_dir, policy=services.policy, limits=services.fetch_limits
+            config=config,
+            out_dir=out_dir,
+            policy=services.policy,
+            limits=services.fetch_limits,
+            max_retries=policy.retries,
+            retry_delay_seconds=policy.delay_seconds,
         )
-        report = policy.call(
-            lambda: _fetch_fresh(loaded, context), what=f"run {loaded.name} on {site}"
-        )
+        if loaded.fetcher.kind == "recipe":  # the recipe engine retries each request itself
+            report = _fetch_fresh(loaded, context)
+        else:
+            report = policy.call(
+                lambda: _fetch_fresh(loaded, context), what=f"run {loaded.name} on {site}"
+            )
         _check_not_empty(request, report, services, loaded)
         result = sync_source(
             request,

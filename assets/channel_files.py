@@ -11,7 +11,13 @@ import dagster as dg
 from amazoniax_dagster import tags
 from amazoniax_dagster.partitions import channels_partitions
 from assets.checks import CHECK_SPECS, check_results
-from resources import FetcherDBResource, FetchSettings, KafkaResource, OutputBucketResource
+from resources import (
+    FetcherDBResource,
+    FetcherRepoResource,
+    FetchSettings,
+    KafkaResource,
+    OutputBucketResource,
+)
 
 
 @dg.asset(
@@ -31,8 +37,10 @@ def channel_files(
     output_bucket: OutputBucketResource,
     kafka: KafkaResource,
     fetch_settings: FetchSettings,
+    fetcher_repo: FetcherRepoResource,
 ) -> dg.MaterializeResult:
     from amazoniax_dagster.channel_job import JobRequest, JobServices, execute
+    from amazoniax_dagster.fetchers.routing import FetcherCatalog
     from amazoniax_dagster.messages import Flow
 
     request = JobRequest(
@@ -41,13 +49,21 @@ def channel_files(
         flow=Flow(context.run.tags.get(tags.FLOW, Flow.EXISTING)),
         run_id=context.run_id,
     )
+    db = fetcher_db.get_db()
+
+    def catalog() -> FetcherCatalog:
+        from amazoniax_dagster.fetchers.catalog import RegistryCatalog
+
+        return RegistryCatalog(db, fetcher_repo.get_repo())
+
     services = JobServices(
-        db=fetcher_db.get_db(),
+        db=db,
         output=output_bucket.get_bucket(max_connections=fetch_settings.max_workers * 2),
         bus=kafka.get_bus(),
         topics=kafka.topics(),
         policy=fetch_settings.network_policy(),
         max_workers=fetch_settings.max_workers,
+        fetcher_catalog=catalog,
     )
     outcome = execute(request, services, emit=context.log.log)
     log_link: dict[str, Any] = (

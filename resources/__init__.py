@@ -2,7 +2,14 @@
 
 from resources.fetch_settings import FetchSettings
 from resources.fetcher_db import FetcherDBResource
+from resources.git import FetcherRepoResource
 from resources.kafka import KafkaResource
 from resources.s3 import OutputBucketResource
 
-__all__ = ["FetchSettings", "FetcherDBResource", "KafkaResource", "OutputBucketResource"]
+__all__ = [
+    "FetchSettings",
+    "FetcherDBResource",
+    "FetcherRepoResource",
+    "KafkaResource",
+    "OutputBucketResource",
+]
