@@ -278,3 +278,144 @@ def test_dockerfile_bakes_in_no_secrets() -> None:
             assert not re.search(r"(?i)secret|password|token|access_key", arg), arg
         if op == "COPY":
             assert ".env" not in arg and ".amazoniax" not in arg
+
+
+# --------------------------------------------------------------------------- Python fetcher pods
+
+FETCHER_PODS_YAML = DEPLOY / "python-fetcher-pods.yaml"
+
+
+@pytest.fixture(scope="module")
+def fetcher_pods() -> dict[str, dict[str, Any]]:
+    documents = [d for d in yaml.safe_load_all(FETCHER_PODS_YAML.read_text()) if d]
+    by_kind = {d["kind"]: d for d in documents}
+    assert set(by_kind) == {"PodTemplate", "NetworkPolicy"}
+    return by_kind
+
+
+def test_fetcher_pod_spec_is_one_pipes_k8s_client_accepts(
+    fetcher_pods: dict[str, dict[str, Any]],
+) -> None:
+    """PipesK8sClient builds its pod from base_pod_meta/base_pod_spec with these helpers (they
+    refuse unknown fields), so a typo in the template fails here and not in production."""
+    from dagster_k8s.pipes import build_pod_body
+
+    template = fetcher_pods["PodTemplate"]["template"]
+    pod = build_pod_body(
+        pod_name="fetcher-test",
+        image="registry.example.com/amazoniax/user-code:test",
+        command=["python", "-m", "amazoniax_dagster.fetchers.sandbox"],
+        env_vars={"DAGSTER_PIPES_CONTEXT": "x", "DAGSTER_PIPES_MESSAGES": "y"},
+        base_pod_meta=template["metadata"],
+        base_pod_spec=template["spec"],
+    )
+    container = pod.spec.containers[0]
+    assert container.command == ["python", "-m", "amazoniax_dagster.fetchers.sandbox"]
+    assert {e.name for e in container.env} == {"DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"}
+    assert pod.metadata.labels["amazoniax/role"] == "python-fetcher"
+
+
+def test_fetcher_pods_get_no_credentials_and_no_privileges(
+    fetcher_pods: dict[str, dict[str, Any]],
+) -> None:
+    spec = fetcher_pods["PodTemplate"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    assert not any(spec.get(key) for key in ("hostNetwork", "hostPID", "hostIPC"))
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = spec["containers"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert not security.get("privileged")
+    assert "envFrom" not in container and "env" not in container
+    text = json.dumps(spec).lower()
+    assert "secret" not in text and "amazoniax-env" not in text and "serviceaccountname" not in text
+    # The only writable place is a size-limited /tmp (the sandbox's job folders).
+    (volume,) = spec["volumes"]
+    assert volume["emptyDir"]["sizeLimit"]
+    assert container["volumeMounts"] == [{"name": volume["name"], "mountPath": "/tmp"}]
+
+
+def test_fetcher_pods_have_resource_limits_and_a_deadline(
+    fetcher_pods: dict[str, dict[str, Any]],
+) -> None:
+    from amazoniax_dagster.fetchers.sandbox import SandboxLimits
+
+    spec = fetcher_pods["PodTemplate"]["template"]["spec"]
+    resources = spec["containers"][0]["resources"]
+    for section in ("requests", "limits"):
+        assert set(resources[section]) == {"cpu", "memory", "ephemeral-storage"}
+    assert spec["activeDeadlineSeconds"] > SandboxLimits().wall_seconds
+    assert resources["limits"]["memory"] == "1536Mi"  # > SandboxLimits().memory_bytes (1 GiB)
+    assert SandboxLimits().memory_bytes < 1536 * 1024**2
+
+
+def _egress_allows(policy: dict[str, Any], address: str) -> bool:
+    """Whether any ipBlock egress rule of ``policy`` lets traffic reach ``address``."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    for rule in policy["spec"]["egress"]:
+        for peer in rule.get("to", []):
+            block = peer.get("ipBlock")
+            if block is None or ip.version != ipaddress.ip_network(block["cidr"]).version:
+                continue
+            excepted = any(ip in ipaddress.ip_network(cidr) for cidr in block.get("except", []))
+            if ip in ipaddress.ip_network(block["cidr"]) and not excepted:
+                return True
+    return False
+
+
+def test_fetcher_network_policy_selects_the_pods_and_denies_ingress(
+    fetcher_pods: dict[str, dict[str, Any]],
+) -> None:
+    policy = fetcher_pods["NetworkPolicy"]
+    labels = fetcher_pods["PodTemplate"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= labels.items()
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert policy["spec"]["ingress"] == []
+    dns = policy["spec"]["egress"][0]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert "ipBlock" not in json.dumps(dns)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "10.96.0.1",  # a cluster's kubernetes service
+        "10.244.3.7",  # a pod
+        "172.20.0.10",
+        "192.168.1.1",
+        "127.0.0.1",
+        "100.64.0.1",
+        "169.254.1.1",
+        "::1",
+        "fd12:3456::1",
+        "fe80::1",
+        "::ffff:169.254.169.254",
+    ],
+)
+def test_fetcher_network_policy_denies_cluster_and_private_ranges(
+    fetcher_pods: dict[str, dict[str, Any]], address: str
+) -> None:
+    assert not _egress_allows(fetcher_pods["NetworkPolicy"], address)
+
+
+def test_fetcher_network_policy_denies_every_metadata_address_netpolicy_knows(
+    fetcher_pods: dict[str, dict[str, Any]],
+) -> None:
+    from amazoniax_dagster.netpolicy import METADATA_ADDRESSES
+
+    for address in METADATA_ADDRESSES:
+        assert not _egress_allows(fetcher_pods["NetworkPolicy"], str(address)), address
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"])
+def test_fetcher_network_policy_lets_public_sites_through(
+    fetcher_pods: dict[str, dict[str, Any]], address: str
+) -> None:
+    assert _egress_allows(fetcher_pods["NetworkPolicy"], address)
