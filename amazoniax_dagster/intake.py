@@ -14,11 +14,13 @@ from typing import Any
 
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.errors import AmazoniaxError, ConfigError, MessageError
+from amazoniax_dagster.fetchers.routing import needs_generation
 from amazoniax_dagster.kafka import Batch, KafkaBus, Record, Topics
 from amazoniax_dagster.messages import (
     DeadLetter,
     FetcherJob,
     JobStatus,
+    SourceType,
     StatusMessage,
     parse_fetcher_job,
 )
@@ -32,6 +34,8 @@ class IntakeResult:
     accepted: list[FetcherJob] = field(default_factory=list)
     #: job_id -> site, for the jobs whose source has one (see sites.site_of)
     sites: dict[str, str] = field(default_factory=dict)
+    #: web/API jobs whose site needs a fetcher generated first (new site, or heal mode)
+    generate: set[str] = field(default_factory=set)
     dead_lettered: int = 0
     #: partition -> next offset to read; covers exactly the handled records
     next_offsets: dict[int, int] = field(default_factory=dict)
@@ -76,11 +80,18 @@ def take_in(batch: Batch, *, db: FetcherDB, bus: KafkaBus, topics: Topics) -> In
         db.store_jobs(to_store)
     except AmazoniaxError as exc:
         return _stopped(result, batch.records[0], exc, topics)
+    configs = {job.job_id: config for job, config in _web_jobs(parsed, known)}
     for record, outcome, site in decisions:
         if isinstance(outcome, FetcherJob):
             result.accepted.append(outcome)
             if site:
                 result.sites[outcome.job_id] = site
+            if outcome.job_id in configs:
+                try:
+                    if needs_generation(db, outcome, configs[outcome.job_id]):
+                        result.generate.add(outcome.job_id)
+                except AmazoniaxError as exc:
+                    return _stopped(result, record, exc, topics)
         else:
             try:
                 dead_letter(record, outcome, bus=bus, topics=topics)
@@ -90,6 +101,20 @@ def take_in(batch: Batch, *, db: FetcherDB, bus: KafkaBus, topics: Topics) -> In
             result.dead_lettered += 1
         result.next_offsets[record.partition] = record.offset + 1
     return result
+
+
+def _web_jobs(
+    parsed: list[tuple[Record, FetcherJob | AmazoniaxError]],
+    known: dict[str, tuple[str, dict[str, Any]]],
+) -> list[tuple[FetcherJob, dict[str, Any]]]:
+    found = []
+    for _, job in parsed:
+        if isinstance(job, FetcherJob) and job.source_type in (SourceType.HTML, SourceType.API):
+            config = (
+                job.config if job.config is not None else known.get(job.channel_id, ("", {}))[1]
+            )
+            found.append((job, config))
+    return found
 
 
 def _parse(record: Record) -> FetcherJob | AmazoniaxError:

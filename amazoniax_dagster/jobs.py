@@ -1,4 +1,5 @@
-"""Jobs: ``channel_files_job`` materializes one channel partition (one fetcher job)."""
+"""Jobs: ``channel_files_job`` materializes one channel partition (one fetcher job);
+``fetcher_code_job`` generates (or heals) one site's fetcher, then runs the job that asked."""
 
 from __future__ import annotations
 
@@ -8,4 +9,13 @@ channel_files_job = dg.define_asset_job(
     "channel_files_job",
     selection=dg.AssetSelection.assets("channel_files"),
     description="Fetch one channel: one run per Kafka job message or per UI launch.",
+)
+
+fetcher_code_job = dg.define_asset_job(
+    "fetcher_code_job",
+    selection=dg.AssetSelection.assets("fetcher_code"),
+    description=(
+        "Generate or heal one site's fetcher, validate it on the site's channels, publish "
+        "it, then run the job that asked for it."
+    ),
 )

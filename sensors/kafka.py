@@ -1,17 +1,24 @@
-"""``kafka_fetcher_sensor``: one run of ``channel_files`` per job message on amazoniax_fetcher.
+"""``kafka_fetcher_sensor``: one run per job message on amazoniax_fetcher.
 
+A job runs as ``channel_files`` for its channel; a web/API job whose site needs a fetcher
+first (a new site, or heal mode) runs as ``fetcher_code`` for its site, which generates,
+validates and publishes the fetcher and then fetches the channel in the same run.
 The cursor holds the next offset per partition and advances only past handled messages.
 Each run's ``run_key`` is its job_id, so a re-delivered message never starts a second run.
 """
 
 import json
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from amazoniax_dagster import tags
-from amazoniax_dagster.jobs import channel_files_job
-from amazoniax_dagster.partitions import CHANNELS, channels_partitions
+from amazoniax_dagster.jobs import channel_files_job, fetcher_code_job
+from amazoniax_dagster.partitions import CHANNELS, SITES, channels_partitions, sites_partitions
 from resources import FetcherDBResource, KafkaResource
+
+if TYPE_CHECKING:
+    from amazoniax_dagster.messages import FetcherJob
 
 
 def parse_cursor(cursor: str | None) -> dict[int, int]:
@@ -23,10 +30,13 @@ def format_cursor(offsets: dict[int, int]) -> str:
 
 
 @dg.sensor(
-    job=channel_files_job,
+    jobs=[channel_files_job, fetcher_code_job],
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Starts one channel_files run per job message on the amazoniax_fetcher topic.",
+    description=(
+        "Starts one run per job message on the amazoniax_fetcher topic: channel_files, or "
+        "fetcher_code first when the job's site needs a fetcher generated or healed."
+    ),
 )
 def kafka_fetcher_sensor(
     context: dg.SensorEvaluationContext, kafka: KafkaResource, fetcher_db: FetcherDBResource
@@ -54,20 +64,14 @@ def kafka_fetcher_sensor(
     known_channels = set(context.instance.get_dynamic_partitions(CHANNELS))
     new_channels = sorted({j.channel_id for j in jobs.values()} - known_channels)
     run_requests = [
-        dg.RunRequest(
-            run_key=job.job_id,
-            partition_key=job.channel_id,
-            tags={
-                tags.JOB_ID: job.job_id,
-                tags.CHANNEL_ID: job.channel_id,
-                tags.SOURCE_TYPE: str(job.source_type),
-                tags.FLOW: str(job.flow),
-            }
-            | ({tags.SITE: intake.sites[job.job_id]} if job.job_id in intake.sites else {}),
-        )
+        _run_request(job, intake.sites.get(job.job_id), generate=job.job_id in intake.generate)
         for job in jobs.values()
         if job.job_id not in already
     ]
+    new_sites = sorted(
+        {intake.sites[j] for j in intake.generate if j in intake.sites}
+        - set(context.instance.get_dynamic_partitions(SITES))
+    )
     if intake.error is not None:
         context.log.error(
             f"stopped early, will retry from the first unhandled message: {intake.error}"
@@ -77,12 +81,34 @@ def kafka_fetcher_sensor(
         f"{len(jobs) - len(run_requests)} already running or done, "
         f"{intake.dead_lettered} dead-lettered"
     )
+    partition_requests = []
+    if new_channels:
+        partition_requests.append(channels_partitions.build_add_request(new_channels))
+    if new_sites:
+        partition_requests.append(sites_partitions.build_add_request(new_sites))
     return dg.SensorResult(
         run_requests=run_requests,
-        dynamic_partitions_requests=[channels_partitions.build_add_request(new_channels)]
-        if new_channels
-        else [],
+        dynamic_partitions_requests=partition_requests,
         cursor=format_cursor(positions | intake.next_offsets),
+    )
+
+
+def _run_request(job: "FetcherJob", site: str | None, *, generate: bool) -> dg.RunRequest:
+    run_tags = {
+        tags.JOB_ID: job.job_id,
+        tags.CHANNEL_ID: job.channel_id,
+        tags.SOURCE_TYPE: str(job.source_type),
+        tags.FLOW: str(job.flow),
+    } | ({tags.SITE: site} if site else {})
+    if generate and site:
+        return dg.RunRequest(
+            run_key=job.job_id, job_name=fetcher_code_job.name, partition_key=site, tags=run_tags
+        )
+    return dg.RunRequest(
+        run_key=job.job_id,
+        job_name=channel_files_job.name,
+        partition_key=job.channel_id,
+        tags=run_tags,
     )
 
 

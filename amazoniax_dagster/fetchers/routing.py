@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from amazoniax_dagster.errors import ExhaustedError, NoFetcherError
+from pydantic import ValidationError
+
+from amazoniax_dagster.errors import ConfigError, ExhaustedError, NoFetcherError
 from amazoniax_dagster.fetchers.base import Fetcher
-from amazoniax_dagster.messages import Flow, SourceType, WebSourceConfig
+from amazoniax_dagster.messages import FetcherJob, Flow, SourceType, WebSourceConfig
 from amazoniax_dagster.netpolicy import NetworkPolicy
+from amazoniax_dagster.sites import structure_id
+
+if TYPE_CHECKING:
+    from amazoniax_dagster.db import FetcherDB
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +97,24 @@ def choose_fetcher(
             "available in this deployment; publish a fetcher for the site or enable generation"
         )
     return generator.generate(request)
+
+
+def needs_generation(db: FetcherDB, job: FetcherJob, config: dict[str, Any]) -> bool:
+    """Whether a web/API job must wait for a fetcher to be generated (the Kafka sensor then
+    runs ``fetcher_code`` for the site first): heal mode, or a site with no fetcher that the
+    generic API fetcher cannot serve. A config that does not parse is the job's own error."""
+    if job.flow == Flow.HEAL:
+        return True
+    if db.channel_fetcher(job.channel_id) is not None:
+        return False
+    try:
+        web = WebSourceConfig.model_validate(config)
+        site = structure_id(web.url)
+    except (ValidationError, ConfigError):
+        return False
+    if db.latest_fetcher(site) is not None:
+        return False
+    return not (job.source_type == SourceType.API and is_plain_api(web))
 
 
 def is_plain_api(config: WebSourceConfig) -> bool:

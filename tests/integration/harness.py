@@ -28,6 +28,13 @@ def channel_files_job_def() -> dg.JobDefinition:
     return defs.resolve_job_def("channel_files_job")
 
 
+def fetcher_code_job_def() -> dg.JobDefinition:
+    return defs.resolve_job_def("fetcher_code_job")
+
+
+JOB_DEFS = {"channel_files_job": channel_files_job_def, "fetcher_code_job": fetcher_code_job_def}
+
+
 def end_offsets(bus: KafkaBus, topic: str) -> dict[int, int]:
     """Where a topic ends now (tansu's ListOffsets is unreliable: read to the end instead)."""
     return bus.read(topic, {}, max_records=1_000_000, max_seconds=30).next_offsets
@@ -93,9 +100,8 @@ class Harness:
             "dagster/partition": request.partition_key,
             "dagster/run_key": request.run_key or "",
         }
-        result = dg.execute_job(
-            dg.reconstructable(channel_files_job_def), instance=self.instance, tags=run_tags
-        )
+        job_def = JOB_DEFS[request.job_name or "channel_files_job"]
+        result = dg.execute_job(dg.reconstructable(job_def), instance=self.instance, tags=run_tags)
         run = self.instance.get_run_by_id(result.run_id)
         assert run is not None
         return run

@@ -55,6 +55,18 @@ kind: feed
 name: news
 url: /feed.xml
 """,
+    "html_list": """
+version: 1
+kind: browser
+name: catalog
+start_url: /catalog
+steps:
+  - {type: expect, selector: "li.item"}
+  - type: paginate
+    strategy: {type: click_next, selector: "a[rel=next]", content_selector: "ul"}
+    steps:
+      - {type: save_page, name: "catalog-${page}.html"}
+""",
     "json_pages": """
 version: 1
 kind: http
@@ -85,7 +97,9 @@ def publisher(stack: StackEndpoints, fetcher_db: FetcherDB, tmp_path: Path) -> I
             fetcher_db,
             repo,
             structure_id=structure_id(site.url),
-            files={"recipe.yaml": recipe.encode()},
+            files={
+                ("browser.yaml" if "kind: browser" in recipe else "recipe.yaml"): recipe.encode()
+            },
             provenance={"method": "hand-written for the tests"},
         )
         return version.fetcher_name
@@ -114,7 +128,7 @@ def new_ids() -> tuple[str, str]:
     return f"ch-{uuid.uuid4().hex[:8]}", f"job-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.mark.parametrize("site", ["token_api", "csv_links", "rss_feed"], indirect=True)
+@pytest.mark.parametrize("site", ["token_api", "csv_links", "rss_feed", "html_list"], indirect=True)
 def test_a_published_recipe_fetches_the_site_to_s3_and_dedups_the_second_run(
     site: RunningSite,
     publisher: Any,
@@ -216,16 +230,3 @@ def test_a_plain_api_channel_runs_the_generic_fetcher_from_its_openapi_document(
     record = fetcher_db.get_job(job)
     assert record is not None and record.metadata["fetcher"] == "generic_api"
     assert record.metadata["pages"] >= 3 and record.metadata["new"] >= 3
-
-
-def test_a_site_without_fetcher_fails_with_a_status_that_says_so(
-    harness: Harness, fetcher_db: FetcherDB, bus: KafkaBus
-) -> None:
-    status_from = end_offsets(bus, TOPICS.status)
-    with serve("html_list") as site:
-        channel, job = new_ids()
-        assert run(harness, message(site, channel, job)).status is dg.DagsterRunStatus.FAILURE
-    record = fetcher_db.get_job(job)
-    assert record is not None and record.metadata["error_class"] == "no_fetcher"
-    (status,) = [m for m in read_json(bus, TOPICS.status, status_from) if m["job_id"] == job]
-    assert status["status"] == "failed" and "has no fetcher yet" in status["message"]
