@@ -6,9 +6,11 @@ import os
 
 import dagster as dg
 
-from amazoniax_dagster.jobs import channel_files_job
-from assets import channel_files
+from amazoniax_dagster.jobs import channel_files_job, fetcher_code_job
+from assets import channel_files, fetcher_code
 from resources import (
+    BedrockResource,
+    CodegenSettingsResource,
     FetcherDBResource,
     FetcherRepoResource,
     FetchSettings,
@@ -24,8 +26,8 @@ from sensors import (
 )
 
 defs = dg.Definitions(
-    assets=[channel_files],
-    jobs=[channel_files_job],
+    assets=[channel_files, fetcher_code],
+    jobs=[channel_files_job, fetcher_code_job],
     sensors=[
         kafka_fetcher_sensor,
         stored_channels_sensor,
@@ -49,6 +51,14 @@ defs = dg.Definitions(
         "fetcher_repo": FetcherRepoResource(
             repo_path=dg.EnvVar("AMAZONIAX_FETCHERS_REPO_PATH"),
             remote_url=dg.EnvVar("AMAZONIAX_FETCHERS_REMOTE_URL"),
+        ),
+        "codegen_settings": CodegenSettingsResource(),
+        # Off unless a model is named; credentials come from the default AWS chain (IRSA).
+        "bedrock": BedrockResource(
+            enabled=bool(os.environ.get("AMAZONIAX_BEDROCK_MODEL_ID")),
+            model_id=os.environ.get("AMAZONIAX_BEDROCK_MODEL_ID", ""),
+            region=os.environ.get("AMAZONIAX_BEDROCK_REGION", "us-east-1"),
+            endpoint_url=os.environ.get("AMAZONIAX_BEDROCK_ENDPOINT_URL") or None,
         ),
         # Not a secret, and empty (nothing extra allowed) is the production default.
         "fetch_settings": FetchSettings(

@@ -12,6 +12,7 @@ what happens next (see ARCHITECTURE.md, "Errors")::
     ├── SiteChangedError        known endpoint gone, schema drift, empty where history is not
     │                           -> fail, start heal mode
     ├── FetcherCodeError        exception inside a generated fetcher -> fail, start heal mode
+    ├── ValidationFailedError   a new fetcher version failed validation -> fail, heal again
     ├── NoFetcherError          a site has no fetcher and none can be generated -> fail
     ├── ExhaustedError          retries / heal attempts used up -> requires_human_review
     └── InfrastructureError     our own services (DB, output bucket, Kafka) misbehave -> fail
@@ -72,6 +73,12 @@ class FetcherCodeError(AmazoniaxError):
     error_class = "fetcher_code"
 
 
+class ValidationFailedError(AmazoniaxError):
+    """A generated fetcher did not pass validation on the site's channels (not published)."""
+
+    error_class = "validation_failed"
+
+
 class NoFetcherError(AmazoniaxError):
     """A web/API site has no fetcher, and this deployment cannot generate one."""
 
@@ -101,4 +108,5 @@ __all__ = [
     "SiteChangedError",
     "TransientError",
     "UnsafeURLError",
+    "ValidationFailedError",
 ]

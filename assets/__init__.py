@@ -1,5 +1,6 @@
-"""Assets: ``channel_files`` (one partition per channel)."""
+"""Assets: ``channel_files`` (one partition per channel) and ``fetcher_code`` (one per site)."""
 
 from assets.channel_files import channel_files
+from assets.fetcher_code import fetcher_code
 
-__all__ = ["channel_files"]
+__all__ = ["channel_files", "fetcher_code"]

@@ -1,5 +1,7 @@
 """Dagster resources: thin, typed clients over the Dagster-free core."""
 
+from resources.bedrock import BedrockResource
+from resources.codegen import CodegenSettingsResource
 from resources.fetch_settings import FetchSettings
 from resources.fetcher_db import FetcherDBResource
 from resources.git import FetcherRepoResource
@@ -7,6 +9,8 @@ from resources.kafka import KafkaResource
 from resources.s3 import OutputBucketResource
 
 __all__ = [
+    "BedrockResource",
+    "CodegenSettingsResource",
     "FetchSettings",
     "FetcherDBResource",
     "FetcherRepoResource",

@@ -62,6 +62,9 @@ class FetchReport:
 class Fetcher(Protocol):
     """A loaded fetcher version, ready to run for one channel."""
 
-    kind: str  # "recipe" | "browser" | "python"
+    @property
+    def kind(self) -> str:
+        """``recipe``, ``browser`` or ``python``."""
+        ...
 
     def fetch(self, ctx: FetchContext) -> FetchReport: ...

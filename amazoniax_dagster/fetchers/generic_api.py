@@ -173,7 +173,7 @@ def _response_schema(operation: dict[str, Any], doc: dict[str, Any]) -> dict[str
     responses = operation.get("responses") or {}
     ok = responses.get("200") or responses.get(200) or {}
     content = _schema(ok, doc).get("content") or {}
-    media = content.get("application/json") or next(iter(content.values()), {})
+    media: Any = content.get("application/json") or next(iter(content.values()), {})
     return _schema(media.get("schema") if isinstance(media, dict) else None, doc)
 
 

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_snapshot_of_names() -> None:
     repo = defs.get_repository_def()
     assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == [
-        "channel_files"
+        "channel_files",
+        "fetcher_code",
     ]
     assert sorted(s.name for s in repo.sensor_defs) == [
         "kafka_fetcher_sensor",
@@ -27,14 +28,42 @@ def test_snapshot_of_names() -> None:
         "files_well_formed",
         "not_empty_where_history_has_data",
     ]
-    assert "channel_files_job" in {j.name for j in repo.get_all_jobs()}
-    assert sorted(defs.resources) == ["fetch_settings", "fetcher_db", "kafka", "output_bucket"]
+    assert sorted(k.name for k in defs.get_assets_def("fetcher_code").check_keys) == [
+        "reproduces_capture",
+        "validated_on_mapped_channels",
+    ]
+    assert {"channel_files_job", "fetcher_code_job"} <= {j.name for j in repo.get_all_jobs()}
+    assert sorted(defs.resources) == [
+        "bedrock",
+        "codegen_settings",
+        "fetch_settings",
+        "fetcher_db",
+        "fetcher_repo",
+        "kafka",
+        "output_bucket",
+    ]
 
 
 def test_channel_files_is_partitioned_by_channel() -> None:
     assets_def = defs.get_assets_def("channel_files")
     assert isinstance(assets_def.partitions_def, dg.DynamicPartitionsDefinition)
     assert assets_def.partitions_def.name == "channels"
+
+
+def test_fetcher_code_is_partitioned_by_site_and_backed_by_the_generation_graph() -> None:
+    assets_def = defs.get_assets_def("fetcher_code")
+    assert isinstance(assets_def.partitions_def, dg.DynamicPartitionsDefinition)
+    assert assets_def.partitions_def.name == "sites"
+    assert isinstance(assets_def.node_def, dg.GraphDefinition)
+    graph = assets_def.node_def
+    assert {node.name for node in graph.nodes} == {
+        "capture", "synthesize", "validate", "publish", "fetch_for_job"
+    }  # fmt: skip
+    # Each op feeds the next: capture -> synthesize -> validate -> publish -> fetch_for_job.
+    order = ["capture", "synthesize", "validate", "publish", "fetch_for_job"]
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        deps = graph.dependency_structure.input_to_upstream_outputs_for_node(downstream)
+        assert upstream in {o.node_name for outs in deps.values() for o in outs}
 
 
 def test_dagster_validates_the_definitions(tmp_path: Path) -> None:
@@ -48,6 +77,8 @@ def test_dagster_validates_the_definitions(tmp_path: Path) -> None:
         "AMAZONIAX_S3_REGION": "us-east-1",
         "AMAZONIAX_KAFKA_BOOTSTRAP": "127.0.0.1:1",
         "AMAZONIAX_ALLOWED_NETWORKS": "",
+        "AMAZONIAX_FETCHERS_REPO_PATH": "/tmp/x",
+        "AMAZONIAX_FETCHERS_REMOTE_URL": "",
     }
     proc = subprocess.run(
         [

@@ -1,0 +1,37 @@
+"""How fetchers are generated and validated in this deployment (seed 001's settings)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import dagster as dg
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from fetcher_codegen.generator import CodegenSettings
+
+
+class CodegenSettingsResource(dg.ConfigurableResource):
+    retry_code_generation: int = Field(
+        default=2, description="new attempts at a recipe when the first does not reproduce"
+    )
+    historical_weeks: int = Field(default=2, description="history a candidate is judged on")
+    min_success_rate: float = Field(default=0.8, description="share of channels that must pass")
+    count_tolerance: float = Field(default=0.5, description="file count may differ this much")
+    capture_max_pages: int = Field(default=6, description="pages the explorer follows")
+    capture_max_seconds: float = Field(default=90.0, description="time the explorer may take")
+
+    def settings(self) -> CodegenSettings:
+        from fetcher_codegen.generator import CodegenSettings
+        from fetcher_codegen.validation import ValidationSettings
+
+        return CodegenSettings(
+            retry_code_generation=self.retry_code_generation,
+            validation=ValidationSettings(
+                historical_weeks=self.historical_weeks,
+                min_success_rate=self.min_success_rate,
+                count_tolerance=self.count_tolerance,
+            ),
+            capture_max_pages=self.capture_max_pages,
+            capture_max_seconds=self.capture_max_seconds,
+        )
