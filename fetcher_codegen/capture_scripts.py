@@ -1,0 +1,102 @@
+"""The JavaScript the explorer (:mod:`fetcher_codegen.capture`) runs inside pages.
+
+Each snippet is one function for ``page.evaluate`` / ``locator.evaluate``; none of them sends
+anything anywhere except ``FETCH_JS``, which makes the one request it is given (so that it
+lands in the HAR with the page's cookies).
+"""
+
+from __future__ import annotations
+
+FETCH_JS = """
+async ({url, method, headers, form}) => {
+  const init = {method, headers: Object.assign({}, headers || {}), credentials: "include"};
+  if (form) {
+    init.body = new URLSearchParams(form).toString();
+    init.headers["Content-Type"] = "application/x-www-form-urlencoded";
+  }
+  try {
+    const r = await fetch(url, init);
+    const type = r.headers.get("content-type") || "";
+    let text = null;
+    if (/json|xml|csv|text|html|javascript/i.test(type) || !type) {
+      text = (await r.text()).slice(0, 5000000);
+    } else {
+      await r.arrayBuffer();
+    }
+    return {status: r.status, type, text, url: r.url};
+  } catch (e) {
+    return {status: 0, type: "", text: null, url, error: String(e)};
+  }
+}
+"""
+FIND_NEXT_JS = """
+() => {
+  const words = new RegExp("^(next|next page|more|load more|show more|see more|view more|"
+    + "more results|older|older posts|older entries|›|»|>|→|next ›|next »|next >|next →)$", "i");
+  const visible = (el) => {
+    const r = el.getBoundingClientRect();
+    const s = getComputedStyle(el);
+    return r.width > 0 && r.height > 0 && s.visibility !== "hidden" && s.display !== "none"
+      && !el.disabled && el.getAttribute("aria-disabled") !== "true" && !el.hidden;
+  };
+  const label = (el) => (el.getAttribute("aria-label") || el.innerText || el.value
+    || el.title || "").trim().replace(/\\s+/g, " ");
+  const local = (el) => {
+    const href = el.getAttribute("href");
+    if (!href || href.startsWith("#") || href.startsWith("javascript:")) return true;
+    try { return new URL(href, location.href).origin === location.origin; }
+    catch (e) { return false; }
+  };
+  document.querySelectorAll("[data-amazoniax-next]")
+    .forEach((e) => e.removeAttribute("data-amazoniax-next"));
+  const all = [...document.querySelectorAll(
+    "a[href], button, [role=button], input[type=button], input[type=submit]")]
+    .filter((el) => visible(el) && local(el) && !el.closest("form[method=post]"));
+  const rules = [
+    ["rel", (el) => /(^|\\s)next(\\s|$)/i.test(el.getAttribute("rel") || "")],
+    ["aria-label", (el) => /\\b(next|more|older)\\b/i.test(el.getAttribute("aria-label") || "")
+      && !/prev/i.test(el.getAttribute("aria-label") || "")],
+    ["text", (el) => words.test(label(el))],
+  ];
+  for (const [how, test] of rules) {
+    const pick = all.find(test);
+    if (pick) {
+      pick.setAttribute("data-amazoniax-next", "1");
+      return {how, text: label(pick).slice(0, 60), tag: pick.tagName.toLowerCase(),
+              rel: pick.getAttribute("rel"), aria: pick.getAttribute("aria-label"),
+              id: pick.id || null,
+              cls: (typeof pick.className === "string" ? pick.className : "") || null,
+              href: pick.getAttribute("href")};
+    }
+  }
+  return null;
+}
+"""
+SELECTOR_JS = """
+(el) => {
+  const tag = el.tagName.toLowerCase();
+  if (el.id && /^[A-Za-z][-\\w]*$/.test(el.id)) return "#" + el.id;
+  const name = el.getAttribute("name");
+  if (name) return tag + "[name=" + JSON.stringify(name) + "]";
+  const type = el.getAttribute("type");
+  if (type) return tag + "[type=" + JSON.stringify(type) + "]";
+  return tag;
+}
+"""
+DATA_LINKS_JS = """
+() => {
+  const out = [];
+  for (const el of document.querySelectorAll("link[rel~=alternate][href]")) {
+    const type = (el.getAttribute("type") || "").toLowerCase();
+    if (/rss|atom|xml|json/.test(type)) out.push({href: el.href, text: "feed " + type, feed: true});
+  }
+  for (const el of document.querySelectorAll("a[href]")) {
+    out.push({href: el.href, text: (el.innerText || el.title || "").trim().slice(0, 80),
+              feed: false, download: el.hasAttribute("download")});
+  }
+  return out;
+}
+"""
+
+
+__all__ = ["DATA_LINKS_JS", "FETCH_JS", "FIND_NEXT_JS", "SELECTOR_JS"]

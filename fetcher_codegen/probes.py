@@ -1,0 +1,278 @@
+"""What the explorer tries next on a JSON API, decided from what it has seen (pure logic).
+
+A browser clicks "Next" on a web page; an API has no button, so the explorer asks for the next
+page the way a person reading the response (and the API's documentation) would:
+
+* a next URL or cursor the response gives (``next``, ``next_cursor``, ``links.next`` ...);
+* a page number one higher (the parameter the URL already has, one the documentation lists,
+  or the name of a ``page`` field in the body);
+* an offset one page further (``offset``/``limit``-like parameters from the URL or the
+  documentation, with the page's record count as the step).
+
+Every candidate is only a guess: the explorer keeps one when its response brings records the
+previous page did not (the HAR keeps the rest, and pagination inference ignores them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from fetcher_codegen.har import is_tracker
+
+_NEXT_KEYS = (
+    "next",
+    "next_url",
+    "nextUrl",
+    "next_page_url",
+    "nextPageUrl",
+    "next_link",
+    "nextLink",
+)
+_CURSOR_KEYS = (
+    "next_cursor", "nextCursor", "cursor", "next_token", "nextToken", "endCursor", "end_cursor",
+    "continuation", "next_page_token", "nextPageToken",
+)  # fmt: skip
+_NESTS = ("meta", "pagination", "paging", "page_info", "pageInfo", "links", "_links")
+_PAGE_PARAMS = ("page", "p", "page_number", "pageNumber", "pageNo", "pg")
+_SIZE_PARAMS = ("per_page", "page_size", "pageSize", "limit", "size")
+_OFFSET_PARAMS = ("offset", "start", "skip")
+_LIMIT_PARAMS = ("limit", "count", "size", "max", "per_page", "page_size")
+_CURSOR_PARAMS = (
+    "cursor",
+    "after",
+    "page_token",
+    "pageToken",
+    "next_token",
+    "continuation",
+    "starting_after",
+)
+_DOC_WORDS = re.compile(r"doc|openapi|swagger|schema|help|terms|privacy|about", re.IGNORECASE)
+_DATA_WORDS = re.compile(
+    r"report|download|export|data|file|csv|feed|rss|atom|catalog|product|item|listing|result|"
+    r"record|archive|order|api",
+    re.IGNORECASE,
+)
+DATA_EXTENSIONS = (
+    ".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".xml", ".xlsx", ".xls", ".zip", ".gz",
+    ".pdf", ".txt", ".parquet",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Probe:
+    url: str
+    why: str
+
+
+def with_params(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    query += list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _fields(body: Any, names: Sequence[str]) -> Iterator[tuple[str, Any]]:
+    if not isinstance(body, dict):
+        return
+    for name in names:
+        if name in body:
+            yield name, body[name]
+    for nest in _NESTS:
+        inner = body.get(nest)
+        if isinstance(inner, dict):
+            for name in names:
+                if name in inner:
+                    yield name, inner[name]
+
+
+def next_page_probes(
+    url: str, body: Any, record_count: int, documented: Sequence[str] = ()
+) -> list[Probe]:
+    """Requests that may return the page after ``url`` (whose JSON ``body`` is given)."""
+    probes: list[Probe] = []
+    query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    for name, value in _fields(body, _NEXT_KEYS):
+        if isinstance(value, str) and value:
+            probes.append(Probe(urljoin(url, value), f"next URL in field {name}"))
+        elif isinstance(value, dict) and isinstance(value.get("href"), str):
+            probes.append(Probe(urljoin(url, value["href"]), f"next link in field {name}"))
+    for name, value in _fields(body, _CURSOR_KEYS):
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            params = [p for p in documented if p in _CURSOR_PARAMS]
+            params += [p for p in query if p in _CURSOR_PARAMS]
+            base = re.sub(r"^(next_?|end_?)", "", name, flags=re.IGNORECASE).lower() or "cursor"
+            params += [base, "cursor", "after"]
+            for param in dict.fromkeys(params):
+                probes.append(Probe(with_params(url, **{param: str(value)}), f"cursor as {param}"))
+    if record_count:
+        probes += _page_probes(url, body, query, documented)
+        probes += _offset_probes(url, body, query, documented, record_count)
+    return list({probe.url: probe for probe in probes if probe.url != url}.values())
+
+
+def _page_probes(
+    url: str, body: Any, query: Mapping[str, str], documented: Sequence[str]
+) -> list[Probe]:
+    for name in _PAGE_PARAMS:
+        if name in query and query[name].isdigit():
+            return [Probe(with_params(url, **{name: str(int(query[name]) + 1)}), f"{name} + 1")]
+    current = next(
+        (v for _, v in _fields(body, ("page", "current_page", "currentPage", "page_number"))
+         if isinstance(v, int) and not isinstance(v, bool)),
+        None,
+    )  # fmt: skip
+    names = [p for p in documented if p in _PAGE_PARAMS]
+    if current is not None and not names:
+        names = ["page"]
+    return [
+        Probe(with_params(url, **{name: str((current or 1) + 1)}), f"documented {name}")
+        for name in names[:1]
+    ]
+
+
+def _offset_probes(
+    url: str, body: Any, query: Mapping[str, str], documented: Sequence[str], count: int
+) -> list[Probe]:
+    for name in _OFFSET_PARAMS:
+        if name in query and query[name].isdigit():
+            size = next((query[p] for p in _LIMIT_PARAMS if query.get(p, "").isdigit()), None)
+            step = int(size) if size else count
+            return [
+                Probe(with_params(url, **{name: str(int(query[name]) + step)}), f"{name} + {step}")
+            ]
+    offsets = [p for p in documented if p in _OFFSET_PARAMS]
+    if not offsets:
+        return []
+    limits = [p for p in documented if p in _LIMIT_PARAMS]
+    params = {offsets[0]: str(count)}
+    if limits:
+        params[limits[0]] = str(count)
+    return [Probe(with_params(url, **params), f"documented {offsets[0]}")]
+
+
+def documented_params(doc: Any, path: str) -> list[str]:
+    """Query parameter names an OpenAPI/Swagger document lists for GET ``path``."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
+        return []
+    names: list[str] = []
+    for template, item in doc["paths"].items():
+        if not isinstance(item, dict) or not _path_matches(str(template), path):
+            continue
+        for operation in (item, item.get("get")):
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []) or []:
+                if isinstance(parameter, dict) and parameter.get("in", "query") == "query":
+                    names.append(str(parameter.get("name", "")))
+    return [name for name in dict.fromkeys(names) if name]
+
+
+def _path_matches(template: str, path: str) -> bool:
+    pattern = re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(template.rstrip("/")))
+    return re.fullmatch(pattern + "/?", path) is not None or path.rstrip("/").endswith(
+        template.rstrip("/")
+    )
+
+
+def json_links(body: Any, base: str, limit: int = 10) -> list[Probe]:
+    """Same-site URLs in a JSON document that has no records (an API index), data first."""
+    found: list[tuple[int, Probe]] = []
+    origin = urlsplit(base)[:2]
+
+    def walk(value: Any, key: str, depth: int) -> None:
+        if depth > 3 or len(found) > 4 * limit:
+            return
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, str(k), depth + 1)
+        elif isinstance(value, list):
+            for v in value[:20]:
+                walk(v, key, depth + 1)
+        elif isinstance(value, str) and (value.startswith("/") or "://" in value):
+            url = urljoin(base, value)
+            parts = urlsplit(url)
+            if parts[:2] != origin or "{" in url or is_tracker(parts.hostname or ""):
+                return
+            if _DOC_WORDS.search(key) or _DOC_WORDS.search(parts.path):
+                return
+            found.append(
+                (0 if _DATA_WORDS.search(key + parts.path) else 1, Probe(url, f"URL in {key}"))
+            )
+
+    walk(body, "", 0)
+    found.sort(key=lambda item: item[0])
+    unique = {probe.url: probe for _, probe in found if probe.url != base}
+    return list(unique.values())[:limit]
+
+
+@dataclass(frozen=True)
+class AuthAttempt:
+    """One way to present the channel's auth keys; values are secrets (never log them)."""
+
+    why: str
+    token_request: Mapping[str, str] | None = None  # url + form fields of a token endpoint
+    headers: Mapping[str, str] | None = None
+    params: Mapping[str, str] | None = None
+
+
+def auth_attempts(keys: Mapping[str, str]) -> list[AuthAttempt]:
+    """Ways to use ``auth_keys`` on an API that answered 401/403, most specific first."""
+    lowered = {k.lower(): (k, v) for k, v in keys.items()}
+    attempts: list[AuthAttempt] = []
+    token_url = next(
+        (v for k, (_, v) in lowered.items() if "token_url" in k or k == "token_endpoint"), None
+    )
+    client_id = lowered.get("client_id")
+    client_secret = lowered.get("client_secret")
+    if token_url and client_id and client_secret:
+        attempts.append(
+            AuthAttempt(
+                "client credentials at the token URL",
+                token_request={
+                    "url": token_url,
+                    "grant_type": "client_credentials",
+                    "client_id": client_id[1],
+                    "client_secret": client_secret[1],
+                },
+            )
+        )
+    for key, (name, value) in lowered.items():
+        if "url" in key or key in ("client_id", "client_secret") or not value:
+            continue
+        if "token" in key or "bearer" in key or "access" in key:
+            attempts.append(
+                AuthAttempt(
+                    f"{name} as a Bearer token", headers={"Authorization": f"Bearer {value}"}
+                )
+            )
+        if "key" in key:
+            attempts.append(AuthAttempt(f"{name} as X-API-Key", headers={"X-API-Key": value}))
+            attempts.append(AuthAttempt(f"{name} as a query parameter", params={name: value}))
+    return attempts[:5]
+
+
+def data_link_score(href: str, text: str) -> int:
+    """How much a link on a page looks like a data file (2), a data page (1) or neither (0)."""
+    path = urlsplit(href).path.lower()
+    if path.endswith(DATA_EXTENSIONS) or re.search(r"\b(download|export|csv|xlsx?)\b", text, re.I):
+        return 2
+    if _DATA_WORDS.search(text) or _DATA_WORDS.search(path):
+        return 1
+    return 0
+
+
+__all__ = [
+    "DATA_EXTENSIONS",
+    "AuthAttempt",
+    "Probe",
+    "auth_attempts",
+    "data_link_score",
+    "documented_params",
+    "json_links",
+    "next_page_probes",
+    "with_params",
+]
