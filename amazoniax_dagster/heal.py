@@ -40,7 +40,9 @@ def decide(db: FetcherDB, job: JobRecord) -> HealDecision:
         return HealDecision("none")
     if error_class == "exhausted":
         return HealDecision("human_review", reason=job.message or "retries are used up")
-    if error_class not in HEALABLE:
+    # A heal attempt that could not produce a fetcher at all counts as a failed attempt too.
+    healable = HEALABLE | {"no_fetcher"} if job.flow == "heal" else HEALABLE
+    if error_class not in healable:
         return HealDecision("none")
     used = db.heal_jobs_since_success(job.channel_id)
     allowed = db.retry_config(job.channel_id).max_heal_retries

@@ -4,7 +4,8 @@ folder like any other source (hash, de-duplicate, validate, upload, record, anno
 Transient failures retry the same fetcher (the channel's ``max_simple_retries``); a changed
 site or a broken fetcher fails the job, and the failure status requests heal mode
 (``heal.after_failure``). A fetch that finds nothing for a channel whose history has files
-is a changed site too: a working fetcher of a live site does not come back empty.
+(or only pages without records) is a changed site too: a working fetcher of a live site does
+not come back empty.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def fetch_site(
                 "fetcher_how": loaded.how,
                 "requests": report.requests,
                 "pages": report.pages,
+                "records": report.records,
                 "fetch_warnings": len(report.warnings),
             },
         )
@@ -93,11 +95,12 @@ def _fetch_fresh(loaded: LoadedFetcher, context: FetchContext) -> FetchReport:
 def _check_not_empty(
     request: JobRequest, report: FetchReport, services: JobServices, loaded: LoadedFetcher
 ) -> None:
-    if report.files:
+    if report.files and report.records != 0:
         return
     history = services.db.load_history(request.channel_id, exclude_job_id=request.job_id)
     if history.latest_hash_by_path:
+        what = "no files" if not report.files else "no records"
         raise SiteChangedError(
-            f"{loaded.name} fetched no files, but channel {request.channel_id} has "
+            f"{loaded.name} fetched {what}, but channel {request.channel_id} has "
             "delivered files before: the site has probably changed"
         )

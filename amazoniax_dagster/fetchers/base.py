@@ -55,6 +55,8 @@ class FetchReport:
     files: list[FetchedFile] = field(default_factory=list)
     requests: int = 0
     pages: int = 0
+    # Records seen in the data responses; None when the fetcher cannot tell (no records path).
+    records: int | None = None
     warnings: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
 

@@ -71,6 +71,8 @@ def run_step(step: Step, session: Session) -> None:
         scope = session.scope(**paginator.variables())
         page = session.send(paginator.prepare(session.render_request(step.request, scope)))
         page.records = records_of(step, page)
+        if page.records is not None:
+            session.report.records = (session.report.records or 0) + len(page.records)
         if paginator.pages == 0:  # values for later steps come from a step's first page
             session.extracts.update(
                 extract(step.extract, page, session.client.cookies, step=step.name)

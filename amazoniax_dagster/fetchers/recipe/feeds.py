@@ -49,6 +49,7 @@ def run_feed(recipe: FeedRecipe, ctx: FetchContext, settings: ClientSettings) ->
             session.download(file_url, label="feed")
         session.release(page)
         session.report.pages = 1
+        session.report.records = len(unique)
         session.report.metadata.update(
             entries=len(unique), duplicate_entries=len(entries) - len(unique)
         )
