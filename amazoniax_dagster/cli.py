@@ -106,7 +106,15 @@ def stack_down(workdir: Path, timeout: float) -> None:
 @click.option("--no-demo", is_flag=True, help="Do not seed the demo channel and message.")
 def dev(port: int, workdir: Path, no_demo: bool) -> None:
     """Run the product locally: the stack, a demo S3 channel and `dagster dev` on 127.0.0.1."""
-    from amazoniax_dagster.demo import DemoFtpServer, demo_message, seed_demo_bucket, send_messages
+    from amazoniax_dagster.demo import (
+        DEMO_WEB_CHANNELS,
+        DemoFtpServer,
+        demo_message,
+        seed_demo_bucket,
+        send_messages,
+        web_message,
+    )
+    from amazoniax_dagster.demo_sites import serve
 
     with ExitStack() as stack, running_stack(workdir / "stack") as endpoints:
         env = os.environ | endpoints.env()
@@ -117,7 +125,12 @@ def dev(port: int, workdir: Path, no_demo: bool) -> None:
             ftp_root = workdir / "demo-ftp"
             shutil.rmtree(ftp_root, ignore_errors=True)
             ftp = stack.enter_context(DemoFtpServer(ftp_root))
-            for job_id in send_messages(endpoints, [demo_message(endpoints), ftp.message()]):
+            messages = [demo_message(endpoints), ftp.message()]
+            for channel_id, site_name in DEMO_WEB_CHANNELS.items():
+                site = stack.enter_context(serve(site_name))
+                click.echo(f"demo site {site_name} at {site.url} (channel {channel_id})")
+                messages.append(web_message(channel_id, site))
+            for job_id in send_messages(endpoints, messages):
                 click.echo(f"demo job {job_id} is waiting on the amazoniax_fetcher topic")
         click.echo(f"Dagster UI: http://127.0.0.1:{port} (Ctrl-C stops everything)")
         command = [

@@ -1,5 +1,7 @@
-"""The demo channels of ``amazoniax dev``: an S3 bucket and an FTP folder with sample files, and
-one job message for each.
+"""The demo channels of ``amazoniax dev``: an S3 bucket and an FTP folder with sample files, two
+local demo websites (a login-gated page of CSV downloads, whose fetcher is generated on the
+first job; a JSON API with an OpenAPI document, served by the generic API fetcher), and one
+job message for each.
 
 The S3 demo reads a bucket of the local S3 server with the stack's "customer" identity, and the
 FTP demo a local FTP server (pyftpdlib on 127.0.0.1) with its own user, as real channels would
@@ -14,16 +16,22 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from amazoniax_dagster import s3util
 from amazoniax_dagster.kafka import KafkaBus, Topics
 from amazoniax_dagster.local_ftp import LocalFtpServer
 from amazoniax_dagster.local_stack import StackEndpoints
 
+if TYPE_CHECKING:
+    from amazoniax_dagster.demo_sites import RunningSite
+
 DEMO_BUCKET = "demo-source"
 DEMO_CHANNEL = "demo-s3-channel"
 DEMO_FTP_CHANNEL = "demo-ftp-channel"
 DEMO_FTP_USER = "demo"
+#: channel_id -> the demo site it fetches (amazoniax_dagster.demo_sites)
+DEMO_WEB_CHANNELS = {"demo-web-channel": "csv_links", "demo-api-channel": "json_pages"}
 
 SAMPLE_FILES: dict[str, bytes] = {
     "orders/2026-11-20.csv": b"order_id,sku,quantity\n1001,A-17,2\n1002,B-03,1\n",
@@ -122,3 +130,18 @@ class DemoFtpServer(LocalFtpServer):
                 "file_pattern": "**/*.{csv,json}",
             },
         }
+
+
+def web_message(channel_id: str, site: RunningSite) -> dict[str, object]:
+    """A job for a demo website: html channels get a fetcher generated on their first job."""
+    from amazoniax_dagster.demo_sites import CATALOG
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return {
+        "job_id": f"demo-{site.name}-{stamp}-{uuid.uuid4().hex[:6]}",
+        "channel_id": channel_id,
+        "source_type": CATALOG[site.name].source_type,
+        "is_new": True,
+        "heal_mode": False,
+        "config": site.channel_config(),
+    }

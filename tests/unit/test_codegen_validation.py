@@ -31,7 +31,9 @@ def _window(files: dict[str, bytes], counts: list[int]):  # noqa: ANN202
     return window_from(recent, lambda key: files[key.removeprefix("k/")], SETTINGS)
 
 
-HISTORY = _window({f"items_{n:04d}.json": _items(range(n * 20, n * 20 + 20)) for n in (1, 2, 3)}, [3])
+HISTORY = _window(
+    {f"items_{n:04d}.json": _items(range(n * 20, n * 20 + 20)) for n in (1, 2, 3)}, [3]
+)
 
 
 def test_name_shapes_ignore_numbers_and_hashes() -> None:
