@@ -116,7 +116,11 @@ def test_endpoints_env_and_env_file(local_stack: LocalStack, tmp_path: Path) -> 
     assert env["AMAZONIAX_OUTPUT_BUCKET"] == "amazoniax-output"
     assert env["AMAZONIAX_DATABASE_URL"].startswith("postgresql+psycopg://postgres@127.0.0.1:")
     Fernet(env["AMAZONIAX_SECRET_KEY"].encode())  # a valid Fernet key
-    assert len(env) == 9
+    # The fetchers' shared Git remote is a bare repository inside the stack's folder.
+    remote = env["AMAZONIAX_FETCHERS_REMOTE_URL"]
+    assert remote.startswith("file://") and (Path(remote[7:]) / "HEAD").is_file()
+    assert Path(env["AMAZONIAX_FETCHERS_REPO_PATH"]).parent == Path(remote[7:]).parent
+    assert len(env) == 11
 
     path = tmp_path / "stack.env"
     local_stack.write_env_file(path)
