@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.common import RESULTS_DIR
 
-BENCHES = ("s3_sync", "large_file", "sensor", "run_overhead", "ftp_sync", "codegen")
+BENCHES = ("s3_sync", "large_file", "sensor", "run_overhead", "ftp_sync", "codegen", "heal")
 
 
 def latest(bench: str) -> Path | None:
