@@ -4,8 +4,8 @@ folder like any other source (hash, de-duplicate, validate, upload, record, anno
 Transient failures retry the same fetcher (the channel's ``max_simple_retries``); a changed
 site or a broken fetcher fails the job, and the failure status requests heal mode
 (``heal.after_failure``). A fetch that finds nothing for a channel whose history has files
-(or only pages without records) is a changed site too: a working fetcher of a live site does
-not come back empty.
+(or only pages without records), or one far below what the channel's recent jobs fetched,
+is a changed site too: a working fetcher of a live site does not come back empty or short.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from amazoniax_dagster.channel_job import JobRequest, JobServices, retry_policy, sync_source
@@ -25,6 +26,10 @@ from amazoniax_dagster.sources.folder import FolderSource
 from amazoniax_dagster.sync.engine import SyncResult
 
 log = logging.getLogger(__name__)
+
+#: A fetch below this share of the least the channel fetched recently is a changed site.
+SHRINK_LIMIT = 0.5
+HISTORY_WEEKS = 2
 
 
 def fetch_site(
@@ -60,7 +65,7 @@ def fetch_site(
             report = policy.call(
                 lambda: _fetch_fresh(loaded, context), what=f"run {loaded.name} on {site}"
             )
-        _check_not_empty(request, report, services, loaded)
+        _check_against_history(request, report, services, loaded)
         result = sync_source(
             request,
             FolderSource(out_dir),
@@ -92,15 +97,33 @@ def _fetch_fresh(loaded: LoadedFetcher, context: FetchContext) -> FetchReport:
     return loaded.fetcher.fetch(context)
 
 
-def _check_not_empty(
+def _check_against_history(
     request: JobRequest, report: FetchReport, services: JobServices, loaded: LoadedFetcher
 ) -> None:
-    if report.files and report.records != 0:
-        return
-    history = services.db.load_history(request.channel_id, exclude_job_id=request.job_id)
-    if history.latest_hash_by_path:
-        what = "no files" if not report.files else "no records"
+    """A fetch far below what the channel's recent jobs fetched is a changed site, not a
+    quiet day: an endpoint that ignores the old page parameter returns page 1 forever, which
+    the paginator ends as a repeated page, and the job would deliver a fraction silently."""
+    recent = services.db.recent_outputs(
+        request.channel_id, since=datetime.now(UTC) - timedelta(weeks=HISTORY_WEEKS)
+    )
+    files = [c for c in recent.file_counts if c]
+    if not files and not recent.files:
+        return  # a new channel: nothing to compare with
+    fetched = len(report.files)
+    if not fetched or report.records == 0:
+        what = "no files" if not fetched else "no records"
         raise SiteChangedError(
             f"{loaded.name} fetched {what}, but channel {request.channel_id} has "
             "delivered files before: the site has probably changed"
+        )
+    if files and fetched < min(files) * SHRINK_LIMIT:
+        raise SiteChangedError(
+            f"{loaded.name} fetched {fetched} files where the channel's recent jobs fetched "
+            f"{min(files)} or more: the site has probably changed"
+        )
+    records = [c for c in recent.record_counts if c]
+    if report.records is not None and records and report.records < min(records) * SHRINK_LIMIT:
+        raise SiteChangedError(
+            f"{loaded.name} found {report.records} records where the channel's recent jobs "
+            f"found {min(records)} or more: the site has probably changed"
         )

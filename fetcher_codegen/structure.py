@@ -59,7 +59,7 @@ def signature(name: str, data: bytes) -> Signature:
     if suffix in ("html", "htm") or stripped[:15].lower().startswith(("<!doctype html", "<html")):
         return _html_signature(text)
     if suffix in ("xml", "rss", "atom") or stripped.startswith("<"):
-        return Signature("xml", _xml_features(text))
+        return Signature("xml", _xml_features(text), _xml_text(text))
     if b"\x00" in head[:1024]:
         return Signature("binary", frozenset({suffix}))
     lines = frozenset(line.strip() for line in text.splitlines() if line.strip())
@@ -105,6 +105,14 @@ _XML_TAG = re.compile(r"<([A-Za-z_][\w:.-]*)")
 
 def _xml_features(text: str) -> frozenset[str]:
     return frozenset(tag.lower() for tag in _XML_TAG.findall(text[:200_000]))
+
+
+_XML_TEXT = re.compile(r">([^<>]+)<")
+
+
+def _xml_text(text: str) -> frozenset[str]:
+    """Element text (titles, ids, dates): RSS and Atom of one feed share it."""
+    return frozenset(" ".join(t.split()) for t in _XML_TEXT.findall(text[:2_000_000]) if t.strip())
 
 
 class _Landmarks(HTMLParser):

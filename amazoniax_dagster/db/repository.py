@@ -91,6 +91,7 @@ class DeliveredOutput:
 class RecentOutputs:
     file_counts: list[int]  # files each successful job fetched, newest first
     files: list[DeliveredOutput]  # files delivered (new or updated), newest first
+    record_counts: list[int] = field(default_factory=list)  # records seen, where known
 
 
 def _fetched_count(metadata: Mapping[str, Any]) -> int:
@@ -400,9 +401,13 @@ class FetcherDB(FetcherRegistryMixin):
             .limit(5000)
         )
         with self._session("read the channel's recent outputs") as s:
-            counts = [_fetched_count(meta or {}) for _, meta in s.execute(jobs)]
+            metadata = [meta or {} for _, meta in s.execute(jobs)]
             delivered = [DeliveredOutput(*row) for row in s.execute(files)]
-        return RecentOutputs(file_counts=counts, files=delivered)
+        return RecentOutputs(
+            file_counts=[_fetched_count(meta) for meta in metadata],
+            files=delivered,
+            record_counts=[int(m["records"]) for m in metadata if m.get("records") is not None],
+        )
 
     # -- read-only summaries (the command line) ------------------------------------------------
 

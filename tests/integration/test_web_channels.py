@@ -67,6 +67,18 @@ steps:
     steps:
       - {type: save_page, name: "catalog-${page}.html"}
 """,
+    "login_cursor": """
+version: 1
+kind: http
+name: orders
+auth: {type: login_form, login_url: /login}
+steps:
+  - name: orders
+    request: {url: /api/orders}
+    records: data
+    paginate: {type: cursor, cursor_path: next_cursor, param: after}
+    save: [{type: body, name: "orders_${page}.json"}]
+""",
     "json_pages": """
 version: 1
 kind: http
@@ -128,7 +140,9 @@ def new_ids() -> tuple[str, str]:
     return f"ch-{uuid.uuid4().hex[:8]}", f"job-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.mark.parametrize("site", ["token_api", "csv_links", "rss_feed", "html_list"], indirect=True)
+@pytest.mark.parametrize(
+    "site", ["token_api", "login_cursor", "csv_links", "rss_feed", "html_list"], indirect=True
+)
 def test_a_published_recipe_fetches_the_site_to_s3_and_dedups_the_second_run(
     site: RunningSite,
     publisher: Any,
@@ -230,3 +244,22 @@ def test_a_plain_api_channel_runs_the_generic_fetcher_from_its_openapi_document(
     record = fetcher_db.get_job(job)
     assert record is not None and record.metadata["fetcher"] == "generic_api"
     assert record.metadata["pages"] >= 3 and record.metadata["new"] >= 3
+
+
+@pytest.mark.parametrize("site", ["login_cursor"], indirect=True)
+def test_a_site_that_ignores_the_old_cursor_fails_as_site_changed_not_silently_short(
+    site: RunningSite, publisher: Any, harness: Harness, fetcher_db: FetcherDB
+) -> None:
+    publisher(site, RECIPES["login_cursor"])
+    channel, job1 = new_ids()
+    assert run(harness, message(site, channel, job1)).status is dg.DagsterRunStatus.SUCCESS
+    first = fetcher_db.get_job(job1)
+    assert first is not None and first.metadata["records"] == len(site.ground_truth())
+
+    site.variant = "v2"  # "after" renamed "cursor": the old name is ignored, page 1 forever
+    _, job2 = new_ids()
+    run2 = run(harness, message(site, channel, job2) | {"is_new": False})
+    assert run2.status is dg.DagsterRunStatus.FAILURE
+    record = fetcher_db.get_job(job2)
+    assert record is not None and record.metadata["error_class"] == "site_changed"
+    assert "recent jobs" in (record.message or "")

@@ -52,7 +52,7 @@ def test_new_pages_of_the_same_api_pass() -> None:
     [
         ({}, "non_empty"),
         ({f"items_{n:04d}.json": _items(range(3)) for n in range(20)}, "count"),
-        ({f"orders-{n}.json": _items(range(3)) for n in range(3)}, "names"),
+        ({f"orders-{n}.csv": b"sku,qty\n1,2\n" for n in range(3)}, "names"),
         (
             {f"items_{n:04d}.json": json.dumps({"error": "gone"}).encode() for n in range(3)},
             "structure",
@@ -64,6 +64,36 @@ def test_candidates_unlike_history_fail(files: dict[str, bytes], failed_check: s
     assert not verdict.passed
     assert verdict.checks[failed_check] is False
     assert verdict.reasons
+
+
+def test_renamed_files_of_the_same_kind_and_shape_pass() -> None:
+    # feed.xml -> atom.xml, items_1.json -> products_1.json: a site may rename its files.
+    files = {f"orders-{n}.json": _items(range(n * 20, n * 20 + 20)) for n in (1, 2, 3)}
+    verdict = compare("c1", files, HISTORY, SETTINGS)
+    assert verdict.passed, verdict.reasons
+
+
+def test_pages_are_compared_together_not_one_by_one() -> None:
+    def page(ids: range) -> bytes:
+        rows = "".join(f'<li class="item">Product {i}</li>' for i in ids)
+        return f"<html><body><ul>{rows}</ul></body></html>".encode()
+
+    def card(ids: range) -> bytes:
+        rows = "".join(f'<div class="card">Product {i}</div>' for i in ids)
+        return f"<html><body><main>{rows}</main></body></html>".encode()
+
+    history = _window({f"p-{n}.html": page(range(n * 10, n * 10 + 10)) for n in range(5)}, [5])
+    # New markup, and the candidate's first page is not the page history sampled first.
+    new = {f"p-{n}.html": card(range(n * 10, n * 10 + 10)) for n in reversed(range(5))}
+    assert compare("c1", new, history, SETTINGS).passed
+
+
+def test_rss_moved_to_atom_keeps_its_entries() -> None:
+    rss = "".join(f"<item><guid>post-{i}</guid><title>Post {i}</title></item>" for i in range(9))
+    atom = "".join(f"<entry><id>post-{i}</id><title>Post {i}</title></entry>" for i in range(9))
+    history = _window({"feed.xml": f"<?xml version='1.0'?><rss>{rss}</rss>".encode()}, [1])
+    new = {"atom.xml": f"<?xml version='1.0'?><feed>{atom}</feed>".encode()}
+    assert compare("c1", new, history, SETTINGS).passed
 
 
 def test_a_renamed_field_keeps_most_of_the_structure() -> None:
