@@ -65,6 +65,9 @@ class JobServices:
     fetcher_catalog: Callable[[], FetcherCatalog] | None = None
     generator: FetcherGenerator | None = None
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+    # Python fetchers: how they start (Dagster Pipes in a run) and their sandbox limits.
+    python_launcher: Any = None
+    python_limits: Any = None
 
     def catalog(self) -> FetcherCatalog:
         if self.fetcher_catalog is None:

@@ -16,6 +16,7 @@ from resources import (
     FetchSettings,
     KafkaResource,
     OutputBucketResource,
+    PythonFetchersResource,
 )
 from sensors import (
     kafka_fetcher_sensor,
@@ -53,6 +54,7 @@ defs = dg.Definitions(
             remote_url=dg.EnvVar("AMAZONIAX_FETCHERS_REMOTE_URL"),
         ),
         "codegen_settings": CodegenSettingsResource(),
+        "python_fetchers": PythonFetchersResource(),
         # Off unless a model is named; credentials come from the default AWS chain (IRSA).
         "bedrock": BedrockResource(
             enabled=bool(os.environ.get("AMAZONIAX_BEDROCK_MODEL_ID")),

@@ -58,6 +58,8 @@ def fetch_site(
             limits=services.fetch_limits,
             max_retries=policy.retries,
             retry_delay_seconds=policy.delay_seconds,
+            python_launcher=services.python_launcher,
+            python_limits=services.python_limits,
         )
         if loaded.fetcher.kind == "recipe":  # the recipe engine retries each request itself
             report = _fetch_fresh(loaded, context)

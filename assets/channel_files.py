@@ -17,6 +17,7 @@ from resources import (
     FetchSettings,
     KafkaResource,
     OutputBucketResource,
+    PythonFetchersResource,
 )
 
 
@@ -38,6 +39,7 @@ def channel_files(
     kafka: KafkaResource,
     fetch_settings: FetchSettings,
     fetcher_repo: FetcherRepoResource,
+    python_fetchers: PythonFetchersResource,
 ) -> dg.MaterializeResult:
     from amazoniax_dagster.channel_job import JobRequest, JobServices, execute
     from amazoniax_dagster.fetchers.routing import FetcherCatalog
@@ -64,6 +66,8 @@ def channel_files(
         policy=fetch_settings.network_policy(),
         max_workers=fetch_settings.max_workers,
         fetcher_catalog=catalog,
+        python_launcher=python_fetchers.launcher(context),
+        python_limits=python_fetchers.limits(),
     )
     outcome = execute(request, services, emit=context.log.log)
     log_link: dict[str, Any] = (

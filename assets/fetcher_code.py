@@ -26,6 +26,7 @@ from resources import (
     FetchSettings,
     KafkaResource,
     OutputBucketResource,
+    PythonFetchersResource,
 )
 
 REPRODUCES_CAPTURE = dg.AssetCheckSpec(
@@ -238,6 +239,7 @@ def fetch_for_job(
     kafka: KafkaResource,
     fetch_settings: FetchSettings,
     fetcher_repo: FetcherRepoResource,
+    python_fetchers: PythonFetchersResource,
 ) -> dg.Output[dict[str, Any]]:
     trigger = _trigger(context)
     metadata: dict[str, Any] = {
@@ -266,6 +268,8 @@ def fetch_for_job(
         policy=fetch_settings.network_policy(),
         max_workers=fetch_settings.max_workers,
         fetcher_catalog=lambda: RegistryCatalog(db, fetcher_repo.get_repo()),
+        python_launcher=python_fetchers.launcher(context),
+        python_limits=python_fetchers.limits(),
     )
     outcome = execute(request, services, emit=context.log.log)
     if outcome.result is None:

@@ -6,6 +6,7 @@ from resources.fetch_settings import FetchSettings
 from resources.fetcher_db import FetcherDBResource
 from resources.git import FetcherRepoResource
 from resources.kafka import KafkaResource
+from resources.python_fetchers import PythonFetchersResource
 from resources.s3 import OutputBucketResource
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "FetcherRepoResource",
     "KafkaResource",
     "OutputBucketResource",
+    "PythonFetchersResource",
 ]

@@ -86,6 +86,12 @@ class PythonFetchersResource(dg.ConfigurableResource):
             allow_unconfined=self.allow_unconfined,
         )
 
+    def launcher(
+        self, context: dg.AssetExecutionContext | dg.OpExecutionContext
+    ) -> DagsterPipesLauncher:
+        """Python fetchers of this step start through Dagster Pipes (their logs join the run)."""
+        return DagsterPipesLauncher(context)
+
     def run(
         self,
         context: dg.AssetExecutionContext | dg.OpExecutionContext,

@@ -39,6 +39,10 @@ class FetchContext:
     # The channel's simple retries, for fetchers that retry each request themselves.
     max_retries: int = 3
     retry_delay_seconds: float = 30.0
+    # How Python fetchers are started (python_runtime.Launcher, e.g. Dagster Pipes in a run;
+    # None = a plain sandboxed subprocess) and their limits (python_runtime.SandboxLimits).
+    python_launcher: Any = None
+    python_limits: Any = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,6 @@ class PythonFetcher:
 
     code: bytes
     kind: str = "python"
-    limits: Any = field(default=None)  # python_runtime.SandboxLimits; None = defaults
 
     def fetch(self, ctx: FetchContext) -> FetchReport:
         from amazoniax_dagster.fetchers.python_runtime import SandboxLimits, run_python_fetcher
@@ -66,7 +65,9 @@ class PythonFetcher:
         with tempfile.TemporaryDirectory(prefix="fetcher-code-") as tmp:
             path = Path(tmp, PYTHON_FILE)
             path.write_bytes(self.code)
-            return run_python_fetcher(path, ctx, self.limits or SandboxLimits())
+            return run_python_fetcher(
+                path, ctx, ctx.python_limits or SandboxLimits(), launcher=ctx.python_launcher
+            )
 
 
 def load_recipe_text(text: str) -> RecipeFetcher | BrowserFetcher:

@@ -5,6 +5,7 @@ error; a plain API channel with an OpenAPI document runs the generic fetcher."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,14 +110,18 @@ def publisher(stack: StackEndpoints, fetcher_db: FetcherDB, tmp_path: Path) -> I
             fetcher_db,
             repo,
             structure_id=structure_id(site.url),
-            files={
-                ("browser.yaml" if "kind: browser" in recipe else "recipe.yaml"): recipe.encode()
-            },
+            files={_entry_file(recipe): recipe.encode()},
             provenance={"method": "hand-written for the tests"},
         )
         return version.fetcher_name
 
     yield publish
+
+
+def _entry_file(text: str) -> str:
+    if text.startswith("def ") or "\ndef fetch(" in text:
+        return "fetcher.py"
+    return "browser.yaml" if "kind: browser" in text else "recipe.yaml"
 
 
 def message(site: RunningSite, channel_id: str, job_id: str, **config: Any) -> dict[str, Any]:
@@ -263,3 +268,45 @@ def test_a_site_that_ignores_the_old_cursor_fails_as_site_changed_not_silently_s
     record = fetcher_db.get_job(job2)
     assert record is not None and record.metadata["error_class"] == "site_changed"
     assert "recent jobs" in (record.message or "")
+
+
+PYTHON_FETCHER = """
+import json
+import os
+import urllib.request
+
+
+def fetch(config, out_dir, run_date):
+    url = config["url"].rstrip("/") + "/feed.xml"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        data = reply.read()
+    with open(os.path.join(out_dir, "feed.xml"), "wb") as f:
+        f.write(data)
+    with open(os.path.join(out_dir, "seen_env.json"), "w") as f:
+        json.dump(sorted(os.environ), f)
+    return {"bytes": len(data)}
+"""
+
+
+@pytest.mark.parametrize("site", ["rss_feed"], indirect=True)
+def test_a_python_fetcher_runs_sandboxed_through_pipes_in_a_channel_run(
+    site: RunningSite,
+    publisher: Any,
+    harness: Harness,
+    fetcher_db: FetcherDB,
+    stack: StackEndpoints,
+    output_client: Any,
+) -> None:
+    publisher(site, PYTHON_FETCHER)
+    channel, job = new_ids()
+    run1 = run(harness, message(site, channel, job))
+    assert run1.status is dg.DagsterRunStatus.SUCCESS
+    record = fetcher_db.get_job(job)
+    assert record is not None and record.metadata["fetcher_kind"] == "python"
+    files = objects_under(output_client, stack.output_bucket, f"raw/{channel}/{job}/")
+    assert all(str(r["id"]) in files["feed.xml"].decode() for r in site.ground_truth())
+    seen = json.loads(files["seen_env.json"])
+    assert not [name for name in seen if name.startswith(("AMAZONIAX_", "AWS_", "DAGSTER_PG"))]
+    # The sandboxed child reported through Dagster Pipes inside the run.
+    logs = " ".join(e.user_message for e in harness.instance.all_logs(run1.run_id))
+    assert "pipes" in logs.lower()

@@ -41,6 +41,7 @@ def test_snapshot_of_names() -> None:
         "fetcher_repo",
         "kafka",
         "output_bucket",
+        "python_fetchers",
     ]
 
 
