@@ -3,7 +3,8 @@
 Validation compares a candidate fetcher's files with a channel's history by these features,
 not by bytes: records change every day, their shape does not. JSON and XML are reduced to
 their key/element paths (array positions collapsed), CSV to its header, HTML to its
-landmarks (repeated ``tag.class`` blocks, ids, headings) plus its visible text lines, so a
+landmarks (repeated ``tag.class`` blocks, ids, headings) plus the words and numbers of its
+visible text and data-* attributes, so a
 markup change that keeps the data still shares the text, and a page that lost its data
 shares neither.
 """
@@ -108,6 +109,7 @@ def _xml_features(text: str) -> frozenset[str]:
 
 
 _XML_TEXT = re.compile(r">([^<>]+)<")
+_TOKEN = re.compile(r"\w[\w.,:/-]*\w|\w")
 
 
 def _xml_text(text: str) -> frozenset[str]:
@@ -131,6 +133,9 @@ class _Landmarks(HTMLParser):
         attributes = dict(attrs)
         for cls in (attributes.get("class") or "").split():
             self.blocks[f"{tag}.{cls}"] += 1
+        for name, value in attrs:  # record ids often live in data-* attributes
+            if name.startswith("data-") and value:
+                self.text.add(value.strip())
         if attributes.get("id"):
             self.ids.add(f"#{attributes['id']}")
         if tag in ("h1", "h2", "h3", "table", "form", "ul", "ol", "article"):
@@ -141,8 +146,10 @@ class _Landmarks(HTMLParser):
             self._skipping -= 1
 
     def handle_data(self, data: str) -> None:
-        if not self._skipping and data.strip():
-            self.text.add(" ".join(data.split()))
+        # Words and numbers, not whole text nodes: "$339.29" and "€339.29", or "23 Sep" and
+        # "Added 23 Sep", are the same data in another markup.
+        if not self._skipping:
+            self.text.update(_TOKEN.findall(data))
 
 
 def _html_signature(text: str) -> Signature:
