@@ -67,6 +67,8 @@ def fetch_site(
             report = policy.call(
                 lambda: _fetch_fresh(loaded, context), what=f"run {loaded.name} on {site}"
             )
+        if report.records is None:
+            report.records = csv_rows(out_dir)
         _check_against_history(request, report, services, loaded)
         result = sync_source(
             request,
@@ -129,3 +131,17 @@ def _check_against_history(
             f"{loaded.name} found {report.records} records where the channel's recent jobs "
             f"found {min(records)} or more: the site has probably changed"
         )
+
+
+def csv_rows(folder: Path) -> int | None:
+    """Data rows of the CSV/TSV files below ``folder`` (header lines not counted); None when
+    there is none. Downloaded files carry no record count of their own, and a report page
+    of header-only CSVs is as empty as a JSON page without records."""
+    rows, found = 0, False
+    for path in folder.rglob("*"):
+        if path.suffix.lower() in (".csv", ".tsv") and path.is_file() and not path.is_symlink():
+            found = True
+            with path.open("rb") as f:
+                lines = sum(1 for line in f if line.strip())
+            rows += max(lines - 1, 0)
+    return rows if found else None

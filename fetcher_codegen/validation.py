@@ -199,6 +199,8 @@ def _union(signatures: Iterable[Signature]) -> Signature:
 
 
 def _score(new: Signature, old: Signature) -> float:
+    if old.text and not new.text:
+        return 0.0  # the data is gone: a CSV with only its header, a page without text
     shape = similarity(new.features, old.features)
     if new.text or old.text:
         # Markup, columns or wrappers may change while the data stays: either may match.

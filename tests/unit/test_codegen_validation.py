@@ -133,3 +133,11 @@ def test_signatures_by_format() -> None:
     assert signature("a.csv", b"id,name\n1,x\n").features == frozenset({"id", "name"})
     assert "$.items[].id" in signature("a.json", _items(range(2))).features
     assert signature("f.xml", b"<?xml version='1.0'?><rss><item/></rss>").kind == "xml"
+
+
+def test_header_only_csvs_do_not_pass_for_csvs_with_rows() -> None:
+    history = _window({"sales-2026-11-01.csv": b"id,amount\n1,2\n3,4\n"}, [1])
+    empty = {"sales-2026-11-08.csv": b"id,amount\n"}
+    assert not compare("c1", empty, history, SETTINGS).passed
+    rows = {"sales-2026-11-08.csv": b"id,amount\n5,6\n1,2\n"}
+    assert compare("c1", rows, history, SETTINGS).passed
