@@ -4,7 +4,8 @@ Seed 000: a *site changed* or *fetcher code* failure fails the job and requests 
 (a new ``amazoniax_fetcher`` message with ``heal_mode=true`` for the same channel). Heal
 attempts on one breakage are the channel's heal-mode jobs since its last success; once
 ``max_heal_retries`` are used up, or the job itself said it was exhausted, the job ends as
-``requires_human_review`` and nothing more is requested.
+``requires_human_review`` and nothing more is requested. So does a channel whose last
+``TRANSIENT_STREAK`` jobs all failed with transient errors (a site answering 500 for days).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 #: Failures that a regenerated fetcher may fix.
 HEALABLE = frozenset({"site_changed", "fetcher_code", "validation_failed"})
 WEB_SOURCES = frozenset({SourceType.HTML.value, SourceType.API.value})
+#: A site that answers 5xx or times out on this many jobs in a row is not having a bad minute.
+TRANSIENT_STREAK = 3
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,14 @@ def decide(db: FetcherDB, job: JobRecord) -> HealDecision:
         return HealDecision("none")
     if error_class == "exhausted":
         return HealDecision("human_review", reason=job.message or "retries are used up")
+    if error_class == "transient":
+        recent = db.recent_outcomes(job.channel_id, TRANSIENT_STREAK)
+        if len(recent) == TRANSIENT_STREAK and all(c == "transient" for _, c in recent):
+            return HealDecision(
+                "human_review",
+                reason=f"the last {TRANSIENT_STREAK} jobs failed with transient errors",
+            )
+        return HealDecision("none")
     # A heal attempt that could not produce a fetcher at all counts as a failed attempt too.
     healable = HEALABLE | {"no_fetcher"} if job.flow == "heal" else HEALABLE
     if error_class not in healable:

@@ -365,6 +365,17 @@ class FetcherDB(FetcherRegistryMixin):
             finished_at=row.finished_at,
         )
 
+    def recent_outcomes(self, channel_id: str, limit: int) -> list[tuple[str, str | None]]:
+        """(status, error_class) of the channel's latest finished jobs, newest first."""
+        stmt = (
+            select(JobRun.status, JobRun.metadata_json)
+            .where(JobRun.channel_id == channel_id, JobRun.finished_at.is_not(None))
+            .order_by(JobRun.finished_at.desc(), JobRun.id.desc())
+            .limit(limit)
+        )
+        with self._session("read the channel's recent outcomes") as s:
+            return [(status, (meta or {}).get("error_class")) for status, meta in s.execute(stmt)]
+
     def heal_jobs_since_success(self, channel_id: str) -> int:
         """Heal-mode jobs of the channel since its last successful job: the heal attempts
         used on the current breakage (bounded by ``max_heal_retries``)."""

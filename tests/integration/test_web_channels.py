@@ -310,3 +310,19 @@ def test_a_python_fetcher_runs_sandboxed_through_pipes_in_a_channel_run(
     # The sandboxed child reported through Dagster Pipes inside the run.
     logs = " ".join(e.user_message for e in harness.instance.all_logs(run1.run_id))
     assert "pipes" in logs.lower()
+
+
+@pytest.mark.parametrize("site", ["rss_feed"], indirect=True)
+def test_a_site_failing_with_5xx_job_after_job_is_handed_to_a_person(
+    site: RunningSite, publisher: Any, harness: Harness, fetcher_db: FetcherDB, bus: KafkaBus
+) -> None:
+    publisher(site, RECIPES["rss_feed"])
+    channel, _ = new_ids()
+    site.fail_next(1000, status=500, retry_after=None)
+    status_from = end_offsets(bus, TOPICS.status)
+    jobs = [new_ids()[1] for _ in range(3)]
+    for job in jobs:
+        assert run(harness, message(site, channel, job)).status is dg.DagsterRunStatus.FAILURE
+    statuses = {m["job_id"]: m for m in read_json(bus, TOPICS.status, status_from)}
+    assert [statuses[j]["status"] for j in jobs] == ["failed", "failed", "requires_human_review"]
+    assert "transient" in statuses[jobs[2]]["message"]
