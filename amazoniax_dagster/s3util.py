@@ -1,6 +1,8 @@
-"""boto3 S3 clients and the translation of their errors into the error tree (house rule 3).
+"""boto3 S3 clients and the translation of S3 errors into the error tree (house rule 3).
 
-boto3 is imported lazily: loading the code location must not pay for it.
+boto3 is imported lazily: loading the code location must not pay for it. The sync engine's
+own requests go through :mod:`amazoniax_dagster.s3http`; its error replies are translated by
+:func:`error_for_code`, the same tables as boto3's ``ClientError``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ _TRANSIENT_CODES = {
     "RequestTimeTooSkewed",
     "InternalError",
     "NoSuchKey",  # listed, then gone: the source changed under the job; a re-run relists
+    "XAmzContentSHA256Mismatch",  # the body changed on the way: send it again
+    "BadDigest",
+    "IncompleteBody",
     "ServiceUnavailable",
     "503",
     "500",
@@ -95,19 +100,13 @@ def translate_error(exc: Exception, what: str) -> AmazoniaxError:
 
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in _CONFIG_CODES:
-            return ConfigError(f"cannot {what}: {_CONFIG_CODES[code]} ({code})")
-        if code in _TRANSIENT_CODES or (
-            isinstance(status, int) and (status >= 500 or status == 429)
-        ):
-            retry_after = _retry_after(dict(exc.response))
-            return TransientError(
-                f"cannot {what}: server said {code or status}", retry_after=retry_after
-            )
-        return ConfigError(
-            f"cannot {what}: {code or status}: {error.get('Message', '')}".rstrip(": ")
+        return error_for_code(
+            str(error.get("Code", "")),
+            status if isinstance(status, int) else None,
+            what,
+            message=str(error.get("Message", "")),
+            retry_after=_retry_after(dict(exc.response)),
         )
     if isinstance(exc, NoCredentialsError):
         return ConfigError(f"cannot {what}: no credentials were given")
@@ -126,6 +125,24 @@ def translate_error(exc: Exception, what: str) -> AmazoniaxError:
     if isinstance(exc, ConnectionError | TimeoutError):
         return TransientError(f"cannot {what}: {type(exc).__name__}: {exc}")
     raise TypeError(f"not a boto error: {type(exc).__name__}") from exc
+
+
+def error_for_code(
+    code: str,
+    status: int | None,
+    what: str,
+    *,
+    message: str = "",
+    retry_after: float | None = None,
+) -> AmazoniaxError:
+    """The error an S3 error reply means (its ``Code`` and HTTP status), whoever parsed it."""
+    if code in _CONFIG_CODES:
+        return ConfigError(f"cannot {what}: {_CONFIG_CODES[code]} ({code})")
+    if code in _TRANSIENT_CODES or (status is not None and (status >= 500 or status == 429)):
+        return TransientError(
+            f"cannot {what}: server said {code or status}", retry_after=retry_after
+        )
+    return ConfigError(f"cannot {what}: {code or status}: {message}".rstrip(": "))
 
 
 def boto_errors() -> tuple[type[Exception], ...]:

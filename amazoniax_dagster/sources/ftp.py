@@ -19,7 +19,8 @@ read as raw bytes and split on CRLF (on LF only when the server never sends CRLF
 containing a newline stays one name and is refused, rather than becoming two.
 
 Transfers: one per control connection, so the source keeps a pool of up to ``max_connections``
-logged-in connections; each :meth:`FtpSource.open` borrows one for the transfer and gives it
+logged-in connections (16 when the channel does not say; fewer when the server refuses more,
+see ``remote_tree``); each :meth:`FtpSource.open` borrows one for the transfer and gives it
 back after the server's final reply. A connection whose transfer failed or was not read to
 the end is closed, never reused. Error translation (house rule 3) is in
 :func:`translate_ftp_error`; walking and pooling are shared with SFTP in ``remote_tree``.
@@ -52,6 +53,7 @@ from amazoniax_dagster.sources.remote_tree import (
     WalkLimits,
     network_error,
     normalize_root,
+    pool_size,
     walk,
 )
 
@@ -347,9 +349,11 @@ class FtpSource:
         self._policy = policy
         self._addresses: list[str] | None = None
         self._limits = limits or WalkLimits()
-        size = min(config.max_connections, max_connections or config.max_connections)
         self._pool: ConnectionPool[_FtpConnection] = ConnectionPool(
-            self._connect, close=_close_connection, healthy=_still_connected, size=size
+            self._connect,
+            close=_close_connection,
+            healthy=_still_connected,
+            size=pool_size(config, max_connections),
         )
 
     def list_files(self) -> Iterator[RemoteFile | RejectedFile]:

@@ -20,7 +20,9 @@ not be used from two threads. It hands each borrower its own connection, never m
 ``size`` at once; a connection that failed is closed, not returned; and once creating a
 connection failed with a ``ConfigError`` (a refused login) every later borrow fails the same
 way without contacting the server again, so parallel downloads cannot turn one wrong
-password into a burst of login attempts (and a locked account).
+password into a burst of login attempts (and a locked account). A server that refuses
+connections beyond some number (per-user limits) shrinks the pool to what it accepted
+instead of failing the job.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from itertools import islice
 from typing import Generic, Literal, Protocol, TypeVar
 
 from amazoniax_dagster.errors import AmazoniaxError, ConfigError, TransientError
+from amazoniax_dagster.messages import FtpSourceConfig
 from amazoniax_dagster.paths import FilePattern, UnsafePathError, safe_relative_path
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile
 
@@ -47,6 +50,9 @@ EntryKind = Literal["file", "dir", "link", "unknown", "other"]
 
 MAX_DEPTH = 32
 MAX_ENTRIES = 1_000_000
+#: Parallel transfers when a channel does not set ``max_connections`` (the most a channel may
+#: set; rclone runs 20). A server that allows fewer makes the pool shrink to what it accepts.
+DEFAULT_MAX_CONNECTIONS = 16
 
 
 @dataclass(frozen=True)
@@ -251,6 +257,13 @@ def walk(
     return _Walk(tree, root, pattern, limits or WalkLimits()).run(root_identity)
 
 
+def pool_size(config: FtpSourceConfig, limit: int | None) -> int:
+    """How many connections a source may open: the channel's ``max_connections`` (16 unless
+    the channel says otherwise), never more than ``limit`` (the job's)."""
+    wanted = config.max_connections
+    return max(1, min(wanted, limit or wanted))
+
+
 C = TypeVar("C")
 
 
@@ -263,7 +276,15 @@ class Lease(Generic[C]):
 
 
 class ConnectionPool(Generic[C]):
-    """At most ``size`` connections, each used by one borrower at a time."""
+    """At most ``size`` connections, each used by one borrower at a time.
+
+    Servers often allow fewer connections per user than a job would like (an FTP ``421 Too
+    many connections``, ProFTPD's ``530`` for ``MaxClientsPerUser``, OpenSSH's
+    ``MaxSessions``). When opening one more connection fails while others are open, the
+    pool does not fail the borrower: it shrinks to the connections it has and the borrower
+    waits for one of them. Only a failure with no connection open is raised (and a refused
+    first login is remembered, see the module docstring).
+    """
 
     def __init__(
         self,
@@ -277,8 +298,10 @@ class ConnectionPool(Generic[C]):
         self._factory = factory
         self._close = close
         self._healthy = healthy
-        self._slots = threading.BoundedSemaphore(max(1, size))
-        self._lock = threading.Lock()
+        self.size = max(1, size)
+        self._cond = threading.Condition()
+        self._borrowed = 0
+        self._open = 0  # connections that exist: borrowed, idle or being opened
         self._idle: list[tuple[C, float]] = []
         self._idle_check = idle_check_seconds
         self._fatal: ConfigError | None = None
@@ -287,58 +310,83 @@ class ConnectionPool(Generic[C]):
     @contextmanager
     def borrow(self) -> Iterator[Lease[C]]:
         """A connection for the ``with`` block; discarded if the block raises or marks it."""
-        self._slots.acquire()
+        lease = Lease(self._take())
         try:
-            lease = Lease(self._take())
-            try:
-                yield lease
-            except BaseException:
-                self._discard(lease.conn)
-                raise
-            if lease.broken:
-                self._discard(lease.conn)
-            else:
-                self._give_back(lease.conn)
-        finally:
-            self._slots.release()
+            yield lease
+        except BaseException:
+            self._return(lease.conn, reuse=False)
+            raise
+        self._return(lease.conn, reuse=not lease.broken)
 
     def close(self) -> None:
-        with self._lock:
+        with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._cond.notify_all()
         for conn, _ in idle:
-            self._discard(conn)
+            self._close_quietly(conn)
 
     def _take(self) -> C:
+        """Wait for a free slot, then reuse an idle connection or open one in it."""
         while True:
-            with self._lock:
+            with self._cond:
+                while self._borrowed >= self.size and not self._closed:
+                    self._cond.wait()
                 if self._closed:
                     raise RuntimeError("the source is closed")
                 if self._fatal is not None:
                     raise ConfigError(str(self._fatal)) from self._fatal
+                self._borrowed += 1
                 conn, since = self._idle.pop() if self._idle else (None, 0.0)
-            if conn is None:
-                return self._create()
-            if time.monotonic() - since < self._idle_check or self._healthy(conn):
-                return conn
-            self._discard(conn)
+                if conn is None:
+                    self._open += 1
+            if conn is not None:
+                if time.monotonic() - since < self._idle_check or self._healthy(conn):
+                    return conn
+                self._close_quietly(conn)  # stale: a new one takes its place (and count)
+            try:
+                return self._factory()
+            except BaseException as exc:
+                if not self._shrink(exc):
+                    raise
 
-    def _create(self) -> C:
-        try:
-            return self._factory()
-        except ConfigError as exc:
-            with self._lock:
+    def _shrink(self, exc: BaseException) -> bool:
+        """After a failed open: True to wait for an open connection instead of failing."""
+        with self._cond:
+            self._open -= 1
+            self._borrowed -= 1
+            self._cond.notify()
+            if self._open > 0 and isinstance(exc, AmazoniaxError):
+                if self._open < self.size:
+                    log.info(
+                        "the server refused connection %d (%s); going on with %d",
+                        self._open + 1,
+                        exc,
+                        self._open,
+                    )
+                    self.size = self._open
+                return True
+            if isinstance(exc, ConfigError):
                 self._fatal = exc
-            raise
+            return False
 
-    def _give_back(self, conn: C) -> None:
-        with self._lock:
-            if not self._closed:
-                self._idle.append((conn, time.monotonic()))
-                return
-        self._discard(conn)
+    def _return(self, conn: C, *, reuse: bool) -> None:
+        """Back to the idle list, or closed; the slot is free only after that."""
+        if reuse:
+            with self._cond:
+                if not self._closed:
+                    self._idle.append((conn, time.monotonic()))
+                    self._borrowed -= 1
+                    self._cond.notify()
+                    return
+        self._close_quietly(conn)
+        with self._cond:
+            self._open -= 1
+            self._borrowed -= 1
+            self._cond.notify()
 
-    def _discard(self, conn: C) -> None:
+    def _close_quietly(self, conn: C) -> None:
         try:
             self._close(conn)
         except Exception as exc:  # closing a broken connection may fail; it is gone anyway

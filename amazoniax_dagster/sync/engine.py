@@ -1,10 +1,11 @@
 """The sync engine: list → (skip unchanged | download + hash) → classify → upload new/updated.
 
-One engine serves every file source. Per file it streams the bytes once through SHA-256 into a
-spool file (memory stays flat), classifies against the channel's history, and uploads only new
-and updated files into the job's folder. Nothing is written to the DB here: the caller records
+One engine serves every file source. Per file it reads the bytes once through SHA-256 (small
+files into memory, large ones streamed into a multipart upload as they arrive: see
+``transfer``; memory stays flat), classifies against the channel's history, and keeps only new
+and updated files in the job's folder. Nothing is written to the DB here: the caller records
 the result in one transaction after every upload succeeded, so a failed job leaves history
-untouched and can simply be run again.
+untouched (and this attempt's uploads deleted) and can simply be run again.
 
 Classification (per channel):
 - **duplicate**: the channel has already delivered exactly these bytes (same content hash),
@@ -17,9 +18,7 @@ Classification (per channel):
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -30,16 +29,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from amazoniax_dagster.db.repository import ChannelHistory, DeliveredFile, SourceIdentity
-from amazoniax_dagster.errors import TransientError
 from amazoniax_dagster.output import OutputBucket
 from amazoniax_dagster.retry import RetryPolicy
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile, Source
+from amazoniax_dagster.sync.transfer import (
+    DEFAULT_MEMORY_BUDGET,
+    DEFAULT_PART_BUFFERS,
+    DEFAULT_PART_SIZE,
+    Fetched,
+    Transfers,
+)
 from amazoniax_dagster.validation import FileCheck, Verdict
 
 log = logging.getLogger(__name__)
-
-CHUNK = 1024 * 1024
-SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
 class Classification(StrEnum):
@@ -192,6 +194,9 @@ class SyncEngine:
         discard_on_failure: bool = True,
         validate: Validator | None = None,
         quarantine_invalid: bool = False,
+        part_size: int = DEFAULT_PART_SIZE,
+        part_buffers: int = DEFAULT_PART_BUFFERS,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
         self.source = source
         self.output = output
@@ -204,6 +209,9 @@ class SyncEngine:
         self.validate = validate
         # Invalid files go under a separate prefix instead of the job folder.
         self.quarantine_invalid = quarantine_invalid
+        self.part_size = part_size
+        self.part_buffers = part_buffers
+        self.memory_budget = memory_budget
         self._uploaded: list[str] = []
         self._uploaded_lock = threading.Lock()
 
@@ -220,82 +228,97 @@ class SyncEngine:
         for rejected in result.rejected:
             log.warning("refused remote file %r: %s", rejected.key, rejected.reason)
         log.info("listed %d files in %s", len(files), self.source.location)
+        transfers = Transfers(
+            self.source,
+            self.output,
+            self.retry,
+            part_size=self.part_size,
+            part_buffers=self.part_buffers,
+            memory_budget=self.memory_budget,
+            spool_dir=self.spool_dir,
+            keep_copy=self.validate is not None,
+        )
+
+        # Unchanged files are decided here, from the listing alone: no thread, no request.
+        skipped = [self._unchanged(remote, history) for remote in files]
+        fetch = [remote for remote, outcome in zip(files, skipped, strict=True) if outcome is None]
 
         def process(remote: RemoteFile) -> FileOutcome:
-            return self._process(remote, channel_id, job_id, history)
+            return self._process(remote, channel_id, job_id, history, transfers)
 
         try:
-            result.outcomes = _run_all(process, files, self.max_workers)
+            fetched = iter(_run_all(process, fetch, self.max_workers, on_failure=transfers.stop))
+            result.outcomes = [outcome or next(fetched) for outcome in skipped]
         except BaseException:
             if self.discard_on_failure:
                 self._discard_uploads()
             raise
+        finally:
+            transfers.close()
         result.duration_seconds = time.monotonic() - started
         return result
 
     def _process(
-        self, remote: RemoteFile, channel_id: str, job_id: str, history: ChannelHistory
+        self,
+        remote: RemoteFile,
+        channel_id: str,
+        job_id: str,
+        history: ChannelHistory,
+        transfers: Transfers,
     ) -> FileOutcome:
+        key = self.output.key_for(channel_id, job_id, remote.relative_path)
+        fetched = self.retry.call(
+            lambda: transfers.fetch(remote, key), what=f"download {remote.relative_path}"
+        )
+        with fetched:
+            digest, size = fetched.digest, fetched.size
+            classification = classify(remote.relative_path, digest, history)
+            if classification not in (Classification.NEW, Classification.UPDATED):
+                return FileOutcome(remote, classification, digest, size, None, True)
+            check = self.validate(remote.relative_path, fetched.stream()) if self.validate else None
+            quarantined = (
+                self.quarantine_invalid and check is not None and check.verdict is Verdict.INVALID
+            )
+            if quarantined:
+                key = self.output.quarantine_key(channel_id, job_id, remote.relative_path)
+            self._keep(fetched, key, remote.relative_path, quarantined)
+            return FileOutcome(remote, classification, digest, size, key, True, check, quarantined)
+
+    def _unchanged(self, remote: RemoteFile, history: ChannelHistory) -> FileOutcome | None:
+        """The outcome of a file the listing proves unchanged, else None (fetch it)."""
         known = history.identities.get(remote.key)
         if self.trust_listing and known is not None and listing_unchanged(remote, known):
             return FileOutcome(
                 remote, Classification.UNCHANGED, known.content_hash, remote.size or 0, None, False
             )
-        spool, digest, size = self.retry.call(
-            lambda: self._download(remote), what=f"download {remote.relative_path}"
-        )
-        with spool:
-            classification = classify(remote.relative_path, digest, history)
-            key = None
-            check = None
-            quarantined = False
-            if classification in (Classification.NEW, Classification.UPDATED):
-                if self.validate is not None:
-                    spool.seek(0)
-                    check = self.validate(remote.relative_path, spool)
-                quarantined = (
-                    self.quarantine_invalid
-                    and check is not None
-                    and check.verdict is Verdict.INVALID
-                )
-                key = (
-                    self.output.quarantine_key(channel_id, job_id, remote.relative_path)
-                    if quarantined
-                    else self.output.key_for(channel_id, job_id, remote.relative_path)
-                )
+        return None
 
-                def upload() -> None:
-                    spool.seek(0)
-                    self.output.upload(spool, key, sha256=digest, size=size)  # type: ignore[arg-type]
+    def _keep(self, fetched: Fetched, key: str, relative_path: str, quarantined: bool) -> None:
+        """Put a new or updated file under ``key``: one PUT from memory, completing the upload
+        that streamed while it downloaded, or (quarantined) re-sending the spool elsewhere."""
+        what = f"upload {relative_path}"
+        # Noted before the upload: a PUT that landed although its reply was lost is still
+        # removed after a failure (deleting a key that does not exist is harmless).
+        with self._uploaded_lock:
+            self._uploaded.append(key)
+        if fetched.data is not None:
+            data = fetched.data
+            self.retry.call(
+                lambda: self.output.upload_bytes(key, data, sha256=fetched.digest), what=what
+            )
+        elif fetched.upload is not None and not quarantined:
+            fetched.upload.complete(what)
+        else:
+            if fetched.upload is not None:
+                fetched.upload.abort()
+                fetched.upload = None
+            spool = fetched.stream()
 
-                self.retry.call(upload, what=f"upload {remote.relative_path}")
-                with self._uploaded_lock:
-                    self._uploaded.append(key)
-            return FileOutcome(remote, classification, digest, size, key, True, check, quarantined)
+            def upload() -> None:
+                spool.seek(0)
+                self.output.upload(spool, key, sha256=fetched.digest, size=fetched.size)
 
-    def _download(self, remote: RemoteFile) -> tuple[IO[bytes], str, int]:
-        """Stream the file once through SHA-256 into a spool; refuse a short or long read."""
-        spool = tempfile.SpooledTemporaryFile(
-            max_size=SPOOL_IN_MEMORY, dir=str(self.spool_dir) if self.spool_dir else None
-        )
-        try:
-            hasher = hashlib.sha256()
-            size = 0
-            with self.source.open(remote) as stream:
-                while chunk := stream.read(CHUNK):
-                    hasher.update(chunk)
-                    spool.write(chunk)
-                    size += len(chunk)
-            if remote.size is not None and size != remote.size:
-                raise TransientError(
-                    f"{remote.relative_path}: read {size} bytes but the listing said "
-                    f"{remote.size} (connection cut or file changed during the job)"
-                )
-        except BaseException:
-            spool.close()
-            raise
-        spool.seek(0)
-        return spool, hasher.hexdigest(), size
+            self.retry.call(upload, what=what)
 
     def _discard_uploads(self) -> None:
         """After a failure, remove what this attempt uploaded: no half-done folder stays."""
@@ -311,17 +334,23 @@ class SyncEngine:
 
 
 def _run_all(
-    fn: Callable[[RemoteFile], FileOutcome], files: list[RemoteFile], max_workers: int
+    fn: Callable[[RemoteFile], FileOutcome],
+    files: list[RemoteFile],
+    max_workers: int,
+    *,
+    on_failure: Callable[[], None],
 ) -> list[FileOutcome]:
-    """Run ``fn`` over ``files`` in parallel; the first error cancels the rest and is raised."""
+    """Run ``fn`` over ``files`` in parallel; the first error cancels the rest (``on_failure``
+    stops the running ones early) and is raised."""
     if not files:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(files)))) as pool:
         futures: list[Future[FileOutcome]] = [pool.submit(fn, f) for f in files]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for fut in pending:
-            fut.cancel()
-        for fut in futures:
-            if fut.done() and not fut.cancelled() and fut.exception() is not None:
-                raise fut.exception()  # type: ignore[misc]
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception()]
+        if failed:
+            for fut in pending:
+                fut.cancel()
+            on_failure()
+            raise failed[0].exception()  # type: ignore[misc]
         return [f.result() for f in futures]
