@@ -273,6 +273,12 @@ def run_measured(
     return Measured(seconds, sampler.peak if sampler else 0, out, proc.returncode)
 
 
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def last_json_line(text: str) -> dict[str, Any]:
     for line in reversed(text.splitlines()):
         if line.startswith("{"):
@@ -297,7 +303,7 @@ class Row:
     def ratio(self) -> float | None:
         if self.reference in (None, 0):
             return None
-        return self.product / self.reference  # type: ignore[operator]
+        return self.product / self.reference
 
 
 def print_table(title: str, rows: Sequence[Row]) -> None:

@@ -19,7 +19,7 @@ import dagster as dg  # noqa: E402
 
 
 @dg.asset
-def noop_asset() -> dg.MaterializeResult:
+def noop_asset() -> dg.MaterializeResult[None]:
     return dg.MaterializeResult(metadata={"noop": True})
 
 

@@ -1,14 +1,17 @@
 """FTP → S3 and SFTP → S3: the product's channel job vs ``rclone copy`` from an ftp/sftp remote.
 
     uv run python -m bench.ftp_sync                          # 1,000 x 100 KB, ftp and sftp
-    uv run python -m bench.ftp_sync --files 200 --protocols sftp
+    uv run python -m bench.ftp_sync --files 200 --protocols sftp --repeats 1 --profile
 
 The servers are the integration tests' (``tests/integration/ftp_servers.py``: pyftpdlib and
 asyncssh, in threads of this process, on 127.0.0.1). Phases: initial copy, no-change re-run,
-1% changed (rewritten with new bytes and an mtime one minute later). The product uses the
-channel config's defaults (``max_connections`` 4) unless ``--max-connections`` says otherwise;
-rclone runs with ``--transfers 20 --checkers 20`` and compares size + modtime on re-runs (an
-FTP/SFTP remote without a shell has no hashes for ``--checksum``).
+1% changed (rewritten with new bytes and an mtime one minute later). Each phase runs
+``--repeats`` times (default 3) on as many lanes (a channel and an rclone destination each),
+product and rclone alternating; the table shows medians and the JSON every run. The product
+uses the channel config's defaults unless ``--max-connections`` sets it; rclone runs with
+``--transfers 20 --checkers 20`` and compares size + modtime on re-runs (an FTP/SFTP remote
+without a shell has no hashes for ``--checksum``). ``--profile`` records a py-spy profile of
+one more initial copy.
 """
 
 from __future__ import annotations
@@ -26,13 +29,16 @@ from typing import Any
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.local_stack import StackEndpoints
 from amazoniax_dagster.sealing import SecretCipher
+from bench import profile
 from bench.common import (
     OUTPUT_BUCKET,
+    RESULTS_DIR,
     Row,
     admin_client,
     count_objects,
     last_json_line,
     local_stack,
+    median,
     parse_size,
     print_table,
     product_env,
@@ -83,15 +89,24 @@ def rclone_remote(protocol: str, port: int) -> dict[str, str]:
 
 
 def bench_protocol(
-    ep: StackEndpoints, workdir: Path, protocol: str, files: int, size: int, max_conn: int | None
+    ep: StackEndpoints,
+    workdir: Path,
+    protocol: str,
+    files: int,
+    size: int,
+    *,
+    max_conn: int | None,
+    repeats: int,
+    do_profile: bool,
 ) -> list[Row]:
+    """Each phase ``repeats`` times, product and rclone alternating, on separate lanes (a
+    channel and an rclone destination each) that all see the same source; medians."""
     root = workdir / f"{protocol}-root"
     paths = write_files(root / "data", files, size)
     db = FetcherDB(ep.database_url, SecretCipher(ep.secret_key))
     env = product_env(ep)
     rows: list[Row] = []
     with server(protocol, root) as (port, host_key):
-        channel = f"bench-{protocol}"
         config: dict[str, Any] = {
             "host": "127.0.0.1",
             "port": port,
@@ -105,25 +120,39 @@ def bench_protocol(
             config["host_key"] = host_key
         if max_conn:
             config["max_connections"] = max_conn
-        db.save_channel(channel, "ftp", config)  # sftp is an ftp source_type
+        lanes = [f"bench-{protocol}-{lane}" for lane in range(repeats)]
+        for channel in lanes:
+            db.save_channel(channel, "ftp", config)  # sftp is an ftp source_type
         renv = rclone_env(
             rclone_remote(protocol, port) | rclone_s3_env("dst", ep, channel=False), workdir
         )
-        src, dst = "fsrc:/data", f"dst:{OUTPUT_BUCKET}/rclone/{channel}/"
 
         def phase(name: str, job: str, check: str, expect: int, limit: float) -> None:
-            cmd = [sys.executable, "-m", "bench.product_job", "--channel", channel, "--job", job]
-            product = run_measured(cmd, env)
-            report = last_json_line(product.stdout)
-            assert report["ok"] and report["summary"][check] == expect, report
-            ref = run_measured(rclone_copy_cmd(src, dst, checksum=False), renv).seconds
-            ok = product.seconds <= limit * ref
+            products: list[float] = []
+            refs: list[float] = []
+            report: dict[str, Any] = {}
+            for channel in lanes:
+                cmd = [sys.executable, "-m", "bench.product_job", "--channel", channel]
+                # job ids are global in the fetcher DB: one per lane (see bench.s3_sync)
+                product = run_measured([*cmd, "--job", f"{channel}--{job}"], env)
+                report = last_json_line(product.stdout)
+                assert report["ok"] and report["summary"][check] == expect, report
+                dst = f"dst:{OUTPUT_BUCKET}/rclone/{channel}/"
+                ref = run_measured(rclone_copy_cmd("fsrc:/data", dst, checksum=False), renv)
+                refs.append(ref.seconds)
+                products.append(product.seconds)
+            p_s, r_s = median(products), median(refs)
             label = f"{protocol.upper()} {files} x {size // 1024} KiB: {name}"
-            rows.append(Row(label, product.seconds, ref, "s", f"<= {limit:.1f}x", ok, report))
-            print(f"  {label}: product {product.seconds:.2f} s, rclone {ref:.2f} s", flush=True)
+            runs = {"product_runs": products, "reference_runs": refs}
+            rows.append(
+                Row(label, p_s, r_s, "s", f"<= {limit:.1f}x", p_s <= limit * r_s, report | runs)
+            )
+            print(f"  {label}: product {p_s:.2f} s, rclone {r_s:.2f} s {runs}", flush=True)
 
         phase("initial copy", "job-initial", "files_uploaded", files, 1.0)
-        assert count_objects(admin_client(ep), OUTPUT_BUCKET, f"rclone/{channel}/") == files
+        for channel in lanes:
+            prefix = f"rclone/{channel}/"
+            assert count_objects(admin_client(ep), OUTPUT_BUCKET, prefix) == files
         phase("no-change re-run", "job-nochange", "unchanged", files, 2.0)
         changed = random.Random(7).sample(paths, max(1, files // 100))
         later = time.time() + 60
@@ -131,6 +160,17 @@ def bench_protocol(
             path.write_bytes(os.urandom(size))
             os.utime(path, (later, later))
         phase(f"1% changed ({len(changed)})", "job-changed", "files_uploaded", len(changed), 1.0)
+        if do_profile:
+            prof = f"bench-{protocol}-profile"
+            db.save_channel(prof, "ftp", config)
+            RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+            out = RESULTS_DIR / f"profile-{protocol}-{files}x{size}-initial.txt"
+            cmd = [sys.executable, "-m", "bench.product_job", "--channel", prof, "--job", "p"]
+            measured = run_measured(profile.profile_cmd(cmd, out), env)
+            print(f"  profiled initial: {measured.seconds:.2f} s under py-spy")
+            rows[-3].extra = rows[-3].extra | {
+                "profile_initial": profile.print_summary(f"{protocol} initial", out)
+            }
     db.close()
     return rows
 
@@ -140,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--size", default="100KB")
     parser.add_argument("--protocols", default="ftp,sftp")
-    parser.add_argument("--max-connections", type=int, default=None, help="config; default 4")
+    parser.add_argument(
+        "--max-connections", type=int, default=None, help="channel config (default: unset)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per phase (median)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the initial copy")
     args = parser.parse_args(argv)
     size = parse_size(args.size)
     warm_bytecode()
@@ -148,7 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     with local_stack("ftp") as (ep, workdir):
         FetcherDB(ep.database_url, SecretCipher(ep.secret_key)).migrate()
         for protocol in args.protocols.split(","):
-            rows += bench_protocol(ep, workdir, protocol, args.files, size, args.max_connections)
+            rows += bench_protocol(
+                ep,
+                workdir,
+                protocol,
+                args.files,
+                size,
+                max_conn=args.max_connections,
+                repeats=max(1, args.repeats),
+                do_profile=args.profile,
+            )
     print_table("FTP/SFTP -> S3 sync (seconds, lower is better)", rows)
     write_results("ftp_sync", vars(args), rows)
     return 0

@@ -17,17 +17,46 @@ from pathlib import Path
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("imports", ("_find_and_load", "<frozen importlib")),
     ("db (sqlalchemy/psycopg)", ("sqlalchemy/", "psycopg/", "repository.py")),
-    ("S3 listing", ("list_files (amazoniax_dagster/sources/s3.py", "paginate")),
-    ("S3 GET (source)", ("_download (amazoniax_dagster/sync/engine.py",)),
+    ("listing", ("list_files (amazoniax_dagster/sources/", "list_objects", "paginate")),
+    (
+        "source read (GET / RETR / SFTP read)",
+        (
+            "_download (amazoniax_dagster/sync/engine.py",  # before the transfer module
+            "Transfers.fetch",
+            "Transfers._fetch_small",
+            "Transfers._fetch_large",
+            "_read_into (amazoniax_dagster/sync/transfer.py",
+        ),
+    ),
     (
         "per-file TransferManager (threads, locks)",
         ("BoundedExecutor.submit", "create_transfer_manager", "TransferManager.__exit__"),
     ),
-    ("S3 PUT (output)", ("upload (amazoniax_dagster/output.py", "put_bytes (amazoniax")),
+    (
+        "S3 PUT / parts (output)",
+        (
+            "upload (amazoniax_dagster/output.py",
+            "upload_bytes (amazoniax",
+            "upload_part (amazoniax",
+            "put_bytes (amazoniax",
+            "SyncEngine._keep",
+            "StreamingUpload.",
+        ),
+    ),
     ("sha256/spool", ("hashlib", "SpooledTemporaryFile", "tempfile.py")),
     ("validation", ("validation.py",)),
     ("kafka publish", ("kafka.py",)),
-    ("client setup (boto3)", ("make_client", "boto3/session", "botocore/session")),
+    (
+        "client setup (boto3 / S3Http / FTP, SSH connect)",
+        (
+            "make_client",
+            "boto3/session",
+            "botocore/session",
+            "S3Http.__init__",
+            "FtpSource._connect",
+            "SftpSource._session",
+        ),
+    ),
     ("thread pool wait", ("_run_all (amazoniax_dagster/sync/engine.py",)),
 ]
 

@@ -4,13 +4,14 @@
     uv run python -m bench.s3_sync --objects 1000 --size 100KB
     uv run python -m bench.s3_sync --objects 200 --size 10KB --profile --dagster
 
-Phases per data set: initial copy, no-change re-run, re-run after 1% of the objects changed.
-Product: ``python -m bench.product_job`` (a fresh process per phase: imports, DB, listing,
-transfers, recording). Reference: ``rclone copy --transfers 20 --checkers 20`` (``--checksum``
-on re-runs) between two env-configured remotes. ``--dagster`` adds a whole Dagster run of the
-initial copy (``execute_job`` in a fresh process, a fresh channel so it copies everything);
-``--profile`` records py-spy profiles of the product's initial and no-change phases on a
-separate channel (their timings are not in the table).
+Phases per data set: initial copy, no-change re-run, re-run after 1% of the objects changed,
+each ``--repeats`` times (default 3) on separate lanes; the table shows medians, the JSON
+every run. Product: ``python -m bench.product_job`` (a fresh process per phase: imports, DB,
+listing, transfers, recording). Reference: ``rclone copy --transfers 20 --checkers 20``
+(``--checksum`` on re-runs) between two env-configured remotes. ``--dagster`` adds a whole
+Dagster run of the initial copy (``execute_job`` in a fresh process, a fresh channel so it
+copies everything; one run); ``--profile`` records py-spy profiles of the product's initial
+and no-change phases on a separate channel (their timings are not in the table).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from bench.common import (
     human_size,
     last_json_line,
     local_stack,
+    median,
     object_key,
     parse_size,
     print_table,
@@ -69,7 +71,10 @@ class DataSet:
 
 
 def product_cmd(channel: str, job: str) -> list[str]:
-    return [sys.executable, "-m", "bench.product_job", "--channel", channel, "--job", job]
+    """Job ids are global in the fetcher DB: one per channel, or a lane's job would count as a
+    re-run of another lane's (its file records then dropped as already recorded)."""
+    job_id = f"{channel}--{job}"
+    return [sys.executable, "-m", "bench.product_job", "--channel", channel, "--job", job_id]
 
 
 def run_product(env: dict[str, str], channel: str, job: str) -> tuple[float, dict[str, Any]]:
@@ -86,7 +91,7 @@ def run_rclone(env: dict[str, str], src: str, dst: str, *, checksum: bool) -> fl
 
 def run_dagster(env: dict[str, str], channel: str, job: str, home: Path) -> tuple[float, Any]:
     cmd = [sys.executable, "-m", "bench.dagster_run", "--job", "channel"]
-    cmd += ["--channel", channel, "--job-id", job]
+    cmd += ["--channel", channel, "--job-id", f"{channel}--{job}"]
     measured = run_measured(cmd, env | {"DAGSTER_HOME": str(home)})
     return measured.seconds, last_json_line(measured.stdout)
 
@@ -98,7 +103,10 @@ def bench_set(
     *,
     dagster: bool,
     do_profile: bool,
+    repeats: int,
 ) -> list[Row]:
+    """Each phase ``repeats`` times on as many lanes (a channel and an rclone destination
+    each, all reading the same source), product and rclone alternating; medians."""
     admin, customer = admin_client(ep), channel_client(ep)
     keys = [object_key(data.prefix, i) for i in range(data.objects)]
     print(f"\n[{data.label}] seeding {len(keys)} objects ...", flush=True)
@@ -107,45 +115,69 @@ def bench_set(
     db = FetcherDB(ep.database_url, SecretCipher(ep.secret_key))
     channel = f"bench-s3-{data.objects}x{data.size}"
     config = s3_channel_config(ep, data.prefix)
-    db.save_channel(channel, "s3", config)
+    lanes = [f"{channel}-{lane}" for lane in range(repeats)]
+    for lane in lanes:
+        db.save_channel(lane, "s3", config)
     env = product_env(ep)
     remotes = rclone_s3_env("src", ep, channel=True) | rclone_s3_env("dst", ep, channel=False)
     renv = rclone_env(remotes, workdir)
     src = f"src:{SOURCE_BUCKET}/{data.prefix}"
-    dst = f"dst:{OUTPUT_BUCKET}/rclone/{channel}/"
     rows: list[Row] = []
     details: dict[str, Any] = {}
 
-    def row(phase: str, product: float, ref: float, limit: float, report: Any) -> None:
-        ok = product <= ref * limit
+    def phase(
+        name: str, job: str, check: str, expect: int, limit: float, *, checksum: bool
+    ) -> dict[str, Any]:
+        products: list[float] = []
+        refs: list[float] = []
+        report: dict[str, Any] = {}
+        for lane in lanes:
+            p_s, report = run_product(env, lane, job)
+            assert report["summary"][check] == expect, report
+            products.append(p_s)
+            refs.append(
+                run_rclone(renv, src, f"dst:{OUTPUT_BUCKET}/rclone/{lane}/", checksum=checksum)
+            )
+        p_med, r_med = median(products), median(refs)
+        runs = {"product_runs": products, "reference_runs": refs}
         rows.append(
-            Row(f"S3 {data.label}: {phase}", product, ref, "s", f"<= {limit:.1f}x", ok, report)
+            Row(
+                f"S3 {data.label}: {name}",
+                p_med,
+                r_med,
+                "s",
+                f"<= {limit:.1f}x",
+                p_med <= r_med * limit,
+                report | runs,
+            )
         )
-        print(f"  {phase}: product {product:.2f} s, rclone {ref:.2f} s", flush=True)
+        print(f"  {name}: product {p_med:.2f} s, rclone {r_med:.2f} s {runs}", flush=True)
+        return report
 
     # 1. initial copy
-    p_s, report = run_product(env, channel, "job-initial")
-    r_s = run_rclone(renv, src, dst, checksum=False)
-    assert report["summary"]["files_uploaded"] == data.objects, report
-    assert count_objects(admin, OUTPUT_BUCKET, f"rclone/{channel}/") == data.objects
-    row("initial copy", p_s, r_s, 1.0, report)
-    details["initial"] = report
+    details["initial"] = phase(
+        "initial copy", "job-initial", "files_uploaded", data.objects, 1.0, checksum=False
+    )
+    for lane in lanes:
+        assert count_objects(admin, OUTPUT_BUCKET, f"rclone/{lane}/") == data.objects
 
     # 2. no-change re-run
-    p_s, report = run_product(env, channel, "job-nochange")
-    r_s = run_rclone(renv, src, dst, checksum=True)
-    assert report["summary"]["unchanged"] == data.objects, report
-    row("no-change re-run", p_s, r_s, 1.0 if data.objects >= 10_000 else 2.0, report)
+    limit = 1.0 if data.objects >= 10_000 else 2.0
+    phase("no-change re-run", "job-nochange", "unchanged", data.objects, limit, checksum=True)
 
-    # 3. 1% changed
+    # 3. 1% changed: every changed object is re-fetched, uploaded and classified "updated"
+    # (its path was delivered before).
     changed = random.Random(7).sample(keys, max(1, data.objects // 100))
     put_objects(customer, SOURCE_BUCKET, changed, data.size)
-    p_s, report = run_product(env, channel, "job-changed")
-    r_s = run_rclone(renv, src, dst, checksum=True)
-    # Every changed object must be re-fetched and uploaded; it should classify as "updated"
-    # (its path was delivered before): the count is kept in the row for checking.
-    assert report["summary"]["files_uploaded"] == len(changed), report
-    row(f"1% changed ({len(changed)})", p_s, r_s, 1.0, report)
+    report = phase(
+        f"1% changed ({len(changed)})",
+        "job-changed",
+        "files_uploaded",
+        len(changed),
+        1.0,
+        checksum=True,
+    )
+    assert report["summary"]["updated"] == len(changed), report
 
     if dagster:
         fresh = channel + "-dagster"
@@ -170,12 +202,12 @@ def bench_set(
         prof = channel + "-profile"
         db.save_channel(prof, "s3", config)
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        for phase in ("initial", "nochange"):
-            out = RESULTS_DIR / f"profile-s3-{data.objects}x{data.size}-{phase}.txt"
-            cmd = profile.profile_cmd(product_cmd(prof, f"job-prof-{phase}"), out)
+        for what in ("initial", "nochange"):
+            out = RESULTS_DIR / f"profile-s3-{data.objects}x{data.size}-{what}.txt"
+            cmd = profile.profile_cmd(product_cmd(prof, f"job-prof-{what}"), out)
             measured = run_measured(cmd, env)
-            print(f"  profiled {phase}: {measured.seconds:.2f} s under py-spy")
-            details[f"profile_{phase}"] = profile.print_summary(phase, out)
+            print(f"  profiled {what}: {measured.seconds:.2f} s under py-spy")
+            details[f"profile_{what}"] = profile.print_summary(what, out)
     rows[0].extra = rows[0].extra | {k: v for k, v in details.items() if k != "initial"}
     db.close()
     return rows
@@ -190,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dagster", action="store_true", help="add a whole Dagster run row")
     parser.add_argument("--profile", action="store_true", help="py-spy the product phases")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per phase (median)")
     args = parser.parse_args(argv)
     if args.objects or args.size:
         sets = [DataSet(args.objects or 1000, parse_size(args.size or "100KB"))]
@@ -204,7 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     with local_stack("s3") as (ep, workdir):
         FetcherDB(ep.database_url, SecretCipher(ep.secret_key)).migrate()
         for data in sets:
-            rows += bench_set(ep, workdir, data, dagster=args.dagster, do_profile=args.profile)
+            rows += bench_set(
+                ep,
+                workdir,
+                data,
+                dagster=args.dagster,
+                do_profile=args.profile,
+                repeats=max(1, args.repeats),
+            )
     print_table("S3 -> S3 sync (seconds, lower is better)", rows)
     write_results("s3_sync", {"sets": [d.label for d in sets]}, rows)
     return 0

@@ -162,7 +162,7 @@ def test_an_encrypted_key_needs_its_passphrase() -> None:
 def test_config_defaults_are_safe() -> None:
     config = FtpSourceConfig(host="example.com")
     assert config.tls_verify and config.host_key_policy == "verify"
-    assert config.timeout_seconds == 30 and config.max_connections == 4
+    assert config.timeout_seconds == 30 and config.max_connections == 16
     assert config.private_key is None and "secret" not in repr(
         FtpSourceConfig(host="h", private_key="secret", password="secret")
     )
