@@ -11,6 +11,7 @@ import dagster as dg
 from amazoniax_dagster import tags
 from amazoniax_dagster.partitions import channels_partitions
 from assets.checks import CHECK_SPECS, check_results
+from assets.job_services import job_services
 from resources import (
     FetcherDBResource,
     FetcherRepoResource,
@@ -41,8 +42,7 @@ def channel_files(
     fetcher_repo: FetcherRepoResource,
     python_fetchers: PythonFetchersResource,
 ) -> dg.MaterializeResult:
-    from amazoniax_dagster.channel_job import JobRequest, JobServices, execute
-    from amazoniax_dagster.fetchers.routing import FetcherCatalog
+    from amazoniax_dagster.channel_job import JobRequest, execute
     from amazoniax_dagster.messages import Flow
 
     request = JobRequest(
@@ -51,23 +51,14 @@ def channel_files(
         flow=Flow(context.run.tags.get(tags.FLOW, Flow.EXISTING)),
         run_id=context.run_id,
     )
-    db = fetcher_db.get_db()
-
-    def catalog() -> FetcherCatalog:
-        from amazoniax_dagster.fetchers.catalog import RegistryCatalog
-
-        return RegistryCatalog(db, fetcher_repo.get_repo())
-
-    services = JobServices(
-        db=db,
-        output=output_bucket.get_bucket(max_connections=fetch_settings.max_workers * 2),
-        bus=kafka.get_bus(),
-        topics=kafka.topics(),
-        policy=fetch_settings.network_policy(),
-        max_workers=fetch_settings.max_workers,
-        fetcher_catalog=catalog,
-        python_launcher=python_fetchers.launcher(context),
-        python_limits=python_fetchers.limits(),
+    services = job_services(
+        context,
+        fetcher_db=fetcher_db,
+        output_bucket=output_bucket,
+        kafka=kafka,
+        fetch_settings=fetch_settings,
+        fetcher_repo=fetcher_repo,
+        python_fetchers=python_fetchers,
     )
     outcome = execute(request, services, emit=context.log.log)
     log_link: dict[str, Any] = (

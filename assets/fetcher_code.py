@@ -18,6 +18,7 @@ import dagster as dg
 
 from amazoniax_dagster import tags
 from amazoniax_dagster.partitions import sites_partitions
+from assets.job_services import job_services
 from resources import (
     BedrockResource,
     CodegenSettingsResource,
@@ -249,27 +250,23 @@ def fetch_for_job(
     if trigger is None:
         return dg.Output(published, metadata=metadata)
 
-    from amazoniax_dagster.channel_job import JobRequest, JobServices, execute
-    from amazoniax_dagster.fetchers.catalog import RegistryCatalog
+    from amazoniax_dagster.channel_job import JobRequest, execute
     from amazoniax_dagster.messages import Flow
 
-    db = fetcher_db.get_db()
     request = JobRequest(
         job_id=trigger["job_id"],
         channel_id=trigger["channel_id"],
         flow=Flow.EXISTING,  # the channel is mapped to the new version now
         run_id=context.run_id,
     )
-    services = JobServices(
-        db=db,
-        output=output_bucket.get_bucket(max_connections=fetch_settings.max_workers * 2),
-        bus=kafka.get_bus(),
-        topics=kafka.topics(),
-        policy=fetch_settings.network_policy(),
-        max_workers=fetch_settings.max_workers,
-        fetcher_catalog=lambda: RegistryCatalog(db, fetcher_repo.get_repo()),
-        python_launcher=python_fetchers.launcher(context),
-        python_limits=python_fetchers.limits(),
+    services = job_services(
+        context,
+        fetcher_db=fetcher_db,
+        output_bucket=output_bucket,
+        kafka=kafka,
+        fetch_settings=fetch_settings,
+        fetcher_repo=fetcher_repo,
+        python_fetchers=python_fetchers,
     )
     outcome = execute(request, services, emit=context.log.log)
     if outcome.result is None:

@@ -41,6 +41,7 @@ from amazoniax_dagster.errors import (
     TransientError,
     UnsafeURLError,
 )
+from amazoniax_dagster.fetchers.browser import CHROMIUM_ARGS as BROWSER_CHROMIUM_ARGS
 from amazoniax_dagster.fetchers.browser_proxy import PolicyProxy
 from amazoniax_dagster.messages import WebSourceConfig
 from amazoniax_dagster.netpolicy import NetworkPolicy
@@ -61,16 +62,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-features=AutofillServerCommunication,OptimizationHints,MediaRouter",
-)
+# One set of Chromium flags for browser recipes and captures: same proxy, same WebRTC guard.
+CHROMIUM_ARGS = BROWSER_CHROMIUM_ARGS
+
 HAR_NAME = "capture.har"
 _MAX_BODY = 5 * 1024 * 1024  # bodies kept in memory for decisions during the capture
 _USERNAME_KEYS = ("username", "user", "email", "login")
