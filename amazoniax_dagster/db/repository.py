@@ -553,32 +553,26 @@ class FetcherDB(FetcherRegistryMixin):
             }
             for i in identities
         ]
+        # One statement compiled once, executed for every row: SQLAlchemy batches it as
+        # "insertmanyvalues". A VALUES list of 1,000 rows per statement was compiled bind by
+        # bind, about 3 s for 10,000 files.
+        files_stmt = insert(FileMetadata).on_conflict_do_nothing(
+            index_elements=["job_id", "file_path"]
+        )
+        idents_stmt = insert(SourceFile)
+        idents_stmt = idents_stmt.on_conflict_do_update(
+            index_elements=["channel_id", "source_key"],
+            set_={
+                c: idents_stmt.excluded[c]
+                for c in ("file_path", "size", "etag", "mtime", "content_hash", "job_id")
+            }
+            | {"updated_at": func.now()},
+        )
         with self._session("record the job's files") as s:
-            for chunk in _chunks(file_rows, 1000):
-                s.execute(
-                    insert(FileMetadata)
-                    .values(chunk)
-                    .on_conflict_do_nothing(index_elements=["job_id", "file_path"])
-                )
-            for chunk in _chunks(ident_rows, 1000):
-                stmt = insert(SourceFile).values(chunk)
-                s.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["channel_id", "source_key"],
-                        set_={
-                            c: stmt.excluded[c]
-                            for c in (
-                                "file_path",
-                                "size",
-                                "etag",
-                                "mtime",
-                                "content_hash",
-                                "job_id",
-                            )
-                        }
-                        | {"updated_at": func.now()},
-                    )
-                )
+            if file_rows:
+                s.connection().execute(files_stmt, file_rows)
+            if ident_rows:
+                s.connection().execute(idents_stmt, ident_rows)
 
     def job_files(self, job_id: str) -> list[DeliveredFile]:
         with self._session("read the job's files") as s:
