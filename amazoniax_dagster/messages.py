@@ -123,7 +123,8 @@ class FtpSourceConfig(FileChecks):
     verify: Literal["listing", "always_hash"] = "listing"
     # Seconds before connecting or a silent server counts as failed (TransientError).
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
-    # Parallel transfers (one connection or SFTP session each); many servers cap this per user.
+    # Parallel transfers (one connection or SFTP session each); a server that allows fewer
+    # makes the pool shrink to what it accepts.
     max_connections: Annotated[int, Field(ge=1, le=16)] = 16
     # FTPS: verify the server certificate; ca_cert_pem trusts exactly that CA (self-signed).
     tls_verify: bool = True

@@ -392,7 +392,9 @@ class FetcherDB(FetcherRegistryMixin):
         with self._session("count the heal attempts") as s:
             return int(s.scalar(stmt) or 0)
 
-    def recent_outputs(self, channel_id: str, *, since: datetime) -> RecentOutputs:
+    def recent_outputs(
+        self, channel_id: str, *, since: datetime, max_files: int = 5000
+    ) -> RecentOutputs:
         """What the channel's successful jobs since ``since`` fetched: files per job (from
         each job's summary) and the files they delivered, newest first (validation input)."""
         jobs = (
@@ -409,7 +411,7 @@ class FetcherDB(FetcherRegistryMixin):
             .where(FileMetadata.channel_id == channel_id, FileMetadata.created_at >= since)
             .where(FileMetadata.quarantined.is_(False))
             .order_by(FileMetadata.id.desc())
-            .limit(5000)
+            .limit(max_files)
         )
         with self._session("read the channel's recent outputs") as s:
             metadata = [meta or {} for _, meta in s.execute(jobs)]

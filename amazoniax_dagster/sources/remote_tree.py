@@ -50,9 +50,6 @@ EntryKind = Literal["file", "dir", "link", "unknown", "other"]
 
 MAX_DEPTH = 32
 MAX_ENTRIES = 1_000_000
-#: Parallel transfers when a channel does not set ``max_connections`` (the most a channel may
-#: set; rclone runs 20). A server that allows fewer makes the pool shrink to what it accepts.
-DEFAULT_MAX_CONNECTIONS = 16
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import ipaddress
 import re
 import shutil
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,6 +31,7 @@ from amazoniax_dagster.fetchers.browser import launch_chromium, run_browser_reci
 from amazoniax_dagster.fetchers.browser_schema import load_browser_recipe
 from amazoniax_dagster.messages import WebSourceConfig
 from amazoniax_dagster.netpolicy import NetworkPolicy
+from tests.integration.recipe_sites import serve
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")
 
@@ -154,28 +153,8 @@ def make_site() -> Starlette:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        make_site(),
-        loop="asyncio",
-        http="h11",
-        ws="none",
-        lifespan="off",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the test site did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(5)
+    with serve(make_site()) as origin:
+        yield origin
 
 
 @pytest.fixture(scope="module")

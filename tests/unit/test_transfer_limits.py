@@ -12,7 +12,6 @@ import pytest
 from amazoniax_dagster.errors import ConfigError, TransientError
 from amazoniax_dagster.messages import FtpSourceConfig
 from amazoniax_dagster.sources.remote_tree import (
-    DEFAULT_MAX_CONNECTIONS,
     ConnectionPool,
     pool_size,
 )
@@ -111,9 +110,9 @@ def test_a_broken_connection_frees_its_slot_for_a_new_one() -> None:
     assert made[0].closed and pool.size == 1
 
 
-def test_pool_size_uses_the_channel_setting_only_when_set() -> None:
+def test_pool_size_is_the_channel_setting_within_the_jobs_bound() -> None:
     unset = FtpSourceConfig(host="h")
-    assert pool_size(unset, None) == DEFAULT_MAX_CONNECTIONS
+    assert pool_size(unset, None) == 16
     assert pool_size(unset, 6) == 6  # the job's own bound still holds
     explicit = FtpSourceConfig(host="h", max_connections=2)
     assert pool_size(explicit, 32) == 2
