@@ -50,7 +50,7 @@ class RetryPolicy:
         if self.delay_seconds <= 0:
             return 0.0
         backoff = wait_exponential_jitter(
-            multiplier=self.delay_seconds, max=self.max_delay_seconds, jitter=self.delay_seconds
+            initial=self.delay_seconds, max=self.max_delay_seconds, jitter=self.delay_seconds
         )
         return float(backoff(state))
 

@@ -433,9 +433,8 @@ class BedrockClient:
     def _converse(
         self, system: str, messages: list[dict[str, Any]], usage: LLMUsage, estimated: int
     ) -> _Answer:
-        """One turn: a Converse request, retried while throttled; usage is recorded."""
+        """One turn of a recipe generation: a metered Converse request, its text."""
         settings = self._settings
-        client = self._get_client(usage)
         request: dict[str, Any] = {
             "modelId": settings.model_id,
             "system": [{"text": system}],
@@ -445,6 +444,34 @@ class BedrockClient:
                 "temperature": settings.temperature,
             },
         }
+        response = self.converse(request, usage, estimated_input=estimated)
+        try:
+            blocks = response["output"]["message"]["content"]
+            text = "".join(b["text"] for b in blocks if isinstance(b, Mapping) and "text" in b)
+        except (KeyError, TypeError):
+            text = None
+        if text is None:
+            raise LLMUnavailable(
+                LLMFailure.MALFORMED_ANSWER,
+                "the Converse response has no output message (not the Converse shape)",
+                usage,
+            )
+        return _Answer(text, str(response.get("stopReason") or "unknown"))
+
+    def converse(
+        self, request: Mapping[str, Any], usage: LLMUsage, *, estimated_input: int
+    ) -> Mapping[str, Any]:
+        """One Converse request under this client's rules, for any caller (the recipe
+        writer, the browser agent): refused when it could pass the budgets, retried while
+        throttled, its usage added to ``usage``. Raises :class:`LLMUnavailable` only."""
+        settings = self._settings
+        reason = self.not_configured_reason()
+        if reason is not None:
+            raise LLMUnavailable(LLMFailure.NOT_CONFIGURED, reason, usage)
+        over = self._budget_problem(usage, estimated_input)
+        if over is not None:
+            raise LLMUnavailable(LLMFailure.BUDGET_EXCEEDED, over, usage)
+        client = self._get_client(usage)
 
         def once() -> Mapping[str, Any]:
             from botocore.exceptions import BotoCoreError, ClientError
@@ -472,7 +499,7 @@ class BedrockClient:
         retrying = Retrying(
             stop=stop_after_attempt(settings.max_throttle_retries + 1),
             wait=wait_exponential_jitter(
-                multiplier=backoff, max=settings.throttle_backoff_max_seconds, jitter=backoff
+                initial=backoff, max=settings.throttle_backoff_max_seconds, jitter=backoff
             ),
             retry=retry_if_exception(_is_throttled),
             before_sleep=log_retry,
@@ -487,29 +514,23 @@ class BedrockClient:
                     exc.reason, f"{exc.detail}; gave up after {attempts} attempts", usage
                 ) from exc.__cause__
             raise
-        return self._record(response, usage, estimated)
+        self._record(response, usage, estimated_input)
+        return response
 
-    def _record(self, response: Mapping[str, Any], usage: LLMUsage, estimated: int) -> _Answer:
-        """Add the response's usage to ``usage`` and return its text."""
+    def _record(self, response: Mapping[str, Any], usage: LLMUsage, estimated: int) -> None:
+        """Add the response's usage to ``usage`` (estimates stand in for a missing one)."""
         settings = self._settings
         usage.turns += 1
-        try:
-            blocks = response["output"]["message"]["content"]
-            text = "".join(b["text"] for b in blocks if isinstance(b, Mapping) and "text" in b)
-        except (KeyError, TypeError):
-            text = None
         reported = response.get("usage")
         reported = reported if isinstance(reported, Mapping) else {}
-        # Without a reported usage the estimates stand in, so the budgets still hold.
         input_tokens = _as_int(reported.get("inputTokens"), estimated)
-        output_tokens = _as_int(reported.get("outputTokens"), estimate_tokens(text or ""))
+        output_tokens = _as_int(reported.get("outputTokens"), estimate_tokens(_text(response)))
         usage.input_tokens += input_tokens
         usage.output_tokens += output_tokens
         usage.cost_usd += settings.cost_usd(input_tokens, output_tokens)
         metrics = response.get("metrics")
         if isinstance(metrics, Mapping):
             usage.latency_ms += _as_int(metrics.get("latencyMs"), 0)
-        stop_reason = str(response.get("stopReason") or "unknown")
         log.info(
             "bedrock %s turn %d: tokens in %d, out %d, cost $%.4f so far, attempts %d, stop %s",
             settings.model_id,
@@ -518,15 +539,8 @@ class BedrockClient:
             output_tokens,
             usage.cost_usd,
             usage.attempts,
-            stop_reason,
+            response.get("stopReason") or "unknown",
         )
-        if text is None:
-            raise LLMUnavailable(
-                LLMFailure.MALFORMED_ANSWER,
-                "the Converse response has no output message (not the Converse shape)",
-                usage,
-            )
-        return _Answer(text, stop_reason)
 
     def _get_client(self, usage: LLMUsage) -> ConverseClient:
         if self._client is None:
@@ -539,6 +553,14 @@ class BedrockClient:
             except Exception as exc:  # boto raises many kinds while configuring a client
                 raise translate_error(exc, usage) from exc
         return self._client
+
+
+def _text(response: Mapping[str, Any]) -> str:
+    try:
+        blocks = response["output"]["message"]["content"]
+        return "".join(str(b.get("text", "")) for b in blocks if isinstance(b, Mapping))
+    except (KeyError, TypeError, AttributeError):
+        return ""
 
 
 def _is_throttled(exc: BaseException) -> bool:
