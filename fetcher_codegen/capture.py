@@ -60,12 +60,18 @@ from fetcher_codegen.records import Records, find_records, json_records
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, HttpCredentials, Page, Request, Response, Route
 
+    from fetcher_codegen.agent import AgentDriver, AgentRun
+
 log = logging.getLogger(__name__)
 
 # One set of Chromium flags for browser recipes and captures: same proxy, same WebRTC guard.
 CHROMIUM_ARGS = BROWSER_CHROMIUM_ARGS
 
 HAR_NAME = "capture.har"
+# The agent reaches Chromium over CDP on loopback; port 0: Chromium picks a free one and
+# writes it to DevToolsActivePort in the profile dir.
+AGENT_CDP_ARGS = ("--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1")
+_EXPLORER_SHARE = 0.3  # of the capture's time, kept for the explorer after the agent
 _MAX_BODY = 5 * 1024 * 1024  # bodies kept in memory for decisions during the capture
 _USERNAME_KEYS = ("username", "user", "email", "login")
 _PASSWORD_KEYS = ("password", "pass", "passwd")
@@ -121,6 +127,13 @@ class Capture:
     steps: list[CaptureStep] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     login: dict[str, Any] | None = None  # how the login form was filled (selectors, no values)
+    agent: dict[str, Any] | None = None  # what the browser-use agent did (AgentOutcome)
+
+    @property
+    def driver(self) -> str:
+        """Who explored: "browser-use" when the agent drove, else "explorer"."""
+        drove = self.agent is not None and self.agent.get("drove")
+        return "browser-use" if drove else "explorer"
 
     @property
     def capture_date(self) -> date:
@@ -152,8 +165,13 @@ def capture_site(
     *,
     policy: NetworkPolicy,
     limits: CaptureLimits | None = None,
+    agent: AgentDriver | None = None,
 ) -> Capture:
-    """Explore the channel's website and return the capture (HAR, steps, screenshots)."""
+    """Explore the channel's website and return the capture (HAR, steps, screenshots).
+
+    With ``agent``, a browser-use agent drives the exploration after the login (see
+    :mod:`fetcher_codegen.agent`); the explorer's own steps finish it, or do all of it when
+    the agent cannot."""
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
@@ -168,42 +186,60 @@ def capture_site(
     capture = Capture(har_path, work_dir, redact_url(config.url), started, 0.0)
     try:
         with sync_playwright() as playwright, ExitStack() as stack:
+            proxy = stack.enter_context(PolicyProxy(policy, timeout=limits.action_timeout_seconds))
+            options: dict[str, Any] = {
+                # "<-loopback>": loopback goes through the proxy too (no implicit bypass)
+                "proxy": {"server": proxy.url, "bypass": "<-loopback>"},
+                "record_har_path": str(har_path),
+                "record_har_content": "embed",
+                "accept_downloads": False,
+                "service_workers": "block",
+                "viewport": {"width": 1280, "height": 900},
+                "http_credentials": _http_credentials(config),
+            }
             try:
-                browser = playwright.chromium.launch(
-                    executable_path=chromium_path(), args=list(CHROMIUM_ARGS), headless=True
-                )
+                if agent is None:
+                    browser = playwright.chromium.launch(
+                        executable_path=chromium_path(), args=list(CHROMIUM_ARGS), headless=True
+                    )
+                    stack.callback(browser.close)
+                    context = browser.new_context(**options)
+                else:
+                    # One persistent context: every tab the agent opens over CDP is in it,
+                    # so the HAR, the route guard and the proxy see all of them.
+                    context = playwright.chromium.launch_persistent_context(
+                        str(work_dir / "profile"),
+                        executable_path=chromium_path(),
+                        args=[*CHROMIUM_ARGS, *AGENT_CDP_ARGS],
+                        headless=True,
+                        **options,
+                    )
             except PlaywrightError as exc:
                 raise InfrastructureError(f"cannot start Chromium: {exc.message}") from exc
+            explorer = _Explorer(context, config, policy, limits, capture, redactor)
             try:
-                proxy = stack.enter_context(
-                    PolicyProxy(policy, timeout=limits.action_timeout_seconds)
-                )
-                context = browser.new_context(
-                    # "<-loopback>": loopback goes through the proxy too (no implicit bypass)
-                    proxy={"server": proxy.url, "bypass": "<-loopback>"},
-                    record_har_path=str(har_path),
-                    record_har_content="embed",
-                    accept_downloads=False,
-                    service_workers="block",
-                    viewport={"width": 1280, "height": 900},
-                    http_credentials=_http_credentials(config),
-                )
-                explorer = _Explorer(context, config, policy, limits, capture, redactor)
-                try:
-                    explorer.run()
-                finally:
-                    context.close()  # writes the HAR
-                for blocked in proxy.blocked:
-                    explorer.unsafe.append(blocked.target)
-                explorer.report_unsafe()
+                explorer.run(agent)
             finally:
-                browser.close()
+                context.close()  # writes the HAR
+            for blocked in proxy.blocked:
+                explorer.unsafe.append(blocked.target)
+            explorer.report_unsafe()
     except PlaywrightError as exc:
         raise TransientError(
             f"the capture of {capture.channel_url} failed: {redactor(exc.message)}"
         ) from exc
     capture.seconds = round(time.monotonic() - clock, 2)
     return capture
+
+
+def _cdp_url(profile_dir: Path) -> str:
+    """The CDP endpoint of the persistent context's Chromium (its first line is the port)."""
+    found = profile_dir / "DevToolsActivePort"
+    for _ in range(100):
+        if found.exists() and found.read_text().strip():
+            return f"http://127.0.0.1:{found.read_text().split()[0]}"
+        time.sleep(0.05)
+    raise InfrastructureError("Chromium did not open its DevTools port for the agent")
 
 
 def _secret_values(config: WebSourceConfig) -> list[str]:
@@ -288,7 +324,7 @@ class _Explorer:
         context.on("requestfinished", self._on_done)
         context.on("requestfailed", self._on_done)
         context.on("response", self._on_response)
-        self.page: Page = context.new_page()
+        self.page: Page = context.pages[0] if context.pages else context.new_page()
 
     # -- network bookkeeping ------------------------------------------------------------------
 
@@ -443,19 +479,108 @@ class _Explorer:
 
     # -- the exploration ----------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, agent: AgentDriver | None = None) -> None:
         main = self.open()
         if main is None:
             return
         self.login()
         self.authorize_api()
         self.read_documentation()
+        if agent is not None and self.drive_with(agent):
+            self.after_agent()
+        else:
+            current = self._document()
+            if current is not None and current.json() is not None:
+                self.explore_json(current)
+            else:
+                self.explore_html()
+        self.complete_pagination()
+
+    def drive_with(self, agent: AgentDriver) -> bool:
+        """Let the browser-use agent explore; True when it drove (took steps, its model
+        answered). Playwright's events are pumped here while the agent acts."""
+        from fetcher_codegen.agent import agent_task
+
+        config = self.config
+        names = [k for k in (config.login_credentials or {}) if self._credential_value(k)]
+        run = agent.start(
+            cdp_url=_cdp_url(self.capture.work_dir / "profile"),
+            task=agent_task(
+                self.page.url,
+                config.channel_name or "fetch the data files of this website",
+                config.navigation_details,
+                names,
+            ),
+            allowed_domains=[urlsplit(config.url).netloc.split("@")[-1].split(":")[0]],
+            sensitive_data={k: self._credential_value(k) for k in names},
+        )
+        reserve = self.limits.max_seconds * _EXPLORER_SHARE
+        while run.is_alive():
+            if self.time_left() <= reserve:
+                run.stop("time: the capture's time for the agent ran out")
+                if self.time_left() <= reserve / 2:
+                    break
+            self.page.wait_for_timeout(100)  # pumps routes and responses
+            self._agent_steps(run)
+        outcome = run.join(timeout=5)
+        self._agent_steps(run)
+        self.capture.agent = outcome.describe()
+        pages = [page for page in self.context.pages if not page.is_closed()]
+        if pages:
+            self.page = pages[-1]  # where the agent left off
+        if not outcome.drove:
+            self.warn(
+                f"the browser-use agent did not drive the capture ({outcome.stopped}): "
+                "the explorer did"
+            )
+        return outcome.drove
+
+    def _credential_value(self, name: str) -> str:
+        value = (self.config.login_credentials or {}).get(name)
+        return value.get_secret_value() if value is not None else ""
+
+    def _agent_steps(self, run: AgentRun) -> None:
+        from playwright.sync_api import Error as PlaywrightError
+
+        while not run.steps.empty():
+            step = run.steps.get()
+            index = len(self.capture.steps)
+            stem = f"steps/{index:02d}-agent-{step.action.replace(' ', '-')}"
+            shot: str | None = None
+            if step.screenshot:
+                shot = f"{stem}.png"
+                (self.capture.work_dir / shot).write_bytes(step.screenshot)
+            dom: str | None = f"{stem}.html"
+            page = next((p for p in reversed(self.context.pages) if not p.is_closed()), None)
+            try:
+                assert page is not None
+                (self.capture.work_dir / f"{stem}.html").write_text(page.content(), "utf-8")
+            except (PlaywrightError, AssertionError):
+                dom = None
+            self.capture.steps.append(
+                CaptureStep(
+                    index,
+                    step.action,
+                    redact_url(page.url if page is not None else ""),
+                    shot,
+                    dom,
+                    self.redact(step.detail),
+                    step.selector,
+                    self.requests,
+                )  # fmt: skip
+            )
+
+    def after_agent(self) -> None:
+        """The explorer finishes what the agent started: files behind links are fetched,
+        and when the agent saw no data at all, the explorer explores on its own."""
         current = self._document()
         if current is not None and current.json() is not None:
             self.explore_json(current)
-        else:
+            return
+        self.follow_data_links()
+        if not self.data_seen():
+            self.step("agent found no data", "the explorer takes over")
             self.explore_html()
-        self.complete_pagination()
 
     def open(self) -> _Seen | None:
         from playwright.sync_api import Error as PlaywrightError

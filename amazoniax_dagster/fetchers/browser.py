@@ -91,7 +91,8 @@ CHROMIUM_ARGS = (
     # WebRTC could reach addresses over UDP, around the proxy.
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     # Chromium's own calls home (autofill, hints, safe browsing pings) are no page traffic.
-    "--disable-features=AutofillServerCommunication,OptimizationHints,MediaRouter,Translate",
+    "--disable-features=AutofillServerCommunication,OptimizationHints,MediaRouter,Translate,"
+    "NetworkTimeServiceQuerying",
     "--disable-client-side-phishing-detection",
     "--disable-domain-reliability",
     "--no-pings",

@@ -10,6 +10,10 @@ from a script of responses queued by the test, and records every request it rece
         ...                         # run the code under test against fake.url
         assert fake.requests[-1].model_id == "anthropic.claude"
 
+A test can also answer from what was asked (``respond_with``): a browser agent's next step
+depends on the page it was shown. A dict answer is a tool call of the request's first tool
+(Converse ``toolUse``), a string a text answer.
+
 Errors are AWS restJson errors: botocore takes the code from the ``x-amzn-ErrorType`` header
 and the message from the body's ``message``, so the client raises ``ClientError`` with that
 code. An empty script answers 500 InternalServerException, so a test that sends more
@@ -22,16 +26,21 @@ import base64
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from fetcher_codegen.llm import BedrockClient
 
 CHARS_PER_TOKEN = 4
 IMAGE_TOKENS = 1600
 _ERROR_TYPE = "x-amzn-ErrorType"
 _ANSWER_MARK = "x-fake-answer"  # internal: the body is an answer spec, rendered per request
+_RESPOND = "x-fake-respond"  # internal: ask the responder
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,7 @@ class FakeBedrock:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self._script: deque[_Reply | _Delay] = deque()
+        self._responder: Callable[[RecordedRequest], dict[str, Any] | str] | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -165,6 +175,13 @@ class FakeBedrock:
         }
         self._push(_Reply(200, json.dumps(spec).encode(), {_ANSWER_MARK: "1"}))
 
+    def respond_with(
+        self, responder: Callable[[RecordedRequest], dict[str, Any] | str] | None
+    ) -> None:
+        """Answer requests the script does not cover with ``responder(request)``."""
+        with self._lock:
+            self._responder = responder
+
     def throttle(self, times: int = 1) -> None:
         """Queue ``times`` answers 429 ThrottlingException."""
         for _ in range(times):
@@ -197,6 +214,8 @@ class FakeBedrock:
     def _next(self) -> tuple[float, _Reply]:
         delay = 0.0
         with self._lock:
+            if not self._script and self._responder is not None:
+                return 0.0, _Reply(500, b"", {_RESPOND: "1"})
             while self._script:
                 step = self._script.popleft()
                 if isinstance(step, _Reply):
@@ -206,6 +225,27 @@ class FakeBedrock:
         return delay, _Reply(500, message, {_ERROR_TYPE: "InternalServerException"})
 
     # -- HTTP ---------------------------------------------------------------------------
+
+    def client(self, *, model_id: str = "anthropic.claude-test", **settings: Any) -> BedrockClient:
+        """The product's Bedrock client pointed here, quick to give up (tests wait less)."""
+        from fetcher_codegen.llm import BedrockClient, BedrockSettings
+
+        defaults: dict[str, Any] = {
+            "throttle_backoff_seconds": 0.01,
+            "throttle_backoff_max_seconds": 0.02,
+            "max_throttle_retries": 1,
+            "timeout_seconds": 10.0,
+            "connect_timeout_seconds": 2.0,
+        }
+        return BedrockClient(
+            BedrockSettings(
+                model_id=model_id,
+                endpoint_url=self.url,
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+                **(defaults | settings),
+            )
+        )
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -243,6 +283,8 @@ class FakeBedrock:
             delay, reply = 0.0, _Reply(404, message, {_ERROR_TYPE: "UnknownOperationException"})
         else:
             delay, reply = self._next()
+            if _RESPOND in reply.headers and self._responder is not None:
+                reply = _responder_reply(self._responder, request)
         if delay and self._stopping.wait(delay):
             return  # the server is stopping
         if _ANSWER_MARK in reply.headers:
@@ -290,4 +332,28 @@ def _converse_reply(reply: _Reply, request: RecordedRequest) -> _Reply:
         },
         "metrics": {"latencyMs": 12},
     }
+    return _Reply(200, json.dumps(body).encode(), {})
+
+
+def _responder_reply(
+    responder: Callable[[RecordedRequest], dict[str, Any] | str], request: RecordedRequest
+) -> _Reply:
+    answer = responder(request)
+    if isinstance(answer, str):
+        spec = {"text": answer, "input_tokens": None, "output_tokens": None,
+                "stop_reason": "end_turn"}  # fmt: skip
+        return _converse_reply(_Reply(200, json.dumps(spec).encode(), {}), request)
+    tools = request.body.get("toolConfig", {}).get("tools", [])
+    name = tools[0]["toolSpec"]["name"] if tools else "tool"
+    content = [{"toolUse": {"toolUseId": f"tool-{len(answer)}", "name": name, "input": answer}}]
+    chars = len(request.system_text) + sum(len(t) for t in request.texts)
+    input_tokens = -(-chars // CHARS_PER_TOKEN) + IMAGE_TOKENS * len(request.images)
+    output_tokens = -(-len(json.dumps(answer)) // CHARS_PER_TOKEN)
+    body = {
+        "output": {"message": {"role": "assistant", "content": content}},
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens,
+                  "totalTokens": input_tokens + output_tokens},
+        "metrics": {"latencyMs": 12},
+    }  # fmt: skip
     return _Reply(200, json.dumps(body).encode(), {})
