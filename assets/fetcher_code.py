@@ -97,6 +97,7 @@ def capture(
     fetcher_db: FetcherDBResource,
     fetch_settings: FetchSettings,
     codegen_settings: CodegenSettingsResource,
+    bedrock: BedrockResource,
 ) -> dict[str, Any]:
     from fetcher_codegen import generator
 
@@ -116,9 +117,15 @@ def capture(
         )
         redactor.add(*generator.secret_values(config))
         captured = generator.capture(
-            config, policy=fetch_settings.network_policy(), settings=codegen_settings.settings()
+            config,
+            policy=fetch_settings.network_policy(),
+            settings=codegen_settings.settings(),
+            llm=bedrock.get_client() if bedrock.enabled else None,
         )
-        context.log.info(f"captured {len(captured.steps)} steps of {context.partition_key}")
+        context.log.info(
+            f"captured {len(captured.steps)} steps of {context.partition_key} "
+            f"(driven by the {captured.driver})"
+        )
         # The capture object holds paths and redacted URLs; its HAR stays on local disk.
         return {"channel_id": channel_id, "capture": captured}
 
@@ -153,11 +160,13 @@ def synthesize(
             llm=bedrock.get_client() if bedrock.enabled else None,
         )
         proof = candidate.provenance.get("proof", {})
+        driver = candidate.provenance.get("capture", {}).get("driver", "explorer")
         yield dg.AssetCheckResult(
             check_name=REPRODUCES_CAPTURE.name,
             passed=bool(proof.get("ok")),
             metadata={
                 "method": candidate.provenance.get("method", "deterministic"),
+                "capture_driver": driver,
                 "kind": candidate.kind,
                 "record_values_checked": proof.get("checked", 0),
                 "record_values_missing": proof.get("missing_count", 0),

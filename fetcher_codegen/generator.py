@@ -7,9 +7,10 @@ channel mapped to the site against their history; only then is it published as t
 next version and are the channels remapped. A candidate that fails validation is kept on a
 ``candidates/`` branch for review.
 
-Bedrock, when configured, writes the first candidate; any failure to get a usable answer
-falls back to the deterministic synthesis, and the provenance says which path produced the
-fetcher and why.
+Bedrock, when configured, drives the first capture (a browser-use agent, see
+:mod:`fetcher_codegen.agent`) and writes the first candidate; any failure to get a usable
+answer falls back to the deterministic explorer or synthesis, and the provenance says which
+path captured and which produced the fetcher, and why.
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.db.fetchers import FetcherVersion
 from amazoniax_dagster.errors import ConfigError, FetcherCodeError, ValidationFailedError
 from amazoniax_dagster.fetchers.base import FetchLimits
-from amazoniax_dagster.fetchers.loader import BrowserFetcher, RecipeFetcher, load_recipe_text
+from amazoniax_dagster.fetchers.loader import (
+    BrowserFetcher,
+    PythonFetcher,
+    RecipeFetcher,
+    load_recipe_text,
+)
 from amazoniax_dagster.fetchers.routing import GenerationRequest, LoadedFetcher
 from amazoniax_dagster.messages import WebSourceConfig
 from amazoniax_dagster.netpolicy import NetworkPolicy
@@ -54,6 +60,11 @@ class CodegenSettings:
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     capture_max_pages: int = 5
     capture_max_seconds: float = 90.0
+    agent_capture: bool = True  # with an LLM, a browser-use agent drives the first capture
+    agent_max_steps: int = 12
+    # What the LLM is asked to write: a recipe, or - only when asked here - a Python fetcher
+    # (run in the sandbox). Without an LLM, or when its answer is unusable, a recipe it is.
+    llm_writes: Literal["recipe", "python"] = "recipe"
     validation_limits: FetchLimits = field(
         default_factory=lambda: FetchLimits(max_pages=200, max_requests=2000)
     )
@@ -73,19 +84,23 @@ class Candidate:
     """A fetcher not yet published. Plain data (ops pass it along): no secret inside."""
 
     site: str
-    kind: str  # http | feed | browser
+    kind: str  # http | feed | browser | python
     text: str
     provenance: dict[str, Any]
 
     @property
     def entry_file(self) -> str:
-        return "browser.yaml" if self.kind == "browser" else "recipe.yaml"
+        from amazoniax_dagster.fetchers.registry import ENTRY_FILES
+
+        return ENTRY_FILES.get(self.kind, ENTRY_FILES["recipe"])
 
     @property
     def proved(self) -> bool:
         return bool(self.provenance.get("proof", {}).get("ok"))
 
-    def fetcher(self) -> RecipeFetcher | BrowserFetcher:
+    def fetcher(self) -> RecipeFetcher | BrowserFetcher | PythonFetcher:
+        if self.kind == "python":
+            return python_fetcher(self.text)
         return load_recipe_text(self.text)
 
     def files(self) -> dict[str, bytes]:
@@ -158,15 +173,27 @@ def capture(
     settings: CodegenSettings,
     attempt: int = 0,
     work_root: Path | None = None,
+    llm: BedrockClient | None = None,
 ) -> Capture:
     """Explore the site in Chromium; the HAR in the work dir holds secrets until synthesis
-    deletes it."""
+    deletes it. With ``llm``, the first attempt is driven by a browser-use agent; retries
+    are the explorer's alone (deterministic, further)."""
     from fetcher_codegen.capture import capture_site
 
+    agent = None
+    if llm is not None and settings.agent_capture and attempt == 0:
+        if llm.not_configured_reason() is None:
+            from fetcher_codegen.agent import AgentDriver, AgentSettings
+
+            agent = AgentDriver(llm, AgentSettings(max_steps=settings.agent_max_steps))
     work_dir = Path(tempfile.mkdtemp(prefix="capture-", dir=work_root))
     try:
         return capture_site(
-            config, work_dir, policy=policy, limits=settings.capture_limits(attempt)
+            config,
+            work_dir,
+            policy=policy,
+            limits=settings.capture_limits(attempt),
+            agent=agent,
         )
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -190,7 +217,9 @@ def synthesize(
     current: Capture | None = captured
     try:
         while current is not None:
-            best = _one_candidate(site, config, current, policy, llm, run_date)
+            best = _one_candidate(
+                site, config, current, policy, llm, run_date, want=settings.llm_writes
+            )
             shutil.rmtree(current.work_dir, ignore_errors=True)
             current = None
             if best.proved or attempt >= settings.retry_code_generation:
@@ -212,16 +241,20 @@ def _one_candidate(
     policy: NetworkPolicy,
     llm: BedrockClient | None,
     run_date: date | None,
+    *,
+    want: Literal["recipe", "python"] = "recipe",
 ) -> Candidate:
     from fetcher_codegen.deterministic import candidate_from_capture
 
     llm_note: dict[str, Any] = {}
+    driver = {"driver": captured.driver} | ({"agent": captured.agent} if captured.agent else {})
     if llm is not None:
-        found, llm_note = _llm_candidate(site, config, captured, policy, llm, run_date)
+        found, llm_note = _llm_candidate(site, config, captured, policy, llm, run_date, want)
         if found is not None:
-            return found
+            return replace(found, provenance=found.provenance | {"capture": driver})
     result = candidate_from_capture(captured, config, policy=policy, run_date=run_date)
     provenance = result.provenance | ({"llm": llm_note} if llm_note else {})
+    provenance["capture"] = provenance.get("capture", {}) | driver
     return Candidate(site, result.kind, result.recipe_text, provenance)
 
 
@@ -232,23 +265,27 @@ def _llm_candidate(
     policy: NetworkPolicy,
     llm: BedrockClient,
     run_date: date | None,
+    want: Literal["recipe", "python"] = "recipe",
 ) -> tuple[Candidate | None, dict[str, Any]]:
-    """Bedrock's recipe, proved like any other; (None, why) when it cannot be used."""
+    """Bedrock's recipe (or Python fetcher), proved like any other; (None, why) when it
+    cannot be used."""
     from amazoniax_dagster.fetchers.recipe.schema import recipe_json_schema
     from fetcher_codegen.analysis import analyze
     from fetcher_codegen.har import load_har
     from fetcher_codegen.llm import LLMUnavailable
-    from fetcher_codegen.prove import expected_values, prove
+    from fetcher_codegen.prove import expected_values, prove_fetcher
     from fetcher_codegen.summary import summarize_har
 
     secrets = secret_values(config)
+    validate: Any = python_fetcher if want == "python" else load_recipe_text
     try:
         answer = llm.generate_recipe(
             summarize_har(captured, secrets),
             [path.read_bytes() for path in captured.screenshots()[:4]],
             config.channel_name or f"fetch the data files of {captured.channel_url}",
             recipe_json_schema(),
-            load_recipe_text,
+            validate,
+            want=want,
             secret_values=secrets,
             origins=[config.url],
             navigation_details=config.navigation_details,
@@ -256,15 +293,16 @@ def _llm_candidate(
         )
     except LLMUnavailable as exc:
         log.warning("Bedrock unavailable (%s): deterministic synthesis instead", exc.reason)
-        return None, {"fallback": str(exc.reason), "detail": exc.detail}
+        return None, {"fallback": str(exc.reason), "detail": exc.detail, "asked_for": want}
     analysis = analyze(load_har(captured.har_path), config, captured.doms())
     expected = expected_values(r for group in analysis.data for r in group.records)
-    proof = prove(answer.text, config, expected, policy=policy, run_date=run_date)
+    fetcher = answer.value
+    proof = prove_fetcher(fetcher.fetch, config, expected, policy=policy, run_date=run_date)
     usage = answer.usage.to_metadata()
     if not proof.ok:
-        log.warning("Bedrock's recipe did not reproduce the capture: deterministic instead")
-        return None, {"fallback": "proof_failed", "usage": usage}
-    kind = str(getattr(answer.value, "recipe", answer.value).kind)
+        log.warning("Bedrock's %s did not reproduce the capture: deterministic instead", want)
+        return None, {"fallback": "proof_failed", "usage": usage, "asked_for": want}
+    kind = "python" if want == "python" else str(getattr(fetcher, "recipe", fetcher).kind)
     provenance = {
         "method": "bedrock",
         "har_sha256": captured.har_sha256,
@@ -273,6 +311,31 @@ def _llm_candidate(
         "kind": kind,
     }
     return Candidate(site, kind, answer.text, provenance), {}
+
+
+def python_fetcher(source: str) -> PythonFetcher:
+    """A generated Python module as a fetcher, once it holds the entry point the sandbox
+    calls (``fetch(config, out_dir, run_date)``); ValueError says what is wrong."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ValueError(f"the module does not parse: {exc.msg} (line {exc.lineno})") from exc
+    entry = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "fetch"), None
+    )
+    if entry is None:
+        raise ValueError(
+            "the module defines no top-level function fetch(config, out_dir, run_date)"
+        )
+    names = [a.arg for a in entry.args.args]
+    if len(names) != 3:
+        raise ValueError(
+            f"fetch() takes {len(names)} arguments ({', '.join(names)}); the sandbox passes "
+            "three: config, out_dir, run_date"
+        )
+    return PythonFetcher(source.encode("utf-8"))
 
 
 def fail_proof(candidate: Candidate) -> NoReturn:
@@ -370,7 +433,7 @@ class SiteGenerator:
     def generate(self, request: GenerationRequest) -> LoadedFetcher:
         from amazoniax_dagster.fetchers.catalog import RegistryCatalog
 
-        captured = capture(request.config, policy=self.policy, settings=self.settings)
+        captured = capture(request.config, policy=self.policy, settings=self.settings, llm=self.llm)
         candidate = synthesize(
             request.site, request.config, captured, policy=self.policy, settings=self.settings,
             llm=self.llm,

@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -104,6 +104,28 @@ def prove(
     out_dir: Path | None = None,
 ) -> ProofResult:
     """Run the recipe into ``out_dir`` (a temp folder, removed, when None) and check it."""
+    return prove_fetcher(
+        lambda ctx: run(recipe_text, ctx),
+        config,
+        expected,
+        policy=policy,
+        run_date=run_date,
+        limits=limits,
+        out_dir=out_dir,
+    )
+
+
+def prove_fetcher(
+    fetch: Callable[[FetchContext], FetchReport],
+    config: WebSourceConfig,
+    expected: Sequence[str],
+    *,
+    policy: NetworkPolicy,
+    run_date: date | None = None,
+    limits: FetchLimits = PROOF_LIMITS,
+    out_dir: Path | None = None,
+) -> ProofResult:
+    """:func:`prove` for any fetcher (a Python module runs in its sandbox through ``fetch``)."""
     started = time.monotonic()
     redactor = Redactor(_secrets(config))
     temp = out_dir is None
@@ -119,7 +141,7 @@ def prove(
             retry_delay_seconds=0.5,
         )
         try:
-            report = run(recipe_text, ctx)
+            report = fetch(ctx)
         except AmazoniaxError as exc:
             return ProofResult(
                 False,

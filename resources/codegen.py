@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -20,6 +20,15 @@ class CodegenSettingsResource(dg.ConfigurableResource):
     count_tolerance: float = Field(default=0.5, description="file count may differ this much")
     capture_max_pages: int = Field(default=6, description="pages the explorer follows")
     capture_max_seconds: float = Field(default=90.0, description="time the explorer may take")
+    agent_capture: bool = Field(
+        default=True,
+        description="with Bedrock configured, a browser-use agent drives the first capture",
+    )
+    agent_max_steps: int = Field(default=12, description="steps the browser-use agent may take")
+    llm_writes: Literal["recipe", "python"] = Field(
+        default="recipe",
+        description="what Bedrock is asked to write: a recipe, or a Python fetcher (sandboxed)",
+    )
 
     def settings(self) -> CodegenSettings:
         from fetcher_codegen.generator import CodegenSettings
@@ -34,4 +43,7 @@ class CodegenSettingsResource(dg.ConfigurableResource):
             ),
             capture_max_pages=self.capture_max_pages,
             capture_max_seconds=self.capture_max_seconds,
+            agent_capture=self.agent_capture,
+            agent_max_steps=self.agent_max_steps,
+            llm_writes=self.llm_writes,
         )

@@ -1,7 +1,8 @@
 """The Bedrock path of generation against the local Converse server: a valid answer is
 proved and used (provenance says bedrock, with the tokens used); a malformed answer, a
 throttled service and a timeout each fall back to the deterministic synthesis, and the
-provenance says why."""
+provenance says why. Asked for a Python fetcher, Bedrock's module is proved in the sandbox
+and becomes the candidate's ``fetcher.py``; a module without the entry point falls back."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from amazoniax_dagster.netpolicy import NetworkPolicy
 from amazoniax_dagster.sites import structure_id
 from fetcher_codegen import generator
 from fetcher_codegen.deterministic import generate_deterministic
-from fetcher_codegen.llm import BedrockClient, BedrockSettings
 from tests.fakes.bedrock_server import FakeBedrock
 
 LOOPBACK = NetworkPolicy.from_env("127.0.0.0/8")
@@ -38,25 +38,19 @@ def known_good_recipe(site: RunningSite, tmp_path_factory: pytest.TempPathFactor
     return found.recipe_text
 
 
-def _synthesize(site: RunningSite, fake: FakeBedrock, **settings: float) -> generator.Candidate:
+def _synthesize(
+    site: RunningSite,
+    fake: FakeBedrock,
+    codegen: generator.CodegenSettings = SETTINGS,
+    *,
+    timeout_seconds: float = 10.0,
+) -> generator.Candidate:
     config = WebSourceConfig.model_validate(site.channel_config())
-    llm = BedrockClient(
-        BedrockSettings(
-            model_id="anthropic.claude-test",
-            endpoint_url=fake.url,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            throttle_backoff_seconds=0.01,
-            throttle_backoff_max_seconds=0.02,
-            max_throttle_retries=1,
-            timeout_seconds=settings.get("timeout_seconds", 10.0),
-            connect_timeout_seconds=2.0,
-        )
-    )
+    llm = fake.client(timeout_seconds=timeout_seconds)
     try:
         captured = generator.capture(config, policy=LOOPBACK, settings=SETTINGS)
         return generator.synthesize(
-            structure_id(site.url), config, captured, policy=LOOPBACK, settings=SETTINGS, llm=llm
+            structure_id(site.url), config, captured, policy=LOOPBACK, settings=codegen, llm=llm
         )
     finally:
         llm.close()
@@ -70,7 +64,7 @@ def test_a_valid_answer_is_proved_and_used(site: RunningSite, known_good_recipe:
     assert candidate.provenance["method"] == "bedrock" and candidate.proved
     assert candidate.provenance["usage"]["output_tokens"] == 321
     assert request.images, "the screenshots went with the HAR summary"
-    assert "anthropic.claude-test" in request.model_id
+    assert request.model_id is not None and "anthropic.claude-test" in request.model_id
 
 
 @pytest.mark.parametrize("failure", ["malformed", "throttled", "timeout"])
@@ -78,7 +72,7 @@ def test_an_unusable_answer_falls_back_to_the_deterministic_path(
     site: RunningSite, failure: str, tmp_path: Path
 ) -> None:
     with FakeBedrock() as fake:
-        extra: dict[str, float] = {}
+        timeout = 10.0
         if failure == "malformed":
             fake.malformed()
             fake.malformed()
@@ -86,9 +80,58 @@ def test_an_unusable_answer_falls_back_to_the_deterministic_path(
             fake.throttle(5)
         else:
             fake.delay(3)
-            extra["timeout_seconds"] = 0.5
-        candidate = _synthesize(site, fake, **extra)
+            timeout = 0.5
+        candidate = _synthesize(site, fake, timeout_seconds=timeout)
     assert candidate.provenance["method"] == "deterministic" and candidate.proved
     reason = candidate.provenance["llm"]["fallback"]
     expected = {"malformed": "malformed", "throttled": "throttled", "timeout": "timeout"}
     assert expected[failure] in reason
+
+
+# What a good model would answer when asked for Python: the json_pages API, page by page.
+PYTHON_FETCHER = """
+import json
+import pathlib
+import urllib.request
+
+
+def fetch(config, out_dir, run_date):
+    base = config["url"].rstrip("/")
+    page = 1
+    while page <= 50:
+        url = f"{base}/v1/items?page={page}&per_page=20"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            body = json.load(answer)
+        if not body["items"]:
+            break
+        pathlib.Path(out_dir, f"items_{page}.json").write_text(json.dumps(body["items"]))
+        if page >= body["total_pages"]:
+            break
+        page += 1
+    return {"pages": page}
+"""
+PYTHON = generator.CodegenSettings(retry_code_generation=0, llm_writes="python")
+
+
+def test_asked_for_python_the_module_is_proved_in_the_sandbox_and_used(
+    site: RunningSite,
+) -> None:
+    with FakeBedrock() as fake:
+        fake.answer(f"```python\n{PYTHON_FETCHER}\n```")
+        candidate = _synthesize(site, fake, PYTHON)
+        (request,) = fake.requests
+    assert "def fetch(config: dict, out_dir: str, run_date: str)" in request.all_text
+    assert candidate.kind == "python" and candidate.entry_file == "fetcher.py"
+    assert candidate.provenance["method"] == "bedrock" and candidate.proved
+    assert candidate.provenance["proof"]["files"][0].startswith("items_")
+    assert candidate.files() == {"fetcher.py": candidate.text.encode()}
+
+
+def test_a_module_without_the_entry_point_falls_back_to_a_recipe(site: RunningSite) -> None:
+    with FakeBedrock() as fake:
+        for _ in range(2):  # the answer and its repair turn
+            fake.answer("```python\ndef main():\n    return None\n```")
+        candidate = _synthesize(site, fake, PYTHON)
+    assert candidate.kind != "python" and candidate.proved
+    assert candidate.provenance["llm"]["fallback"] == "invalid_answer"
+    assert candidate.provenance["llm"]["asked_for"] == "python"
