@@ -72,6 +72,35 @@ _NEXT_WORDS = re.compile(
     re.IGNORECASE,
 )
 _IMAGE_TOKENS = 1600  # what one screenshot counts as, before the service says
+# The libraries the agent logs through: their records pass a redacting filter while it runs.
+_LIBRARY_LOGGERS = ("browser_use", "cdp_use", "bubus")
+
+
+class _RedactedLogs(logging.Handler):
+    """While the agent runs, the libraries' records (from any of their child loggers) reach
+    the application's handlers only through here, with the channel's secrets masked: a page
+    can echo what was typed, and URLs can carry tokens."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self._redact = redact
+        self._loggers = [logging.getLogger(name) for name in _LIBRARY_LOGGERS]
+        self._propagate = [logger.propagate for logger in self._loggers]
+
+    def __enter__(self) -> _RedactedLogs:
+        for logger in self._loggers:
+            logger.addHandler(self)
+            logger.propagate = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for logger, propagate in zip(self._loggers, self._propagate, strict=True):
+            logger.removeHandler(self)
+            logger.propagate = propagate
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args = self._redact(record.getMessage()), None
+        log.handle(record)
 
 
 @dataclass(frozen=True)
@@ -234,7 +263,8 @@ class AgentRun:
         # browser-use writes a config.json there on import; nothing of the channel's
         os.environ.setdefault("BROWSER_USE_CONFIG_DIR", str(self._config_dir))
         try:
-            asyncio.run(self._run())
+            with _RedactedLogs(self._redact):
+                asyncio.run(self._run())
         except LLMUnavailable as exc:
             self.stop(f"{exc.reason}: {self._redact(exc.detail)}")
         except Exception as exc:  # noqa: BLE001 - a library failure must not fail the capture

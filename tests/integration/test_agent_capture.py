@@ -10,6 +10,8 @@ slow, answering without a tool call) leaves the capture to the deterministic exp
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -80,21 +82,39 @@ def test_the_agent_pages_through_the_site_and_its_clicks_become_the_recipe(
     assert candidate.provenance["capture"]["agent"]["steps"] == agent["steps"]
 
 
-def test_credentials_reach_the_model_only_as_placeholders() -> None:
+def test_the_agent_logs_in_with_placeholders_and_secrets_stay_out_of_prompts_and_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Credential names the explorer does not know ("account", "pin"): only the agent can log
+    in, typing placeholders that browser-use replaces with the values."""
     with serve("csv_links") as site, FakeBedrock() as fake:
-        config = WebSourceConfig.model_validate(site.channel_config())
+        given = site.channel_config()
+        creds = given["login_credentials"]
+        given["login_credentials"] = {"account": creds["username"], "pin": creds["password"]}
+        config = WebSourceConfig.model_validate(given)
         secrets = generator.secret_values(config)
-        assert secrets
-        model = BrowsingModel(sections=r"reports|exports|csv|download")
+        model = BrowsingModel(sections=r"^$", login=("account", "pin"))
         fake.respond_with(model)
-        captured, _, candidate = _capture_and_synthesize(site, fake)
+        caplog.set_level(logging.DEBUG)
+        llm = fake.client(model_id="anthropic.claude-agent-test")
+        try:
+            captured = generator.capture(config, policy=LOOPBACK, settings=SETTINGS, llm=llm)
+            candidate = generator.synthesize(
+                structure_id(site.url), config, captured, policy=LOOPBACK, settings=SETTINGS
+            )
+        finally:
+            llm.close()
         requests = list(fake.requests)
 
-    assert captured.driver == "browser-use" and requests
-    for request in requests:
-        for secret in secrets:
-            assert secret not in request.all_text
-    assert "<secret>password</secret>" in requests[0].all_text
+    assert captured.driver == "browser-use" and captured.login is None  # not the explorer
+    assert any(s.action == "input" for s in captured.steps)
+    assert model.typed == ["<secret>account</secret>", "<secret>pin</secret>"]
+    assert "<secret>pin</secret>" in requests[0].all_text
+    assert any(r.name.startswith("browser_use") for r in caplog.records), "its logs were read"
+    for secret in secrets:
+        assert all(secret not in request.all_text for request in requests)
+        assert secret not in caplog.text
+        assert secret not in json.dumps(candidate.provenance)
     assert candidate.proved, candidate.provenance.get("proof")
     assert candidate.provenance["capture"]["driver"] == "browser-use"
 
