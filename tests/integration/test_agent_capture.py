@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import dagster as dg
 import pytest
 
+from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.demo_sites import RunningSite, serve
+from amazoniax_dagster.local_stack import StackEndpoints
 from amazoniax_dagster.messages import WebSourceConfig
 from amazoniax_dagster.netpolicy import NetworkPolicy
 from amazoniax_dagster.sites import structure_id
@@ -25,6 +30,8 @@ from fetcher_codegen.capture import Capture
 from fetcher_codegen.har import Entry, load_har
 from tests.fakes.bedrock_server import FakeBedrock
 from tests.fakes.browsing_model import BrowsingModel
+from tests.integration.harness import Harness
+from tests.integration.test_s3_channel import objects_under
 
 LOOPBACK = NetworkPolicy.from_env("127.0.0.0/8")
 SETTINGS = generator.CodegenSettings(
@@ -142,3 +149,59 @@ def test_an_unusable_model_leaves_the_capture_to_the_explorer(
     assert any("did not drive the capture" in w for w in captured.warnings)
     assert any(s.action == "click next" for s in captured.steps), "the explorer paged"
     assert candidate.proved and candidate.provenance["capture"]["driver"] == "explorer"
+
+
+def test_a_fetcher_code_run_with_bedrock_on_is_captured_by_the_agent(
+    harness: Harness,
+    fetcher_db: FetcherDB,
+    stack: StackEndpoints,
+    output_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through Dagster: the ``bedrock`` resource (env-configured, as in production) reaches
+    the capture op, the agent drives, the recipe writer's prose falls back to the
+    deterministic recipe, and the check metadata says who captured."""
+    with serve("html_list") as site, FakeBedrock() as fake:
+        model = BrowsingModel()
+        fake.respond_with(lambda r: model(r) if "toolConfig" in r.body else "No recipe, sorry.")
+        monkeypatch.setenv("AMAZONIAX_BEDROCK_MODEL_ID", "anthropic.claude-agent-test")
+        monkeypatch.setenv("AMAZONIAX_BEDROCK_ENDPOINT_URL", fake.url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        channel, job = f"ch-{uuid.uuid4().hex[:8]}", f"job-{uuid.uuid4().hex[:8]}"
+        harness.produce(
+            {"job_id": job, "channel_id": channel, "source_type": "html",
+             "config": site.channel_config(), "is_new": True},
+            key=channel,
+        )  # fmt: skip
+        result = harness.tick()
+        (request,) = result.run_requests or []
+        assert request.job_name == "fetcher_code_job"
+        (run,) = harness.run_all(result)
+        requests = list(fake.requests)
+        expected = site.ground_truth()
+
+    assert run.status is dg.DagsterRunStatus.SUCCESS
+    checks = _check_metadata(harness, run)
+    assert checks["reproduces_capture"]["capture_driver"] == "browser-use"
+    assert checks["reproduces_capture"]["method"] == "deterministic"  # the prose fell back
+    assert any("toolConfig" in r.body for r in requests), "the agent asked the model"
+    assert any("toolConfig" not in r.body for r in requests), "so did the recipe writer"
+    version = fetcher_db.latest_fetcher(structure_id(site.url))
+    assert version is not None and version.kind == "browser"
+    files = objects_under(output_client, stack.output_bucket, f"raw/{channel}/{job}/")
+    text = b"".join(files.values()).decode()
+    assert all(str(r["name"]) in text for r in expected) and expected
+
+
+def _check_metadata(harness: Harness, run: dg.DagsterRun) -> dict[str, dict[str, Any]]:
+    records = harness.instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    found: dict[str, dict[str, Any]] = {}
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        assert event is not None
+        data: Any = event.event_specific_data
+        found[data.check_name] = {k: v.value for k, v in data.metadata.items()}
+    return found
