@@ -267,7 +267,7 @@ def test_a_site_that_ignores_the_old_cursor_fails_as_site_changed_not_silently_s
     assert run2.status is dg.DagsterRunStatus.FAILURE
     record = fetcher_db.get_job(job2)
     assert record is not None and record.metadata["error_class"] == "site_changed"
-    assert "recent jobs" in (record.message or "")
+    assert "second page is the first page again" in (record.message or "")
 
 
 PYTHON_FETCHER = """

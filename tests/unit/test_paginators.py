@@ -137,10 +137,18 @@ def test_a_cursor_that_repeats_stops(tmp_path: Path) -> None:
     assert len(run.requests) == 2 and run.stop_reason == "repeated position"
 
 
-def test_the_same_body_twice_stops(tmp_path: Path) -> None:
+def test_a_later_page_repeating_an_earlier_one_stops(tmp_path: Path) -> None:
     config = {"type": "page_number"}
-    run = drive(tmp_path, config, [items(1, 2)] * 5)
-    assert len(run.requests) == 2 and run.stop_reason == "same body as an earlier page"
+    run = drive(tmp_path, config, [items(1, 2), items(3, 4), items(3, 4), items(5)])
+    assert len(run.requests) == 3 and run.stop_reason == "same body as an earlier page"
+
+
+def test_a_second_page_that_is_the_first_again_is_a_site_change(tmp_path: Path) -> None:
+    """The site ignores the paging parameter (renamed, dropped): stopping would lose the rest
+    without a word, so the fetch fails as site changed and heal takes over."""
+    config = {"type": "offset", "param": "offset", "limit": 2}
+    with pytest.raises(SiteChangedError, match="second page is the first page again"):
+        drive(tmp_path, config, [items(1, 2)] * 5)
 
 
 def test_has_more_false_stops(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urljoin
 
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.errors import ConfigError, SiteChangedError
 from amazoniax_dagster.fetchers.recipe import jsonpath
 from amazoniax_dagster.fetchers.recipe.http import Page, PreparedRequest
 from amazoniax_dagster.fetchers.recipe.schema import (
@@ -70,6 +70,14 @@ class Paginator(Generic[C]):
         if page.records is not None and not page.records:
             return "empty page"
         if page.digest in self._bodies:
+            if self.pages == 2 and page.records:
+                # Asked for the next page, the site sent the first one again: it no longer
+                # reads the paging parameter, and stopping here would lose the rest quietly.
+                raise SiteChangedError(
+                    "pagination no longer works: the second page is the first page again "
+                    f"({len(page.records)} records); the site ignores the recipe's paging "
+                    "parameter"
+                )
             return "same body as an earlier page"
         self._bodies.add(page.digest)
         if config.has_more_path and not _truthy(_at(page, config.has_more_path)):
