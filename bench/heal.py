@@ -62,7 +62,7 @@ from amazoniax_dagster.demo_sites import CATALOG, RunningSite, serve
 from amazoniax_dagster.fetchers.catalog import RegistryCatalog
 from amazoniax_dagster.fetchers.registry import PROVENANCE_FILE, FetcherRepo, candidate_branch
 from amazoniax_dagster.fetchers.routing import GenerationRequest, LoadedFetcher
-from amazoniax_dagster.heal import after_failure
+from amazoniax_dagster.heal import TRANSIENT_STREAK, after_failure
 from amazoniax_dagster.kafka import KafkaBus, Topics
 from amazoniax_dagster.local_stack import StackEndpoints
 from amazoniax_dagster.messages import Flow, SourceType, WebSourceConfig
@@ -297,6 +297,32 @@ def heal_loop(product: Product, channel: ChannelState, failed_job: str) -> dict[
     }
 
 
+def transient_loop(product: Product, channel: ChannelState, failed_job: str) -> dict[str, Any]:
+    """A site that keeps failing with server errors is not healed (nothing changed in its
+    shape): its next jobs run as usual until ``heal.decide`` sees ``TRANSIENT_STREAK``
+    transient failures in a row and asks a person."""
+    db = product.db
+    decision = after_failure(db, product.bus, product.topics, failed_job)
+    jobs, last_job = [failed_job], failed_job
+    while decision.action == "none" and len(jobs) < TRANSIENT_STREAK + 1:
+        last_job = f"{failed_job}{len(jobs) + 1}"
+        outcome, _ = run_job(product, channel, last_job)
+        jobs.append(last_job)
+        if outcome.ok:
+            break
+        decision = after_failure(db, product.bus, product.topics, last_job)
+    final = db.get_job(last_job)
+    return {
+        "first_decision": "retry",
+        "forced": False,
+        "attempts": [],
+        "transient_jobs": len(jobs),
+        "decision": decision.action,
+        "reason": decision.reason,
+        "final_status": final.status if final else None,
+    }
+
+
 def rejected_validation(product: Product, site_id: str) -> dict[str, Any]:
     """The validation section of the newest rejected candidate, read from its review branch
     in the fetchers' remote (the DB row does not carry the provenance)."""
@@ -421,7 +447,10 @@ def bench_site(name: str, product: Product) -> dict[str, Any]:
             _, info = run_job(product, ch, f"{ch.channel_id}-broken")
             broken_jobs.append(info)
         result["broken_jobs"] = broken_jobs
-        broken = heal_loop(product, a, broken_jobs[0]["job_id"])
+        if broken_jobs[0].get("error_class") == "transient":
+            broken = transient_loop(product, a, broken_jobs[0]["job_id"])
+        else:
+            broken = heal_loop(product, a, broken_jobs[0]["job_id"])
         after = db.latest_fetcher(site_id)
         mapped_after = [db.channel_fetcher(ch.channel_id) for ch in channels]
         max_heal = db.retry_config(a.channel_id).max_heal_retries
@@ -438,11 +467,12 @@ def bench_site(name: str, product: Product) -> dict[str, Any]:
             final_status=broken["final_status"],
             final_decision=broken["decision"],
             kept=mapped_after[0].fetcher_name if mapped_after[0] else None,
+            transient_jobs=broken.get("transient_jobs"),
             broken_review_ok=(
                 not broken_jobs[0]["ok"]
-                and broken["first_decision"] in ("heal", "human_review")
+                and broken["first_decision"] in ("heal", "human_review", "retry")
                 and all(not x["ok"] for x in attempts)
-                and counted >= max_heal
+                and (counted >= max_heal or bool(broken.get("transient_jobs")))
                 and broken["decision"] == "human_review"
                 and broken["final_status"] == "requires_human_review"
                 and before is not None
@@ -484,6 +514,8 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
             heal += f" → {r['heal_final_status']}, kept {_short(r['mapped_after_heal'][0])}"
         broken = r["broken_error_class"] or "job succeeded"
         classes = ", ".join(str(c) for c in r["heal_attempt_classes"]) or "none"
+        if r.get("transient_jobs"):
+            classes = f"none ({r['transient_jobs']} transient jobs in a row)"
         forced = " forced" if r["heal_attempts"] and r["heal_attempts"][0].get("forced") else ""
         review = (
             f"{_mark(r['broken_review_ok'])} {broken} → {r['broken_first_decision']};{forced} "
