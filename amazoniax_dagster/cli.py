@@ -32,12 +32,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from amazoniax_dagster.local_stack import LocalStack, StackEndpoints
-
 if TYPE_CHECKING:
     from amazoniax_dagster.batch import KafkaSubmitBackend
     from amazoniax_dagster.cli_env import Settings
     from amazoniax_dagster.db.repository import FetcherDB
+    from amazoniax_dagster.local_stack import StackEndpoints
 
 log = logging.getLogger("amazoniax_dagster.cli")
 
@@ -543,6 +542,7 @@ def running_stack(workdir: Path) -> Iterator[StackEndpoints]:
     from sqlalchemy import create_engine
 
     from amazoniax_dagster.db import migrate
+    from amazoniax_dagster.local_stack import LocalStack  # boto3, psycopg, kafka: 0.3 s
 
     # The broker keeps topics in memory only, so the stack is ephemeral as a whole: kept
     # Postgres data (Dagster's sensor cursor, the channel history) would not match a new,

@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from amazoniax_dagster.db.models import ChannelFetcherDetails, FetcherDetails
 from amazoniax_dagster.errors import ConfigError
-from amazoniax_dagster.fetchers.registry import KINDS, fetcher_name
 
 if TYPE_CHECKING:
     from amazoniax_dagster.sealing import SecretCipher
@@ -81,6 +80,9 @@ class FetcherRegistryMixin:
         self, structure_id: str, kind: str, *, provenance: Mapping[str, Any] | None = None
     ) -> FetcherVersion:
         """Number the site's next version (status ``candidate``). Race-safe across processes."""
+        # Only publishing names versions: the registry (wcmatch, paths) stays out of job start-up.
+        from amazoniax_dagster.fetchers.registry import KINDS, fetcher_name
+
         if kind not in KINDS:
             raise ValueError(f"unknown fetcher kind {kind!r}; known kinds: {', '.join(KINDS)}")
         fetcher_name(structure_id, 1)  # a site that cannot be named fails before any write

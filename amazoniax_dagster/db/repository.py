@@ -16,7 +16,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from amazoniax_dagster.db import migrate
 from amazoniax_dagster.db.fetchers import FetcherRegistryMixin
 from amazoniax_dagster.db.models import Channel, FileMetadata, JobRun, RetrySettings, SourceFile
 from amazoniax_dagster.errors import ConfigError, InfrastructureError
@@ -146,6 +145,9 @@ class FetcherDB(FetcherRegistryMixin):
         self.engine.dispose()
 
     def migrate(self) -> None:
+        # Alembic (~60 ms of imports) only where migrations run, never in a job process.
+        from amazoniax_dagster.db import migrate
+
         with self._translate("migrate the fetcher DB"):
             migrate.upgrade(self.engine)
 
