@@ -8,6 +8,9 @@ classifies and uploads the same files again (same keys, same bytes) and announce
 
 from __future__ import annotations
 
+import atexit
+import functools
+import gc
 import logging
 import traceback
 from collections.abc import Callable, Iterator
@@ -116,6 +119,7 @@ def execute(
     """Run one job with its secrets redacted from every log line, its log kept and uploaded
     beside the job folder, and any failure captured (never raised) as a redacted outcome.
     ``emit`` receives the job's log lines too (a Dagster run's log)."""
+    _skip_exit_collection()
     redactor = Redactor()
     job_log = JobLog(request.job_id, request.channel_id)
     result: SyncResult | None = None
@@ -148,6 +152,21 @@ def execute(
     log_uri = _upload_job_log(request, job_log, services)
     job_log.close()
     return JobOutcome(request, result, error_class, error_text, log_uri)
+
+
+@functools.cache
+def _skip_exit_collection() -> None:
+    """Let the process that ran a job exit without walking its heap for garbage cycles.
+
+    At exit, Python's collector traverses every object still alive (Dagster, SQLAlchemy,
+    pydantic models: 100k-400k objects) looking for cycles whose memory the OS reclaims anyway:
+    0.1 s of a bare job process, 0.3-0.5 s of a Dagster step process. Freezing the heap in an
+    exit hook skips that walk; collection while the process lives is unchanged. (Finalizers of
+    objects that are garbage only in cycles at exit do not run; nothing of a job relies on them:
+    its uploads, records and messages are complete when it returns, its source is closed, and
+    its clients are closed by whoever built them before the process exits.)
+    """
+    atexit.register(gc.freeze)
 
 
 def _upload_job_log(request: JobRequest, job_log: JobLog, services: JobServices) -> str | None:

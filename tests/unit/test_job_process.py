@@ -1,0 +1,74 @@
+"""A job process starts light and exits without a collector walk over its heap (issue 7).
+
+Each check runs in a fresh interpreter: what a module imports, and what happens at exit, are
+properties of a whole process.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(code: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return proc.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        # A job never migrates, publishes fetcher versions or talks boto3.
+        (
+            "amazoniax_dagster.channel_job",
+            ("alembic", "boto3", "botocore", "kafka", "amazoniax_dagster.fetchers.registry"),
+        ),
+        # Operating commands (submit, status, doctor, ...) do not need the local stack.
+        (
+            "amazoniax_dagster.cli",
+            ("amazoniax_dagster.local_stack", "boto3", "psycopg", "kafka", "sqlalchemy"),
+        ),
+    ],
+)
+def test_import_leaves_out(module: str, absent: tuple[str, ...]) -> None:
+    code = f"import sys, {module}; print([m for m in {absent!r} if m in sys.modules])"
+    assert _run(code) == "[]"
+
+
+def test_migrating_still_finds_alembic() -> None:
+    code = (
+        "import sys; from amazoniax_dagster.db import FetcherDB; "
+        "from amazoniax_dagster.db import migrate; "
+        "print('alembic' in sys.modules, callable(migrate.upgrade), callable(FetcherDB.migrate))"
+    )
+    assert _run(code) == "True True True"
+
+
+def test_a_process_that_ran_a_job_freezes_its_heap_at_exit() -> None:
+    # Exit hooks run last-registered first: the probe, registered before the job's hook, runs
+    # after it and sees the frozen heap.
+    code = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+        "from amazoniax_dagster import channel_job\n"
+        "before = atexit._ncallbacks()\n"
+        "channel_job._skip_exit_collection(); channel_job._skip_exit_collection()\n"
+        "print('hooks added:', atexit._ncallbacks() - before)\n"
+        "print('frozen while running:', gc.get_freeze_count() > 0)\n"
+    )
+    assert _run(code).splitlines() == [
+        "hooks added: 1",
+        "frozen while running: False",
+        "frozen at exit: True",
+    ]
+
+
+def test_a_process_that_ran_no_job_exits_as_usual() -> None:
+    code = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+        "import amazoniax_dagster.channel_job\n"
+    )
+    assert _run(code) == "frozen at exit: False"
