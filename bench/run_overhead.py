@@ -6,9 +6,11 @@
 A channel is synced once (``bench.product_job``), then ``--repeats`` times each: a run of
 ``channel_files_job`` for it (nothing new: every object is skipped from the listing) and a run
 of a trivial one-asset job (``bench.dagster_run.noop_job_def``), both through ``execute_job`` in
-a fresh process on the same Dagster instance (SQLite in a temp DAGSTER_HOME, the default
-multiprocess executor: one step subprocess each). Medians of the wall time from process spawn
-to exit, and of ``execute_job`` alone.
+a fresh process on the same Dagster instance (SQLite in a temp DAGSTER_HOME). Each pair runs
+with every executor of ``--executors``: ``multiprocess`` (the jobs' default: one step
+subprocess per run) and ``in_process`` (the step in the run's process). Medians of the wall
+time from process spawn to exit, and of ``execute_job`` alone; both runs of a pair use the same
+executor, so the ratio compares the channel step's work with an empty step's.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objects", type=int, default=100)
     parser.add_argument("--size", default="10KB")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--executors", default="multiprocess,in_process")
     args = parser.parse_args(argv)
+    executors = [e.strip() for e in args.executors.split(",") if e.strip()]
     warm_bytecode()
     with local_stack("overhead") as (ep, workdir):
         db = FetcherDB(ep.database_url, SecretCipher(ep.secret_key))
@@ -70,39 +74,41 @@ def main(argv: list[str] | None = None) -> int:
         home = Path(tempfile.mkdtemp(prefix="dagster-home-", dir=workdir))
         env["DAGSTER_HOME"] = str(home)
         dagster_run(env, "--job", "noop")  # first run creates the SQLite storage: not counted
-        chan_wall, chan_exec, noop_wall, noop_exec = [], [], [], []
-        for i in range(args.repeats):
-            wall, rep = dagster_run(
-                env, "--job", "channel", "--channel", channel, "--job-id", f"j{i + 1}"
-            )
-            chan_wall.append(wall)
-            chan_exec.append(rep["execute_job_s"])
-            wall, rep = dagster_run(env, "--job", "noop")
-            noop_wall.append(wall)
-            noop_exec.append(rep["execute_job_s"])
-            print(f"  repeat {i + 1}: channel {chan_wall[-1]:.2f} s, noop {noop_wall[-1]:.2f} s")
+        runs: dict[str, dict[str, list[float]]] = {}
+        for executor in executors:
+            walls: dict[str, list[float]] = {"channel": [], "noop": [], "cx": [], "nx": []}
+            for i in range(args.repeats):
+                run = ["--channel", channel, "--job-id", f"j-{executor}-{i + 1}"]
+                wall, rep = dagster_run(env, "--job", "channel", *run, "--executor", executor)
+                walls["channel"].append(wall)
+                walls["cx"].append(rep["execute_job_s"])
+                wall, rep = dagster_run(env, "--job", "noop", "--executor", executor)
+                walls["noop"].append(wall)
+                walls["nx"].append(rep["execute_job_s"])
+                print(
+                    f"  {executor} repeat {i + 1}: channel {walls['channel'][-1]:.2f} s, "
+                    f"noop {walls['noop'][-1]:.2f} s",
+                    flush=True,
+                )
+            runs[executor] = walls
 
     med = statistics.median
-    rows = [
-        Row(
-            "nothing-new channel run vs no-op run (process)",
-            med(chan_wall),
-            med(noop_wall),
-            "s",
-            "<= 1.3x",
-            med(chan_wall) <= 1.3 * med(noop_wall),
-            {"channel": chan_wall, "noop": noop_wall},
-        ),
-        Row(
-            "nothing-new channel run vs no-op (execute_job)",
-            med(chan_exec),
-            med(noop_exec),
-            "s",
-            "<= 1.3x",
-            med(chan_exec) <= 1.3 * med(noop_exec),
-            {"channel": chan_exec, "noop": noop_exec},
-        ),
-    ]
+    rows: list[Row] = []
+    for executor, walls in runs.items():
+        label = "" if executor == "multiprocess" else f", {executor.replace('_', '-')} executor"
+        for what, chan, noop in (("process", "channel", "noop"), ("execute_job", "cx", "nx")):
+            c, n = med(walls[chan]), med(walls[noop])
+            rows.append(
+                Row(
+                    f"nothing-new channel run vs no-op run ({what}{label})",
+                    c,
+                    n,
+                    "s",
+                    "<= 1.3x",
+                    c <= 1.3 * n,
+                    {"channel": walls[chan], "noop": walls[noop], "executor": executor},
+                )
+            )
     print_table(f"Run overhead ({args.objects} objects, nothing new)", rows)
     write_results("run_overhead", vars(args), rows)
     return 0

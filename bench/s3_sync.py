@@ -8,10 +8,11 @@ Phases per data set: initial copy, no-change re-run, re-run after 1% of the obje
 each ``--repeats`` times (default 3) on separate lanes; the table shows medians, the JSON
 every run. Product: ``python -m bench.product_job`` (a fresh process per phase: imports, DB,
 listing, transfers, recording). Reference: ``rclone copy --transfers 20 --checkers 20``
-(``--checksum`` on re-runs) between two env-configured remotes. ``--dagster`` adds a whole
-Dagster run of the initial copy (``execute_job`` in a fresh process, a fresh channel so it
-copies everything; one run); ``--profile`` records py-spy profiles of the product's initial
-and no-change phases on a separate channel (their timings are not in the table).
+(``--checksum`` on re-runs) between two env-configured remotes. ``--dagster`` adds whole
+Dagster runs of the initial copy (``execute_job`` in a fresh process, a fresh channel so it
+copies everything; one run with the jobs' multiprocess executor, one in-process);
+``--profile`` records py-spy profiles of the product's initial and no-change phases on a
+separate channel (their timings are not in the table).
 """
 
 from __future__ import annotations
@@ -89,9 +90,11 @@ def run_rclone(env: dict[str, str], src: str, dst: str, *, checksum: bool) -> fl
     return run_measured(rclone_copy_cmd(src, dst, checksum=checksum), env).seconds
 
 
-def run_dagster(env: dict[str, str], channel: str, job: str, home: Path) -> tuple[float, Any]:
+def run_dagster(
+    env: dict[str, str], channel: str, job: str, home: Path, executor: str = "multiprocess"
+) -> tuple[float, Any]:
     cmd = [sys.executable, "-m", "bench.dagster_run", "--job", "channel"]
-    cmd += ["--channel", channel, "--job-id", f"{channel}--{job}"]
+    cmd += ["--channel", channel, "--job-id", f"{channel}--{job}", "--executor", executor]
     measured = run_measured(cmd, env | {"DAGSTER_HOME": str(home)})
     return measured.seconds, last_json_line(measured.stdout)
 
@@ -180,23 +183,27 @@ def bench_set(
     assert report["summary"]["updated"] == len(changed), report
 
     if dagster:
-        fresh = channel + "-dagster"
-        db.save_channel(fresh, "s3", config)
-        home = Path(tempfile.mkdtemp(prefix="dagster-home-", dir=workdir))
-        d_s, d_report = run_dagster(env, fresh, "job-dagster-initial", home)
+        # One run per executor, each on a fresh channel (so it copies everything): the jobs'
+        # default (multiprocess: a step subprocess) and the in-process executor.
         initial_rclone = rows[0].reference or 0.0
-        rows.append(
-            Row(
-                f"S3 {data.label}: initial copy, whole Dagster run",
-                d_s,
-                initial_rclone,
-                "s",
-                "<= 1.0x",
-                d_s <= initial_rclone,
-                d_report | {"core_only_s": rows[0].product},
+        for executor in ("multiprocess", "in_process"):
+            fresh = f"{channel}-dagster-{executor}"
+            db.save_channel(fresh, "s3", config)
+            home = Path(tempfile.mkdtemp(prefix="dagster-home-", dir=workdir))
+            d_s, d_report = run_dagster(env, fresh, "job-dagster-initial", home, executor)
+            label = "" if executor == "multiprocess" else ", in-process executor"
+            rows.append(
+                Row(
+                    f"S3 {data.label}: initial copy, whole Dagster run{label}",
+                    d_s,
+                    initial_rclone,
+                    "s",
+                    "<= 1.0x",
+                    d_s <= initial_rclone,
+                    d_report | {"core_only_s": rows[0].product, "executor": executor},
+                )
             )
-        )
-        print(f"  dagster run initial: {d_s:.2f} s ({d_report})", flush=True)
+            print(f"  dagster run initial ({executor}): {d_s:.2f} s ({d_report})", flush=True)
 
     if do_profile:
         prof = channel + "-profile"
