@@ -46,10 +46,10 @@ def channel_files(
     from amazoniax_dagster.messages import Flow
 
     request = JobRequest(
-        job_id=tags.job_id_for_run(context.run.tags, context.run_id),
+        job_id=tags.job_id_for_run(context.run.tags, context.run.run_id),
         channel_id=context.partition_key,
         flow=Flow(context.run.tags.get(tags.FLOW, Flow.EXISTING)),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
     services = job_services(
         context,

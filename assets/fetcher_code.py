@@ -109,7 +109,7 @@ def capture(
             channel_id=trigger["channel_id"],
             source_type=trigger["source_type"],
             flow=trigger["flow"],
-            run_id=context.run_id,
+            run_id=context.run.run_id,
         )
     with _step(context, fetcher_db) as redactor:
         channel_id, config = generator.capture_channel(
@@ -266,7 +266,7 @@ def fetch_for_job(
         job_id=trigger["job_id"],
         channel_id=trigger["channel_id"],
         flow=Flow.EXISTING,  # the channel is mapped to the new version now
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
     services = job_services(
         context,
