@@ -9,6 +9,9 @@ channel_files_job = dg.define_asset_job(
     "channel_files_job",
     selection=dg.AssetSelection.assets("channel_files"),
     description="Fetch one channel: one run per Kafka job message or per UI launch.",
+    # One step: a step subprocess would only add a second process start and exit (1.3-1.5 s
+    # of every run, bench/README.md). Each run still has its own process (a pod in k8s).
+    config={"execution": {"config": {"in_process": {}}}},
 )
 
 fetcher_code_job = dg.define_asset_job(

@@ -9,6 +9,7 @@ evaluates the run status sensors for a finished run.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,27 @@ def fetcher_code_job_def() -> dg.JobDefinition:
 
 
 JOB_DEFS = {"channel_files_job": channel_files_job_def, "fetcher_code_job": fetcher_code_job_def}
+
+
+def _partition_config(job_name: str, partition_key: str) -> dict[str, Any]:
+    """The run config the daemon and the UI take from a partitioned job for a partition."""
+    partitioned = JOB_DEFS[job_name]().partitioned_config
+    if partitioned is None:
+        return {}
+    return dict(partitioned.get_run_config_for_partition_key(partition_key))
+
+
+def _execute_job(
+    job_name: str, instance_ref: Any, run_tags: dict[str, str], run_config: dict[str, Any]
+) -> str:
+    with dg.DagsterInstance.from_ref(instance_ref) as instance:
+        result = dg.execute_job(
+            dg.reconstructable(JOB_DEFS[job_name]),
+            instance=instance,
+            tags=run_tags,
+            run_config=run_config,
+        )
+        return result.run_id
 
 
 def end_offsets(bus: KafkaBus, topic: str) -> dict[int, int]:
@@ -100,20 +122,29 @@ class Harness:
             "dagster/partition": request.partition_key,
             "dagster/run_key": request.run_key or "",
         }
-        job_def = JOB_DEFS[request.job_name or "channel_files_job"]
-        result = dg.execute_job(dg.reconstructable(job_def), instance=self.instance, tags=run_tags)
-        run = self.instance.get_run_by_id(result.run_id)
-        assert run is not None
-        return run
+        job_name = request.job_name or "channel_files_job"
+        run_config = dict(request.run_config) or _partition_config(job_name, request.partition_key)
+        return self._execute(job_name, run_tags, run_config)
 
     def launch_ui_run(self, channel_id: str) -> dg.DagsterRun:
         """A run started from the UI: a partition, no job tags."""
-        result = dg.execute_job(
-            dg.reconstructable(channel_files_job_def),
-            instance=self.instance,
-            tags={"dagster/partition": channel_id},
+        return self._execute(
+            "channel_files_job",
+            {"dagster/partition": channel_id},
+            _partition_config("channel_files_job", channel_id),
         )
-        run = self.instance.get_run_by_id(result.run_id)
+
+    def _execute(
+        self, job_name: str, run_tags: dict[str, str], run_config: dict[str, Any]
+    ) -> dg.DagsterRun:
+        # A run worker is a process of its own, started after the environment was set: the
+        # code location is imported there afresh (as the run launcher does).
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(1) as pool:
+            run_id = pool.apply(
+                _execute_job, (job_name, self.instance.get_ref(), run_tags, run_config)
+            )
+        run = self.instance.get_run_by_id(run_id)
         assert run is not None
         return run
 
