@@ -45,16 +45,24 @@ def _partition_config(job_name: str, partition_key: str) -> dict[str, Any]:
 
 
 def _execute_job(
-    job_name: str, instance_ref: Any, run_tags: dict[str, str], run_config: dict[str, Any]
-) -> str:
-    with dg.DagsterInstance.from_ref(instance_ref) as instance:
-        result = dg.execute_job(
-            dg.reconstructable(JOB_DEFS[job_name]),
-            instance=instance,
-            tags=run_tags,
-            run_config=run_config,
-        )
-        return result.run_id
+    job_name: str,
+    instance_ref: Any,
+    run_tags: dict[str, str],
+    run_config: dict[str, Any],
+    result_to: Any,
+) -> None:
+    try:
+        with dg.DagsterInstance.from_ref(instance_ref) as instance:
+            result = dg.execute_job(
+                dg.reconstructable(JOB_DEFS[job_name]),
+                instance=instance,
+                tags=run_tags,
+                run_config=run_config,
+            )
+        result_to.send(("ok", result.run_id))
+    except BaseException as exc:
+        result_to.send(("error", f"{type(exc).__name__}: {exc}"))
+        raise
 
 
 def end_offsets(bus: KafkaBus, topic: str) -> dict[int, int]:
@@ -139,12 +147,26 @@ class Harness:
     ) -> dg.DagsterRun:
         # A run worker is a process of its own, started after the environment was set: the
         # code location is imported there afresh (as the run launcher does).
+        # Not a Pool: its workers are daemonic, and a multiprocess executor starts children.
         context = multiprocessing.get_context("spawn")
-        with context.Pool(1) as pool:
-            run_id = pool.apply(
-                _execute_job, (job_name, self.instance.get_ref(), run_tags, run_config)
-            )
-        run = self.instance.get_run_by_id(run_id)
+        receiver, sender = context.Pipe(duplex=False)
+        worker = context.Process(
+            target=_execute_job,
+            args=(job_name, self.instance.get_ref(), run_tags, run_config, sender),
+            name=f"run-worker-{job_name}",
+        )
+        worker.start()
+        sender.close()
+        try:
+            outcome, value = receiver.recv()
+        except EOFError as exc:
+            died = f"the run worker of {job_name} died (exit {worker.exitcode})"
+            raise RuntimeError(died) from exc
+        finally:
+            worker.join(timeout=60)
+        if outcome != "ok":
+            raise RuntimeError(f"the run worker of {job_name} failed: {value}")
+        run = self.instance.get_run_by_id(value)
         assert run is not None
         return run
 
