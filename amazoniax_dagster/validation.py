@@ -51,20 +51,20 @@ from xml.sax import SAXParseException
 from xml.sax.handler import ContentHandler, feature_external_ges, feature_external_pes
 from xml.sax.xmlreader import AttributesImpl
 
-import charset_normalizer
 import ijson  # type: ignore[import-untyped]
 from defusedxml import EntitiesForbidden
 from defusedxml.expatreader import DefusedExpatParser
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
-from jsonschema.protocols import Validator
-from referencing.exceptions import Unresolvable
 
 from amazoniax_dagster.errors import ConfigError
 from amazoniax_dagster.paths import FilePattern
 
 if TYPE_CHECKING:
     from _csv import Reader
+
+    from jsonschema.protocols import Validator
+
+# jsonschema and charset-normalizer are imported where they are used: most channels have no
+# JSON schema and only UTF-8 files, and every job process imports this module.
 
 _MIB: Final = 1024 * 1024
 JSON_STREAM_ABOVE: Final = 64 * _MIB
@@ -131,6 +131,8 @@ class ValidationRules:
 
     def json_validator_for(self, path: str) -> tuple[str | None, Validator | None]:
         """The pattern that chose the schema (None for ``json_schema``) and its validator."""
+        from jsonschema import Draft202012Validator
+
         for pattern, schema in self.json_schemas_by_pattern.items():
             if FilePattern.parse(pattern).matches(path):
                 return pattern, Draft202012Validator(schema)
@@ -143,6 +145,9 @@ DEFAULT_RULES: Final = ValidationRules()
 
 
 def _check_schema(name: str, schema: Mapping[str, Any]) -> None:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -554,6 +559,9 @@ def _json_type(value: Any) -> str:
 
 
 def _check_against_schema(validator: Validator, doc: Any, where: str) -> None:
+    from jsonschema.exceptions import best_match
+    from referencing.exceptions import Unresolvable
+
     try:
         error = best_match(validator.iter_errors(doc))
     except Unresolvable as exc:
@@ -679,6 +687,8 @@ def _fallback_encoding(item: _Input) -> str:
 
 def _guess_encoding(sample: bytes) -> str | None:
     """charset-normalizer's guess, named as data files usually declare it ("windows-1252")."""
+    import charset_normalizer
+
     matches = charset_normalizer.from_bytes(sample)
     best = matches.best()
     if best is None:

@@ -23,7 +23,15 @@ def _run(code: str) -> str:
         # A job never migrates, publishes fetcher versions or talks boto3.
         (
             "amazoniax_dagster.channel_job",
-            ("alembic", "boto3", "botocore", "kafka", "amazoniax_dagster.fetchers.registry"),
+            (
+                "alembic",
+                "boto3",
+                "botocore",
+                "kafka",
+                "amazoniax_dagster.fetchers.registry",
+                "jsonschema",
+                "charset_normalizer",
+            ),  # fmt: skip
         ),
         # Operating commands (submit, status, doctor, ...) do not need the local stack.
         (
