@@ -1,0 +1,570 @@
+"""Run queue throughput: N small channel jobs through the run queue vs N no-op runs.
+
+    uv run python -m bench.run_queue                          # 200 jobs, 20 concurrent
+    uv run python -m bench.run_queue --jobs 20 --concurrency 5
+
+The deployment as ``amazoniax dev`` runs it: a LocalStack, Dagster's instance storage in the
+stack's PostgreSQL (database ``dagster``), the project's ``dagster.yaml`` (QueuedRunCoordinator,
+``max_concurrent_runs`` = ``--concurrency``, the default run launcher: one process per run) and
+``dagster dev`` on 127.0.0.1 (webserver, daemon, one code server per location). The workspace
+has the product's code location and a second one, ``bench_noop``, holding only
+``bench.dagster_run.noop_job_def`` (a one-asset job).
+
+Product side: ``--jobs`` channels of ``--objects`` x ``--size`` S3 objects each; one job
+message per channel is produced to ``amazoniax_fetcher``; ``kafka_fetcher_sensor`` turns them
+into queued ``channel_files_job`` runs. Floor: ``--jobs`` runs of the no-op job submitted to the
+same queue through the webserver's GraphQL ``launchRun`` (``DagsterGraphQLClient``), with the
+in-process executor (as ``channel_files_job``'s own config selects). One warm-up run of each
+first (not counted). Each batch is timed from its first run's enqueue to its last run's end
+(RUN_SUCCESS / RUN_FAILURE), from the event log; per run: queue wait (RUN_ENQUEUED →
+RUN_STARTING, which the daemon writes when it dequeues a run), launch (RUN_STARTING →
+RUN_START: process spawn, imports, the code location) and duration (RUN_START → end); the
+mean number of runs in flight; and the CPU seconds per run of the whole ``dagster dev`` tree.
+``--dequeue-workers`` overrides ``dequeue_num_workers`` (see bench/README.md: with the default
+run launcher each dequeue thread waits until its run has loaded the code location).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BATCH_TAG = "bench/batch"
+NOOP_LOCATION = "bench_noop"
+TARGET_RATIO = 1.3
+
+
+@dataclass
+class Batch:
+    """Timings of one batch of runs, from the instance's event log (epoch seconds)."""
+
+    name: str
+    submitted_at: float  # first produce (product) or first launchRun call (floor)
+    enqueued: list[float] = field(default_factory=list)
+    dequeued: list[float] = field(default_factory=list)
+    started: list[float] = field(default_factory=list)
+    ended: list[float] = field(default_factory=list)
+    failed: int = 0
+    load: tuple[float, float] = (0.0, 0.0)  # 1-min load average at submit and at the end
+    #: CPU seconds the ``dagster dev`` tree spent during the batch, by part (see tree_cpu)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def window_s(self) -> float:
+        return max(self.ended) - min(self.enqueued)
+
+    @property
+    def from_submit_s(self) -> float:
+        return max(self.ended) - self.submitted_at
+
+    @property
+    def jobs_per_min(self) -> float:
+        return len(self.ended) / self.window_s * 60
+
+    def medians(self) -> dict[str, float]:
+        med = statistics.median
+        return {
+            "queue_wait_s": med(d - e for e, d in zip(self.enqueued, self.dequeued, strict=True)),
+            "launch_s": med(s - d for d, s in zip(self.dequeued, self.started, strict=True)),
+            "duration_s": med(e - s for s, e in zip(self.started, self.ended, strict=True)),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "runs": len(self.ended),
+            "failed": self.failed,
+            "window_s": round(self.window_s, 2),
+            "from_submit_s": round(self.from_submit_s, 2),
+            "jobs_per_min": round(self.jobs_per_min, 2),
+            "load_1min": [round(x, 2) for x in self.load],
+            "mean_in_flight": round(self.mean_in_flight, 2),
+            "cpu_per_run_s": round(self.cpu_per_run, 3),
+            "cpu_s": {k: round(v, 2) for k, v in self.cpu.items()},
+        } | {k: round(v, 3) for k, v in self.medians().items()}
+
+    @property
+    def mean_in_flight(self) -> float:
+        """Runs launched and not yet ended, averaged over the window (the queue's limit is
+        the most it can be)."""
+        busy = sum(e - d for d, e in zip(self.dequeued, self.ended, strict=True))
+        return busy / self.window_s
+
+    @property
+    def cpu_per_run(self) -> float:
+        return sum(self.cpu.values()) / len(self.ended)
+
+
+# --------------------------------------------------------------------------- the deployment
+
+
+def write_instance(home: Path, concurrency: int, dequeue_workers: int = 0) -> None:
+    """The project's local dagster.yaml (as ``amazoniax dev`` copies it), with the queue's
+    limit set to ``concurrency`` (and its dequeue threads to ``dequeue_workers`` unless 0)
+    and the default run launcher spelled out."""
+    import yaml
+
+    from bench.common import ROOT
+
+    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    config["run_coordinator"]["config"]["max_concurrent_runs"] = concurrency
+    if dequeue_workers:
+        config["run_coordinator"]["config"]["dequeue_num_workers"] = dequeue_workers
+    config["run_launcher"] = {"module": "dagster", "class": "DefaultRunLauncher"}
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def write_workspace(path: Path) -> Path:
+    import yaml
+
+    from bench.common import ROOT
+
+    product = yaml.safe_load((ROOT / "workspace.yaml").read_text())
+    noop = {
+        "python_module": {
+            "module_name": "bench.dagster_run",
+            "attribute": "noop_job_def",
+            "location_name": NOOP_LOCATION,
+            "working_directory": str(ROOT),
+        }
+    }
+    path.write_text(yaml.safe_dump({"load_from": [*product["load_from"], noop]}))
+    return path
+
+
+def start_dagster_dev(env: dict[str, str], workspace: Path, port: int, log: Path) -> Any:
+    from bench.common import ROOT
+
+    command = [
+        sys.executable, "-m", "dagster", "dev",
+        "-h", "127.0.0.1", "-p", str(port), "-w", str(workspace),
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop_process_tree(proc: Any) -> None:
+    """SIGTERM to ``dagster dev``'s process group, then SIGKILL to whatever is left of its
+    tree (webserver, daemon, code servers, run workers) after 30 s. Processes are found by
+    their session (``dagster dev`` leads its own) as well as by parentage: while shutting
+    down, ``dagster dev`` may start a code server again, whose parent then exits."""
+    import psutil
+
+    def members() -> list[Any]:
+        found = {}
+        for p in psutil.process_iter():
+            try:
+                if os.getsid(p.pid) == proc.pid:
+                    found[p.pid] = p
+            except (OSError, psutil.Error):
+                continue
+        try:
+            root = psutil.Process(proc.pid)
+            for p in [root, *root.children(recursive=True)]:
+                found[p.pid] = p
+        except psutil.NoSuchProcess:
+            pass
+        return list(found.values())
+
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    while (alive := members()) and time.monotonic() < deadline:
+        psutil.wait_procs(alive, timeout=2)
+    for _ in range(5):
+        alive = members()
+        if not alive:
+            break
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=5)
+    proc.poll()
+
+
+PARTS = (
+    ("amazoniax_dagster.definitions", "product code server + its runs"),
+    ("bench.dagster_run", "no-op code server + its runs"),
+    ("dagster._daemon", "daemon"),
+    ("dagster_webserver", "webserver"),
+)
+
+
+def tree_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of the ``dagster dev`` tree, by part: each child of
+    ``dagster dev`` with its whole subtree. A run worker's time is in its code server's
+    subtree: in its own while it lives, in its parent's children times once reaped (the code
+    server reaps its run workers). A shared machine's load leaves these nearly unchanged,
+    unlike wall times."""
+    import psutil
+
+    def own_and_reaped(proc: Any) -> float:
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            return 0.0
+        return float(t.user + t.system + t.children_user + t.children_system)
+
+    try:
+        root = psutil.Process(pid)
+        children = root.children()
+    except psutil.NoSuchProcess:
+        return {}
+    parts = {"dagster dev": float(root.cpu_times().user + root.cpu_times().system)}
+    for child in children:
+        try:
+            cmdline = " ".join(child.cmdline())
+            subtree = [child, *child.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        label = next((name for key, name in PARTS if key in cmdline), cmdline[:60])
+        parts[label] = parts.get(label, 0.0) + sum(own_and_reaped(p) for p in subtree)
+    return parts
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before.get(k, 0.0) for k in after}
+
+
+def wait_for_locations(port: int, proc: Any, log: Path, timeout: float = 180.0) -> str:
+    """Until the webserver answers and both code locations are loaded; returns the name of
+    the repository Dagster made of the no-op location (a single job)."""
+    query = json.dumps(
+        {
+            "query": "{ workspaceOrError { ... on Workspace { locationEntries { name "
+            "loadStatus locationOrLoadError { __typename "
+            "... on RepositoryLocation { repositories { name } } } } } } }"
+        }
+    ).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dagster dev exited ({proc.returncode}):\n{tail(log)}")
+        try:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/graphql",
+                data=query,
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                data = json.load(response)
+            entries = data["data"]["workspaceOrError"]["locationEntries"]
+            loaded = [e for e in entries if e["loadStatus"] == "LOADED"]
+            if len(loaded) == len(entries) == 2:
+                errors = [
+                    e["name"]
+                    for e in loaded
+                    if e["locationOrLoadError"]["__typename"] != "RepositoryLocation"
+                ]
+                if errors:
+                    raise RuntimeError(f"code locations failed to load: {errors}\n{tail(log)}")
+                noop = next(e for e in loaded if e["name"] == NOOP_LOCATION)
+                return str(noop["locationOrLoadError"]["repositories"][0]["name"])
+        except (OSError, KeyError, TypeError, ValueError, StopIteration, IndexError):
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"dagster dev not ready after {timeout:.0f} s:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# --------------------------------------------------------------------------- submitting
+
+
+def job_message(ep: Any, channel: str, prefix: str, batch: str) -> dict[str, Any]:
+    from bench.common import s3_channel_config
+
+    return {
+        "job_id": f"{batch}-{channel}-{uuid.uuid4().hex[:8]}",
+        "channel_id": channel,
+        "source_type": "s3",
+        "is_new": True,
+        "heal_mode": False,
+        "config": s3_channel_config(ep, prefix),
+    }
+
+
+def produce_jobs(ep: Any, messages: list[dict[str, Any]]) -> float:
+    """Produce the job messages (as ``amazoniax submit`` would); returns the first send time."""
+    from kafka import KafkaProducer
+
+    from amazoniax_dagster.kafka import Topics
+
+    producer = KafkaProducer(bootstrap_servers=ep.kafka_bootstrap, acks="all", linger_ms=20)
+    first = time.time()
+    try:
+        for message in messages:
+            key = str(message["channel_id"]).encode()
+            producer.send(Topics().fetcher, json.dumps(message).encode(), key=key)
+        producer.flush()
+    finally:
+        producer.close()
+    return first
+
+
+def submit_noop_runs(port: int, repository: str, count: int, batch: str) -> float:
+    """``count`` launchRun calls for the no-op job, 4 at a time (one GraphQL client per thread:
+    a client is not thread-safe); returns the first call's time."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    local = threading.local()
+    run_config: dict[str, Any] = {"execution": {"config": {"in_process": {}}}}
+
+    def submit(_: int) -> str:
+        if not hasattr(local, "client"):
+            local.client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+        return str(
+            local.client.submit_job_execution(
+                "noop_job",
+                repository_location_name=NOOP_LOCATION,
+                repository_name=repository,
+                run_config=run_config,
+                tags={BATCH_TAG: batch},
+            )
+        )
+
+    first = time.time()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(submit, range(count)))
+    return first
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def batch_records(instance: Any, filters: Any) -> list[Any]:
+    return list(instance.get_run_records(filters=filters))
+
+
+def wait_for_batch(
+    instance: Any, filters: Any, count: int, timeout: float, proc: Any, log: Path
+) -> None:
+    import dagster as dg
+
+    done = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dagster dev exited ({proc.returncode}):\n{tail(log)}")
+        records = batch_records(instance, filters)
+        finished = sum(r.dagster_run.status in done for r in records)
+        if finished != last:
+            print(f"  {finished}/{count} runs finished ({len(records)} created)", flush=True)
+            last = finished
+        if finished >= count:
+            return
+        time.sleep(2)
+    raise RuntimeError(f"only {last}/{count} runs finished in {timeout:.0f} s:\n{tail(log)}")
+
+
+def measure_batch(instance: Any, filters: Any, name: str, submitted_at: float) -> Batch:
+    import dagster as dg
+
+    kinds = dg.DagsterEventType
+    wanted = {
+        kinds.RUN_ENQUEUED,
+        kinds.RUN_STARTING,
+        kinds.RUN_START,
+        kinds.RUN_SUCCESS,
+        kinds.RUN_FAILURE,
+        kinds.RUN_CANCELED,
+    }
+    batch = Batch(name, submitted_at)
+    for record in batch_records(instance, filters):
+        at: dict[Any, float] = {}
+        for entry in instance.all_logs(record.dagster_run.run_id, of_type=wanted):
+            if entry.dagster_event is not None:
+                at.setdefault(entry.dagster_event.event_type, entry.timestamp)
+        end = at.get(kinds.RUN_SUCCESS) or at.get(kinds.RUN_FAILURE) or at.get(kinds.RUN_CANCELED)
+        if end is None or kinds.RUN_START not in at:
+            raise RuntimeError(f"run {record.dagster_run.run_id} has no start/end: {at}")
+        batch.failed += kinds.RUN_SUCCESS not in at
+        batch.enqueued.append(at[kinds.RUN_ENQUEUED])
+        batch.dequeued.append(at[kinds.RUN_STARTING])
+        batch.started.append(at[kinds.RUN_START])
+        batch.ended.append(end)
+    return batch
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--objects", type=int, default=5, help="objects per channel")
+    parser.add_argument("--size", default="10KB")
+    parser.add_argument(
+        "--dequeue-workers",
+        type=int,
+        default=0,
+        help="override dequeue_num_workers (0: dagster.yaml's); with the default run launcher "
+        "each thread waits until its run's process has loaded the code location",
+    )
+    parser.add_argument("--timeout", type=float, default=0, help="per batch; 0: 60 s + 10 s/job")
+    args = parser.parse_args(argv)
+    timeout = args.timeout or 60 + 10 * args.jobs
+
+    import dagster as dg
+
+    from amazoniax_dagster import tags
+    from amazoniax_dagster.cli import ensure_database
+    from amazoniax_dagster.db import FetcherDB
+    from amazoniax_dagster.local_stack import free_port
+    from amazoniax_dagster.sealing import SecretCipher
+    from bench.common import (
+        SOURCE_BUCKET,
+        Row,
+        channel_client,
+        local_stack,
+        object_key,
+        parse_size,
+        print_table,
+        product_env,
+        put_objects,
+        warm_bytecode,
+        write_results,
+    )
+
+    warm_bytecode()
+    batches: dict[str, Batch] = {}
+    with local_stack("runqueue") as (ep, workdir):
+        db = FetcherDB(ep.database_url, SecretCipher(ep.secret_key))
+        db.migrate()
+        db.close()
+        channels = [f"bench-rq-{i:04d}" for i in range(args.jobs)]
+        keys = [
+            object_key(f"{c}/", i)
+            for c in [*channels, "bench-rq-warm"]
+            for i in range(args.objects)
+        ]
+        put_objects(channel_client(ep), SOURCE_BUCKET, keys, parse_size(args.size))
+        print(f"seeded {len(keys)} objects for {args.jobs + 1} channels", flush=True)
+
+        env = product_env(ep)
+        env["AMAZONIAX_DAGSTER_PG_URL"] = ensure_database(ep.database_url, "dagster")
+        home = workdir / "dagster_home"
+        write_instance(home, args.concurrency, args.dequeue_workers)
+        env["DAGSTER_HOME"] = str(home)
+        workspace = write_workspace(workdir / "workspace.yaml")
+        port = free_port()
+        log = workdir / "dagster-dev.log"
+        started = time.monotonic()
+        proc = start_dagster_dev(env, workspace, port, log)
+        try:
+            repository = wait_for_locations(port, proc, log)
+            print(f"dagster dev up in {time.monotonic() - started:.1f} s (port {port})", flush=True)
+            os.environ["AMAZONIAX_DAGSTER_PG_URL"] = env["AMAZONIAX_DAGSTER_PG_URL"]
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                # Warm-up, not counted: the sensor's first tick, the first run of each job.
+                warm = job_message(ep, "bench-rq-warm", "bench-rq-warm/", "warm")
+                produce_jobs(ep, [warm])
+                submit_noop_runs(port, repository, 1, "warm")
+                warm_filter = dg.RunsFilter(tags={BATCH_TAG: "warm"})
+                wait_for_batch(
+                    instance, dg.RunsFilter(tags={tags.JOB_ID: warm["job_id"]}), 1, 120, proc, log
+                )
+                wait_for_batch(instance, warm_filter, 1, 120, proc, log)
+
+                load0, cpu0 = os.getloadavg()[0], tree_cpu(proc.pid)
+                print(f"product: {args.jobs} job messages (load {load0:.2f})", flush=True)
+                messages = [job_message(ep, c, f"{c}/", "prod") for c in channels]
+                first = produce_jobs(ep, messages)
+                prod_filter = dg.RunsFilter(tags={tags.JOB_ID: [m["job_id"] for m in messages]})
+                wait_for_batch(instance, prod_filter, args.jobs, timeout, proc, log)
+                product = measure_batch(instance, prod_filter, "product", first)
+                product.load = (load0, os.getloadavg()[0])
+                product.cpu = cpu_delta(cpu0, tree_cpu(proc.pid))
+                batches["product"] = product
+                print(f"  {json.dumps(product.summary())}", flush=True)
+
+                load0, cpu0 = os.getloadavg()[0], tree_cpu(proc.pid)
+                print(f"floor: {args.jobs} no-op runs (load {load0:.2f})", flush=True)
+                first = submit_noop_runs(port, repository, args.jobs, "noop")
+                noop_filter = dg.RunsFilter(tags={BATCH_TAG: "noop"})
+                wait_for_batch(instance, noop_filter, args.jobs, timeout, proc, log)
+                floor = measure_batch(instance, noop_filter, "noop", first)
+                floor.load = (load0, os.getloadavg()[0])
+                floor.cpu = cpu_delta(cpu0, tree_cpu(proc.pid))
+                batches["noop"] = floor
+                print(f"  {json.dumps(floor.summary())}", flush=True)
+        finally:
+            stop_process_tree(proc)
+
+    product, floor = batches["product"], batches["noop"]
+    pm, fm = product.medians(), floor.medians()
+    label = f"{args.jobs} jobs, {args.concurrency} concurrent"
+    extra = {"product": product.summary(), "noop": floor.summary()}
+    ok = product.failed == 0 and product.window_s <= TARGET_RATIO * floor.window_s
+    rows = [
+        Row(
+            f"{label}: throughput vs no-op runs",
+            product.jobs_per_min,
+            floor.jobs_per_min,
+            "jobs/min",
+            f">= {1 / TARGET_RATIO:.2f}x",
+            ok,
+            extra,
+        ),
+        Row(
+            f"{label}: first enqueued -> last ended",
+            product.window_s,
+            floor.window_s,
+            "s",
+            f"<= {TARGET_RATIO}x",
+            ok,
+        ),
+        Row(
+            f"{label}: first submit -> last ended",
+            product.from_submit_s,
+            floor.from_submit_s,
+            "s",
+            "-",
+        ),
+        Row("per run: queue wait (median)", pm["queue_wait_s"], fm["queue_wait_s"], "s", "-"),
+        Row("per run: dequeued -> RUN_START (median)", pm["launch_s"], fm["launch_s"], "s", "-"),
+        Row("per run: RUN_START -> end (median)", pm["duration_s"], fm["duration_s"], "s", "-"),
+        Row(
+            "per run: CPU of the dagster dev tree (mean)",
+            product.cpu_per_run,
+            floor.cpu_per_run,
+            "s",
+            "-",
+            None,
+            {"product": product.cpu, "noop": floor.cpu},
+        ),
+    ]
+    print_table(f"Run queue ({label}; failed runs: {product.failed} / {floor.failed})", rows)
+    write_results("run_queue", vars(args), rows)
+    return 0 if product.failed == 0 and floor.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
