@@ -246,7 +246,8 @@ class AgentRun:
     def stop(self, reason: str) -> None:
         """Ask the agent to stop after its current step."""
         if not self._stop.is_set():
-            self.outcome.stopped = self.outcome.stopped or reason
+            # It ends up in provenance and logs: the channel's secrets are masked here.
+            self.outcome.stopped = self.outcome.stopped or self._redact(reason)[:400]
             self._stop.set()
 
     def join(self, timeout: float) -> AgentOutcome:
@@ -266,9 +267,9 @@ class AgentRun:
             with _RedactedLogs(self._redact):
                 asyncio.run(self._run())
         except LLMUnavailable as exc:
-            self.stop(f"{exc.reason}: {self._redact(exc.detail)}")
+            self.stop(f"{exc.reason}: {exc.detail}")
         except Exception as exc:  # noqa: BLE001 - a library failure must not fail the capture
-            self.stop(f"agent error: {type(exc).__name__}: {self._redact(str(exc))[:300]}")
+            self.stop(f"agent error: {type(exc).__name__}: {exc}")
             log.warning("the browser-use agent failed: %s", self.outcome.stopped)
 
     async def _run(self) -> None:

@@ -412,7 +412,16 @@ class _Explorer:
 
     # -- steps --------------------------------------------------------------------------------
 
-    def step(self, action: str, detail: str = "", selector: str | None = None) -> None:
+    def step(
+        self,
+        action: str,
+        detail: str = "",
+        selector: str | None = None,
+        *,
+        screenshot: bytes | None = None,
+    ) -> None:
+        """Record a step: a screenshot (taken now unless given: an agent's step brings what
+        its model saw), the DOM and the URL of the current page."""
         from playwright.sync_api import Error as PlaywrightError
 
         index = len(self.capture.steps)
@@ -420,7 +429,10 @@ class _Explorer:
         shot: str | None = f"{stem}.png"
         dom: str | None = f"{stem}.html"
         try:
-            self.page.screenshot(path=str(self.capture.work_dir / f"{stem}.png"), timeout=5000)
+            if screenshot is not None:
+                (self.capture.work_dir / f"{stem}.png").write_bytes(screenshot)
+            else:
+                self.page.screenshot(path=str(self.capture.work_dir / f"{stem}.png"), timeout=5000)
         except PlaywrightError:
             shot = None
         try:
@@ -502,17 +514,21 @@ class _Explorer:
         from fetcher_codegen.agent import agent_task
 
         config = self.config
-        names = [k for k in (config.login_credentials or {}) if self._credential_value(k)]
+        sensitive = {
+            name: value.get_secret_value()
+            for name, value in (config.login_credentials or {}).items()
+            if value.get_secret_value()
+        }
         run = agent.start(
             cdp_url=_cdp_url(self.capture.work_dir / "profile"),
             task=agent_task(
                 self.page.url,
                 config.channel_name or "fetch the data files of this website",
                 config.navigation_details,
-                names,
+                list(sensitive),
             ),
             allowed_domains=[urlsplit(config.url).netloc.split("@")[-1].split(":")[0]],
-            sensitive_data={k: self._credential_value(k) for k in names},
+            sensitive_data=sensitive,
         )
         reserve = self.limits.max_seconds * _EXPLORER_SHARE
         while run.is_alive():
@@ -525,9 +541,7 @@ class _Explorer:
         outcome = run.join(timeout=5)
         self._agent_steps(run)
         self.capture.agent = outcome.describe()
-        pages = [page for page in self.context.pages if not page.is_closed()]
-        if pages:
-            self.page = pages[-1]  # where the agent left off
+        self._follow_agent()  # the explorer carries on where the agent left off
         if not outcome.drove:
             self.warn(
                 f"the browser-use agent did not drive the capture ({outcome.stopped}): "
@@ -535,40 +549,17 @@ class _Explorer:
             )
         return outcome.drove
 
-    def _credential_value(self, name: str) -> str:
-        value = (self.config.login_credentials or {}).get(name)
-        return value.get_secret_value() if value is not None else ""
-
     def _agent_steps(self, run: AgentRun) -> None:
-        from playwright.sync_api import Error as PlaywrightError
-
+        """Record the steps the agent reported, on the page it acts in (its latest tab)."""
         while not run.steps.empty():
             step = run.steps.get()
-            index = len(self.capture.steps)
-            stem = f"steps/{index:02d}-agent-{step.action.replace(' ', '-')}"
-            shot: str | None = None
-            if step.screenshot:
-                shot = f"{stem}.png"
-                (self.capture.work_dir / shot).write_bytes(step.screenshot)
-            dom: str | None = f"{stem}.html"
-            page = next((p for p in reversed(self.context.pages) if not p.is_closed()), None)
-            try:
-                assert page is not None
-                (self.capture.work_dir / f"{stem}.html").write_text(page.content(), "utf-8")
-            except (PlaywrightError, AssertionError):
-                dom = None
-            self.capture.steps.append(
-                CaptureStep(
-                    index,
-                    step.action,
-                    redact_url(page.url if page is not None else ""),
-                    shot,
-                    dom,
-                    self.redact(step.detail),
-                    step.selector,
-                    self.requests,
-                )  # fmt: skip
-            )
+            self._follow_agent()
+            self.step(step.action, step.detail, step.selector, screenshot=step.screenshot)
+
+    def _follow_agent(self) -> None:
+        pages = [page for page in self.context.pages if not page.is_closed()]
+        if pages:
+            self.page = pages[-1]
 
     def after_agent(self) -> None:
         """The explorer finishes what the agent started: files behind links are fetched,

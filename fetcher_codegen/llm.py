@@ -445,11 +445,7 @@ class BedrockClient:
             },
         }
         response = self.converse(request, usage, estimated_input=estimated)
-        try:
-            blocks = response["output"]["message"]["content"]
-            text = "".join(b["text"] for b in blocks if isinstance(b, Mapping) and "text" in b)
-        except (KeyError, TypeError):
-            text = None
+        text = _text(response)
         if text is None:
             raise LLMUnavailable(
                 LLMFailure.MALFORMED_ANSWER,
@@ -524,7 +520,9 @@ class BedrockClient:
         reported = response.get("usage")
         reported = reported if isinstance(reported, Mapping) else {}
         input_tokens = _as_int(reported.get("inputTokens"), estimated)
-        output_tokens = _as_int(reported.get("outputTokens"), estimate_tokens(_text(response)))
+        output_tokens = _as_int(
+            reported.get("outputTokens"), estimate_tokens(_text(response) or "")
+        )
         usage.input_tokens += input_tokens
         usage.output_tokens += output_tokens
         usage.cost_usd += settings.cost_usd(input_tokens, output_tokens)
@@ -555,12 +553,13 @@ class BedrockClient:
         return self._client
 
 
-def _text(response: Mapping[str, Any]) -> str:
+def _text(response: Mapping[str, Any]) -> str | None:
+    """The answer's text blocks joined; None when the response is not the Converse shape."""
     try:
         blocks = response["output"]["message"]["content"]
-        return "".join(str(b.get("text", "")) for b in blocks if isinstance(b, Mapping))
-    except (KeyError, TypeError, AttributeError):
-        return ""
+        return "".join(b["text"] for b in blocks if isinstance(b, Mapping) and "text" in b)
+    except (KeyError, TypeError):
+        return None
 
 
 def _is_throttled(exc: BaseException) -> bool:

@@ -170,6 +170,18 @@ class Harness:
         assert run is not None
         return run
 
+    def asset_checks(self, run: dg.DagsterRun) -> dict[str, Any]:
+        """The asset check evaluations of ``run`` by check name (``.passed``, ``.metadata``)."""
+        records = self.instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        found: dict[str, Any] = {}
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            assert event is not None
+            found[event.event_specific_data.check_name] = event.event_specific_data  # type: ignore[union-attr]
+        return found
+
     def report(self, run: dg.DagsterRun) -> None:
         """Evaluate the run status sensor that matches how ``run`` ended."""
         sensors = {

@@ -195,13 +195,7 @@ def test_a_fetcher_code_run_with_bedrock_on_is_captured_by_the_agent(
 
 
 def _check_metadata(harness: Harness, run: dg.DagsterRun) -> dict[str, dict[str, Any]]:
-    records = harness.instance.get_records_for_run(
-        run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-    ).records
-    found: dict[str, dict[str, Any]] = {}
-    for record in records:
-        event = record.event_log_entry.dagster_event
-        assert event is not None
-        data: Any = event.event_specific_data
-        found[data.check_name] = {k: v.value for k, v in data.metadata.items()}
-    return found
+    return {
+        name: {key: value.value for key, value in data.metadata.items()}
+        for name, data in harness.asset_checks(run).items()
+    }

@@ -49,16 +49,7 @@ def _run_one(harness: Harness, expected_job: str) -> tuple[dg.RunRequest, dg.Dag
 
 
 def _checks(harness: Harness, run: dg.DagsterRun) -> dict[str, bool]:
-    records = harness.instance.get_records_for_run(
-        run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-    ).records
-    found = {}
-    for record in records:
-        event = record.event_log_entry.dagster_event
-        assert event is not None
-        data = event.event_specific_data
-        found[data.check_name] = data.passed  # type: ignore[union-attr]
-    return found
+    return {name: bool(data.passed) for name, data in harness.asset_checks(run).items()}
 
 
 def _job(fetcher_db: FetcherDB, job_id: str) -> Any:
