@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Connection, Row, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from amazoniax_dagster.db.models import ChannelFetcherDetails, FetcherDetails
+from amazoniax_dagster.db.models import channel_fetcher_details, fetcher_details
 from amazoniax_dagster.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -72,7 +71,7 @@ class FetcherRegistryMixin:
     if TYPE_CHECKING:
         _cipher: SecretCipher
 
-        def _session(self, what: str) -> AbstractContextManager[Session]: ...
+        def _session(self, what: str) -> AbstractContextManager[Connection]: ...
 
     # -- versions -------------------------------------------------------------------------------
 
@@ -89,14 +88,14 @@ class FetcherRegistryMixin:
         with self._session("allocate a fetcher version") as s:
             _advisory_lock(s, SITE_LOCK, structure_id)
             latest = s.scalar(
-                select(func.max(FetcherDetails.version)).where(
-                    FetcherDetails.structure_id == structure_id
+                select(func.max(fetcher_details.c.version)).where(
+                    fetcher_details.c.structure_id == structure_id
                 )
             )
             version = (latest or 0) + 1
             name = fetcher_name(structure_id, version)
             stmt = (
-                insert(FetcherDetails)
+                insert(fetcher_details)
                 .values(
                     structure_id=structure_id,
                     fetcher_name=name,
@@ -105,10 +104,10 @@ class FetcherRegistryMixin:
                     status="candidate",
                     provenance_json=dict(provenance or {}),
                 )
-                .returning(FetcherDetails)
+                .returning(*fetcher_details.c)
             )
             try:
-                row = s.scalars(stmt).one()
+                row = s.execute(stmt).one()
             except IntegrityError as exc:
                 raise ConfigError(
                     f"fetcher name {name} of site {structure_id!r} is taken by another site "
@@ -133,9 +132,14 @@ class FetcherRegistryMixin:
                     "allocate a new version instead"
                 )
             if row.status == "candidate":
-                row.status, row.git_commit, row.published_at = "published", git_commit, _now(s)
+                values: dict[str, Any] = {
+                    "status": "published",
+                    "git_commit": git_commit,
+                    "published_at": func.now(),  # the transaction's time: one clock for all
+                }
                 if provenance is not None:
-                    row.provenance_json = dict(provenance)
+                    values["provenance_json"] = dict(provenance)
+                row = _update(s, fetcher_id, values)
             return _version(row)
 
     def mark_fetcher_rejected(
@@ -152,64 +156,67 @@ class FetcherRegistryMixin:
                 raise ValueError(
                     f"fetcher {row.fetcher_name} is already published; publish a new version"
                 )
-            row.status = "rejected"
+            values: dict[str, Any] = {"status": "rejected"}
             if git_commit is not None:
-                row.git_commit = git_commit
+                values["git_commit"] = git_commit
             if provenance is not None:
-                row.provenance_json = dict(provenance)
-            return _version(row)
+                values["provenance_json"] = dict(provenance)
+            return _version(_update(s, fetcher_id, values))
 
     def get_fetcher_version(self, fetcher_id: int) -> FetcherVersion | None:
         with self._session("read the fetcher version") as s:
-            row = s.get(FetcherDetails, fetcher_id)
+            row = _row(s, fetcher_id)
             return _version(row) if row is not None else None
 
     def fetcher_versions(self, structure_id: str) -> list[FetcherVersion]:
         """Every version of the site, whatever its status, oldest first."""
         stmt = (
-            select(FetcherDetails)
-            .where(FetcherDetails.structure_id == structure_id)
-            .order_by(FetcherDetails.version)
+            select(fetcher_details)
+            .where(fetcher_details.c.structure_id == structure_id)
+            .order_by(fetcher_details.c.version)
         )
         with self._session("list the site's fetcher versions") as s:
-            return [_version(row) for row in s.scalars(stmt)]
+            return [_version(row) for row in s.execute(stmt)]
 
     def latest_fetcher(self, structure_id: str) -> FetcherVersion | None:
         """The site's newest *published* version."""
         stmt = (
-            select(FetcherDetails)
+            select(fetcher_details)
             .where(
-                FetcherDetails.structure_id == structure_id,
-                FetcherDetails.status == "published",
+                fetcher_details.c.structure_id == structure_id,
+                fetcher_details.c.status == "published",
             )
-            .order_by(FetcherDetails.version.desc())
+            .order_by(fetcher_details.c.version.desc())
             .limit(1)
         )
         with self._session("read the site's latest fetcher") as s:
-            row = s.scalar(stmt)
+            row = s.execute(stmt).first()
             return _version(row) if row is not None else None
 
     # -- channel mappings -----------------------------------------------------------------------
 
     def channel_mapping(self, channel_id: str) -> ChannelMapping | None:
         stmt = (
-            select(ChannelFetcherDetails, FetcherDetails)
-            .join(FetcherDetails, FetcherDetails.id == ChannelFetcherDetails.fetcher_id)
+            select(
+                channel_fetcher_details.c.config_json.label("mapping_config"),
+                channel_fetcher_details.c.created_at.label("mapped_at"),
+                *fetcher_details.c,
+            )
+            .join(fetcher_details, fetcher_details.c.id == channel_fetcher_details.c.fetcher_id)
             .where(
-                ChannelFetcherDetails.channel_id == channel_id,
-                ChannelFetcherDetails.replaced_at.is_(None),
+                channel_fetcher_details.c.channel_id == channel_id,
+                channel_fetcher_details.c.replaced_at.is_(None),
             )
         )
         with self._session("read the channel's fetcher") as s:
             found = s.execute(stmt).one_or_none()
             if found is None:
                 return None
-            mapping, fetcher = found
             return ChannelMapping(
                 channel_id,
-                _version(fetcher),
-                self._cipher.unseal(mapping.config_json),
-                mapping.created_at,
+                _version(found),
+                self._cipher.unseal(found.mapping_config),
+                found.mapped_at,
             )
 
     def channel_fetcher(self, channel_id: str) -> FetcherVersion | None:
@@ -223,7 +230,7 @@ class FetcherRegistryMixin:
         """Point the channel at a published version; ``config=None`` keeps the current mapping's
         config. False when the channel already had exactly this mapping."""
         with self._session("map the channel to a fetcher") as s:
-            target = s.get(FetcherDetails, fetcher_id)
+            target = _row(s, fetcher_id)
             if target is None or target.status != "published":
                 state = "does not exist" if target is None else f"is {target.status}"
                 raise ValueError(
@@ -231,14 +238,14 @@ class FetcherRegistryMixin:
                 )
             _advisory_lock(s, SITE_LOCK, target.structure_id)
             _advisory_lock(s, CHANNEL_LOCK, channel_id)
-            current = s.scalar(
-                select(ChannelFetcherDetails)
+            current = s.execute(
+                select(channel_fetcher_details)
                 .where(
-                    ChannelFetcherDetails.channel_id == channel_id,
-                    ChannelFetcherDetails.replaced_at.is_(None),
+                    channel_fetcher_details.c.channel_id == channel_id,
+                    channel_fetcher_details.c.replaced_at.is_(None),
                 )
                 .with_for_update()
-            )
+            ).first()
             if current is not None and current.fetcher_id == fetcher_id:
                 if config is None or self._cipher.unseal(current.config_json) == dict(config):
                     return False
@@ -249,7 +256,7 @@ class FetcherRegistryMixin:
             if current is not None:
                 _close(s, [current.id])
             s.execute(
-                insert(ChannelFetcherDetails).values(
+                insert(channel_fetcher_details).values(
                     channel_id=channel_id, fetcher_id=fetcher_id, config_json=sealed
                 )
             )
@@ -262,7 +269,7 @@ class FetcherRegistryMixin:
         Never moves a channel backwards: when two publishers race, v2's remap may run after
         v3's, and the channels must stay on v3. A rollback maps channels one by one."""
         with self._session("remap the site's channels") as s:
-            target = s.get(FetcherDetails, fetcher_id)
+            target = _row(s, fetcher_id)
             if target is None or target.status != "published":
                 raise ValueError(f"fetcher version {fetcher_id} is not a published version")
             if target.structure_id != structure_id:
@@ -271,22 +278,22 @@ class FetcherRegistryMixin:
                     f"not {structure_id!r}"
                 )
             _advisory_lock(s, SITE_LOCK, structure_id)
-            moving = s.scalars(
-                select(ChannelFetcherDetails)
-                .join(FetcherDetails, FetcherDetails.id == ChannelFetcherDetails.fetcher_id)
+            moving = s.execute(
+                select(channel_fetcher_details)
+                .join(fetcher_details, fetcher_details.c.id == channel_fetcher_details.c.fetcher_id)
                 .where(
-                    FetcherDetails.structure_id == structure_id,
-                    ChannelFetcherDetails.replaced_at.is_(None),
-                    FetcherDetails.version < target.version,
+                    fetcher_details.c.structure_id == structure_id,
+                    channel_fetcher_details.c.replaced_at.is_(None),
+                    fetcher_details.c.version < target.version,
                 )
-                .order_by(ChannelFetcherDetails.channel_id)
-                .with_for_update(of=ChannelFetcherDetails)
+                .order_by(channel_fetcher_details.c.channel_id)
+                .with_for_update(of=channel_fetcher_details)
             ).all()
             if not moving:
                 return []
             _close(s, [row.id for row in moving])
             s.execute(
-                insert(ChannelFetcherDetails),
+                insert(channel_fetcher_details),
                 [
                     {
                         "channel_id": r.channel_id,
@@ -301,43 +308,53 @@ class FetcherRegistryMixin:
     def channels_for_site(self, structure_id: str) -> list[str]:
         """The channels currently mapped to any version of the site."""
         stmt = (
-            select(ChannelFetcherDetails.channel_id)
-            .join(FetcherDetails, FetcherDetails.id == ChannelFetcherDetails.fetcher_id)
+            select(channel_fetcher_details.c.channel_id)
+            .join(fetcher_details, fetcher_details.c.id == channel_fetcher_details.c.fetcher_id)
             .where(
-                FetcherDetails.structure_id == structure_id,
-                ChannelFetcherDetails.replaced_at.is_(None),
+                fetcher_details.c.structure_id == structure_id,
+                channel_fetcher_details.c.replaced_at.is_(None),
             )
-            .order_by(ChannelFetcherDetails.channel_id)
+            .order_by(channel_fetcher_details.c.channel_id)
         )
         with self._session("list the site's channels") as s:
             return list(s.scalars(stmt))
 
 
-def _advisory_lock(s: Session, namespace: int, key: str) -> None:
+def _advisory_lock(s: Connection, namespace: int, key: str) -> None:
     s.execute(_LOCK, {"namespace": namespace, "key": key})
 
 
-def _locked_row(s: Session, fetcher_id: int) -> FetcherDetails:
-    row = s.get(FetcherDetails, fetcher_id, with_for_update=True)
+def _row(s: Connection, fetcher_id: int, *, for_update: bool = False) -> Row[Any] | None:
+    stmt = select(fetcher_details).where(fetcher_details.c.id == fetcher_id)
+    return s.execute(stmt.with_for_update() if for_update else stmt).first()
+
+
+def _locked_row(s: Connection, fetcher_id: int) -> Row[Any]:
+    row = _row(s, fetcher_id, for_update=True)
     if row is None:
         raise ValueError(f"fetcher version {fetcher_id} does not exist")
     return row
 
 
-def _close(s: Session, mapping_ids: list[int]) -> None:
+def _update(s: Connection, fetcher_id: int, values: Mapping[str, Any]) -> Row[Any]:
+    stmt = (
+        update(fetcher_details)
+        .where(fetcher_details.c.id == fetcher_id)
+        .values(**values)
+        .returning(*fetcher_details.c)
+    )
+    return s.execute(stmt).one()
+
+
+def _close(s: Connection, mapping_ids: list[int]) -> None:
     s.execute(
-        update(ChannelFetcherDetails)
-        .where(ChannelFetcherDetails.id.in_(mapping_ids))
+        update(channel_fetcher_details)
+        .where(channel_fetcher_details.c.id.in_(mapping_ids))
         .values(replaced_at=func.now())
     )
 
 
-def _now(s: Session) -> datetime:
-    """The transaction's time on the DB server (one clock for every timestamp)."""
-    return s.execute(select(func.now())).scalar_one()
-
-
-def _version(row: FetcherDetails) -> FetcherVersion:
+def _version(row: Row[Any]) -> FetcherVersion:
     return FetcherVersion(
         id=row.id,
         structure_id=row.structure_id,

@@ -11,13 +11,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, create_engine, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from amazoniax_dagster.db.fetchers import FetcherRegistryMixin
-from amazoniax_dagster.db.models import Channel, FileMetadata, JobRun, RetrySettings, SourceFile
+from amazoniax_dagster.db.models import (
+    channels,
+    file_metadata,
+    job_runs,
+    retry_settings,
+    source_files,
+)
 from amazoniax_dagster.errors import ConfigError, InfrastructureError
 from amazoniax_dagster.sealing import SecretCipher
 
@@ -138,7 +143,6 @@ class FetcherDB(FetcherRegistryMixin):
         self.engine: Engine = create_engine(
             url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
         )
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._cipher = cipher
 
     def close(self) -> None:
@@ -159,11 +163,11 @@ class FetcherDB(FetcherRegistryMixin):
 
     def save_channel(self, channel_id: str, source_type: str, config: Mapping[str, Any]) -> None:
         sealed = self._cipher.seal(config)
-        stmt = insert(Channel).values(
+        stmt = insert(channels).values(
             channel_id=channel_id, source_type=source_type, config_json=sealed
         )
         stmt = stmt.on_conflict_do_update(
-            index_elements=[Channel.channel_id],
+            index_elements=[channels.c.channel_id],
             set_={"source_type": source_type, "config_json": sealed, "updated_at": func.now()},
         )
         with self._session("store the channel config") as s:
@@ -175,7 +179,7 @@ class FetcherDB(FetcherRegistryMixin):
         if not ids:
             return {}
         with self._session("read channel configs") as s:
-            rows = list(s.scalars(select(Channel).where(Channel.channel_id.in_(ids))))
+            rows = s.execute(select(channels).where(channels.c.channel_id.in_(ids))).all()
         return {
             r.channel_id: StoredChannel(
                 r.channel_id, r.source_type, self._cipher.unseal(r.config_json)
@@ -189,12 +193,12 @@ class FetcherDB(FetcherRegistryMixin):
         """Store a batch of accepted jobs in one transaction: each job's config as its channel's
         latest (in order, so the last message for a channel wins) and the job as queued.
         Items are (job_id, channel_id, source_type, flow, config or None). Idempotent."""
-        channels: dict[str, dict[str, Any]] = {}
+        channel_rows: dict[str, dict[str, Any]] = {}
         job_rows = []
         for job_id, channel_id, source_type, flow, config in jobs:
             sealed = self._cipher.seal(config) if config is not None else None
             if sealed is not None:
-                channels[channel_id] = {
+                channel_rows[channel_id] = {
                     "channel_id": channel_id,
                     "source_type": source_type,
                     "config_json": sealed,
@@ -211,11 +215,11 @@ class FetcherDB(FetcherRegistryMixin):
                 }
             )
         with self._session("store the jobs") as s:
-            for chunk in _chunks(list(channels.values()), 1000):
-                stmt = insert(Channel).values(chunk)
+            for chunk in _chunks(list(channel_rows.values()), 1000):
+                stmt = insert(channels).values(chunk)
                 s.execute(
                     stmt.on_conflict_do_update(
-                        index_elements=[Channel.channel_id],
+                        index_elements=[channels.c.channel_id],
                         set_={
                             "source_type": stmt.excluded.source_type,
                             "config_json": stmt.excluded.config_json,
@@ -225,14 +229,14 @@ class FetcherDB(FetcherRegistryMixin):
                 )
             for chunk in _chunks(job_rows, 1000):
                 s.execute(
-                    insert(JobRun)
+                    insert(job_runs)
                     .values(chunk)
-                    .on_conflict_do_nothing(index_elements=[JobRun.job_id])
+                    .on_conflict_do_nothing(index_elements=[job_runs.c.job_id])
                 )
 
     def get_channel(self, channel_id: str) -> StoredChannel:
         with self._session("read the channel config") as s:
-            row = s.get(Channel, channel_id)
+            row = s.execute(select(channels).where(channels.c.channel_id == channel_id)).first()
         if row is None:
             raise ConfigError(
                 f"channel {channel_id!r} has no stored config: send a message with a config first"
@@ -241,18 +245,18 @@ class FetcherDB(FetcherRegistryMixin):
 
     def scheduled_channels(self) -> list[tuple[str, str, str]]:
         """(channel_id, source_type, schedule) of every channel whose config has a schedule."""
-        schedule = Channel.config_json["schedule"].astext
+        schedule = channels.c.config_json["schedule"].astext
         query = (
-            select(Channel.channel_id, Channel.source_type, schedule)
+            select(channels.c.channel_id, channels.c.source_type, schedule)
             .where(schedule.is_not(None))
-            .order_by(Channel.channel_id)
+            .order_by(channels.c.channel_id)
         )
         with self._session("list scheduled channels") as s:
             return [(c, t, str(e)) for c, t, e in s.execute(query)]
 
     def list_channel_ids(self) -> list[str]:
         with self._session("list channels") as s:
-            return list(s.scalars(select(Channel.channel_id).order_by(Channel.channel_id)))
+            return list(s.scalars(select(channels.c.channel_id).order_by(channels.c.channel_id)))
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -267,7 +271,7 @@ class FetcherDB(FetcherRegistryMixin):
     ) -> bool:
         """Record a job as queued with its own config snapshot. False if the job was known."""
         stmt = (
-            insert(JobRun)
+            insert(job_runs)
             .values(
                 job_id=job_id,
                 channel_id=channel_id,
@@ -277,8 +281,8 @@ class FetcherDB(FetcherRegistryMixin):
                 config_json=self._cipher.seal(config) if config is not None else None,
                 metadata_json={},
             )
-            .on_conflict_do_nothing(index_elements=[JobRun.job_id])
-            .returning(JobRun.id)
+            .on_conflict_do_nothing(index_elements=[job_runs.c.job_id])
+            .returning(job_runs.c.id)
         )
         with self._session("queue the job") as s:
             return s.execute(stmt).scalar() is not None
@@ -286,14 +290,14 @@ class FetcherDB(FetcherRegistryMixin):
     def job_config(self, job_id: str) -> dict[str, Any] | None:
         """The config snapshot stored with the job (unsealed), if it has one."""
         with self._session("read the job config") as s:
-            sealed = s.scalar(select(JobRun.config_json).where(JobRun.job_id == job_id))
+            sealed = s.scalar(select(job_runs.c.config_json).where(job_runs.c.job_id == job_id))
         return self._cipher.unseal(sealed) if sealed is not None else None
 
     def start_job(
         self, *, job_id: str, channel_id: str, source_type: str, flow: str, run_id: str | None
     ) -> None:
         now = datetime.now(UTC)
-        stmt = insert(JobRun).values(
+        stmt = insert(job_runs).values(
             job_id=job_id,
             channel_id=channel_id,
             source_type=source_type,
@@ -304,7 +308,7 @@ class FetcherDB(FetcherRegistryMixin):
             metadata_json={},
         )
         stmt = stmt.on_conflict_do_update(
-            index_elements=[JobRun.job_id],
+            index_elements=[job_runs.c.job_id],
             set_={
                 "status": "running",
                 "dagster_run_id": run_id,
@@ -334,7 +338,7 @@ class FetcherDB(FetcherRegistryMixin):
         if s3_output_path is not None:
             values["s3_output_path"] = s3_output_path
         with self._session("record the job result") as s:
-            s.execute(update(JobRun).where(JobRun.job_id == job_id).values(**values))
+            s.execute(update(job_runs).where(job_runs.c.job_id == job_id).values(**values))
 
     def mark_published(self, job_id: str, *, parsers: bool = False, status: bool = False) -> None:
         values = {}
@@ -343,11 +347,11 @@ class FetcherDB(FetcherRegistryMixin):
         if status:
             values["status_published"] = True
         with self._session("record the publication") as s:
-            s.execute(update(JobRun).where(JobRun.job_id == job_id).values(**values))
+            s.execute(update(job_runs).where(job_runs.c.job_id == job_id).values(**values))
 
     def get_job(self, job_id: str) -> JobRecord | None:
         with self._session("read the job") as s:
-            row = s.scalar(select(JobRun).where(JobRun.job_id == job_id))
+            row = s.execute(select(job_runs).where(job_runs.c.job_id == job_id)).first()
         if row is None:
             return None
         return JobRecord(
@@ -370,9 +374,9 @@ class FetcherDB(FetcherRegistryMixin):
     def recent_outcomes(self, channel_id: str, limit: int) -> list[tuple[str, str | None]]:
         """(status, error_class) of the channel's latest finished jobs, newest first."""
         stmt = (
-            select(JobRun.status, JobRun.metadata_json)
-            .where(JobRun.channel_id == channel_id, JobRun.finished_at.is_not(None))
-            .order_by(JobRun.finished_at.desc(), JobRun.id.desc())
+            select(job_runs.c.status, job_runs.c.metadata_json)
+            .where(job_runs.c.channel_id == channel_id, job_runs.c.finished_at.is_not(None))
+            .order_by(job_runs.c.finished_at.desc(), job_runs.c.id.desc())
             .limit(limit)
         )
         with self._session("read the channel's recent outcomes") as s:
@@ -382,14 +386,14 @@ class FetcherDB(FetcherRegistryMixin):
         """Heal-mode jobs of the channel since its last successful job: the heal attempts
         used on the current breakage (bounded by ``max_heal_retries``)."""
         last_success = (
-            select(func.max(JobRun.created_at))
-            .where(JobRun.channel_id == channel_id, JobRun.status == "success")
+            select(func.max(job_runs.c.created_at))
+            .where(job_runs.c.channel_id == channel_id, job_runs.c.status == "success")
             .scalar_subquery()
         )
         stmt = select(func.count()).where(
-            JobRun.channel_id == channel_id,
-            JobRun.flow == "heal",
-            or_(last_success.is_(None), JobRun.created_at > last_success),
+            job_runs.c.channel_id == channel_id,
+            job_runs.c.flow == "heal",
+            or_(last_success.is_(None), job_runs.c.created_at > last_success),
         )
         with self._session("count the heal attempts") as s:
             return int(s.scalar(stmt) or 0)
@@ -400,19 +404,19 @@ class FetcherDB(FetcherRegistryMixin):
         """What the channel's successful jobs since ``since`` fetched: files per job (from
         each job's summary) and the files they delivered, newest first (validation input)."""
         jobs = (
-            select(JobRun.job_id, JobRun.metadata_json)
+            select(job_runs.c.job_id, job_runs.c.metadata_json)
             .where(
-                JobRun.channel_id == channel_id,
-                JobRun.status == "success",
-                JobRun.created_at >= since,
+                job_runs.c.channel_id == channel_id,
+                job_runs.c.status == "success",
+                job_runs.c.created_at >= since,
             )
-            .order_by(JobRun.created_at.desc())
+            .order_by(job_runs.c.created_at.desc())
         )
         files = (
-            select(FileMetadata.file_path, FileMetadata.s3_key, FileMetadata.file_size)
-            .where(FileMetadata.channel_id == channel_id, FileMetadata.created_at >= since)
-            .where(FileMetadata.quarantined.is_(False))
-            .order_by(FileMetadata.id.desc())
+            select(file_metadata.c.file_path, file_metadata.c.s3_key, file_metadata.c.file_size)
+            .where(file_metadata.c.channel_id == channel_id, file_metadata.c.created_at >= since)
+            .where(file_metadata.c.quarantined.is_(False))
+            .order_by(file_metadata.c.id.desc())
             .limit(max_files)
         )
         with self._session("read the channel's recent outputs") as s:
@@ -429,8 +433,11 @@ class FetcherDB(FetcherRegistryMixin):
     def list_channels(self) -> list[ChannelSummary]:
         """Every stored channel, by id, without its config."""
         stmt = select(
-            Channel.channel_id, Channel.source_type, Channel.created_at, Channel.updated_at
-        ).order_by(Channel.channel_id)
+            channels.c.channel_id,
+            channels.c.source_type,
+            channels.c.created_at,
+            channels.c.updated_at,
+        ).order_by(channels.c.channel_id)
         with self._session("list channels") as s:
             return [ChannelSummary(*row) for row in s.execute(stmt)]
 
@@ -439,16 +446,18 @@ class FetcherDB(FetcherRegistryMixin):
         ids = list(set(channel_ids))
         if not ids:
             return {}
-        stmt = select(Channel.channel_id, Channel.source_type).where(Channel.channel_id.in_(ids))
+        stmt = select(channels.c.channel_id, channels.c.source_type).where(
+            channels.c.channel_id.in_(ids)
+        )
         with self._session("read channel source types") as s:
             return {channel_id: source_type for channel_id, source_type in s.execute(stmt)}
 
     def channel_hosts(self) -> list[ChannelHost]:
         """The server address of every stored FTP/FTPS/SFTP channel (never its secrets)."""
         stmt = (
-            select(Channel.channel_id, Channel.config_json)
-            .where(Channel.source_type == "ftp")
-            .order_by(Channel.channel_id)
+            select(channels.c.channel_id, channels.c.config_json)
+            .where(channels.c.source_type == "ftp")
+            .order_by(channels.c.channel_id)
         )
         hosts = []
         with self._session("list channel hosts") as s:
@@ -470,7 +479,7 @@ class FetcherDB(FetcherRegistryMixin):
 
     def job_status_counts(self) -> dict[str, int]:
         """How many jobs are in each status (queued, running, success, failed, ...)."""
-        stmt = select(JobRun.status, func.count()).group_by(JobRun.status)
+        stmt = select(job_runs.c.status, func.count()).group_by(job_runs.c.status)
         with self._session("count jobs") as s:
             return {status: int(count) for status, count in s.execute(stmt)}
 
@@ -479,17 +488,19 @@ class FetcherDB(FetcherRegistryMixin):
         ids = list(set(job_ids))
         if not ids:
             return {}
-        stmt = select(JobRun.job_id, JobRun.status).where(JobRun.job_id.in_(ids))
+        stmt = select(job_runs.c.job_id, job_runs.c.status).where(job_runs.c.job_id.in_(ids))
         with self._session("read job statuses") as s:
             return {job_id: status for job_id, status in s.execute(stmt)}
 
     def recent_failures(self, limit: int = 10) -> list[JobFailure]:
         """The most recent jobs that did not succeed (failed, canceled, needing review)."""
-        at = func.coalesce(JobRun.finished_at, JobRun.started_at, JobRun.created_at)
+        at = func.coalesce(job_runs.c.finished_at, job_runs.c.started_at, job_runs.c.created_at)
         stmt = (
-            select(JobRun.job_id, JobRun.channel_id, JobRun.status, JobRun.message, at)
-            .where(JobRun.status.in_(["failed", "canceled", "requires_human_review"]))
-            .order_by(at.desc(), JobRun.id.desc())
+            select(
+                job_runs.c.job_id, job_runs.c.channel_id, job_runs.c.status, job_runs.c.message, at
+            )
+            .where(job_runs.c.status.in_(["failed", "canceled", "requires_human_review"]))
+            .order_by(at.desc(), job_runs.c.id.desc())
             .limit(limit)
         )
         with self._session("read recent failures") as s:
@@ -502,19 +513,19 @@ class FetcherDB(FetcherRegistryMixin):
         own records, so that re-running a job classifies its files exactly as the first try."""
         history = ChannelHistory()
         files = (
-            select(FileMetadata.file_path, FileMetadata.content_hash)
-            .where(FileMetadata.channel_id == channel_id)
-            .order_by(FileMetadata.id)
+            select(file_metadata.c.file_path, file_metadata.c.content_hash)
+            .where(file_metadata.c.channel_id == channel_id)
+            .order_by(file_metadata.c.id)
         )
-        idents = select(SourceFile).where(SourceFile.channel_id == channel_id)
+        idents = select(source_files).where(source_files.c.channel_id == channel_id)
         if exclude_job_id is not None:
-            files = files.where(FileMetadata.job_id != exclude_job_id)
-            idents = idents.where(SourceFile.job_id != exclude_job_id)
+            files = files.where(file_metadata.c.job_id != exclude_job_id)
+            idents = idents.where(source_files.c.job_id != exclude_job_id)
         with self._session("read the channel history") as s:
             for path, digest in s.execute(files):
                 history.latest_hash_by_path[path] = digest  # ordered by id: last one wins
                 history.delivered_hashes.add(digest)
-            for row in s.scalars(idents):
+            for row in s.execute(idents):
                 history.identities[row.source_key] = SourceIdentity(
                     row.source_key, row.file_path, row.size, row.etag, row.mtime, row.content_hash
                 )
@@ -560,10 +571,10 @@ class FetcherDB(FetcherRegistryMixin):
         # One statement compiled once, executed for every row: SQLAlchemy batches it as
         # "insertmanyvalues". A VALUES list of 1,000 rows per statement was compiled bind by
         # bind, about 3 s for 10,000 files.
-        files_stmt = insert(FileMetadata).on_conflict_do_nothing(
+        files_stmt = insert(file_metadata).on_conflict_do_nothing(
             index_elements=["job_id", "file_path"]
         )
-        idents_stmt = insert(SourceFile)
+        idents_stmt = insert(source_files)
         idents_stmt = idents_stmt.on_conflict_do_update(
             index_elements=["channel_id", "source_key"],
             set_={
@@ -574,14 +585,16 @@ class FetcherDB(FetcherRegistryMixin):
         )
         with self._session("record the job's files") as s:
             if file_rows:
-                s.connection().execute(files_stmt, file_rows)
+                s.execute(files_stmt, file_rows)
             if ident_rows:
-                s.connection().execute(idents_stmt, ident_rows)
+                s.execute(idents_stmt, ident_rows)
 
     def job_files(self, job_id: str) -> list[DeliveredFile]:
         with self._session("read the job's files") as s:
-            rows = s.scalars(
-                select(FileMetadata).where(FileMetadata.job_id == job_id).order_by(FileMetadata.id)
+            rows = s.execute(
+                select(file_metadata)
+                .where(file_metadata.c.job_id == job_id)
+                .order_by(file_metadata.c.id)
             )
             return [
                 DeliveredFile(
@@ -604,7 +617,7 @@ class FetcherDB(FetcherRegistryMixin):
         with self._session("read the retry settings") as s:
             rows = {
                 r.scope: r
-                for r in s.scalars(select(RetrySettings).where(RetrySettings.scope.in_(scopes)))
+                for r in s.execute(select(retry_settings).where(retry_settings.c.scope.in_(scopes)))
             }
         for scope in scopes:
             row = rows.get(scope)
@@ -620,7 +633,7 @@ class FetcherDB(FetcherRegistryMixin):
             "max_heal_retries": config.max_heal_retries,
             "retry_delay_seconds": config.retry_delay_seconds,
         }
-        stmt = insert(RetrySettings).values(scope=scope, **values)
+        stmt = insert(retry_settings).values(scope=scope, **values)
         stmt = stmt.on_conflict_do_update(
             index_elements=["scope"], set_=values | {"updated_at": func.now()}
         )
@@ -630,9 +643,10 @@ class FetcherDB(FetcherRegistryMixin):
     # -- plumbing -----------------------------------------------------------------------------
 
     @contextmanager
-    def _session(self, what: str) -> Iterator[Session]:
-        with self._translate(what), self._sessions.begin() as session:
-            yield session
+    def _session(self, what: str) -> Iterator[Connection]:
+        """One transaction on a pooled connection, committed when the block ends."""
+        with self._translate(what), self.engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def _translate(self, what: str) -> Iterator[None]:

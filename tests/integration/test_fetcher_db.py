@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from amazoniax_dagster.db import DeliveredFile, FetcherDB, RetryConfig, SourceIdentity
-from amazoniax_dagster.db.models import Base
+from amazoniax_dagster.db.models import metadata
 from amazoniax_dagster.errors import ConfigError, InfrastructureError
 from amazoniax_dagster.local_stack import StackEndpoints
 from amazoniax_dagster.sealing import SecretCipher
@@ -41,7 +41,7 @@ def fresh_db(stack: StackEndpoints) -> Iterator[FetcherDB]:
 
 def test_migrations_and_models_describe_the_same_schema(fresh_db: FetcherDB) -> None:
     with fresh_db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
 
 

@@ -206,11 +206,11 @@ def test_a_candidate_unlike_the_channels_history_is_kept_on_a_branch_not_publish
 def _record_delivered(db: FetcherDB, job: str, channel: str, path: str, key: str) -> None:
     from sqlalchemy import insert
 
-    from amazoniax_dagster.db.models import FileMetadata
+    from amazoniax_dagster.db.models import file_metadata
 
     with db.engine.begin() as conn:
         conn.execute(
-            insert(FileMetadata).values(
+            insert(file_metadata).values(
                 job_id=job, channel_id=channel, file_path=path, s3_key=key,
                 content_hash="0" * 64, file_size=10, classification="new",
             )

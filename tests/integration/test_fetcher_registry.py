@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Text, cast, select
 
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.db.models import ChannelFetcherDetails
+from amazoniax_dagster.db.models import channel_fetcher_details
 from amazoniax_dagster.errors import ConfigError, InfrastructureError
 from amazoniax_dagster.fetchers.registry import (
     FetcherRepo,
@@ -336,13 +336,13 @@ def test_remap_moves_every_channel_of_the_site_and_keeps_history(fetcher_db: Fet
 
     with fetcher_db.engine.connect() as conn:
         rows = conn.execute(
-            select(ChannelFetcherDetails.fetcher_id, ChannelFetcherDetails.replaced_at)
-            .where(ChannelFetcherDetails.channel_id == ch1)
-            .order_by(ChannelFetcherDetails.id)
+            select(channel_fetcher_details.c.fetcher_id, channel_fetcher_details.c.replaced_at)
+            .where(channel_fetcher_details.c.channel_id == ch1)
+            .order_by(channel_fetcher_details.c.id)
         ).all()
         raw = conn.execute(
-            select(cast(ChannelFetcherDetails.config_json, Text)).where(
-                ChannelFetcherDetails.channel_id == ch1
+            select(cast(channel_fetcher_details.c.config_json, Text)).where(
+                channel_fetcher_details.c.channel_id == ch1
             )
         ).scalars()
         assert all("k-very-secret" not in text for text in raw)  # sealed at rest
