@@ -31,6 +31,9 @@ def _run(code: str) -> str:
                 "amazoniax_dagster.fetchers.registry",
                 "jsonschema",
                 "charset_normalizer",
+                "sqlalchemy.orm",  # the fetcher DB is SQLAlchemy Core
+                "wcmatch",  # only for a channel with a file_pattern
+                "defusedxml",  # only when an XML file is checked
             ),  # fmt: skip
         ),
         # Operating commands (submit, status, doctor, ...) do not need the local stack.

@@ -34,6 +34,21 @@ def test_pattern_semantics(pattern: str | None, path: str, matches: bool) -> Non
 
 
 @pytest.mark.parametrize(
+    "path",
+    ["a", ".a", "a/b", ".x/.y", "a b/c[1]", "{a}", "!x", "a//b", "a/", "ü/ß", "x\\y", "...",
+     "a/.../b", "a/..b", "a/../b", "a/./b", "./a", ".", "..", "a/..", "../a"],
+)  # fmt: skip
+def test_everything_matches_what_wcmatch_matches_for_double_star(path: str) -> None:
+    # "**" (and no pattern) is answered without wcmatch: the answer must be wcmatch's.
+    from wcmatch import glob
+
+    flags = glob.GLOBSTAR | glob.BRACE | glob.NEGATE | glob.NEGATEALL | glob.DOTGLOB
+    expected = glob.globmatch(path, "**", flags=flags)
+    assert FilePattern.parse(None).matches(path) is expected
+    assert FilePattern.parse("**").matches(path) is expected
+
+
+@pytest.mark.parametrize(
     ("pattern", "recursive"), [("*.csv", False), ("**/*.csv", True), ("a/*.csv", True), ("", True)]
 )
 def test_only_deep_patterns_make_listings_recursive(pattern: str, recursive: bool) -> None:
