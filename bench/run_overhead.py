@@ -24,7 +24,9 @@ from typing import Any
 
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.sealing import SecretCipher
+from bench import profile
 from bench.common import (
+    RESULTS_DIR,
     SOURCE_BUCKET,
     Row,
     channel_client,
@@ -56,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="10KB")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--executors", default="multiprocess,in_process")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy one more in-process run of each job"
+    )
     args = parser.parse_args(argv)
     executors = [e.strip() for e in args.executors.split(",") if e.strip()]
     warm_bytecode()
@@ -91,6 +96,16 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             runs[executor] = walls
+        if args.profile:
+            # One more pair in process, under py-spy, on the same instance (not in the table).
+            for job, extra in (
+                ("channel", ["--channel", channel, "--job-id", "j-profile"]),
+                ("noop", []),
+            ):
+                out = RESULTS_DIR / f"profile-overhead-{job}.txt"
+                cmd = [sys.executable, "-m", "bench.dagster_run", "--job", job, *extra]
+                run_measured(profile.profile_cmd([*cmd, "--executor", "in_process"], out), env)
+                print(f"  profiled the {job} run: {out}")
 
     med = statistics.median
     rows: list[Row] = []
