@@ -154,6 +154,15 @@ def product_env(ep: StackEndpoints) -> dict[str, str]:
 # --------------------------------------------------------------------------- rclone
 
 
+def require_rclone() -> None:
+    """Stop before the stack starts and the data is seeded when the reference is missing."""
+    if shutil.which("rclone") is None:
+        raise SystemExit(
+            "rclone is not installed, and it is this benchmark's reference "
+            "(Debian: apt-get install rclone)"
+        )
+
+
 def rclone_version() -> str:
     if shutil.which("rclone") is None:
         return "(not installed)"

@@ -46,6 +46,7 @@ from bench.common import (
     rclone_env,
     rclone_obscure,
     rclone_s3_env,
+    require_rclone,
     run_measured,
     warm_bytecode,
     write_results,
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per phase (median)")
     parser.add_argument("--profile", action="store_true", help="py-spy the initial copy")
     args = parser.parse_args(argv)
+    require_rclone()
     size = parse_size(args.size)
     warm_bytecode()
     rows: list[Row] = []

@@ -40,6 +40,7 @@ from bench.common import (
     rclone_copy_cmd,
     rclone_env,
     rclone_s3_env,
+    require_rclone,
     run_measured,
     s3_channel_config,
     warm_bytecode,
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="2GiB", help="object size, e.g. 200MiB, 2GiB")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side (median)")
     args = parser.parse_args(argv)
+    require_rclone()
     size = parse_size(args.size)
     warm_bytecode()
     products: list[Measured] = []

@@ -50,6 +50,7 @@ from bench.common import (
     rclone_copy_cmd,
     rclone_env,
     rclone_s3_env,
+    require_rclone,
     run_measured,
     s3_channel_config,
     warm_bytecode,
@@ -231,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy the product phases")
     parser.add_argument("--repeats", type=int, default=3, help="runs per phase (median)")
     args = parser.parse_args(argv)
+    require_rclone()
     if args.objects or args.size:
         sets = [DataSet(args.objects or 1000, parse_size(args.size or "100KB"))]
     else:
