@@ -66,12 +66,12 @@ class ChannelMapping:
 
 class FetcherRegistryMixin:
     """Fetcher versions and channel mappings; mixed into ``FetcherDB``, which provides the
-    session (``_session``, errors translated) and the cipher."""
+    transaction (``_transaction``, errors translated) and the cipher."""
 
     if TYPE_CHECKING:
         _cipher: SecretCipher
 
-        def _session(self, what: str) -> AbstractContextManager[Connection]: ...
+        def _transaction(self, what: str) -> AbstractContextManager[Connection]: ...
 
     # -- versions -------------------------------------------------------------------------------
 
@@ -85,7 +85,7 @@ class FetcherRegistryMixin:
         if kind not in KINDS:
             raise ValueError(f"unknown fetcher kind {kind!r}; known kinds: {', '.join(KINDS)}")
         fetcher_name(structure_id, 1)  # a site that cannot be named fails before any write
-        with self._session("allocate a fetcher version") as s:
+        with self._transaction("allocate a fetcher version") as s:
             _advisory_lock(s, SITE_LOCK, structure_id)
             latest = s.scalar(
                 select(func.max(fetcher_details.c.version)).where(
@@ -122,7 +122,7 @@ class FetcherRegistryMixin:
         Publishing again with the same commit changes nothing."""
         if not git_commit:
             raise ValueError("a published fetcher version needs its git commit")
-        with self._session("publish the fetcher version") as s:
+        with self._transaction("publish the fetcher version") as s:
             row = _locked_row(s, fetcher_id)
             if row.status == "rejected" or (
                 row.status == "published" and row.git_commit != git_commit
@@ -150,7 +150,7 @@ class FetcherRegistryMixin:
         provenance: Mapping[str, Any] | None = None,
     ) -> FetcherVersion:
         """The version failed validation (its code, if any, is on a candidates/ branch)."""
-        with self._session("reject the fetcher version") as s:
+        with self._transaction("reject the fetcher version") as s:
             row = _locked_row(s, fetcher_id)
             if row.status == "published":
                 raise ValueError(
@@ -164,7 +164,7 @@ class FetcherRegistryMixin:
             return _version(_update(s, fetcher_id, values))
 
     def get_fetcher_version(self, fetcher_id: int) -> FetcherVersion | None:
-        with self._session("read the fetcher version") as s:
+        with self._transaction("read the fetcher version") as s:
             row = _row(s, fetcher_id)
             return _version(row) if row is not None else None
 
@@ -175,7 +175,7 @@ class FetcherRegistryMixin:
             .where(fetcher_details.c.structure_id == structure_id)
             .order_by(fetcher_details.c.version)
         )
-        with self._session("list the site's fetcher versions") as s:
+        with self._transaction("list the site's fetcher versions") as s:
             return [_version(row) for row in s.execute(stmt)]
 
     def latest_fetcher(self, structure_id: str) -> FetcherVersion | None:
@@ -189,7 +189,7 @@ class FetcherRegistryMixin:
             .order_by(fetcher_details.c.version.desc())
             .limit(1)
         )
-        with self._session("read the site's latest fetcher") as s:
+        with self._transaction("read the site's latest fetcher") as s:
             row = s.execute(stmt).first()
             return _version(row) if row is not None else None
 
@@ -208,7 +208,7 @@ class FetcherRegistryMixin:
                 channel_fetcher_details.c.replaced_at.is_(None),
             )
         )
-        with self._session("read the channel's fetcher") as s:
+        with self._transaction("read the channel's fetcher") as s:
             found = s.execute(stmt).one_or_none()
             if found is None:
                 return None
@@ -229,7 +229,7 @@ class FetcherRegistryMixin:
     ) -> bool:
         """Point the channel at a published version; ``config=None`` keeps the current mapping's
         config. False when the channel already had exactly this mapping."""
-        with self._session("map the channel to a fetcher") as s:
+        with self._transaction("map the channel to a fetcher") as s:
             target = _row(s, fetcher_id)
             if target is None or target.status != "published":
                 state = "does not exist" if target is None else f"is {target.status}"
@@ -268,7 +268,7 @@ class FetcherRegistryMixin:
 
         Never moves a channel backwards: when two publishers race, v2's remap may run after
         v3's, and the channels must stay on v3. A rollback maps channels one by one."""
-        with self._session("remap the site's channels") as s:
+        with self._transaction("remap the site's channels") as s:
             target = _row(s, fetcher_id)
             if target is None or target.status != "published":
                 raise ValueError(f"fetcher version {fetcher_id} is not a published version")
@@ -316,7 +316,7 @@ class FetcherRegistryMixin:
             )
             .order_by(channel_fetcher_details.c.channel_id)
         )
-        with self._session("list the site's channels") as s:
+        with self._transaction("list the site's channels") as s:
             return list(s.scalars(stmt))
 
 

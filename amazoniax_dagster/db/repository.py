@@ -156,7 +156,7 @@ class FetcherDB(FetcherRegistryMixin):
             migrate.upgrade(self.engine)
 
     def ping(self) -> None:
-        with self._session("reach the fetcher DB") as s:
+        with self._transaction("reach the fetcher DB") as s:
             s.execute(select(1))
 
     # -- channels -----------------------------------------------------------------------------
@@ -170,7 +170,7 @@ class FetcherDB(FetcherRegistryMixin):
             index_elements=[channels.c.channel_id],
             set_={"source_type": source_type, "config_json": sealed, "updated_at": func.now()},
         )
-        with self._session("store the channel config") as s:
+        with self._transaction("store the channel config") as s:
             s.execute(stmt)
 
     def get_channels(self, channel_ids: Iterable[str]) -> dict[str, StoredChannel]:
@@ -178,7 +178,7 @@ class FetcherDB(FetcherRegistryMixin):
         ids = sorted(set(channel_ids))
         if not ids:
             return {}
-        with self._session("read channel configs") as s:
+        with self._transaction("read channel configs") as s:
             rows = s.execute(select(channels).where(channels.c.channel_id.in_(ids))).all()
         return {
             r.channel_id: StoredChannel(
@@ -214,7 +214,7 @@ class FetcherDB(FetcherRegistryMixin):
                     "metadata_json": {},
                 }
             )
-        with self._session("store the jobs") as s:
+        with self._transaction("store the jobs") as s:
             for chunk in _chunks(list(channel_rows.values()), 1000):
                 stmt = insert(channels).values(chunk)
                 s.execute(
@@ -235,7 +235,7 @@ class FetcherDB(FetcherRegistryMixin):
                 )
 
     def get_channel(self, channel_id: str) -> StoredChannel:
-        with self._session("read the channel config") as s:
+        with self._transaction("read the channel config") as s:
             row = s.execute(select(channels).where(channels.c.channel_id == channel_id)).first()
         if row is None:
             raise ConfigError(
@@ -251,11 +251,11 @@ class FetcherDB(FetcherRegistryMixin):
             .where(schedule.is_not(None))
             .order_by(channels.c.channel_id)
         )
-        with self._session("list scheduled channels") as s:
+        with self._transaction("list scheduled channels") as s:
             return [(c, t, str(e)) for c, t, e in s.execute(query)]
 
     def list_channel_ids(self) -> list[str]:
-        with self._session("list channels") as s:
+        with self._transaction("list channels") as s:
             return list(s.scalars(select(channels.c.channel_id).order_by(channels.c.channel_id)))
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -284,12 +284,12 @@ class FetcherDB(FetcherRegistryMixin):
             .on_conflict_do_nothing(index_elements=[job_runs.c.job_id])
             .returning(job_runs.c.id)
         )
-        with self._session("queue the job") as s:
+        with self._transaction("queue the job") as s:
             return s.execute(stmt).scalar() is not None
 
     def job_config(self, job_id: str) -> dict[str, Any] | None:
         """The config snapshot stored with the job (unsealed), if it has one."""
-        with self._session("read the job config") as s:
+        with self._transaction("read the job config") as s:
             sealed = s.scalar(select(job_runs.c.config_json).where(job_runs.c.job_id == job_id))
         return self._cipher.unseal(sealed) if sealed is not None else None
 
@@ -316,7 +316,7 @@ class FetcherDB(FetcherRegistryMixin):
                 "message": None,
             },
         )
-        with self._session("record the job start") as s:
+        with self._transaction("record the job start") as s:
             s.execute(stmt)
 
     def finish_job(
@@ -337,7 +337,7 @@ class FetcherDB(FetcherRegistryMixin):
             values["metadata_json"] = dict(metadata)
         if s3_output_path is not None:
             values["s3_output_path"] = s3_output_path
-        with self._session("record the job result") as s:
+        with self._transaction("record the job result") as s:
             s.execute(update(job_runs).where(job_runs.c.job_id == job_id).values(**values))
 
     def mark_published(self, job_id: str, *, parsers: bool = False, status: bool = False) -> None:
@@ -346,11 +346,11 @@ class FetcherDB(FetcherRegistryMixin):
             values["parsers_published"] = True
         if status:
             values["status_published"] = True
-        with self._session("record the publication") as s:
+        with self._transaction("record the publication") as s:
             s.execute(update(job_runs).where(job_runs.c.job_id == job_id).values(**values))
 
     def get_job(self, job_id: str) -> JobRecord | None:
-        with self._session("read the job") as s:
+        with self._transaction("read the job") as s:
             row = s.execute(select(job_runs).where(job_runs.c.job_id == job_id)).first()
         if row is None:
             return None
@@ -379,7 +379,7 @@ class FetcherDB(FetcherRegistryMixin):
             .order_by(job_runs.c.finished_at.desc(), job_runs.c.id.desc())
             .limit(limit)
         )
-        with self._session("read the channel's recent outcomes") as s:
+        with self._transaction("read the channel's recent outcomes") as s:
             return [(status, (meta or {}).get("error_class")) for status, meta in s.execute(stmt)]
 
     def heal_jobs_since_success(self, channel_id: str) -> int:
@@ -395,7 +395,7 @@ class FetcherDB(FetcherRegistryMixin):
             job_runs.c.flow == "heal",
             or_(last_success.is_(None), job_runs.c.created_at > last_success),
         )
-        with self._session("count the heal attempts") as s:
+        with self._transaction("count the heal attempts") as s:
             return int(s.scalar(stmt) or 0)
 
     def recent_outputs(
@@ -419,7 +419,7 @@ class FetcherDB(FetcherRegistryMixin):
             .order_by(file_metadata.c.id.desc())
             .limit(max_files)
         )
-        with self._session("read the channel's recent outputs") as s:
+        with self._transaction("read the channel's recent outputs") as s:
             metadata = [meta or {} for _, meta in s.execute(jobs)]
             delivered = [DeliveredOutput(*row) for row in s.execute(files)]
         return RecentOutputs(
@@ -438,7 +438,7 @@ class FetcherDB(FetcherRegistryMixin):
             channels.c.created_at,
             channels.c.updated_at,
         ).order_by(channels.c.channel_id)
-        with self._session("list channels") as s:
+        with self._transaction("list channels") as s:
             return [ChannelSummary(*row) for row in s.execute(stmt)]
 
     def channel_source_types(self, channel_ids: Iterable[str]) -> dict[str, str]:
@@ -449,7 +449,7 @@ class FetcherDB(FetcherRegistryMixin):
         stmt = select(channels.c.channel_id, channels.c.source_type).where(
             channels.c.channel_id.in_(ids)
         )
-        with self._session("read channel source types") as s:
+        with self._transaction("read channel source types") as s:
             return {channel_id: source_type for channel_id, source_type in s.execute(stmt)}
 
     def channel_hosts(self) -> list[ChannelHost]:
@@ -460,7 +460,7 @@ class FetcherDB(FetcherRegistryMixin):
             .order_by(channels.c.channel_id)
         )
         hosts = []
-        with self._session("list channel hosts") as s:
+        with self._transaction("list channel hosts") as s:
             for channel_id, config in s.execute(stmt):
                 host = config.get("host") if isinstance(config, dict) else None
                 if not isinstance(host, str) or not host:
@@ -480,7 +480,7 @@ class FetcherDB(FetcherRegistryMixin):
     def job_status_counts(self) -> dict[str, int]:
         """How many jobs are in each status (queued, running, success, failed, ...)."""
         stmt = select(job_runs.c.status, func.count()).group_by(job_runs.c.status)
-        with self._session("count jobs") as s:
+        with self._transaction("count jobs") as s:
             return {status: int(count) for status, count in s.execute(stmt)}
 
     def job_statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
@@ -489,7 +489,7 @@ class FetcherDB(FetcherRegistryMixin):
         if not ids:
             return {}
         stmt = select(job_runs.c.job_id, job_runs.c.status).where(job_runs.c.job_id.in_(ids))
-        with self._session("read job statuses") as s:
+        with self._transaction("read job statuses") as s:
             return {job_id: status for job_id, status in s.execute(stmt)}
 
     def recent_failures(self, limit: int = 10) -> list[JobFailure]:
@@ -503,7 +503,7 @@ class FetcherDB(FetcherRegistryMixin):
             .order_by(at.desc(), job_runs.c.id.desc())
             .limit(limit)
         )
-        with self._session("read recent failures") as s:
+        with self._transaction("read recent failures") as s:
             return [JobFailure(*row) for row in s.execute(stmt)]
 
     # -- files --------------------------------------------------------------------------------
@@ -521,7 +521,7 @@ class FetcherDB(FetcherRegistryMixin):
         if exclude_job_id is not None:
             files = files.where(file_metadata.c.job_id != exclude_job_id)
             idents = idents.where(source_files.c.job_id != exclude_job_id)
-        with self._session("read the channel history") as s:
+        with self._transaction("read the channel history") as s:
             for path, digest in s.execute(files):
                 history.latest_hash_by_path[path] = digest  # ordered by id: last one wins
                 history.delivered_hashes.add(digest)
@@ -583,14 +583,14 @@ class FetcherDB(FetcherRegistryMixin):
             }
             | {"updated_at": func.now()},
         )
-        with self._session("record the job's files") as s:
+        with self._transaction("record the job's files") as s:
             if file_rows:
                 s.execute(files_stmt, file_rows)
             if ident_rows:
                 s.execute(idents_stmt, ident_rows)
 
     def job_files(self, job_id: str) -> list[DeliveredFile]:
-        with self._session("read the job's files") as s:
+        with self._transaction("read the job's files") as s:
             rows = s.execute(
                 select(file_metadata)
                 .where(file_metadata.c.job_id == job_id)
@@ -614,7 +614,7 @@ class FetcherDB(FetcherRegistryMixin):
     def retry_config(self, channel_id: str | None = None) -> RetryConfig:
         """The channel's retry settings, or the defaults (seed 000: 3, 2, 30 s)."""
         scopes = ["default"] if channel_id is None else [channel_id, "default"]
-        with self._session("read the retry settings") as s:
+        with self._transaction("read the retry settings") as s:
             rows = {
                 r.scope: r
                 for r in s.execute(select(retry_settings).where(retry_settings.c.scope.in_(scopes)))
@@ -637,13 +637,13 @@ class FetcherDB(FetcherRegistryMixin):
         stmt = stmt.on_conflict_do_update(
             index_elements=["scope"], set_=values | {"updated_at": func.now()}
         )
-        with self._session("store the retry settings") as s:
+        with self._transaction("store the retry settings") as s:
             s.execute(stmt)
 
     # -- plumbing -----------------------------------------------------------------------------
 
     @contextmanager
-    def _session(self, what: str) -> Iterator[Connection]:
+    def _transaction(self, what: str) -> Iterator[Connection]:
         """One transaction on a pooled connection, committed when the block ends."""
         with self._translate(what), self.engine.begin() as connection:
             yield connection
