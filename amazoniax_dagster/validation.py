@@ -129,6 +129,8 @@ class ValidationRules:
 
     def json_validator_for(self, path: str) -> tuple[str | None, Validator | None]:
         """The pattern that chose the schema (None for ``json_schema``) and its validator."""
+        if not self.json_schemas_by_pattern and self.json_schema is None:
+            return None, None  # the usual case: no jsonschema import for it
         from jsonschema import Draft202012Validator
 
         for pattern, schema in self.json_schemas_by_pattern.items():
