@@ -83,3 +83,19 @@ def test_a_process_that_ran_no_job_exits_as_usual() -> None:
         "import amazoniax_dagster.channel_job\n"
     )
     assert _run(code) == "frozen at exit: False"
+
+
+def test_loading_the_code_location_freezes_what_it_loaded() -> None:
+    # A run worker's later full collections walk only what the run creates.
+    code = "import gc, amazoniax_dagster.definitions; print(gc.get_freeze_count() > 0)"
+    assert _run(code) == "True"
+
+
+def test_checking_a_json_file_without_a_schema_leaves_jsonschema_out() -> None:
+    code = (
+        "import io, sys\n"
+        "from amazoniax_dagster.validation import validate_file\n"
+        "check = validate_file('a.json', io.BytesIO(b'{\"a\": 1}'))\n"
+        "print(check.verdict, 'jsonschema' in sys.modules)\n"
+    )
+    assert _run(code) == "valid False"
