@@ -37,6 +37,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -412,6 +413,31 @@ def measure_batch(instance: Any, filters: Any, name: str, submitted_at: float) -
     return batch
 
 
+def run_batch(
+    title: str,
+    name: str,
+    submit: Callable[[], float],
+    filters: Any,
+    count: int,
+    *,
+    instance: Any,
+    proc: Any,
+    log: Path,
+    timeout: float,
+) -> Batch:
+    """Submit a batch (``submit`` returns when its first run was asked for), wait until all
+    ``count`` runs ended, and measure it with the load and the CPU of the dagster dev tree."""
+    load0, cpu0 = os.getloadavg()[0], tree_cpu(proc.pid)
+    print(f"{title} (load {load0:.2f})", flush=True)
+    first = submit()
+    wait_for_batch(instance, filters, count, timeout, proc, log)
+    batch = measure_batch(instance, filters, name, first)
+    batch.load = (load0, os.getloadavg()[0])
+    batch.cpu = cpu_delta(cpu0, tree_cpu(proc.pid))
+    print(f"  {json.dumps(batch.summary())}", flush=True)
+    return batch
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -493,28 +519,29 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 wait_for_batch(instance, warm_filter, 1, 120, proc, log)
 
-                load0, cpu0 = os.getloadavg()[0], tree_cpu(proc.pid)
-                print(f"product: {args.jobs} job messages (load {load0:.2f})", flush=True)
                 messages = [job_message(ep, c, f"{c}/", "prod") for c in channels]
-                first = produce_jobs(ep, messages)
-                prod_filter = dg.RunsFilter(tags={tags.JOB_ID: [m["job_id"] for m in messages]})
-                wait_for_batch(instance, prod_filter, args.jobs, timeout, proc, log)
-                product = measure_batch(instance, prod_filter, "product", first)
-                product.load = (load0, os.getloadavg()[0])
-                product.cpu = cpu_delta(cpu0, tree_cpu(proc.pid))
-                batches["product"] = product
-                print(f"  {json.dumps(product.summary())}", flush=True)
-
-                load0, cpu0 = os.getloadavg()[0], tree_cpu(proc.pid)
-                print(f"floor: {args.jobs} no-op runs (load {load0:.2f})", flush=True)
-                first = submit_noop_runs(port, repository, args.jobs, "noop")
-                noop_filter = dg.RunsFilter(tags={BATCH_TAG: "noop"})
-                wait_for_batch(instance, noop_filter, args.jobs, timeout, proc, log)
-                floor = measure_batch(instance, noop_filter, "noop", first)
-                floor.load = (load0, os.getloadavg()[0])
-                floor.cpu = cpu_delta(cpu0, tree_cpu(proc.pid))
-                batches["noop"] = floor
-                print(f"  {json.dumps(floor.summary())}", flush=True)
+                batches["product"] = run_batch(
+                    f"product: {args.jobs} job messages",
+                    "product",
+                    lambda: produce_jobs(ep, messages),
+                    dg.RunsFilter(tags={tags.JOB_ID: [m["job_id"] for m in messages]}),
+                    args.jobs,
+                    instance=instance,
+                    proc=proc,
+                    log=log,
+                    timeout=timeout,
+                )
+                batches["noop"] = run_batch(
+                    f"floor: {args.jobs} no-op runs",
+                    "noop",
+                    lambda: submit_noop_runs(port, repository, args.jobs, "noop"),
+                    dg.RunsFilter(tags={BATCH_TAG: "noop"}),
+                    args.jobs,
+                    instance=instance,
+                    proc=proc,
+                    log=log,
+                    timeout=timeout,
+                )
         finally:
             stop_process_tree(proc)
 
