@@ -2,9 +2,10 @@
 
 ``--job channel``: ``channel_files_job`` for ``--channel`` (partition) with the job's tags, as
 ``tests/integration/harness.py`` launches a run the sensor requested. ``--job noop``: a trivial
-one-asset job (the floor a run costs in Dagster). ``--executor``: the job's default
-(``multiprocess``: the step runs in a subprocess of the run) or ``in_process`` (the step runs in
-the run's own process), chosen by run config. Prints one JSON line with the timings.
+one-asset job (the floor a run costs in Dagster). ``--executor``: ``multiprocess`` (the step runs
+in a subprocess of the run) or ``in_process`` (the step runs in the run's own process:
+``channel_files_job``'s default), chosen by run config; without it, each job's default. Prints
+one JSON line with the timings.
 """
 
 from __future__ import annotations

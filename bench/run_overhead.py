@@ -7,8 +7,8 @@ A channel is synced once (``bench.product_job``), then ``--repeats`` times each:
 ``channel_files_job`` for it (nothing new: every object is skipped from the listing) and a run
 of a trivial one-asset job (``bench.dagster_run.noop_job_def``), both through ``execute_job`` in
 a fresh process on the same Dagster instance (SQLite in a temp DAGSTER_HOME). Each pair runs
-with every executor of ``--executors``: ``multiprocess`` (the jobs' default: one step
-subprocess per run) and ``in_process`` (the step in the run's process). Medians of the wall
+with every executor of ``--executors``: ``multiprocess`` (one step subprocess per run) and
+``in_process`` (the step in the run's process: ``channel_files_job``'s default). Medians of the wall
 time from process spawn to exit, and of ``execute_job`` alone; both runs of a pair use the same
 executor, so the ratio compares the channel step's work with an empty step's.
 """

@@ -10,7 +10,7 @@ every run. Product: ``python -m bench.product_job`` (a fresh process per phase: 
 listing, transfers, recording). Reference: ``rclone copy --transfers 20 --checkers 20``
 (``--checksum`` on re-runs) between two env-configured remotes. ``--dagster`` adds whole
 Dagster runs of the initial copy (``execute_job`` in a fresh process, a fresh channel so it
-copies everything; one run with the jobs' multiprocess executor, one in-process);
+copies everything; one run with the multiprocess executor, one in-process: the job's default);
 ``--profile`` records py-spy profiles of the product's initial and no-change phases on a
 separate channel (their timings are not in the table).
 """
@@ -184,8 +184,8 @@ def bench_set(
     assert report["summary"]["updated"] == len(changed), report
 
     if dagster:
-        # One run per executor, each on a fresh channel (so it copies everything): the jobs'
-        # default (multiprocess: a step subprocess) and the in-process executor.
+        # One run per executor, each on a fresh channel (so it copies everything): multiprocess
+        # (a step subprocess) and in-process (the job's default).
         initial_rclone = rows[0].reference or 0.0
         for executor in ("multiprocess", "in_process"):
             fresh = f"{channel}-dagster-{executor}"

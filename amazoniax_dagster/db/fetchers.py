@@ -79,7 +79,7 @@ class FetcherRegistryMixin:
         self, structure_id: str, kind: str, *, provenance: Mapping[str, Any] | None = None
     ) -> FetcherVersion:
         """Number the site's next version (status ``candidate``). Race-safe across processes."""
-        # Only publishing names versions: the registry (wcmatch, paths) stays out of job start-up.
+        # Only publishing names versions: the registry module stays out of job start-up.
         from amazoniax_dagster.fetchers.registry import KINDS, fetcher_name
 
         if kind not in KINDS:
