@@ -219,15 +219,15 @@ def check_database(settings: Settings, *, timeout: float) -> str:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
     from amazoniax_dagster.db import migrate
+    from amazoniax_dagster.db.repository import engine_url
 
     if not settings.database_url:
         raise CheckFailed("AMAZONIAX_DATABASE_URL is not set")
-    url = make_url(settings.database_url)
+    url = engine_url(settings.database_url)
     where = f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
     engine = create_engine(
         url, poolclass=NullPool, connect_args={"connect_timeout": max(1, int(timeout))}

@@ -641,7 +641,7 @@ class PostgresService(_Service):
 
     @property
     def database_url(self) -> str:
-        return f"postgresql+psycopg://postgres@{LOOPBACK}:{self.port}/{DATABASE_NAME}"
+        return f"postgresql+psycopg2://postgres@{LOOPBACK}:{self.port}/{DATABASE_NAME}"
 
     def prepare(self) -> None:
         self.port = free_port()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, func, or_, select, update
+from sqlalchemy import URL, Connection, Engine, create_engine, func, make_url, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -138,10 +138,23 @@ class RetryConfig:
     retry_delay_seconds: float = 30.0
 
 
+def engine_url(url: str) -> URL:
+    """``url`` with psycopg2 as the driver when it names none (``postgresql://``).
+
+    A Dagster run worker has already loaded psycopg2 for Dagster's own Postgres storage; psycopg
+    3, SQLAlchemy 2.1's default, would cost every job another ~0.2 s of imports. A driver named
+    in the URL is kept.
+    """
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg2")
+    return parsed
+
+
 class FetcherDB(FetcherRegistryMixin):
     def __init__(self, url: str, cipher: SecretCipher, *, pool_size: int = 5) -> None:
         self.engine: Engine = create_engine(
-            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
+            engine_url(url), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
         )
         self._cipher = cipher
 

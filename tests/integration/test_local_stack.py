@@ -114,7 +114,7 @@ def test_endpoints_env_and_env_file(local_stack: LocalStack, tmp_path: Path) -> 
     env = local_stack.endpoints.env()
     assert env["AMAZONIAX_ALLOWED_NETWORKS"] == "127.0.0.0/8"
     assert env["AMAZONIAX_OUTPUT_BUCKET"] == "amazoniax-output"
-    assert env["AMAZONIAX_DATABASE_URL"].startswith("postgresql+psycopg://postgres@127.0.0.1:")
+    assert env["AMAZONIAX_DATABASE_URL"].startswith("postgresql+psycopg2://postgres@127.0.0.1:")
     Fernet(env["AMAZONIAX_SECRET_KEY"].encode())  # a valid Fernet key
     # The fetchers' shared Git remote is a bare repository inside the stack's folder.
     remote = env["AMAZONIAX_FETCHERS_REMOTE_URL"]

@@ -99,3 +99,25 @@ def test_checking_a_json_file_without_a_schema_leaves_jsonschema_out() -> None:
         "print(check.verdict, 'jsonschema' in sys.modules)\n"
     )
     assert _run(code) == "valid False"
+
+
+@pytest.mark.parametrize(
+    ("url", "loaded"),
+    [
+        # Dagster's Postgres storage has loaded psycopg2 in a run worker already.
+        ("postgresql://u@127.0.0.1:1/d", "psycopg2 True, psycopg False"),
+        # A driver the URL names is kept.
+        ("postgresql+psycopg://u@127.0.0.1:1/d", "psycopg2 False, psycopg True"),
+    ],
+)
+def test_the_fetcher_db_driver_is_psycopg2_unless_the_url_names_one(url: str, loaded: str) -> None:
+    code = (
+        "import sys\n"
+        "from amazoniax_dagster.db import FetcherDB\n"
+        "from amazoniax_dagster.sealing import SecretCipher\n"
+        f"db = FetcherDB({url!r}, SecretCipher(SecretCipher.generate_key()))\n"
+        "print(db.engine.dialect.driver, 'psycopg2', 'psycopg2' in sys.modules, end=', ')\n"
+        "print('psycopg', 'psycopg' in sys.modules)\n"
+    )
+    driver = "psycopg2" if "psycopg2 True" in loaded else "psycopg"
+    assert _run(code) == f"{driver} {loaded}"
