@@ -54,7 +54,7 @@ class JobStatus(StrEnum):
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, defer_build=True)
 
 
 class _ChannelConfig(_Open):
@@ -223,7 +223,7 @@ def _iso(ts: datetime) -> str:
 
 
 class _Outgoing(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
