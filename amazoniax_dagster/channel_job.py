@@ -298,6 +298,7 @@ def sync_source(
         discard_on_failure=not already_delivered,
         validate=validator_for(config),
         quarantine_invalid=config.invalid_files == "quarantine",
+        on_first_upload=services.bus.warm_up,
     )
     result = engine.run(channel_id=request.channel_id, job_id=request.job_id, history=history)
     result.retries = policy.made.value

@@ -197,6 +197,7 @@ class SyncEngine:
         part_size: int = DEFAULT_PART_SIZE,
         part_buffers: int = DEFAULT_PART_BUFFERS,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        on_first_upload: Callable[[], None] | None = None,
     ) -> None:
         self.source = source
         self.output = output
@@ -212,6 +213,9 @@ class SyncEngine:
         self.part_size = part_size
         self.part_buffers = part_buffers
         self.memory_budget = memory_budget
+        # Called once, from a transfer thread, when the job is sure to have a folder to
+        # announce: the job warms its Kafka producer then, not after the transfers.
+        self.on_first_upload = on_first_upload
         self._uploaded: list[str] = []
         self._uploaded_lock = threading.Lock()
 
@@ -300,7 +304,10 @@ class SyncEngine:
         # Noted before the upload: a PUT that landed although its reply was lost is still
         # removed after a failure (deleting a key that does not exist is harmless).
         with self._uploaded_lock:
+            first = not self._uploaded
             self._uploaded.append(key)
+        if first and self.on_first_upload is not None:
+            self.on_first_upload()
         if fetched.data is not None:
             data = fetched.data
             self.retry.call(

@@ -150,6 +150,33 @@ def test_a_large_duplicate_is_dropped_before_it_becomes_an_object(
     assert unfinished_uploads(output_client, stack.output_bucket, prefix) == []
 
 
+def test_the_first_upload_is_announced_once_and_a_run_without_uploads_announces_none(
+    stack: StackEndpoints, output_client: Any, customer_bucket: str
+) -> None:
+    # The job warms its Kafka producer on this signal: only a run that uploads publishes.
+    files = {f"exports/{n}.csv": f"id\n{n}\n".encode() for n in range(5)}
+    put(output_client, customer_bucket, files)
+    calls: list[str] = []
+    with job(stack) as (channel, job_id):
+        result = engine(
+            source_for(stack, customer_bucket),
+            output_for(stack),
+            max_workers=4,
+            on_first_upload=lambda: calls.append("first upload"),
+        ).run(channel_id=channel, job_id=job_id, history=ChannelHistory())
+    assert len(result.uploaded) == 5 and calls == ["first upload"]
+
+    delivered = {hashlib.sha256(body).hexdigest() for body in files.values()}
+    calls.clear()
+    with job(stack) as (channel, job_id):
+        result = engine(
+            source_for(stack, customer_bucket),
+            output_for(stack),
+            on_first_upload=lambda: calls.append("first upload"),
+        ).run(channel_id=channel, job_id=job_id, history=ChannelHistory(delivered_hashes=delivered))
+    assert result.uploaded == [] and calls == []
+
+
 def test_a_large_invalid_file_goes_to_quarantine_not_to_the_job_folder(
     stack: StackEndpoints, output_client: Any, customer_bucket: str
 ) -> None:
