@@ -219,14 +219,24 @@ class SyncEngine:
         self._uploaded: list[str] = []
         self._uploaded_lock = threading.Lock()
 
-    def run(self, *, channel_id: str, job_id: str, history: ChannelHistory) -> SyncResult:
+    def run(
+        self,
+        *,
+        channel_id: str,
+        job_id: str,
+        history: ChannelHistory | Future[ChannelHistory],
+    ) -> SyncResult:
+        """Sync what the source lists against ``history``, which may still be loading (a
+        ``Future``): it is first needed after the listing, so the two can overlap."""
         started = time.monotonic()
         result = SyncResult(channel_id, job_id, self.output.job_uri(channel_id, job_id))
-        result.history_files = len(history.latest_hash_by_path)
         result.invalid_files_policy = "quarantine" if self.quarantine_invalid else "flag"
         listing = self.retry.call(
             lambda: list(self.source.list_files()), what=f"list {self.source.location}"
         )
+        if isinstance(history, Future):
+            history = history.result()
+        result.history_files = len(history.latest_hash_by_path)
         files = [f for f in listing if isinstance(f, RemoteFile)]
         result.rejected = [f for f in listing if isinstance(f, RejectedFile)]
         for rejected in result.rejected:

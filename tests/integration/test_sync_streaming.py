@@ -7,9 +7,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
+import time
 import tracemalloc
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -175,6 +178,43 @@ def test_the_first_upload_is_announced_once_and_a_run_without_uploads_announces_
             on_first_upload=lambda: calls.append("first upload"),
         ).run(channel_id=channel, job_id=job_id, history=ChannelHistory(delivered_hashes=delivered))
     assert result.uploaded == [] and calls == []
+
+
+def test_the_history_may_still_be_loading_while_the_source_is_listed(
+    stack: StackEndpoints, output_client: Any, customer_bucket: str
+) -> None:
+    put(
+        output_client,
+        customer_bucket,
+        {"exports/old.csv": b"id\n1\n", "exports/new.csv": b"id\n2\n"},
+    )
+    history: Future[ChannelHistory] = Future()
+    resolved: list[float] = []
+
+    def resolve() -> None:
+        resolved.append(time.monotonic())
+        delivered = {hashlib.sha256(b"id\n1\n").hexdigest()}
+        history.set_result(ChannelHistory(delivered_hashes=delivered))
+
+    source = source_for(stack, customer_bucket)
+    listed: list[float] = []
+    real_list = source.list_files
+
+    def list_files() -> Iterator[Any]:
+        listed.append(time.monotonic())
+        return real_list()
+
+    source.list_files = list_files  # type: ignore[method-assign]
+    timer = threading.Timer(1.0, resolve)
+    timer.start()
+    with job(stack) as (channel, job_id):
+        result = engine(source, output_for(stack)).run(
+            channel_id=channel, job_id=job_id, history=history
+        )
+    timer.join()
+    assert listed[0] < resolved[0]  # listing did not wait for the history
+    by_path = {o.remote.relative_path: o.classification for o in result.outcomes}
+    assert by_path == {"old.csv": Classification.DUPLICATE, "new.csv": Classification.NEW}
 
 
 def test_a_large_invalid_file_goes_to_quarantine_not_to_the_job_folder(
