@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -84,6 +85,18 @@ BOMB = (
     b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
     b"<ListBucketResult><Name>&lol2;</Name></ListBucketResult>"
 )
+
+
+def page(keys: list[str], token: str | None) -> bytes:
+    """A ListObjectsV2 page; ``token`` as it appears in the XML (escaped)."""
+    contents = "".join(f"<Contents><Key>{k}</Key><Size>1</Size></Contents>" for k in keys)
+    more = f"<IsTruncated>true</IsTruncated><NextContinuationToken>{token}</NextContinuationToken>"
+    tail = more if token else "<IsTruncated>false</IsTruncated>"
+    return f"<ListBucketResult>{contents}{tail}</ListBucketResult>".encode()
+
+
+LIST = "?encoding-type=url&list-type=2&prefix="
+AFTER = "?continuation-token={}&encoding-type=url&list-type=2&prefix="
 ROUTES: dict[tuple[str, str], tuple[int, dict[str, str], bytes]] = {
     ("POST", "/b/complete?uploadId=u"): (200, {}, ERROR_IN_200),
     ("GET", "/b/throttled"): (503, {"Retry-After": "7"}, SLOW_DOWN),
@@ -91,7 +104,15 @@ ROUTES: dict[tuple[str, str], tuple[int, dict[str, str], bytes]] = {
     ("GET", "/b/gateway"): (502, {"Content-Type": "text/html"}, b"<html>bad gateway</html>"),
     ("GET", "/b/short"): (200, {"Content-Length": "100"}, b"only ten b"),
     ("GET", "/b?encoding-type=url&list-type=2&prefix="): (200, {}, BOMB),
+    # three pages; the second page's token has an XML escape in it
+    ("GET", "/pages" + LIST): (200, {}, page(["a", "b"], "t1")),
+    ("GET", "/pages" + AFTER.format("t1")): (200, {}, page(["c", "d"], "t&amp;2")),
+    ("GET", "/pages" + AFTER.format("t%262")): (200, {}, page(["e"], None)),
+    # a server that hands out the same token again
+    ("GET", "/loop" + LIST): (200, {}, page(["a"], "t1")),
+    ("GET", "/loop" + AFTER.format("t1")): (200, {}, page(["b"], "t1")),
 }
+REQUESTED: list[str] = []  # paths the canned server was asked for, in order
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +127,7 @@ def canned() -> Iterator[str]:
             length = int(self.headers.get("Content-Length") or 0)
             if length:
                 self.rfile.read(length)
+            REQUESTED.append(self.path)
             status, headers, body = ROUTES.get((self.command, self.path), (404, {}, b""))
             self.send_response(status)
             headers = {"Content-Length": str(len(body))} | headers
@@ -165,6 +187,36 @@ def test_a_body_cut_short_is_transient(canned_client: S3Http) -> None:
 def test_xml_with_entities_is_refused_not_expanded(canned_client: S3Http) -> None:
     with pytest.raises(TransientError, match="not valid XML"):
         list(canned_client.list_objects("b", "", what="list"))
+
+
+def test_the_next_page_is_asked_for_while_this_one_is_read(canned_client: S3Http) -> None:
+    REQUESTED.clear()
+    listing = canned_client.list_objects("pages", "", what="list")
+    assert next(listing).key == "a"
+    # The page after "t1" is on its way before the caller has read this page's second key.
+    deadline = time.monotonic() + 5
+    while "/pages" + AFTER.format("t1") not in REQUESTED and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert REQUESTED == ["/pages" + LIST, "/pages" + AFTER.format("t1")]
+    # The escaped token is not guessed from the raw page: the parsed one asks for page three.
+    assert [o.key for o in listing] == ["b", "c", "d", "e"]
+    assert REQUESTED[2:] == ["/pages" + AFTER.format("t%262")]
+
+
+def test_a_listing_left_early_stops_asking(canned_client: S3Http) -> None:
+    REQUESTED.clear()
+    listing = canned_client.list_objects("pages", "", what="list")
+    assert next(listing).key == "a"
+    listing.close()
+    time.sleep(0.2)
+    # Page two may have been asked for already; nothing after it is.
+    assert REQUESTED[0] == "/pages" + LIST
+    assert "/pages" + AFTER.format("t%262") not in REQUESTED
+
+
+def test_a_repeated_continuation_token_is_an_error_not_a_loop(canned_client: S3Http) -> None:
+    with pytest.raises(TransientError, match="repeats a continuation token"):
+        list(canned_client.list_objects("loop", "", what="list"))
 
 
 def test_an_endpoint_that_is_not_http_is_a_config_error() -> None:
