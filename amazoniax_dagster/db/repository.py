@@ -11,8 +11,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, create_engine, func, make_url, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    bindparam,
+    cast,
+    create_engine,
+    func,
+    make_url,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from amazoniax_dagster.db.fetchers import FetcherRegistryMixin
@@ -554,53 +568,63 @@ class FetcherDB(FetcherRegistryMixin):
     ) -> None:
         """Store a job's delivered files and the listing identities it saw, in one transaction.
         Idempotent: re-recording the same job changes nothing."""
-        file_rows = [
-            {
-                "job_id": job_id,
-                "channel_id": channel_id,
-                "file_path": f.file_path,
-                "s3_key": f.s3_key,
-                "content_hash": f.content_hash,
-                "file_size": f.file_size,
-                "classification": f.classification,
-                "validation": f.validation,
-                "quarantined": f.quarantined,
-            }
-            for f in delivered
-        ]
-        ident_rows = [
-            {
-                "channel_id": channel_id,
-                "source_key": i.source_key,
-                "file_path": i.file_path,
-                "size": i.size,
-                "etag": i.etag,
-                "mtime": i.mtime,
-                "content_hash": i.content_hash,
-                "job_id": job_id,
-            }
-            for i in identities
-        ]
-        # One statement compiled once, executed for every row: SQLAlchemy batches it as
-        # "insertmanyvalues". A VALUES list of 1,000 rows per statement was compiled bind by
-        # bind, about 3 s for 10,000 files.
-        files_stmt = insert(file_metadata).on_conflict_do_nothing(
-            index_elements=["job_id", "file_path"]
-        )
-        idents_stmt = insert(source_files)
-        idents_stmt = idents_stmt.on_conflict_do_update(
-            index_elements=["channel_id", "source_key"],
-            set_={
-                c: idents_stmt.excluded[c]
-                for c in ("file_path", "size", "etag", "mtime", "content_hash", "job_id")
-            }
-            | {"updated_at": func.now()},
-        )
+        files = list(delivered)
+        # One row per source key: ON CONFLICT DO UPDATE may not touch a row twice in one
+        # statement (a listing has each key once; the last one wins, as before).
+        idents = list({i.source_key: i for i in identities}.values())
         with self._transaction("record the job's files") as s:
-            if file_rows:
-                s.execute(files_stmt, file_rows)
-            if ident_rows:
-                s.execute(idents_stmt, ident_rows)
+            if files:
+                rows = _unnest(
+                    file_metadata,
+                    {
+                        "file_path": [f.file_path for f in files],
+                        "s3_key": [f.s3_key for f in files],
+                        "content_hash": [f.content_hash for f in files],
+                        "file_size": [f.file_size for f in files],
+                        "classification": [f.classification for f in files],
+                        "validation": [f.validation for f in files],
+                        "quarantined": [f.quarantined for f in files],
+                    },
+                    job_id=job_id,
+                    channel_id=channel_id,
+                )
+                s.execute(
+                    insert(file_metadata)
+                    .from_select(list(rows.selected_columns.keys()), rows)
+                    .on_conflict_do_nothing(index_elements=["job_id", "file_path"])
+                )
+            if idents:
+                rows = _unnest(
+                    source_files,
+                    {
+                        "source_key": [i.source_key for i in idents],
+                        "file_path": [i.file_path for i in idents],
+                        "size": [i.size for i in idents],
+                        "etag": [i.etag for i in idents],
+                        "mtime": [i.mtime for i in idents],
+                        "content_hash": [i.content_hash for i in idents],
+                    },
+                    job_id=job_id,
+                    channel_id=channel_id,
+                )
+                stmt = insert(source_files).from_select(list(rows.selected_columns.keys()), rows)
+                s.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["channel_id", "source_key"],
+                        set_={
+                            c: stmt.excluded[c]
+                            for c in (
+                                "file_path",
+                                "size",
+                                "etag",
+                                "mtime",
+                                "content_hash",
+                                "job_id",
+                            )
+                        }
+                        | {"updated_at": func.now()},
+                    )
+                )
 
     def job_files(self, job_id: str) -> list[DeliveredFile]:
         with self._transaction("read the job's files") as s:
@@ -671,6 +695,27 @@ class FetcherDB(FetcherRegistryMixin):
             ) from exc
         except SQLAlchemyError as exc:
             raise InfrastructureError(f"could not {what}: {_first_line(exc)}") from exc
+
+
+def _unnest(table: Table, columns: Mapping[str, list[Any]], **same: str) -> Select[Any]:
+    """``SELECT`` of many rows for ``table`` as one array per column, unnested by the server.
+
+    One statement and one round trip for a job's 10,000 files: ``executemany`` of an
+    ``INSERT ... ON CONFLICT`` goes row by row (SQLAlchemy does not batch it into a VALUES
+    list), 2-4 s for 10,000 rows. ``same`` holds the values every row shares.
+    """
+    arrays = [
+        cast(
+            bindparam(f"{name}_values", values, type_=ARRAY(table.c[name].type)),
+            ARRAY(table.c[name].type),
+        )
+        for name, values in columns.items()
+    ]
+    rows = func.unnest(*arrays).table_valued(*columns).render_derived()
+    shared = [
+        bindparam(name, value, type_=table.c[name].type).label(name) for name, value in same.items()
+    ]
+    return select(*shared, *(rows.c[name] for name in columns))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -80,6 +81,45 @@ def test_recording_a_job_twice_changes_nothing(fresh_db: FetcherDB) -> None:
     assert set(history.identities) == {"exports/a.csv"}
     # A job's own records are left out when that job runs again.
     assert fresh_db.load_history("ch", exclude_job_id="j1").latest_hash_by_path == {}
+
+
+@pytest.mark.parametrize("driver", ["postgresql+psycopg2", "postgresql+psycopg"])
+def test_a_jobs_files_are_recorded_whole_with_either_driver(
+    fresh_db: FetcherDB, stack: StackEndpoints, driver: str
+) -> None:
+    url = fresh_db.engine.url.set(drivername=driver).render_as_string(hide_password=False)
+    db = FetcherDB(url, SecretCipher(stack.secret_key))
+    when = datetime(2026, 11, 23, 6, 0, 1, 500, tzinfo=UTC)
+    files = [
+        DeliveredFile(f"dir/ü 'q\"{n}.csv", f"raw/ch/j1/{n}", f"h{n}", n, "new")
+        for n in range(1500)
+    ] + [
+        DeliveredFile("bad.json", "quarantine/ch/j1/bad.json", "hb", 3, "updated", "invalid", True)
+    ]
+    idents = [SourceIdentity(f"k/{n}", f"dir/{n}", n, f"e{n}", when, f"h{n}") for n in range(1500)]
+    # Nothing known but the hash; and a key listed twice, of which the last counts.
+    idents += [SourceIdentity("k/bare", "bare", None, None, None, "hx")]
+    idents += [SourceIdentity("k/0", "dir/0", 7, "again", None, "h-again")]
+    try:
+        db.record_files(job_id="j1", channel_id="ch", delivered=files, identities=idents)
+        assert db.job_files("j1") == files
+        history = db.load_history("ch")
+        assert len(history.identities) == 1501
+        assert history.identities["k/1"] == idents[1]
+        assert history.identities["k/bare"] == idents[-2]
+        assert history.identities["k/0"] == idents[-1]
+        # A later job's look at a key replaces the earlier one.
+        newer = SourceIdentity("k/1", "dir/1", 2, "e-new", None, "h-new")
+        db.record_files(job_id="j2", channel_id="ch", delivered=[], identities=[newer])
+        assert db.load_history("ch").identities["k/1"] == newer
+        # Columns with no value in any row (an array of NULLs) still have their type.
+        plain = [DeliveredFile("p.csv", "raw/ch/j3/p.csv", "hp", 1, "new")]
+        bare = [SourceIdentity("k/p", "p.csv", None, None, None, "hp")]
+        db.record_files(job_id="j3", channel_id="ch", delivered=plain, identities=bare)
+        assert db.job_files("j3") == plain
+        assert db.load_history("ch").identities["k/p"] == bare[0]
+    finally:
+        db.close()
 
 
 def test_queueing_the_same_job_twice_keeps_the_first(fresh_db: FetcherDB) -> None:
