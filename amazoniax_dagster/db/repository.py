@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +15,6 @@ from sqlalchemy import (
     URL,
     Connection,
     Engine,
-    Select,
     Table,
     bindparam,
     cast,
@@ -26,7 +25,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from amazoniax_dagster.db.fetchers import FetcherRegistryMixin
@@ -574,54 +573,15 @@ class FetcherDB(FetcherRegistryMixin):
         idents = list({i.source_key: i for i in identities}.values())
         with self._transaction("record the job's files") as s:
             if files:
-                rows = _unnest(
-                    file_metadata,
-                    {
-                        "file_path": [f.file_path for f in files],
-                        "s3_key": [f.s3_key for f in files],
-                        "content_hash": [f.content_hash for f in files],
-                        "file_size": [f.file_size for f in files],
-                        "classification": [f.classification for f in files],
-                        "validation": [f.validation for f in files],
-                        "quarantined": [f.quarantined for f in files],
-                    },
-                    job_id=job_id,
-                    channel_id=channel_id,
-                )
-                s.execute(
-                    insert(file_metadata)
-                    .from_select(list(rows.selected_columns.keys()), rows)
-                    .on_conflict_do_nothing(index_elements=["job_id", "file_path"])
-                )
+                stmt = _insert_rows(file_metadata, files, job_id=job_id, channel_id=channel_id)
+                s.execute(stmt.on_conflict_do_nothing(index_elements=["job_id", "file_path"]))
             if idents:
-                rows = _unnest(
-                    source_files,
-                    {
-                        "source_key": [i.source_key for i in idents],
-                        "file_path": [i.file_path for i in idents],
-                        "size": [i.size for i in idents],
-                        "etag": [i.etag for i in idents],
-                        "mtime": [i.mtime for i in idents],
-                        "content_hash": [i.content_hash for i in idents],
-                    },
-                    job_id=job_id,
-                    channel_id=channel_id,
-                )
-                stmt = insert(source_files).from_select(list(rows.selected_columns.keys()), rows)
+                stmt = _insert_rows(source_files, idents, job_id=job_id, channel_id=channel_id)
+                updated = [f.name for f in fields(SourceIdentity) if f.name != "source_key"]
                 s.execute(
                     stmt.on_conflict_do_update(
                         index_elements=["channel_id", "source_key"],
-                        set_={
-                            c: stmt.excluded[c]
-                            for c in (
-                                "file_path",
-                                "size",
-                                "etag",
-                                "mtime",
-                                "content_hash",
-                                "job_id",
-                            )
-                        }
+                        set_={c: stmt.excluded[c] for c in [*updated, "job_id"]}
                         | {"updated_at": func.now()},
                     )
                 )
@@ -697,25 +657,22 @@ class FetcherDB(FetcherRegistryMixin):
             raise InfrastructureError(f"could not {what}: {_first_line(exc)}") from exc
 
 
-def _unnest(table: Table, columns: Mapping[str, list[Any]], **same: str) -> Select[Any]:
-    """``SELECT`` of many rows for ``table`` as one array per column, unnested by the server.
+def _insert_rows(table: Table, items: Sequence[Any], **same: str) -> Insert:
+    """``INSERT`` of many dataclass rows (fields named as ``table``'s columns) as one statement:
+    one array per column, unnested by the server; ``same`` holds the values every row shares.
 
-    One statement and one round trip for a job's 10,000 files: ``executemany`` of an
-    ``INSERT ... ON CONFLICT`` goes row by row (SQLAlchemy does not batch it into a VALUES
-    list), 2-4 s for 10,000 rows. ``same`` holds the values every row shares.
+    One round trip for a job's 10,000 files. ``executemany`` of an ``INSERT ... ON CONFLICT``
+    goes row by row (SQLAlchemy does not batch it into a VALUES list): 2-4 s for 10,000 rows.
     """
-    arrays = [
-        cast(
-            bindparam(f"{name}_values", values, type_=ARRAY(table.c[name].type)),
-            ARRAY(table.c[name].type),
-        )
-        for name, values in columns.items()
-    ]
-    rows = func.unnest(*arrays).table_valued(*columns).render_derived()
-    shared = [
-        bindparam(name, value, type_=table.c[name].type).label(name) for name, value in same.items()
-    ]
-    return select(*shared, *(rows.c[name] for name in columns))
+    names = [f.name for f in fields(items[0])]
+    arrays = []
+    for name in names:
+        array = ARRAY(table.c[name].type)
+        values = [getattr(item, name) for item in items]
+        arrays.append(cast(bindparam(f"{name}_values", values, type_=array), array))
+    rows = func.unnest(*arrays).table_valued(*names).render_derived()
+    shared = [bindparam(k, v, type_=table.c[k].type).label(k) for k, v in same.items()]
+    return insert(table).from_select([*same, *names], select(*shared, *rows.c))
 
 
 def _first_line(exc: BaseException) -> str:
