@@ -73,13 +73,19 @@ class KafkaBus:
         connection and metadata overlaps its transfers instead of following them. A failure
         here is not reported: ``publish`` tries again and raises.
         """
-        with self._producer_lock:
+        # Never waits: the caller is a transfer thread, and a producer being created (by a
+        # warm-up or a publish) holds the lock for as long as Kafka takes to answer.
+        if not self._producer_lock.acquire(blocking=False):
+            return
+        try:
             if self._producer is not None or self._warming is not None:
                 return
             self._warming = threading.Thread(
                 target=self._warm, name="amazoniax-kafka-warm-up", daemon=True
             )
-        self._warming.start()
+            self._warming.start()  # it waits for the lock until this call returns
+        finally:
+            self._producer_lock.release()
 
     def _warm(self) -> None:
         try:

@@ -213,8 +213,8 @@ class SyncEngine:
         self.part_size = part_size
         self.part_buffers = part_buffers
         self.memory_budget = memory_budget
-        # Called once, from a transfer thread, when the job is sure to have a folder to
-        # announce: the job warms its Kafka producer then, not after the transfers.
+        # Called once, from a transfer thread, when the first file is kept (it will usually be
+        # announced): the job warms its Kafka producer then, not after the transfers.
         self.on_first_upload = on_first_upload
         self._uploaded: list[str] = []
         self._uploaded_lock = threading.Lock()

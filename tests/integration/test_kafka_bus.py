@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -58,4 +59,20 @@ def test_a_failed_warm_up_is_silent_and_publish_says_what_failed() -> None:
         ):
             bus.publish(TOPIC, b"x")
     finally:
+        bus.close()
+
+
+def test_a_warm_up_never_waits_for_a_producer_being_created() -> None:
+    # The caller is a transfer thread: while another thread holds the lock to create the
+    # producer (as long as Kafka takes to answer), warm_up returns at once.
+    bus = KafkaBus(f"{LOOPBACK}:no-port", client_id="tests-warm-up-busy")
+    bus._producer_lock.acquire()
+    try:
+        caller = threading.Thread(target=bus.warm_up)
+        caller.start()
+        caller.join(timeout=5)
+        assert not caller.is_alive()
+        assert bus._warming is None
+    finally:
+        bus._producer_lock.release()
         bus.close()
