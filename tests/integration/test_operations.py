@@ -445,6 +445,9 @@ def test_a_run_that_exceeds_its_max_runtime_is_failed_and_reported(
     )
 
 
+# Thirty Dagster run processes, five at a time: minutes on a slow 2-core machine. The loop
+# below fails on a stall, so the test's own limit only has to outlast a slow but moving queue.
+@pytest.mark.timeout(1200)
 def test_thirty_jobs_never_run_more_than_five_at_once(
     dagster: DagsterServer,
     stack: StackEndpoints,
@@ -476,7 +479,10 @@ def test_thirty_jobs_never_run_more_than_five_at_once(
     in_progress = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
     job_filter = {tags.JOB_ID: list(jobs.values())}
     max_started = max_in_progress = samples = 0
-    deadline = time.monotonic() + 240
+    # No fixed deadline: how long 30 runs take depends on the machine (130 s here, over 240 s
+    # on a loaded CI host). The queue must keep moving: a run must finish every `stall` seconds.
+    stall = 180.0
+    progress_at, finished_before = time.monotonic(), -1
     runs: list[dg.DagsterRun] = []
     last_check = 0.0
     while True:
@@ -492,10 +498,13 @@ def test_thirty_jobs_never_run_more_than_five_at_once(
             runs = runs_with(dagster.instance, job_filter)
             if len(runs) == count and all(r.is_finished for r in runs):
                 break
-            if time.monotonic() > deadline:
+            finished = sum(r.is_finished for r in runs)
+            if finished > finished_before:
+                progress_at, finished_before = time.monotonic(), finished
+            elif time.monotonic() - progress_at > stall:
                 raise AssertionError(
-                    f"{sum(r.is_finished for r in runs)}/{len(runs)} of {count} runs finished "
-                    f"in time\n{dagster.logs()}"
+                    f"no run finished for {stall:.0f}s: {finished}/{len(runs)} of {count} runs "
+                    f"finished\n{dagster.logs()}"
                 )
         time.sleep(0.2)
     runs_done = time.monotonic()
@@ -518,7 +527,7 @@ def test_thirty_jobs_never_run_more_than_five_at_once(
         f"run time median {runtimes[len(runtimes) // 2]:.1f}s, max {runtimes[-1]:.1f}s"
     )
 
-    reported = statuses.wait(list(jobs.values()), timeout=90, server=dagster)
+    reported = statuses.wait(list(jobs.values()), timeout=180, server=dagster)
     assert {m["status"] for m in reported.values()} == {"success"}
     for i, channel in enumerate(channels):
         folder = f"raw/{channel}/{jobs[channel]}/"
