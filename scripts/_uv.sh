@@ -19,3 +19,10 @@ export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}"
 
 # Exactly the locked versions; a no-op when nothing changed.
 "${UV[@]}" sync --frozen --quiet
+
+# Every Dagster run is a fresh Python process that imports Dagster, boto3 and SQLAlchemy. With
+# PYTHONDONTWRITEBYTECODE set (some machines and CI hosts set it) each of them would compile
+# those from source again: about twice the suite's time. Keep bytecode under .venv instead, out
+# of the source tree.
+unset PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-$PWD/.venv/pycache}"
