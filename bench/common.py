@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -220,6 +221,7 @@ class Measured:
     peak_rss: int = 0  # bytes, whole process tree, sampled every 50 ms
     stdout: str = ""
     returncode: int = 0
+    cpu_seconds: float = 0.0  # user + system of the process and the children it waited for
 
 
 class RssSampler:
@@ -263,7 +265,9 @@ class RssSampler:
 def run_measured(
     cmd: Sequence[str], env: dict[str, str], *, sample_rss: bool = False, check: bool = True
 ) -> Measured:
-    """Run ``cmd`` to completion: wall seconds from spawn to exit, optional peak tree RSS."""
+    """Run ``cmd`` to completion: wall seconds from spawn to exit, CPU seconds, optional peak
+    tree RSS. CPU is the RUSAGE_CHILDREN delta, so run one command at a time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(
         list(cmd), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -277,9 +281,23 @@ def run_measured(
         if sampler:
             sampler.__exit__()
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}):\n{err[-3000:]}\n{out[-2000:]}")
-    return Measured(seconds, sampler.peak if sampler else 0, out, proc.returncode)
+    return Measured(seconds, sampler.peak if sampler else 0, out, proc.returncode, cpu)
+
+
+def runs_extra(products: Sequence[Measured], refs: Sequence[Measured]) -> dict[str, Any]:
+    """Every run's wall and CPU seconds, product and reference, for a row's JSON. On this
+    2-core machine the client's CPU is taken from the servers it talks to, so it is part of
+    the story of a copy's time."""
+    return {
+        "product_runs": [m.seconds for m in products],
+        "reference_runs": [m.seconds for m in refs],
+        "product_cpu": [round(m.cpu_seconds, 3) for m in products],
+        "reference_cpu": [round(m.cpu_seconds, 3) for m in refs],
+    }
 
 
 def median(values: Sequence[float]) -> float:

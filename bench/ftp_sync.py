@@ -33,6 +33,7 @@ from bench import profile
 from bench.common import (
     OUTPUT_BUCKET,
     RESULTS_DIR,
+    Measured,
     Row,
     admin_client,
     count_objects,
@@ -48,6 +49,7 @@ from bench.common import (
     rclone_s3_env,
     require_rclone,
     run_measured,
+    runs_extra,
     warm_bytecode,
     write_results,
 )
@@ -129,8 +131,8 @@ def bench_protocol(
         )
 
         def phase(name: str, job: str, check: str, expect: int, limit: float) -> None:
-            products: list[float] = []
-            refs: list[float] = []
+            products: list[Measured] = []
+            refs: list[Measured] = []
             report: dict[str, Any] = {}
             for channel in lanes:
                 cmd = [sys.executable, "-m", "bench.product_job", "--channel", channel]
@@ -140,11 +142,11 @@ def bench_protocol(
                 assert report["ok"] and report["summary"][check] == expect, report
                 dst = f"dst:{OUTPUT_BUCKET}/rclone/{channel}/"
                 ref = run_measured(rclone_copy_cmd("fsrc:/data", dst, checksum=False), renv)
-                refs.append(ref.seconds)
-                products.append(product.seconds)
-            p_s, r_s = median(products), median(refs)
+                refs.append(ref)
+                products.append(product)
+            p_s, r_s = median([m.seconds for m in products]), median([m.seconds for m in refs])
             label = f"{protocol.upper()} {files} x {size // 1024} KiB: {name}"
-            runs = {"product_runs": products, "reference_runs": refs}
+            runs = runs_extra(products, refs)
             rows.append(
                 Row(label, p_s, r_s, "s", f"<= {limit:.1f}x", p_s <= limit * r_s, report | runs)
             )

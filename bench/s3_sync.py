@@ -34,6 +34,7 @@ from bench.common import (
     OUTPUT_BUCKET,
     RESULTS_DIR,
     SOURCE_BUCKET,
+    Measured,
     Row,
     admin_client,
     channel_client,
@@ -52,6 +53,7 @@ from bench.common import (
     rclone_s3_env,
     require_rclone,
     run_measured,
+    runs_extra,
     s3_channel_config,
     warm_bytecode,
     write_results,
@@ -79,16 +81,16 @@ def product_cmd(channel: str, job: str) -> list[str]:
     return [sys.executable, "-m", "bench.product_job", "--channel", channel, "--job", job_id]
 
 
-def run_product(env: dict[str, str], channel: str, job: str) -> tuple[float, dict[str, Any]]:
+def run_product(env: dict[str, str], channel: str, job: str) -> tuple[Measured, dict[str, Any]]:
     measured = run_measured(product_cmd(channel, job), env)
     report = last_json_line(measured.stdout)
     if not report["ok"]:
         raise RuntimeError(f"product job {job} failed: {report['error']}")
-    return measured.seconds, report
+    return measured, report
 
 
-def run_rclone(env: dict[str, str], src: str, dst: str, *, checksum: bool) -> float:
-    return run_measured(rclone_copy_cmd(src, dst, checksum=checksum), env).seconds
+def run_rclone(env: dict[str, str], src: str, dst: str, *, checksum: bool) -> Measured:
+    return run_measured(rclone_copy_cmd(src, dst, checksum=checksum), env)
 
 
 def run_dagster(
@@ -132,18 +134,18 @@ def bench_set(
     def phase(
         name: str, job: str, check: str, expect: int, limit: float, *, checksum: bool
     ) -> dict[str, Any]:
-        products: list[float] = []
-        refs: list[float] = []
+        products: list[Measured] = []
+        refs: list[Measured] = []
         report: dict[str, Any] = {}
         for lane in lanes:
-            p_s, report = run_product(env, lane, job)
+            measured, report = run_product(env, lane, job)
             assert report["summary"][check] == expect, report
-            products.append(p_s)
+            products.append(measured)
             refs.append(
                 run_rclone(renv, src, f"dst:{OUTPUT_BUCKET}/rclone/{lane}/", checksum=checksum)
             )
-        p_med, r_med = median(products), median(refs)
-        runs = {"product_runs": products, "reference_runs": refs}
+        p_med, r_med = median([m.seconds for m in products]), median([m.seconds for m in refs])
+        runs = runs_extra(products, refs)
         rows.append(
             Row(
                 f"S3 {data.label}: {name}",
