@@ -15,8 +15,9 @@ path-style on a custom ``endpoint_url``, virtual-hosted on AWS (path-style for b
 that cannot be host names). TLS is verified against ``AWS_CA_BUNDLE`` or botocore's default
 bundle; ``HTTP(S)_PROXY``/``NO_PROXY`` are honoured (a proxied endpoint goes through
 urllib3, which knows proxies; everything else through ``http1``). Nothing is retried here: the
-engine's ``RetryPolicy`` retries ``TransientError``. Error replies are parsed with defusedxml (an
-endpoint may be a customer's) and translated with the code tables of ``s3util``.
+engine's ``RetryPolicy`` retries ``TransientError``. Replies are parsed without entities (an
+endpoint may be a customer's: see ``_parse_xml``) and errors translated with the code tables
+of ``s3util``.
 """
 
 from __future__ import annotations
@@ -658,14 +659,29 @@ def _retry_after(response: RawResponse) -> float | None:
 
 
 def _parse_xml(data: bytes, what: str) -> Any:
-    from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import ParseError, fromstring
+    """A reply's XML, refusing entity tricks (an endpoint may be a customer's).
+
+    A reply with neither ``<!`` nor a NUL byte has no DOCTYPE, so it can declare no entity, and
+    the C parser is safe for it: three times faster than defusedxml's pure-Python one (~0.2 s of
+    CPU per 10,000 listed keys). The NUL check matters: UTF-16 and UTF-32, which expat detects
+    by itself, spell ``<!`` with NULs in between; every other encoding expat accepts keeps
+    ASCII's bytes for markup. Anything else goes through defusedxml.
+    """
+    from xml.etree.ElementTree import ParseError, fromstring
 
     if len(data) > _REPLY_LIMIT:
         raise TransientError(f"cannot {what}: the server's reply is larger than expected")
     try:
-        return fromstring(data)
-    except (ParseError, DefusedXmlException) as exc:
+        if b"<!" not in data and b"\x00" not in data:
+            return fromstring(data)
+        from defusedxml import DefusedXmlException
+        from defusedxml.ElementTree import fromstring as defused_fromstring
+
+        try:
+            return defused_fromstring(data)
+        except DefusedXmlException as exc:
+            raise ParseError(str(exc)) from exc
+    except ParseError as exc:
         raise TransientError(f"cannot {what}: the server's reply is not valid XML") from exc
 
 
