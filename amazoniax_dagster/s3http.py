@@ -223,7 +223,7 @@ class S3Http:
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._tls = _tls_context() if self._scheme == "https" else None
+        self._tls: ssl.SSLContext | None = None  # built with the first HTTPS pool
         self._pools: dict[str, http1.ConnectionPool] = {}
         self._pools_lock = threading.Lock()
         # Through a proxy, urllib3 (which knows proxies) carries the requests instead.
@@ -495,6 +495,8 @@ class S3Http:
             with self._pools_lock:
                 pool = self._pools.get(host)
                 if pool is None:
+                    if self._scheme == "https" and self._tls is None:
+                        self._tls = _tls_context()  # reads the CA bundle: once, when first needed
                     parts = urlsplit(f"//{host}")
                     pool = http1.ConnectionPool(
                         parts.hostname or host,
