@@ -170,6 +170,7 @@ class Counts:
 
     logins: list[str] = field(default_factory=list)  # "ok:<user>" / "failed:<user>"
     downloads: Counter[str] = field(default_factory=Counter)  # file name -> attempts
+    reads: Counter[str] = field(default_factory=Counter)  # SFTP: file name -> read requests
     commands: list[str] = field(default_factory=list)  # FTP: "MLSD /data/sub", ...
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -295,9 +296,11 @@ class SftpServer:
         *,
         client_public_key: str | None = None,
         drop_file: str | None = None,
+        max_read: int | None = None,
     ) -> None:
         self.root = root
         self.counts = Counts()
+        self.max_read = max_read  # answer each read with at most this many bytes
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
         self.host_key_line = self.host_key.export_public_key().decode().strip()
         self.client_key = (
@@ -382,7 +385,8 @@ class _SshServer(asyncssh.SSHServer):
 
 
 class _ChrootSftp(asyncssh.SFTPServer):
-    """The SFTP subsystem rooted in the server folder; can cut one download once."""
+    """The SFTP subsystem rooted in the server folder; counts reads, can answer them short
+    (``max_read``) and can cut one download once."""
 
     def __init__(self, chan: asyncssh.SSHServerChannel, owner: SftpServer) -> None:
         super().__init__(chan, chroot=os.fsencode(owner.root))
@@ -398,6 +402,10 @@ class _ChrootSftp(asyncssh.SFTPServer):
         name = os.path.basename(getattr(file_obj, "name", ""))
         if isinstance(name, bytes):
             name = os.fsdecode(name)
+        with self._owner.counts.lock:
+            self._owner.counts.reads[name] += 1
+        if self._owner.max_read is not None:
+            size = min(size, self._owner.max_read)
         if name == self._owner.drop_file and offset >= DROP_AFTER:
             with self._owner.counts.lock:
                 first = self._owner.counts.downloads[name] == 1

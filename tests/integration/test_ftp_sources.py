@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -464,6 +464,56 @@ def test_sftp_reads_every_file_byte_for_byte_in_parallel(
     assert results == [full_tree.files[r.relative_path] for r in wanted]
 
 
+def read_listed(source: Source, remote: RemoteFile) -> bytes:
+    """As the sync engine reads a small file: its listed size and one byte more, in one call."""
+    with source.open(remote) as stream:
+        return stream.read((remote.size or 0) + 1)
+
+
+def write_files(root: Path, sizes: dict[str, int]) -> dict[str, bytes]:
+    (root / "data").mkdir(parents=True)
+    files = {name: os.urandom(size) for name, size in sizes.items()}
+    for name, content in files.items():
+        (root / "data" / name).write_bytes(content)
+    return files
+
+
+def test_sftp_file_that_fits_one_reply_takes_one_read_and_one_to_find_the_end(
+    tmp_path: Path, closing: list[Source]
+) -> None:
+    files = write_files(tmp_path, {"small.bin": 100 * 1024, "large.bin": 600 * 1024})
+    with SftpServer(tmp_path) as server:
+        source = sftp_source(server, file_pattern="*.bin")
+        closing.append(source)
+        found, _ = listing(source)
+        assert read_listed(source, found["small.bin"]) == files["small.bin"]
+        assert download(source, found["large.bin"]) == files["large.bin"]
+        assert server.counts.reads["small.bin"] == 2
+        # Too large for one reply: prefetched in 32 KiB requests, which every server answers.
+        assert server.counts.reads["large.bin"] >= 600 // 32
+        assert source.reply_limit == 255 * 1024  # the server answered every read in full
+
+
+@pytest.mark.parametrize("max_read", [40 * 1024, 10 * 1024])
+def test_sftp_server_that_answers_reads_short_is_read_whole_and_asked_less(
+    tmp_path: Path, closing: list[Source], max_read: int
+) -> None:
+    sizes = {"first.bin": 100 * 1024, "second.bin": 100 * 1024, "tiny.bin": 5 * 1024}
+    files = write_files(tmp_path, sizes | {"large.bin": 300 * 1024})
+    with SftpServer(tmp_path, max_read=max_read) as server:
+        source = sftp_source(server, file_pattern="*.bin")
+        closing.append(source)
+        found, _ = listing(source)
+        assert read_listed(source, found["first.bin"]) == files["first.bin"]
+        # Data followed a short reply, so the server answers no more than that (but a
+        # request of 32 KiB is always allowed: every server must accept one).
+        assert source.reply_limit == max(max_read, 32 * 1024)
+        for name in ("second.bin", "tiny.bin"):
+            assert read_listed(source, found[name]) == files[name]
+        assert download(source, found["large.bin"]) == files["large.bin"]
+        assert server.counts.reads["tiny.bin"] == 2
+
+
 def test_sftp_key_authentication(
     sftp_server: SftpServer, client_key: asyncssh.SSHKey, closing: list[Source]
 ) -> None:
@@ -541,19 +591,26 @@ def test_sftp_missing_remote_path_is_a_config_error(
         listing(source)
 
 
+@pytest.mark.parametrize(
+    ("size", "read"),
+    # 100 KiB is one reply: the cut meets the request that looks for the end of the file.
+    [(300 * 1024, download), (100 * 1024, read_listed)],
+    ids=["prefetched", "one-reply"],
+)
 def test_sftp_connection_cut_midway_is_transient_and_retried(
-    full_tree: Tree, closing: list[Source]
+    tmp_path: Path, closing: list[Source], size: int, read: Callable[[Source, RemoteFile], bytes]
 ) -> None:
-    with SftpServer(full_tree.server_root, drop_file="big.bin") as server:
+    files = write_files(tmp_path, {"big.bin": size})
+    with SftpServer(tmp_path, drop_file="big.bin") as server:
         source = sftp_source(server, file_pattern="big.bin")
         closing.append(source)
         found, _ = listing(source)
         with pytest.raises(TransientError):
-            download(source, found["big.bin"])
+            read(source, found["big.bin"])
         content = RetryPolicy(retries=1, delay_seconds=0).call(
-            lambda: download(source, found["big.bin"]), what="download"
+            lambda: read(source, found["big.bin"]), what="download"
         )
-        assert content == full_tree.files["big.bin"]
+        assert content == files["big.bin"]
         assert server.counts.downloads["big.bin"] == 2
         assert server.counts.logins == [f"ok:{USER}", f"ok:{USER}"]  # a new SSH connection
 
