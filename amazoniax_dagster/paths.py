@@ -21,7 +21,9 @@ import posixpath
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from types import ModuleType
+from typing import Any
 
 from amazoniax_dagster.errors import ConfigError
 
@@ -55,8 +57,14 @@ class FilePattern:
         if self.pattern == EVERYTHING:
             # wcmatch's answer for "**": every path without a "." or ".." segment.
             return not any(segment in (".", "..") for segment in relative_path.split("/"))
+        return bool(self._matcher.match(relative_path))
+
+    @cached_property
+    def _matcher(self) -> Any:
+        # Compiled once per pattern: ``globmatch`` compiles it again on every call, 70-180 µs
+        # a name against 4-13 µs, which made pattern matching most of an FTP/SFTP listing.
         glob, flags = _glob()
-        return bool(glob.globmatch(relative_path, self.pattern, flags=flags))
+        return glob.compile(self.pattern, flags=flags)
 
     @property
     def recursive(self) -> bool:
