@@ -22,7 +22,7 @@ from amazoniax_dagster.retry import RetryPolicy
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile
 from amazoniax_dagster.sources.ftp import FtpSource
 from amazoniax_dagster.sources.remote_tree import WalkLimits
-from amazoniax_dagster.sources.sftp import SftpSource
+from amazoniax_dagster.sources.sftp import READS_IN_FLIGHT, SftpSource
 from tests.integration.ftp_servers import (
     HOST,
     PASSWORD,
@@ -478,20 +478,47 @@ def write_files(root: Path, sizes: dict[str, int]) -> dict[str, bytes]:
     return files
 
 
-def test_sftp_file_that_fits_one_reply_takes_one_read_and_one_to_find_the_end(
+def test_sftp_reads_ask_for_whole_replies_and_once_more_for_the_end(
     tmp_path: Path, closing: list[Source]
 ) -> None:
-    files = write_files(tmp_path, {"small.bin": 100 * 1024, "large.bin": 600 * 1024})
+    sizes = {"small.bin": 100 * 1024, "large.bin": 600 * 1024, "huge.bin": 5 * 1024 * 1024}
+    files = write_files(tmp_path, sizes)
     with SftpServer(tmp_path) as server:
         source = sftp_source(server, file_pattern="*.bin")
         closing.append(source)
         found, _ = listing(source)
         assert read_listed(source, found["small.bin"]) == files["small.bin"]
         assert download(source, found["large.bin"]) == files["large.bin"]
+        assert download(source, found["huge.bin"]) == files["huge.bin"]
+        # Replies of up to 255 KiB (what OpenSSH answers), then one request meets the end.
         assert server.counts.reads["small.bin"] == 2
-        # Too large for one reply: prefetched in 32 KiB requests, which every server answers.
-        assert server.counts.reads["large.bin"] >= 600 // 32
+        assert server.counts.reads["large.bin"] == 3 + 1
+        assert server.counts.reads["huge.bin"] == 21 + 1
         assert source.reply_limit == 255 * 1024  # the server answered every read in full
+
+
+def test_sftp_large_file_keeps_reads_in_flight(
+    tmp_path: Path, closing: list[Source], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import paramiko
+
+    files = write_files(tmp_path, {"huge.bin": 5 * 1024 * 1024})
+    in_flight: list[int] = []
+    read_response = paramiko.SFTPClient._read_response
+
+    def counting(client: Any, waitfor: int | None = None) -> Any:
+        # Requests sent and not answered yet, of an open file (paramiko keeps ``type(None)``
+        # for requests whose caller waits for the reply, such as listing's).
+        in_flight.append(sum(not isinstance(f, type) for f in client._expecting.values()))
+        return read_response(client, waitfor)
+
+    monkeypatch.setattr(paramiko.SFTPClient, "_read_response", counting)
+    with SftpServer(tmp_path) as server:
+        source = sftp_source(server, file_pattern="*.bin")
+        closing.append(source)
+        found, _ = listing(source)
+        assert download(source, found["huge.bin"]) == files["huge.bin"]
+    assert 1 < max(in_flight) <= READS_IN_FLIGHT  # never one request at a time, never more
 
 
 @pytest.mark.parametrize("max_read", [40 * 1024, 10 * 1024])
@@ -505,13 +532,14 @@ def test_sftp_server_that_answers_reads_short_is_read_whole_and_asked_less(
         closing.append(source)
         found, _ = listing(source)
         assert read_listed(source, found["first.bin"]) == files["first.bin"]
-        # Data followed a short reply, so the server answers no more than that (but a
-        # request of 32 KiB is always allowed: every server must accept one).
-        assert source.reply_limit == max(max_read, 32 * 1024)
+        # Data followed a short reply: the server answers no more than that.
+        assert source.reply_limit == max_read
         for name in ("second.bin", "tiny.bin"):
             assert read_listed(source, found[name]) == files[name]
         assert download(source, found["large.bin"]) == files["large.bin"]
         assert server.counts.reads["tiny.bin"] == 2
+        # Asked in pieces the server answers whole: 300 KiB and the end, nothing asked twice.
+        assert server.counts.reads["large.bin"] == -(-300 * 1024 // max_read) + 1
 
 
 def test_sftp_key_authentication(
