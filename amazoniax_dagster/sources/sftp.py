@@ -675,7 +675,7 @@ class _SftpStream:
         if kind != CMD_DATA:
             self._error = OSError(f"unexpected SFTP reply type {kind} to a read")
             return
-        data: bytes = msg.get_string()
+        data: bytes = msg.get_string()[:length]  # more than asked would overlap the next
         if offset in self._short:  # data followed a short reply: the server's limit
             self._source.reply_limit = max(
                 MIN_REPLY_LIMIT, min(self._source.reply_limit, self._short.pop(offset))
