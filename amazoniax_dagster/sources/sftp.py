@@ -31,9 +31,9 @@ that failed is closed; a connection that died is replaced on demand.
 Reads are pipelined by :class:`_SftpStream`: up to :data:`READS_IN_FLIGHT` read requests of
 ``reply_limit`` bytes each, answered in any order, then one that meets the end of the file. A
 file that fits in one reply takes two requests. paramiko's own prefetch is not used: it
-starts a thread per file, and when the replies catch up with that thread it takes the file
-for finished and reads the rest one 32 KiB request at a time (one 64 MiB file from the test
-server: 6-9 MiB/s in 5 of 17 runs, 35-57 MiB/s in the others).
+starts a thread per file, and when the replies catch up with that thread it marks the file
+finished, so the rest is read one synchronous 32 KiB request at a time (one 64 MiB file from
+the test server: 6-9 MiB/s in 5 of 17 runs, 35-57 MiB/s in the others).
 
 Listing streams ``listdir_iter`` (lstat semantics: symlinks are visible as such). Files keep
 ``st_size``/``st_mtime``; a symlink is resolved with ``stat`` and listed when it points to a
