@@ -33,6 +33,7 @@ from bench.common import (
     parse_size,
     print_table,
     python_env,
+    rclone_env,
     require_rclone,
     run_measured,
     runs_extra,
@@ -83,19 +84,15 @@ def read_folder(port: int, host_key: str, folder: str) -> dict[str, float]:
 
 
 def compare(
-    name: str, folder: str, port: int, host_key: str, workdir: Path, repeats: int
-) -> tuple[list[Measured], list[Measured], dict[str, float]]:
-    renv = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-    renv["RCLONE_CONFIG"] = str(workdir / "rclone-empty.conf")
-    Path(renv["RCLONE_CONFIG"]).touch()
-    renv |= rclone_remote("sftp", port)
+    name: str, folder: str, files: int, port: int, host_key: str, workdir: Path, repeats: int
+) -> tuple[list[Measured], list[Measured]]:
+    renv = rclone_env(rclone_remote("sftp", port), workdir)
     child = [sys.executable, "-m", "bench.sftp_read", "--child", str(port), host_key, folder]
     products: list[Measured] = []
     refs: list[Measured] = []
-    report: dict[str, float] = {}
     for _ in range(repeats):
         product = run_measured(child, python_env())
-        report = last_json_line(product.stdout)
+        assert last_json_line(product.stdout)["files"] == files, product.stdout
         products.append(product)
         target = Path(tempfile.mkdtemp(dir=workdir))
         cmd = ["rclone", "copy", f"fsrc:{folder}", str(target), "--transfers", str(WORKERS)]
@@ -106,7 +103,7 @@ def compare(
         f"rclone {[round(m.seconds, 2) for m in refs]} s",
         flush=True,
     )
-    return products, refs, report
+    return products, refs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,12 +137,14 @@ def main(argv: list[str] | None = None) -> int:
                     out.write(os.urandom(min(1 << 24, large - offset)))
         with SftpServer(root) as server:
             port, key = server.port, server.host_key_line
-            products, refs, _ = compare("small", "/small", port, key, workdir, args.repeats)
+            products, refs = compare(
+                "small", "/small", args.files, port, key, workdir, args.repeats
+            )
             label = f"SFTP read {args.files} x {size // 1024} KiB"
             p_s, r_s = median([m.seconds for m in products]), median([m.seconds for m in refs])
             rows.append(Row(label, p_s, r_s, "s", "-", None, runs_extra(products, refs)))
             if large:
-                products, refs, _ = compare("large", "/large", port, key, workdir, args.repeats)
+                products, refs = compare("large", "/large", 1, port, key, workdir, args.repeats)
                 mib = large / 2**20
                 p_rate = mib / median([m.seconds for m in products])
                 r_rate = mib / median([m.seconds for m in refs])

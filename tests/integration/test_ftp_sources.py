@@ -623,7 +623,7 @@ def test_sftp_missing_remote_path_is_a_config_error(
     ("size", "read"),
     # 100 KiB is one reply: the cut meets the request that looks for the end of the file.
     [(300 * 1024, download), (100 * 1024, read_listed)],
-    ids=["prefetched", "one-reply"],
+    ids=["pipelined", "one-reply"],
 )
 def test_sftp_connection_cut_midway_is_transient_and_retried(
     tmp_path: Path, closing: list[Source], size: int, read: Callable[[Source, RemoteFile], bytes]
