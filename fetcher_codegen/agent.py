@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
 import queue
 import re
+import shutil
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -163,6 +165,7 @@ class AgentDriver:
         task: str,
         allowed_domains: list[str],
         sensitive_data: Mapping[str, str],
+        work_dir: Path,
     ) -> AgentRun:
         run = AgentRun(
             self.bedrock,
@@ -171,6 +174,7 @@ class AgentDriver:
             task=task,
             allowed_domains=allowed_domains,
             sensitive_data=sensitive_data,
+            work_dir=work_dir,
         )
         run.start()
         return run
@@ -209,7 +213,13 @@ def agent_task(
 
 
 class AgentRun:
-    """One browser-use agent run in its own thread, connected to Chromium over CDP."""
+    """One browser-use agent run in its own thread, connected to Chromium over CDP.
+
+    Its files (downloads, profile, the agent's file system) go under ``work_dir``, the capture's
+    own folder, which is deleted with the capture. browser-use saves each step's screenshot in a
+    folder of the system temp dir it names itself; that folder is removed when the run ends,
+    because the screenshots show the site as the logged-in agent saw it.
+    """
 
     def __init__(
         self,
@@ -220,6 +230,7 @@ class AgentRun:
         task: str,
         allowed_domains: list[str],
         sensitive_data: Mapping[str, str],
+        work_dir: Path,
         config_dir: Path | None = None,
     ) -> None:
         self._bedrock = bedrock
@@ -228,6 +239,7 @@ class AgentRun:
         self._task = task
         self._allowed_domains = allowed_domains
         self._sensitive = dict(sensitive_data)
+        self._work_dir = work_dir
         self._config_dir = config_dir or Path(tempfile.gettempdir()) / "amazoniax-browser-use"
         self._redact = Redactor(v for v in self._sensitive.values() if v)
         self.outcome = AgentOutcome(usage=LLMUsage(model_id=bedrock.settings.model_id))
@@ -274,14 +286,22 @@ class AgentRun:
 
     async def _run(self) -> None:
         from browser_use import Agent, BrowserProfile, BrowserSession, Tools
+        from browser_use.browser.session import DEFAULT_BROWSER_PROFILE
 
+        # browser-use's module-level default profile made an empty downloads folder in /tmp
+        # when it was imported; this run never uses that profile.
+        with contextlib.suppress(OSError):
+            Path(DEFAULT_BROWSER_PROFILE.downloads_path or "").rmdir()
         session = BrowserSession(
             browser_profile=BrowserProfile(
                 cdp_url=self._cdp_url,
                 keep_alive=True,  # the capture closes Chromium: it writes the HAR then
                 allowed_domains=self._allowed_domains,
-                user_data_dir=None,
+                # Unused over CDP, but browser-use makes a temp dir for None. Its marker in
+                # the name stops browser-use copying a Chrome profile into it.
+                user_data_dir=self._work_dir / "browser-use-user-data-dir",
                 storage_state=None,
+                downloads_path=self._work_dir / "downloads",
             )
         )
         agent: Agent[Any, Any] = Agent(
@@ -299,6 +319,7 @@ class AgentRun:
             calculate_cost=False,
             register_new_step_callback=self._on_step,
             register_should_stop_callback=self._should_stop,
+            file_system_path=str(self._work_dir / "files"),
         )
         try:
             history = await agent.run(max_steps=self._settings.max_steps)
@@ -313,6 +334,7 @@ class AgentRun:
                 )
         finally:
             await session.stop()  # disconnects; Chromium stays up for the capture
+            shutil.rmtree(agent.agent_directory, ignore_errors=True)
 
     async def _should_stop(self) -> bool:
         return self._stop.is_set()

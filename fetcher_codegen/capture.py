@@ -529,6 +529,7 @@ class _Explorer:
             ),
             allowed_domains=[urlsplit(config.url).netloc.split("@")[-1].split(":")[0]],
             sensitive_data=sensitive,
+            work_dir=self.capture.work_dir / "agent",
         )
         reserve = self.limits.max_seconds * _EXPLORER_SHARE
         while run.is_alive():

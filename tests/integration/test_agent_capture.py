@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -62,8 +64,11 @@ def _capture_and_synthesize(
 
 
 def test_the_agent_pages_through_the_site_and_its_clicks_become_the_recipe(
-    html_list: RunningSite,
+    html_list: RunningSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The system temp dir, where the capture's work dir and browser-use's folders would go.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    downloads_before = set(Path("/tmp").glob("browser-use-downloads-*"))
     with FakeBedrock() as fake:
         model = BrowsingModel()
         fake.respond_with(model)
@@ -87,6 +92,11 @@ def test_the_agent_pages_through_the_site_and_its_clicks_become_the_recipe(
     assert 'a[rel~="next"]' in candidate.text
     assert candidate.provenance["capture"]["driver"] == "browser-use"
     assert candidate.provenance["capture"]["agent"]["steps"] == agent["steps"]
+
+    # The agent's screenshots and files went with the capture's work dir: nothing is left.
+    left = {p.name for p in tmp_path.iterdir()} - {"amazoniax-browser-use"}
+    assert not left, f"left in the temp dir: {sorted(left)}"
+    assert set(Path("/tmp").glob("browser-use-downloads-*")) == downloads_before
 
 
 def test_the_agent_logs_in_with_placeholders_and_secrets_stay_out_of_prompts_and_logs(
