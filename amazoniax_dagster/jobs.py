@@ -21,4 +21,8 @@ fetcher_code_job = dg.define_asset_job(
         "Generate or heal one site's fetcher, validate it on the site's channels, publish "
         "it, then run the job that asked for it."
     ),
+    # Its five ops form one chain, so step subprocesses would run them no sooner, and each
+    # would cost a process start and the code location's import (4-6 s apiece on 2 cores).
+    # Chromium, the agent and Python fetchers have processes of their own either way.
+    config={"execution": {"config": {"in_process": {}}}},
 )

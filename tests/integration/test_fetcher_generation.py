@@ -77,6 +77,10 @@ def test_a_new_site_is_generated_then_healed_then_handed_to_a_person(
         assert request.partition_key == site_id
         assert harness.instance.has_dynamic_partition("sites", site_id)
         assert run1.status is dg.DagsterRunStatus.SUCCESS
+        # The five ops run in the run's own process: no step subprocess start per op.
+        events = harness.instance.all_logs(run1.run_id)
+        step_pids = {e.dagster_event.pid for e in events if e.step_key and e.dagster_event} - {None}
+        assert len(step_pids) == 1, step_pids
         assert _checks(harness, run1) == {
             "reproduces_capture": True,
             "validated_on_mapped_channels": True,
