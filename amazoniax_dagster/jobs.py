@@ -23,6 +23,6 @@ fetcher_code_job = dg.define_asset_job(
     ),
     # Its five ops form one chain, so step subprocesses would run them no sooner, and each
     # would cost a process start and the code location's import (4-6 s apiece on 2 cores).
-    # Chromium, the agent and Python fetchers have processes of their own either way.
+    # Chromium and sandboxed Python fetchers have processes of their own either way.
     config={"execution": {"config": {"in_process": {}}}},
 )
