@@ -290,8 +290,9 @@ class AgentRun:
 
         # browser-use's module-level default profile made an empty downloads folder in /tmp
         # when it was imported; this run never uses that profile.
-        with contextlib.suppress(OSError):
-            Path(DEFAULT_BROWSER_PROFILE.downloads_path or "").rmdir()
+        if DEFAULT_BROWSER_PROFILE.downloads_path:
+            with contextlib.suppress(OSError):  # not empty, or already gone
+                Path(DEFAULT_BROWSER_PROFILE.downloads_path).rmdir()
         session = BrowserSession(
             browser_profile=BrowserProfile(
                 cdp_url=self._cdp_url,

@@ -668,7 +668,7 @@ class _SftpStream:
             try:
                 self._client._convert_status(msg)
             except EOFError:  # nothing at or after ``offset``
-                self._end = offset if self._end is None else min(self._end, offset)
+                self._ends_at(offset)
             except Exception as exc:  # kept for the reader, as paramiko's prefetch does
                 self._error = exc
             return
@@ -681,12 +681,16 @@ class _SftpStream:
                 MIN_REPLY_LIMIT, min(self._source.reply_limit, self._short.pop(offset))
             )
         if not data:
-            self._end = offset if self._end is None else min(self._end, offset)
+            self._ends_at(offset)
             return
         self._replies[offset] = data
         if len(data) < length:  # short: ask for the rest (or learn where the file ends)
             self._short[offset + len(data)] = len(data)
             self._gaps.append((offset + len(data), length - len(data)))
+
+    def _ends_at(self, offset: int) -> None:
+        """A reply said nothing is at ``offset``: the file ends there at the latest."""
+        self._end = offset if self._end is None else min(self._end, offset)
 
 
 __all__ = [
