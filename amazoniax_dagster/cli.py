@@ -156,9 +156,8 @@ def db_upgrade(database_url: str) -> None:
     from sqlalchemy import create_engine
 
     from amazoniax_dagster.db import migrate
-    from amazoniax_dagster.db.repository import engine_url
 
-    engine = create_engine(engine_url(database_url))
+    engine = create_engine(migrate.engine_url(database_url))
     try:
         migrate.upgrade(engine)
     finally:

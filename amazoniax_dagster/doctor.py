@@ -223,11 +223,10 @@ def check_database(settings: Settings, *, timeout: float) -> str:
     from sqlalchemy.pool import NullPool
 
     from amazoniax_dagster.db import migrate
-    from amazoniax_dagster.db.repository import engine_url
 
     if not settings.database_url:
         raise CheckFailed("AMAZONIAX_DATABASE_URL is not set")
-    url = engine_url(settings.database_url)
+    url = migrate.engine_url(settings.database_url)
     where = f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
     engine = create_engine(
         url, poolclass=NullPool, connect_args={"connect_timeout": max(1, int(timeout))}

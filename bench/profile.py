@@ -16,7 +16,10 @@ from pathlib import Path
 # checked from the innermost frame outwards)
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("imports", ("_find_and_load", "<frozen importlib")),
-    ("db (sqlalchemy/psycopg)", ("sqlalchemy/", "psycopg/", "repository.py")),
+    (
+        "db (sqlalchemy/psycopg)",
+        ("sqlalchemy/", "psycopg/", "psycopg2/", "repository.py", "db/pg.py"),
+    ),
     ("listing", ("list_files (amazoniax_dagster/sources/", "list_objects", "paginate")),
     (
         "source read (GET / RETR / SFTP read)",

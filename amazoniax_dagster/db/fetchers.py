@@ -24,10 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
-
-from amazoniax_dagster.db.models import channel_fetcher_details, fetcher_details
+from amazoniax_dagster.db.pg import Sql, json_param
 from amazoniax_dagster.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -37,8 +34,6 @@ if TYPE_CHECKING:
 # one-key form, whose key space does not overlap with these.
 SITE_LOCK = 727274003
 CHANNEL_LOCK = 727274004
-
-_LOCK = text("SELECT pg_advisory_xact_lock(CAST(:namespace AS integer), hashtext(:key))")
 
 
 @dataclass(frozen=True)
@@ -52,6 +47,13 @@ class FetcherVersion:
     git_commit: str | None
     created_at: datetime
     published_at: datetime | None
+
+
+# fetcher_details columns in FetcherVersion's order
+_VERSION = (
+    "id, structure_id, fetcher_name, version, kind, status, git_commit, created_at, published_at"
+)
+_VERSION_OF_F = ", ".join(f"f.{column.strip()}" for column in _VERSION.split(","))
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class FetcherRegistryMixin:
     if TYPE_CHECKING:
         _cipher: SecretCipher
 
-        def _transaction(self, what: str) -> AbstractContextManager[Connection]: ...
+        def _transaction(self, what: str) -> AbstractContextManager[Sql]: ...
 
     # -- versions -------------------------------------------------------------------------------
 
@@ -80,6 +82,8 @@ class FetcherRegistryMixin:
     ) -> FetcherVersion:
         """Number the site's next version (status ``candidate``). Race-safe across processes."""
         # Only publishing names versions: the registry module stays out of job start-up.
+        from psycopg2 import IntegrityError
+
         from amazoniax_dagster.fetchers.registry import KINDS, fetcher_name
 
         if kind not in KINDS:
@@ -88,32 +92,24 @@ class FetcherRegistryMixin:
         with self._transaction("allocate a fetcher version") as s:
             _advisory_lock(s, SITE_LOCK, structure_id)
             latest = s.scalar(
-                select(func.max(fetcher_details.c.version)).where(
-                    fetcher_details.c.structure_id == structure_id
-                )
+                "SELECT max(version) FROM fetcher_details WHERE structure_id = %s", (structure_id,)
             )
             version = (latest or 0) + 1
             name = fetcher_name(structure_id, version)
-            stmt = (
-                insert(fetcher_details)
-                .values(
-                    structure_id=structure_id,
-                    fetcher_name=name,
-                    version=version,
-                    kind=kind,
-                    status="candidate",
-                    provenance_json=dict(provenance or {}),
-                )
-                .returning(*fetcher_details.c)
-            )
             try:
-                row = s.execute(stmt).one()
+                row = s.first(
+                    "INSERT INTO fetcher_details (structure_id, fetcher_name, version, kind,"
+                    " status, provenance_json) VALUES (%s, %s, %s, %s, 'candidate', %s)"
+                    f" RETURNING {_VERSION}",
+                    (structure_id, name, version, kind, json_param(dict(provenance or {}))),
+                )
             except IntegrityError as exc:
                 raise ConfigError(
                     f"fetcher name {name} of site {structure_id!r} is taken by another site "
                     "whose name reads the same once made file-system safe"
                 ) from exc
-            return _version(row)
+            assert row is not None  # INSERT ... RETURNING gives the row it inserted
+            return FetcherVersion(*row)
 
     def mark_fetcher_published(
         self, fetcher_id: int, git_commit: str, provenance: Mapping[str, Any] | None = None
@@ -132,15 +128,12 @@ class FetcherRegistryMixin:
                     "allocate a new version instead"
                 )
             if row.status == "candidate":
-                values: dict[str, Any] = {
-                    "status": "published",
-                    "git_commit": git_commit,
-                    "published_at": func.now(),  # the transaction's time: one clock for all
-                }
+                # now(): the transaction's time, one clock for every row it writes
+                values: dict[str, Any] = {"status": "published", "git_commit": git_commit}
                 if provenance is not None:
-                    values["provenance_json"] = dict(provenance)
-                row = _update(s, fetcher_id, values)
-            return _version(row)
+                    values["provenance_json"] = json_param(dict(provenance))
+                row = _update(s, fetcher_id, values, published_now=True)
+            return row
 
     def mark_fetcher_rejected(
         self,
@@ -160,64 +153,48 @@ class FetcherRegistryMixin:
             if git_commit is not None:
                 values["git_commit"] = git_commit
             if provenance is not None:
-                values["provenance_json"] = dict(provenance)
-            return _version(_update(s, fetcher_id, values))
+                values["provenance_json"] = json_param(dict(provenance))
+            return _update(s, fetcher_id, values)
 
     def get_fetcher_version(self, fetcher_id: int) -> FetcherVersion | None:
         with self._transaction("read the fetcher version") as s:
-            row = _row(s, fetcher_id)
-            return _version(row) if row is not None else None
+            return _row(s, fetcher_id)
 
     def fetcher_versions(self, structure_id: str) -> list[FetcherVersion]:
         """Every version of the site, whatever its status, oldest first."""
-        stmt = (
-            select(fetcher_details)
-            .where(fetcher_details.c.structure_id == structure_id)
-            .order_by(fetcher_details.c.version)
-        )
         with self._transaction("list the site's fetcher versions") as s:
-            return [_version(row) for row in s.execute(stmt)]
+            rows = s.all(
+                f"SELECT {_VERSION} FROM fetcher_details WHERE structure_id = %s ORDER BY version",
+                (structure_id,),
+            )
+        return [FetcherVersion(*row) for row in rows]
 
     def latest_fetcher(self, structure_id: str) -> FetcherVersion | None:
         """The site's newest *published* version."""
-        stmt = (
-            select(fetcher_details)
-            .where(
-                fetcher_details.c.structure_id == structure_id,
-                fetcher_details.c.status == "published",
-            )
-            .order_by(fetcher_details.c.version.desc())
-            .limit(1)
-        )
         with self._transaction("read the site's latest fetcher") as s:
-            row = s.execute(stmt).first()
-            return _version(row) if row is not None else None
+            row = s.first(
+                f"SELECT {_VERSION} FROM fetcher_details"
+                " WHERE structure_id = %s AND status = 'published' ORDER BY version DESC LIMIT 1",
+                (structure_id,),
+            )
+        return FetcherVersion(*row) if row is not None else None
 
     # -- channel mappings -----------------------------------------------------------------------
 
     def channel_mapping(self, channel_id: str) -> ChannelMapping | None:
-        stmt = (
-            select(
-                channel_fetcher_details.c.config_json.label("mapping_config"),
-                channel_fetcher_details.c.created_at.label("mapped_at"),
-                *fetcher_details.c,
-            )
-            .join(fetcher_details, fetcher_details.c.id == channel_fetcher_details.c.fetcher_id)
-            .where(
-                channel_fetcher_details.c.channel_id == channel_id,
-                channel_fetcher_details.c.replaced_at.is_(None),
-            )
-        )
         with self._transaction("read the channel's fetcher") as s:
-            found = s.execute(stmt).one_or_none()
-            if found is None:
-                return None
-            return ChannelMapping(
-                channel_id,
-                _version(found),
-                self._cipher.unseal(found.mapping_config),
-                found.mapped_at,
+            found = s.first(
+                f"SELECT m.config_json, m.created_at, {_VERSION_OF_F}"
+                " FROM channel_fetcher_details m JOIN fetcher_details f ON f.id = m.fetcher_id"
+                " WHERE m.channel_id = %s AND m.replaced_at IS NULL",
+                (channel_id,),
             )
+        if found is None:
+            return None
+        config, mapped_at, *version = found
+        return ChannelMapping(
+            channel_id, FetcherVersion(*version), self._cipher.unseal(config), mapped_at
+        )
 
     def channel_fetcher(self, channel_id: str) -> FetcherVersion | None:
         """The version the channel is mapped to, if any."""
@@ -238,27 +215,26 @@ class FetcherRegistryMixin:
                 )
             _advisory_lock(s, SITE_LOCK, target.structure_id)
             _advisory_lock(s, CHANNEL_LOCK, channel_id)
-            current = s.execute(
-                select(channel_fetcher_details)
-                .where(
-                    channel_fetcher_details.c.channel_id == channel_id,
-                    channel_fetcher_details.c.replaced_at.is_(None),
-                )
-                .with_for_update()
-            ).first()
-            if current is not None and current.fetcher_id == fetcher_id:
-                if config is None or self._cipher.unseal(current.config_json) == dict(config):
+            current = s.first(
+                "SELECT id, fetcher_id, config_json FROM channel_fetcher_details"
+                " WHERE channel_id = %s AND replaced_at IS NULL FOR UPDATE",
+                (channel_id,),
+            )
+            if current is not None:
+                current_id, current_fetcher, current_config = current
+                if current_fetcher == fetcher_id and (
+                    config is None or self._cipher.unseal(current_config) == dict(config)
+                ):
                     return False
+                _close(s, [current_id])
             if config is not None:
                 sealed = self._cipher.seal(config)
             else:
-                sealed = current.config_json if current is not None else {}
-            if current is not None:
-                _close(s, [current.id])
+                sealed = current[2] if current is not None else {}
             s.execute(
-                insert(channel_fetcher_details).values(
-                    channel_id=channel_id, fetcher_id=fetcher_id, config_json=sealed
-                )
+                "INSERT INTO channel_fetcher_details (channel_id, fetcher_id, config_json)"
+                " VALUES (%s, %s, %s)",
+                (channel_id, fetcher_id, json_param(sealed)),
             )
             return True
 
@@ -278,93 +254,74 @@ class FetcherRegistryMixin:
                     f"not {structure_id!r}"
                 )
             _advisory_lock(s, SITE_LOCK, structure_id)
-            moving = s.execute(
-                select(channel_fetcher_details)
-                .join(fetcher_details, fetcher_details.c.id == channel_fetcher_details.c.fetcher_id)
-                .where(
-                    fetcher_details.c.structure_id == structure_id,
-                    channel_fetcher_details.c.replaced_at.is_(None),
-                    fetcher_details.c.version < target.version,
-                )
-                .order_by(channel_fetcher_details.c.channel_id)
-                .with_for_update(of=channel_fetcher_details)
-            ).all()
+            moving = s.all(
+                "SELECT m.id, m.channel_id"
+                " FROM channel_fetcher_details m JOIN fetcher_details f ON f.id = m.fetcher_id"
+                " WHERE f.structure_id = %s AND m.replaced_at IS NULL AND f.version < %s"
+                " ORDER BY m.channel_id FOR UPDATE OF m",
+                (structure_id, target.version),
+            )
             if not moving:
                 return []
-            _close(s, [row.id for row in moving])
+            ids = [mapping_id for mapping_id, _ in moving]
+            _close(s, ids)
+            # The new mappings copy each closed one's (sealed) config.
             s.execute(
-                insert(channel_fetcher_details),
-                [
-                    {
-                        "channel_id": r.channel_id,
-                        "fetcher_id": fetcher_id,
-                        "config_json": r.config_json,
-                    }
-                    for r in moving
-                ],
+                "INSERT INTO channel_fetcher_details (channel_id, fetcher_id, config_json)"
+                " SELECT channel_id, %s, config_json FROM channel_fetcher_details"
+                " WHERE id = ANY(%s) ORDER BY channel_id",
+                (fetcher_id, ids),
             )
-            return [row.channel_id for row in moving]
+            return [channel_id for _, channel_id in moving]
 
     def channels_for_site(self, structure_id: str) -> list[str]:
         """The channels currently mapped to any version of the site."""
-        stmt = (
-            select(channel_fetcher_details.c.channel_id)
-            .join(fetcher_details, fetcher_details.c.id == channel_fetcher_details.c.fetcher_id)
-            .where(
-                fetcher_details.c.structure_id == structure_id,
-                channel_fetcher_details.c.replaced_at.is_(None),
-            )
-            .order_by(channel_fetcher_details.c.channel_id)
-        )
         with self._transaction("list the site's channels") as s:
-            return list(s.scalars(stmt))
+            rows = s.all(
+                "SELECT m.channel_id"
+                " FROM channel_fetcher_details m JOIN fetcher_details f ON f.id = m.fetcher_id"
+                " WHERE f.structure_id = %s AND m.replaced_at IS NULL ORDER BY m.channel_id",
+                (structure_id,),
+            )
+        return [channel_id for (channel_id,) in rows]
 
 
-def _advisory_lock(s: Connection, namespace: int, key: str) -> None:
-    s.execute(_LOCK, {"namespace": namespace, "key": key})
+def _advisory_lock(s: Sql, namespace: int, key: str) -> None:
+    s.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (namespace, key))
 
 
-def _row(s: Connection, fetcher_id: int, *, for_update: bool = False) -> Row[Any] | None:
-    stmt = select(fetcher_details).where(fetcher_details.c.id == fetcher_id)
-    return s.execute(stmt.with_for_update() if for_update else stmt).first()
+def _row(s: Sql, fetcher_id: int, *, for_update: bool = False) -> FetcherVersion | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = s.first(f"SELECT {_VERSION} FROM fetcher_details WHERE id = %s{lock}", (fetcher_id,))
+    return FetcherVersion(*row) if row is not None else None
 
 
-def _locked_row(s: Connection, fetcher_id: int) -> Row[Any]:
+def _locked_row(s: Sql, fetcher_id: int) -> FetcherVersion:
     row = _row(s, fetcher_id, for_update=True)
     if row is None:
         raise ValueError(f"fetcher version {fetcher_id} does not exist")
     return row
 
 
-def _update(s: Connection, fetcher_id: int, values: Mapping[str, Any]) -> Row[Any]:
-    stmt = (
-        update(fetcher_details)
-        .where(fetcher_details.c.id == fetcher_id)
-        .values(**values)
-        .returning(*fetcher_details.c)
+def _update(
+    s: Sql, fetcher_id: int, values: Mapping[str, Any], *, published_now: bool = False
+) -> FetcherVersion:
+    # The column names come from this module, never from input.
+    sets = [f"{column} = %s" for column in values]
+    if published_now:
+        sets.append("published_at = now()")
+    row = s.first(
+        f"UPDATE fetcher_details SET {', '.join(sets)} WHERE id = %s RETURNING {_VERSION}",
+        (*values.values(), fetcher_id),
     )
-    return s.execute(stmt).one()
+    assert row is not None  # the row is locked by this transaction
+    return FetcherVersion(*row)
 
 
-def _close(s: Connection, mapping_ids: list[int]) -> None:
+def _close(s: Sql, mapping_ids: list[int]) -> None:
     s.execute(
-        update(channel_fetcher_details)
-        .where(channel_fetcher_details.c.id.in_(mapping_ids))
-        .values(replaced_at=func.now())
-    )
-
-
-def _version(row: Row[Any]) -> FetcherVersion:
-    return FetcherVersion(
-        id=row.id,
-        structure_id=row.structure_id,
-        fetcher_name=row.fetcher_name,
-        version=row.version,
-        kind=row.kind,
-        status=row.status,
-        git_commit=row.git_commit,
-        created_at=row.created_at,
-        published_at=row.published_at,
+        "UPDATE channel_fetcher_details SET replaced_at = now() WHERE id = ANY(%s)",
+        (mapping_ids,),
     )
 
 

@@ -6,9 +6,18 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import URL, Engine, make_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def engine_url(url: str) -> URL:
+    """``url`` for SQLAlchemy, with psycopg2 as the driver when it names none (``postgresql://``):
+    the driver the repository uses, and the one Dagster's Postgres storage has loaded."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg2")
+    return parsed
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -1,9 +1,9 @@
 """Tables of the fetcher DB (seed 000, extended). The schema itself is owned by the Alembic
 migrations in ``migrations/versions``; a test keeps these tables and the migrations in step.
 
-SQLAlchemy Core tables, not ORM classes: every job process imports them, and the ORM costs
-about 0.1 s of start-up per run (more in a Dagster run worker, whose larger heap makes the
-collections during imports slower) while the repository only ever runs statements.
+SQLAlchemy Core tables, for Alembic and that test only: the repository's plain SQL
+(``repository.py``, ``fetchers.py``) names the same tables and columns, and a job process never
+imports this module (see ``pg.py``).
 """
 
 from __future__ import annotations

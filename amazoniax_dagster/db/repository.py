@@ -1,41 +1,19 @@
 """``FetcherDB``: every read and write of the fetcher DB goes through here.
 
-Look-ups are batched per job (one query for a channel's whole history), never per file.
+Look-ups are batched per job (one query for a channel's whole history), never per file. The
+statements are plain SQL on the tables of ``models`` (see ``pg`` for why not SQLAlchemy).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (
-    URL,
-    Connection,
-    Engine,
-    Table,
-    bindparam,
-    cast,
-    create_engine,
-    func,
-    make_url,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-
 from amazoniax_dagster.db.fetchers import FetcherRegistryMixin
-from amazoniax_dagster.db.models import (
-    channels,
-    file_metadata,
-    job_runs,
-    retry_settings,
-    source_files,
-)
+from amazoniax_dagster.db.pg import Database, Sql, json_param
 from amazoniax_dagster.errors import ConfigError, InfrastructureError
 from amazoniax_dagster.sealing import SecretCipher
 
@@ -151,53 +129,54 @@ class RetryConfig:
     retry_delay_seconds: float = 30.0
 
 
-def engine_url(url: str) -> URL:
-    """``url`` with psycopg2 as the driver when it names none (``postgresql://``).
-
-    A Dagster run worker has already loaded psycopg2 for Dagster's own Postgres storage; psycopg
-    3, SQLAlchemy 2.1's default, would cost every job another ~0.2 s of imports. A driver named
-    in the URL is kept.
-    """
-    parsed = make_url(url)
-    if parsed.drivername == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg2")
-    return parsed
+# job_runs columns in JobRecord's order
+_JOB_COLUMNS = (
+    "job_id, channel_id, source_type, flow, status, message, metadata_json, s3_output_path, "
+    "dagster_run_id, parsers_published, status_published, created_at, started_at, finished_at"
+)
 
 
 class FetcherDB(FetcherRegistryMixin):
     def __init__(self, url: str, cipher: SecretCipher, *, pool_size: int = 5) -> None:
-        self.engine: Engine = create_engine(
-            engine_url(url), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
-        )
+        self.url = url  # holds the password: never log it
+        self.database = Database(url, pool_size=pool_size)
         self._cipher = cipher
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.database.close()
 
     def migrate(self) -> None:
-        # Alembic (~60 ms of imports) only where migrations run, never in a job process.
+        # Alembic and SQLAlchemy (~0.5 s of imports) only where migrations run, never in a job.
+        from sqlalchemy import create_engine
+        from sqlalchemy.exc import SQLAlchemyError
+        from sqlalchemy.pool import NullPool
+
         from amazoniax_dagster.db import migrate
 
-        with self._translate("migrate the fetcher DB"):
-            migrate.upgrade(self.engine)
+        engine = create_engine(migrate.engine_url(self.url), poolclass=NullPool)
+        try:
+            migrate.upgrade(engine)
+        except SQLAlchemyError as exc:
+            raise InfrastructureError(
+                f"could not migrate the fetcher DB: {_first_line(exc)}"
+            ) from exc
+        finally:
+            engine.dispose()
 
     def ping(self) -> None:
         with self._transaction("reach the fetcher DB") as s:
-            s.execute(select(1))
+            s.execute("SELECT 1")
 
     # -- channels -----------------------------------------------------------------------------
 
     def save_channel(self, channel_id: str, source_type: str, config: Mapping[str, Any]) -> None:
-        sealed = self._cipher.seal(config)
-        stmt = insert(channels).values(
-            channel_id=channel_id, source_type=source_type, config_json=sealed
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[channels.c.channel_id],
-            set_={"source_type": source_type, "config_json": sealed, "updated_at": func.now()},
-        )
         with self._transaction("store the channel config") as s:
-            s.execute(stmt)
+            s.execute(
+                "INSERT INTO channels (channel_id, source_type, config_json) VALUES (%s, %s, %s)"
+                " ON CONFLICT (channel_id) DO UPDATE SET source_type = EXCLUDED.source_type,"
+                " config_json = EXCLUDED.config_json, updated_at = now()",
+                (channel_id, source_type, json_param(self._cipher.seal(config))),
+            )
 
     def get_channels(self, channel_ids: Iterable[str]) -> dict[str, StoredChannel]:
         """The stored channels among ``channel_ids`` (unsealed), in one query."""
@@ -205,13 +184,12 @@ class FetcherDB(FetcherRegistryMixin):
         if not ids:
             return {}
         with self._transaction("read channel configs") as s:
-            rows = s.execute(select(channels).where(channels.c.channel_id.in_(ids))).all()
-        return {
-            r.channel_id: StoredChannel(
-                r.channel_id, r.source_type, self._cipher.unseal(r.config_json)
+            rows = s.all(
+                "SELECT channel_id, source_type, config_json FROM channels"
+                " WHERE channel_id = ANY(%s)",
+                (ids,),
             )
-            for r in rows
-        }
+        return {c: StoredChannel(c, t, self._cipher.unseal(sealed)) for c, t, sealed in rows}
 
     def store_jobs(
         self, jobs: Sequence[tuple[str, str, str, str, Mapping[str, Any] | None]]
@@ -219,70 +197,57 @@ class FetcherDB(FetcherRegistryMixin):
         """Store a batch of accepted jobs in one transaction: each job's config as its channel's
         latest (in order, so the last message for a channel wins) and the job as queued.
         Items are (job_id, channel_id, source_type, flow, config or None). Idempotent."""
-        channel_rows: dict[str, dict[str, Any]] = {}
+        latest: dict[str, tuple[str, Any]] = {}  # channel_id -> (source_type, sealed config)
         job_rows = []
         for job_id, channel_id, source_type, flow, config in jobs:
-            sealed = self._cipher.seal(config) if config is not None else None
+            sealed = json_param(self._cipher.seal(config)) if config is not None else None
             if sealed is not None:
-                channel_rows[channel_id] = {
-                    "channel_id": channel_id,
-                    "source_type": source_type,
-                    "config_json": sealed,
-                }
-            job_rows.append(
-                {
-                    "job_id": job_id,
-                    "channel_id": channel_id,
-                    "source_type": source_type,
-                    "flow": flow,
-                    "status": "queued",
-                    "config_json": sealed,
-                    "metadata_json": {},
-                }
-            )
+                latest[channel_id] = (source_type, sealed)
+            job_rows.append((job_id, channel_id, source_type, flow, sealed))
         with self._transaction("store the jobs") as s:
-            for chunk in _chunks(list(channel_rows.values()), 1000):
-                stmt = insert(channels).values(chunk)
+            if latest:
+                # One statement whatever the batch size: one array per column, unnested.
                 s.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[channels.c.channel_id],
-                        set_={
-                            "source_type": stmt.excluded.source_type,
-                            "config_json": stmt.excluded.config_json,
-                            "updated_at": func.now(),
-                        },
-                    )
+                    "INSERT INTO channels (channel_id, source_type, config_json)"
+                    " SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[])"
+                    " ON CONFLICT (channel_id) DO UPDATE SET source_type = EXCLUDED.source_type,"
+                    " config_json = EXCLUDED.config_json, updated_at = now()",
+                    _columns([(c, t, sealed) for c, (t, sealed) in latest.items()], 3),
                 )
-            for chunk in _chunks(job_rows, 1000):
+            if job_rows:
                 s.execute(
-                    insert(job_runs)
-                    .values(chunk)
-                    .on_conflict_do_nothing(index_elements=[job_runs.c.job_id])
+                    "INSERT INTO job_runs (job_id, channel_id, source_type, flow, config_json,"
+                    " status, metadata_json, parsers_published, status_published)"
+                    " SELECT *, 'queued', '{}'::jsonb, false, false"
+                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[])"
+                    " ON CONFLICT (job_id) DO NOTHING",
+                    _columns(job_rows, 5),
                 )
 
     def get_channel(self, channel_id: str) -> StoredChannel:
         with self._transaction("read the channel config") as s:
-            row = s.execute(select(channels).where(channels.c.channel_id == channel_id)).first()
+            row = s.first(
+                "SELECT source_type, config_json FROM channels WHERE channel_id = %s",
+                (channel_id,),
+            )
         if row is None:
             raise ConfigError(
                 f"channel {channel_id!r} has no stored config: send a message with a config first"
             )
-        return StoredChannel(row.channel_id, row.source_type, self._cipher.unseal(row.config_json))
+        return StoredChannel(channel_id, row[0], self._cipher.unseal(row[1]))
 
     def scheduled_channels(self) -> list[tuple[str, str, str]]:
         """(channel_id, source_type, schedule) of every channel whose config has a schedule."""
-        schedule = channels.c.config_json["schedule"].astext
-        query = (
-            select(channels.c.channel_id, channels.c.source_type, schedule)
-            .where(schedule.is_not(None))
-            .order_by(channels.c.channel_id)
-        )
         with self._transaction("list scheduled channels") as s:
-            return [(c, t, str(e)) for c, t, e in s.execute(query)]
+            rows = s.all(
+                "SELECT channel_id, source_type, config_json ->> 'schedule' FROM channels"
+                " WHERE config_json ->> 'schedule' IS NOT NULL ORDER BY channel_id"
+            )
+        return [(c, t, str(e)) for c, t, e in rows]
 
     def list_channel_ids(self) -> list[str]:
         with self._transaction("list channels") as s:
-            return list(s.scalars(select(channels.c.channel_id).order_by(channels.c.channel_id)))
+            return [c for (c,) in s.all("SELECT channel_id FROM channels ORDER BY channel_id")]
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -296,54 +261,36 @@ class FetcherDB(FetcherRegistryMixin):
         config: Mapping[str, Any] | None,
     ) -> bool:
         """Record a job as queued with its own config snapshot. False if the job was known."""
-        stmt = (
-            insert(job_runs)
-            .values(
-                job_id=job_id,
-                channel_id=channel_id,
-                source_type=source_type,
-                flow=flow,
-                status="queued",
-                config_json=self._cipher.seal(config) if config is not None else None,
-                metadata_json={},
-            )
-            .on_conflict_do_nothing(index_elements=[job_runs.c.job_id])
-            .returning(job_runs.c.id)
-        )
+        sealed = json_param(self._cipher.seal(config)) if config is not None else None
         with self._transaction("queue the job") as s:
-            return s.execute(stmt).scalar() is not None
+            inserted = s.first(
+                "INSERT INTO job_runs (job_id, channel_id, source_type, flow, status, config_json,"
+                " metadata_json, parsers_published, status_published)"
+                " VALUES (%s, %s, %s, %s, 'queued', %s, '{}', false, false)"
+                " ON CONFLICT (job_id) DO NOTHING RETURNING id",
+                (job_id, channel_id, source_type, flow, sealed),
+            )
+        return inserted is not None
 
     def job_config(self, job_id: str) -> dict[str, Any] | None:
         """The config snapshot stored with the job (unsealed), if it has one."""
         with self._transaction("read the job config") as s:
-            sealed = s.scalar(select(job_runs.c.config_json).where(job_runs.c.job_id == job_id))
+            sealed = s.scalar("SELECT config_json FROM job_runs WHERE job_id = %s", (job_id,))
         return self._cipher.unseal(sealed) if sealed is not None else None
 
     def start_job(
         self, *, job_id: str, channel_id: str, source_type: str, flow: str, run_id: str | None
     ) -> None:
-        now = datetime.now(UTC)
-        stmt = insert(job_runs).values(
-            job_id=job_id,
-            channel_id=channel_id,
-            source_type=source_type,
-            flow=flow,
-            status="running",
-            dagster_run_id=run_id,
-            started_at=now,
-            metadata_json={},
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[job_runs.c.job_id],
-            set_={
-                "status": "running",
-                "dagster_run_id": run_id,
-                "started_at": now,
-                "message": None,
-            },
-        )
         with self._transaction("record the job start") as s:
-            s.execute(stmt)
+            s.execute(
+                "INSERT INTO job_runs (job_id, channel_id, source_type, flow, status,"
+                " dagster_run_id, started_at, metadata_json, parsers_published, status_published)"
+                " VALUES (%s, %s, %s, %s, 'running', %s, %s, '{}', false, false)"
+                " ON CONFLICT (job_id) DO UPDATE SET status = 'running',"
+                " dagster_run_id = EXCLUDED.dagster_run_id, started_at = EXCLUDED.started_at,"
+                " message = NULL",
+                (job_id, channel_id, source_type, flow, run_id, datetime.now(UTC)),
+            )
 
     def finish_job(
         self,
@@ -360,11 +307,11 @@ class FetcherDB(FetcherRegistryMixin):
             "finished_at": datetime.now(UTC),
         }
         if metadata is not None:
-            values["metadata_json"] = dict(metadata)
+            values["metadata_json"] = json_param(dict(metadata))
         if s3_output_path is not None:
             values["s3_output_path"] = s3_output_path
         with self._transaction("record the job result") as s:
-            s.execute(update(job_runs).where(job_runs.c.job_id == job_id).values(**values))
+            _update_job(s, job_id, values)
 
     def mark_published(self, job_id: str, *, parsers: bool = False, status: bool = False) -> None:
         values = {}
@@ -372,82 +319,69 @@ class FetcherDB(FetcherRegistryMixin):
             values["parsers_published"] = True
         if status:
             values["status_published"] = True
+        if not values:
+            return
         with self._transaction("record the publication") as s:
-            s.execute(update(job_runs).where(job_runs.c.job_id == job_id).values(**values))
+            _update_job(s, job_id, values)
 
     def get_job(self, job_id: str) -> JobRecord | None:
         with self._transaction("read the job") as s:
-            row = s.execute(select(job_runs).where(job_runs.c.job_id == job_id)).first()
+            row = s.first(f"SELECT {_JOB_COLUMNS} FROM job_runs WHERE job_id = %s", (job_id,))
         if row is None:
             return None
-        return JobRecord(
-            job_id=row.job_id,
-            channel_id=row.channel_id,
-            source_type=row.source_type,
-            flow=row.flow,
-            status=row.status,
-            message=row.message,
-            metadata=dict(row.metadata_json or {}),
-            s3_output_path=row.s3_output_path,
-            dagster_run_id=row.dagster_run_id,
-            parsers_published=row.parsers_published,
-            status_published=row.status_published,
-            created_at=row.created_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-        )
+        values = list(row)
+        values[6] = dict(values[6] or {})  # metadata_json
+        return JobRecord(*values)
 
     def recent_outcomes(self, channel_id: str, limit: int) -> list[tuple[str, str | None]]:
         """(status, error_class) of the channel's latest finished jobs, newest first."""
-        stmt = (
-            select(job_runs.c.status, job_runs.c.metadata_json)
-            .where(job_runs.c.channel_id == channel_id, job_runs.c.finished_at.is_not(None))
-            .order_by(job_runs.c.finished_at.desc(), job_runs.c.id.desc())
-            .limit(limit)
-        )
         with self._transaction("read the channel's recent outcomes") as s:
-            return [(status, (meta or {}).get("error_class")) for status, meta in s.execute(stmt)]
+            rows = s.all(
+                "SELECT status, metadata_json FROM job_runs"
+                " WHERE channel_id = %s AND finished_at IS NOT NULL"
+                " ORDER BY finished_at DESC, id DESC LIMIT %s",
+                (channel_id, limit),
+            )
+        return [(status, (meta or {}).get("error_class")) for status, meta in rows]
 
     def heal_jobs_since_success(self, channel_id: str) -> int:
         """Heal-mode jobs of the channel since its last successful job: the heal attempts
         used on the current breakage (bounded by ``max_heal_retries``)."""
-        last_success = (
-            select(func.max(job_runs.c.created_at))
-            .where(job_runs.c.channel_id == channel_id, job_runs.c.status == "success")
-            .scalar_subquery()
-        )
-        stmt = select(func.count()).where(
-            job_runs.c.channel_id == channel_id,
-            job_runs.c.flow == "heal",
-            or_(last_success.is_(None), job_runs.c.created_at > last_success),
-        )
         with self._transaction("count the heal attempts") as s:
-            return int(s.scalar(stmt) or 0)
+            count = s.scalar(
+                "SELECT count(*) FROM job_runs"
+                " WHERE channel_id = %(channel)s AND flow = 'heal' AND created_at > coalesce("
+                "   (SELECT max(created_at) FROM job_runs"
+                "    WHERE channel_id = %(channel)s AND status = 'success'),"
+                "   '-infinity')",
+                {"channel": channel_id},
+            )
+        return int(count or 0)
 
     def recent_outputs(
         self, channel_id: str, *, since: datetime, max_files: int = 5000
     ) -> RecentOutputs:
         """What the channel's successful jobs since ``since`` fetched: files per job (from
         each job's summary) and the files they delivered, newest first (validation input)."""
-        jobs = (
-            select(job_runs.c.job_id, job_runs.c.metadata_json)
-            .where(
-                job_runs.c.channel_id == channel_id,
-                job_runs.c.status == "success",
-                job_runs.c.created_at >= since,
-            )
-            .order_by(job_runs.c.created_at.desc())
-        )
-        files = (
-            select(file_metadata.c.file_path, file_metadata.c.s3_key, file_metadata.c.file_size)
-            .where(file_metadata.c.channel_id == channel_id, file_metadata.c.created_at >= since)
-            .where(file_metadata.c.quarantined.is_(False))
-            .order_by(file_metadata.c.id.desc())
-            .limit(max_files)
-        )
         with self._transaction("read the channel's recent outputs") as s:
-            metadata = [meta or {} for _, meta in s.execute(jobs)]
-            delivered = [DeliveredOutput(*row) for row in s.execute(files)]
+            metadata = [
+                meta or {}
+                for (meta,) in s.all(
+                    "SELECT metadata_json FROM job_runs"
+                    " WHERE channel_id = %s AND status = 'success' AND created_at >= %s"
+                    " ORDER BY created_at DESC",
+                    (channel_id, since),
+                )
+            ]
+            delivered = [
+                DeliveredOutput(*row)
+                for row in s.all(
+                    "SELECT file_path, s3_key, file_size FROM file_metadata"
+                    " WHERE channel_id = %s AND created_at >= %s AND NOT quarantined"
+                    " ORDER BY id DESC LIMIT %s",
+                    (channel_id, since, max_files),
+                )
+            ]
         return RecentOutputs(
             file_counts=[_fetched_count(meta) for meta in metadata],
             files=delivered,
@@ -458,79 +392,74 @@ class FetcherDB(FetcherRegistryMixin):
 
     def list_channels(self) -> list[ChannelSummary]:
         """Every stored channel, by id, without its config."""
-        stmt = select(
-            channels.c.channel_id,
-            channels.c.source_type,
-            channels.c.created_at,
-            channels.c.updated_at,
-        ).order_by(channels.c.channel_id)
         with self._transaction("list channels") as s:
-            return [ChannelSummary(*row) for row in s.execute(stmt)]
+            rows = s.all(
+                "SELECT channel_id, source_type, created_at, updated_at FROM channels"
+                " ORDER BY channel_id"
+            )
+        return [ChannelSummary(*row) for row in rows]
 
     def channel_source_types(self, channel_ids: Iterable[str]) -> dict[str, str]:
         """channel_id -> source_type for the given channels that are stored."""
-        ids = list(set(channel_ids))
+        ids = sorted(set(channel_ids))
         if not ids:
             return {}
-        stmt = select(channels.c.channel_id, channels.c.source_type).where(
-            channels.c.channel_id.in_(ids)
-        )
         with self._transaction("read channel source types") as s:
-            return {channel_id: source_type for channel_id, source_type in s.execute(stmt)}
+            rows = s.all(
+                "SELECT channel_id, source_type FROM channels WHERE channel_id = ANY(%s)", (ids,)
+            )
+        return dict(rows)
 
     def channel_hosts(self) -> list[ChannelHost]:
         """The server address of every stored FTP/FTPS/SFTP channel (never its secrets)."""
-        stmt = (
-            select(channels.c.channel_id, channels.c.config_json)
-            .where(channels.c.source_type == "ftp")
-            .order_by(channels.c.channel_id)
-        )
-        hosts = []
         with self._transaction("list channel hosts") as s:
-            for channel_id, config in s.execute(stmt):
-                host = config.get("host") if isinstance(config, dict) else None
-                if not isinstance(host, str) or not host:
-                    continue
-                port = config.get("port")
-                protocol = config.get("protocol") or "ftp"
-                hosts.append(
-                    ChannelHost(
-                        channel_id,
-                        host,
-                        int(port) if isinstance(port, int | str) and str(port).isdigit() else None,
-                        str(protocol),
-                    )
+            rows = s.all(
+                "SELECT channel_id, config_json FROM channels WHERE source_type = 'ftp'"
+                " ORDER BY channel_id"
+            )
+        hosts = []
+        for channel_id, config in rows:
+            host = config.get("host") if isinstance(config, dict) else None
+            if not isinstance(host, str) or not host:
+                continue
+            port = config.get("port")
+            protocol = config.get("protocol") or "ftp"
+            hosts.append(
+                ChannelHost(
+                    channel_id,
+                    host,
+                    int(port) if isinstance(port, int | str) and str(port).isdigit() else None,
+                    str(protocol),
                 )
+            )
         return hosts
 
     def job_status_counts(self) -> dict[str, int]:
         """How many jobs are in each status (queued, running, success, failed, ...)."""
-        stmt = select(job_runs.c.status, func.count()).group_by(job_runs.c.status)
         with self._transaction("count jobs") as s:
-            return {status: int(count) for status, count in s.execute(stmt)}
+            rows = s.all("SELECT status, count(*) FROM job_runs GROUP BY status")
+        return {status: int(count) for status, count in rows}
 
     def job_statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
         """job_id -> status for the given jobs that the fetcher knows."""
-        ids = list(set(job_ids))
+        ids = sorted(set(job_ids))
         if not ids:
             return {}
-        stmt = select(job_runs.c.job_id, job_runs.c.status).where(job_runs.c.job_id.in_(ids))
         with self._transaction("read job statuses") as s:
-            return {job_id: status for job_id, status in s.execute(stmt)}
+            rows = s.all("SELECT job_id, status FROM job_runs WHERE job_id = ANY(%s)", (ids,))
+        return dict(rows)
 
     def recent_failures(self, limit: int = 10) -> list[JobFailure]:
         """The most recent jobs that did not succeed (failed, canceled, needing review)."""
-        at = func.coalesce(job_runs.c.finished_at, job_runs.c.started_at, job_runs.c.created_at)
-        stmt = (
-            select(
-                job_runs.c.job_id, job_runs.c.channel_id, job_runs.c.status, job_runs.c.message, at
-            )
-            .where(job_runs.c.status.in_(["failed", "canceled", "requires_human_review"]))
-            .order_by(at.desc(), job_runs.c.id.desc())
-            .limit(limit)
-        )
         with self._transaction("read recent failures") as s:
-            return [JobFailure(*row) for row in s.execute(stmt)]
+            rows = s.all(
+                "SELECT job_id, channel_id, status, message,"
+                " coalesce(finished_at, started_at, created_at) AS at FROM job_runs"
+                " WHERE status IN ('failed', 'canceled', 'requires_human_review')"
+                " ORDER BY at DESC, id DESC LIMIT %s",
+                (limit,),
+            )
+        return [JobFailure(*row) for row in rows]
 
     # -- files --------------------------------------------------------------------------------
 
@@ -538,23 +467,25 @@ class FetcherDB(FetcherRegistryMixin):
         """The channel's delivery history in two queries. ``exclude_job_id`` leaves out a job's
         own records, so that re-running a job classifies its files exactly as the first try."""
         history = ChannelHistory()
-        files = (
-            select(file_metadata.c.file_path, file_metadata.c.content_hash)
-            .where(file_metadata.c.channel_id == channel_id)
-            .order_by(file_metadata.c.id)
-        )
-        idents = select(source_files).where(source_files.c.channel_id == channel_id)
-        if exclude_job_id is not None:
-            files = files.where(file_metadata.c.job_id != exclude_job_id)
-            idents = idents.where(source_files.c.job_id != exclude_job_id)
+        # A job id is never NULL, so "<> NULL" would leave out every row: spell it out.
+        other_jobs = "AND job_id <> %s" if exclude_job_id is not None else ""
+        params = (channel_id, exclude_job_id) if exclude_job_id is not None else (channel_id,)
         with self._transaction("read the channel history") as s:
-            for path, digest in s.execute(files):
-                history.latest_hash_by_path[path] = digest  # ordered by id: last one wins
-                history.delivered_hashes.add(digest)
-            for row in s.execute(idents):
-                history.identities[row.source_key] = SourceIdentity(
-                    row.source_key, row.file_path, row.size, row.etag, row.mtime, row.content_hash
-                )
+            files = s.all(
+                "SELECT file_path, content_hash FROM file_metadata"
+                f" WHERE channel_id = %s {other_jobs} ORDER BY id",
+                params,
+            )
+            idents = s.all(
+                "SELECT source_key, file_path, size, etag, mtime, content_hash FROM source_files"
+                f" WHERE channel_id = %s {other_jobs}",
+                params,
+            )
+        for path, digest in files:
+            history.latest_hash_by_path[path] = digest  # ordered by id: last one wins
+            history.delivered_hashes.add(digest)
+        for row in idents:
+            history.identities[row[0]] = SourceIdentity(*row)
         return history
 
     def record_files(
@@ -566,45 +497,60 @@ class FetcherDB(FetcherRegistryMixin):
         identities: Iterable[SourceIdentity],
     ) -> None:
         """Store a job's delivered files and the listing identities it saw, in one transaction.
-        Idempotent: re-recording the same job changes nothing."""
-        files = list(delivered)
+        Idempotent: re-recording the same job changes nothing.
+
+        One statement per table whatever the count (one array per column, unnested by the
+        server): a row-by-row ``executemany`` took 2-4 s for 10,000 files."""
+        files = [
+            (
+                f.file_path,
+                f.s3_key,
+                f.content_hash,
+                f.file_size,
+                f.classification,
+                f.validation,
+                f.quarantined,
+            )
+            for f in delivered
+        ]
         # One row per source key: ON CONFLICT DO UPDATE may not touch a row twice in one
         # statement (a listing has each key once; the last one wins, as before).
-        idents = list({i.source_key: i for i in identities}.values())
+        idents = [
+            (i.source_key, i.file_path, i.size, i.etag, i.mtime, i.content_hash)
+            for i in {i.source_key: i for i in identities}.values()
+        ]
         with self._transaction("record the job's files") as s:
             if files:
-                stmt = _insert_rows(file_metadata, files, job_id=job_id, channel_id=channel_id)
-                s.execute(stmt.on_conflict_do_nothing(index_elements=["job_id", "file_path"]))
-            if idents:
-                stmt = _insert_rows(source_files, idents, job_id=job_id, channel_id=channel_id)
-                updated = [f.name for f in fields(SourceIdentity) if f.name != "source_key"]
                 s.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["channel_id", "source_key"],
-                        set_={c: stmt.excluded[c] for c in [*updated, "job_id"]}
-                        | {"updated_at": func.now()},
-                    )
+                    "INSERT INTO file_metadata (job_id, channel_id, file_path, s3_key,"
+                    " content_hash, file_size, classification, validation, quarantined)"
+                    " SELECT %s, %s, * FROM unnest(%s::text[], %s::text[], %s::text[],"
+                    " %s::bigint[], %s::text[], %s::text[], %s::boolean[])"
+                    " ON CONFLICT (job_id, file_path) DO NOTHING",
+                    (job_id, channel_id, *_columns(files, 7)),
+                )
+            if idents:
+                s.execute(
+                    "INSERT INTO source_files (channel_id, job_id, source_key, file_path, size,"
+                    " etag, mtime, content_hash)"
+                    " SELECT %s, %s, * FROM unnest(%s::text[], %s::text[], %s::bigint[],"
+                    " %s::text[], %s::timestamptz[], %s::text[])"
+                    " ON CONFLICT (channel_id, source_key) DO UPDATE SET"
+                    " file_path = EXCLUDED.file_path, size = EXCLUDED.size,"
+                    " etag = EXCLUDED.etag, mtime = EXCLUDED.mtime,"
+                    " content_hash = EXCLUDED.content_hash, job_id = EXCLUDED.job_id,"
+                    " updated_at = now()",
+                    (channel_id, job_id, *_columns(idents, 6)),
                 )
 
     def job_files(self, job_id: str) -> list[DeliveredFile]:
         with self._transaction("read the job's files") as s:
-            rows = s.execute(
-                select(file_metadata)
-                .where(file_metadata.c.job_id == job_id)
-                .order_by(file_metadata.c.id)
+            rows = s.all(
+                "SELECT file_path, s3_key, content_hash, file_size, classification, validation,"
+                " quarantined FROM file_metadata WHERE job_id = %s ORDER BY id",
+                (job_id,),
             )
-            return [
-                DeliveredFile(
-                    r.file_path,
-                    r.s3_key,
-                    r.content_hash,
-                    r.file_size,
-                    r.classification,
-                    r.validation,
-                    r.quarantined,
-                )
-                for r in rows
-            ]
+        return [DeliveredFile(*row) for row in rows]
 
     # -- settings -----------------------------------------------------------------------------
 
@@ -612,74 +558,69 @@ class FetcherDB(FetcherRegistryMixin):
         """The channel's retry settings, or the defaults (seed 000: 3, 2, 30 s)."""
         scopes = ["default"] if channel_id is None else [channel_id, "default"]
         with self._transaction("read the retry settings") as s:
-            rows = {
-                r.scope: r
-                for r in s.execute(select(retry_settings).where(retry_settings.c.scope.in_(scopes)))
-            }
+            rows = s.all(
+                "SELECT scope, max_simple_retries, max_heal_retries, retry_delay_seconds"
+                " FROM retry_settings WHERE scope = ANY(%s)",
+                (scopes,),
+            )
+        by_scope = {scope: RetryConfig(*values) for scope, *values in rows}
         for scope in scopes:
-            row = rows.get(scope)
-            if row is not None:
-                return RetryConfig(
-                    row.max_simple_retries, row.max_heal_retries, row.retry_delay_seconds
-                )
+            if scope in by_scope:
+                return by_scope[scope]
         return RetryConfig()
 
     def set_retry_config(self, config: RetryConfig, *, scope: str = "default") -> None:
-        values = {
-            "max_simple_retries": config.max_simple_retries,
-            "max_heal_retries": config.max_heal_retries,
-            "retry_delay_seconds": config.retry_delay_seconds,
-        }
-        stmt = insert(retry_settings).values(scope=scope, **values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["scope"], set_=values | {"updated_at": func.now()}
-        )
         with self._transaction("store the retry settings") as s:
-            s.execute(stmt)
+            s.execute(
+                "INSERT INTO retry_settings (scope, max_simple_retries, max_heal_retries,"
+                " retry_delay_seconds) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (scope) DO UPDATE SET"
+                " max_simple_retries = EXCLUDED.max_simple_retries,"
+                " max_heal_retries = EXCLUDED.max_heal_retries,"
+                " retry_delay_seconds = EXCLUDED.retry_delay_seconds, updated_at = now()",
+                (
+                    scope,
+                    config.max_simple_retries,
+                    config.max_heal_retries,
+                    config.retry_delay_seconds,
+                ),
+            )
 
     # -- plumbing -----------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self, what: str) -> Iterator[Connection]:
+    def _transaction(self, what: str) -> Iterator[Sql]:
         """One transaction on a pooled connection, committed when the block ends."""
-        with self._translate(what), self.engine.begin() as connection:
-            yield connection
+        with self._translate(what), self.database.transaction() as sql:
+            yield sql
 
     @contextmanager
     def _translate(self, what: str) -> Iterator[None]:
         try:
             yield
-        except OperationalError as exc:
-            raise InfrastructureError(
-                f"could not {what}: the fetcher DB is unreachable ({_first_line(exc)})"
-            ) from exc
-        except SQLAlchemyError as exc:
-            raise InfrastructureError(f"could not {what}: {_first_line(exc)}") from exc
+        except Exception as exc:
+            import psycopg2
+
+            if isinstance(exc, psycopg2.OperationalError):
+                raise InfrastructureError(
+                    f"could not {what}: the fetcher DB is unreachable ({_first_line(exc)})"
+                ) from exc
+            if isinstance(exc, psycopg2.Error):
+                raise InfrastructureError(f"could not {what}: {_first_line(exc)}") from exc
+            raise
 
 
-def _insert_rows(table: Table, items: Sequence[Any], **same: str) -> Insert:
-    """``INSERT`` of many dataclass rows (fields named as ``table``'s columns) as one statement:
-    one array per column, unnested by the server; ``same`` holds the values every row shares.
+def _update_job(s: Sql, job_id: str, values: Mapping[str, Any]) -> None:
+    # The column names come from this module, never from input.
+    sets = ", ".join(f"{column} = %s" for column in values)
+    s.execute(f"UPDATE job_runs SET {sets} WHERE job_id = %s", (*values.values(), job_id))
 
-    One round trip for a job's 10,000 files. ``executemany`` of an ``INSERT ... ON CONFLICT``
-    goes row by row (SQLAlchemy does not batch it into a VALUES list): 2-4 s for 10,000 rows.
-    """
-    names = [f.name for f in fields(items[0])]
-    arrays = []
-    for name in names:
-        array = ARRAY(table.c[name].type)
-        values = [getattr(item, name) for item in items]
-        arrays.append(cast(bindparam(f"{name}_values", values, type_=array), array))
-    rows = func.unnest(*arrays).table_valued(*names).render_derived()
-    shared = [bindparam(k, v, type_=table.c[k].type).label(k) for k, v in same.items()]
-    return insert(table).from_select([*same, *names], select(*shared, *rows.c))
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (``unnest`` turns them back into rows)."""
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-
-
-def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]

@@ -20,7 +20,6 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from amazoniax_dagster import cli
@@ -73,7 +72,7 @@ def own_db(stack: StackEndpoints) -> Iterator[FetcherDB]:
 
 @pytest.fixture()
 def own_env(stack: StackEndpoints, own_db: FetcherDB) -> dict[str, str]:
-    return {**stack.env(), "AMAZONIAX_DATABASE_URL": own_db.engine.url.render_as_string(False)}
+    return {**stack.env(), "AMAZONIAX_DATABASE_URL": own_db.url}
 
 
 @pytest.fixture()
@@ -205,14 +204,13 @@ def test_channels_import_stores_sealed_configs(
     again = invoke(["channels", "import", str(registry)], own_env)
     assert "created 0, updated 2" in again.output
 
-    with own_db.engine.connect() as conn:
-        stored = (
-            conn.execute(
-                text("SELECT config_json::text FROM channels WHERE channel_id LIKE 'reg-%'")
+    with own_db.database.transaction() as sql:
+        stored = [
+            raw
+            for (raw,) in sql.all(
+                "SELECT config_json::text FROM channels WHERE channel_id LIKE 'reg-%'"
             )
-            .scalars()
-            .all()
-        )
+        ]
     assert len(stored) == 2 and all(SECRET not in row for row in stored)
     assert all("$sealed" in row for row in stored)
     assert own_db.get_channel("reg-s3").config["secret_access_key"] == SECRET
@@ -222,8 +220,8 @@ def test_channels_import_stores_sealed_configs(
     assert rows["reg-s3"] == "s3" and rows["reg-ftp"] == "ftp"
     assert SECRET not in listed.output
 
-    with own_db.engine.begin() as conn:  # doctor below should not see a dead FTP server
-        conn.execute(text("DELETE FROM channels WHERE channel_id LIKE 'reg-%'"))
+    with own_db.database.transaction() as sql:  # doctor below should not see a dead FTP server
+        sql.execute("DELETE FROM channels WHERE channel_id LIKE 'reg-%'")
 
 
 # --------------------------------------------------------------------------- doctor
@@ -247,8 +245,8 @@ def test_doctor_passes_against_the_stack(
         result = invoke(["doctor"], own_env)
         as_json = invoke(["doctor", "--json"], own_env)
     finally:
-        with own_db.engine.begin() as conn:
-            conn.execute(text("DELETE FROM channels WHERE channel_id = 'doc-ftp'"))
+        with own_db.database.transaction() as sql:
+            sql.execute("DELETE FROM channels WHERE channel_id = 'doc-ftp'")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     for component in ("kafka", "s3 output bucket", "fetcher db", f"ftp 127.0.0.1:{ftp_listener}"):

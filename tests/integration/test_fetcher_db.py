@@ -6,13 +6,17 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import psycopg2
+import psycopg2.errors
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from amazoniax_dagster.db import DeliveredFile, FetcherDB, RetryConfig, SourceIdentity
+from amazoniax_dagster.db.migrate import engine_url
 from amazoniax_dagster.db.models import metadata
+from amazoniax_dagster.db.pg import libpq_url
 from amazoniax_dagster.errors import ConfigError, InfrastructureError
 from amazoniax_dagster.local_stack import StackEndpoints
 from amazoniax_dagster.sealing import SecretCipher
@@ -41,15 +45,17 @@ def fresh_db(stack: StackEndpoints) -> Iterator[FetcherDB]:
 
 
 def test_migrations_and_models_describe_the_same_schema(fresh_db: FetcherDB) -> None:
-    with fresh_db.engine.connect() as conn:
+    engine = create_engine(engine_url(fresh_db.url))
+    with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
     assert diff == []
 
 
 def test_migrating_twice_is_a_no_op(fresh_db: FetcherDB) -> None:
     fresh_db.migrate()
-    with fresh_db.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+    with fresh_db.database.transaction() as sql:
+        assert sql.scalar("SELECT version_num FROM alembic_version") == "0003"
 
 
 def test_retry_settings_default_to_seed_000_and_can_be_overridden(fresh_db: FetcherDB) -> None:
@@ -62,8 +68,8 @@ def test_retry_settings_default_to_seed_000_and_can_be_overridden(fresh_db: Fetc
 def test_channel_secrets_are_sealed_at_rest(fresh_db: FetcherDB) -> None:
     config = {"bucket": "b", "secret_access_key": "very-secret-value", "access_key": "AKIA1234"}
     fresh_db.save_channel("ch", "s3", config)
-    with fresh_db.engine.connect() as conn:
-        raw = conn.execute(text("SELECT config_json::text FROM channels")).scalar()
+    with fresh_db.database.transaction() as sql:
+        raw = sql.scalar("SELECT config_json::text FROM channels")
     assert raw is not None and "very-secret-value" not in raw and "AKIA1234" not in raw
     assert fresh_db.get_channel("ch").config == config
     with pytest.raises(ConfigError, match="no stored config"):
@@ -83,11 +89,11 @@ def test_recording_a_job_twice_changes_nothing(fresh_db: FetcherDB) -> None:
     assert fresh_db.load_history("ch", exclude_job_id="j1").latest_hash_by_path == {}
 
 
-@pytest.mark.parametrize("driver", ["postgresql+psycopg2", "postgresql+psycopg"])
-def test_a_jobs_files_are_recorded_whole_with_either_driver(
-    fresh_db: FetcherDB, stack: StackEndpoints, driver: str
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg2", "postgresql+psycopg"])
+def test_a_jobs_files_are_recorded_whole_whatever_driver_the_url_names(
+    fresh_db: FetcherDB, stack: StackEndpoints, scheme: str
 ) -> None:
-    url = fresh_db.engine.url.set(drivername=driver).render_as_string(hide_password=False)
+    url = f"{scheme}://{fresh_db.url.split('://', 1)[1]}"
     db = FetcherDB(url, SecretCipher(stack.secret_key))
     when = datetime(2026, 11, 23, 6, 0, 1, 500, tzinfo=UTC)
     files = [
@@ -136,3 +142,35 @@ def test_an_unreachable_db_is_an_infrastructure_error() -> None:
     )
     with pytest.raises(InfrastructureError, match="unreachable"):
         db.ping()
+
+
+def test_a_dropped_connection_costs_a_reconnect_not_a_failure(fresh_db: FetcherDB) -> None:
+    fresh_db.ping()  # leaves a connection in the pool
+    admin = psycopg2.connect(libpq_url(fresh_db.url))
+    admin.autocommit = True
+    with admin.cursor() as cur:  # as a server restart or an idle timeout would
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cur.rowcount >= 1
+    admin.close()
+    assert fresh_db.retry_config() == RetryConfig(3, 2, 30.0)
+
+
+def test_a_failed_transaction_is_rolled_back_whole(fresh_db: FetcherDB) -> None:
+    with pytest.raises(psycopg2.errors.InvalidTextRepresentation):
+        with fresh_db.database.transaction() as sql:
+            sql.execute(
+                "INSERT INTO retry_settings (scope, max_simple_retries, max_heal_retries,"
+                " retry_delay_seconds) VALUES ('rolled-back', 1, 1, 1)"
+            )
+            sql.execute("SELECT 'not json'::jsonb")
+    assert fresh_db.retry_config("rolled-back") == RetryConfig(3, 2, 30.0)
+
+
+def test_a_refused_statement_says_what_failed_and_the_next_one_runs(fresh_db: FetcherDB) -> None:
+    job = {"job_id": "j", "channel_id": "c", "flow": "new", "config": None}
+    with pytest.raises(InfrastructureError, match="could not queue the job: value too long"):
+        fresh_db.queue_job(**job, source_type="x" * 17)
+    assert fresh_db.queue_job(**job, source_type="s3") is True

@@ -208,17 +208,12 @@ def test_a_candidate_unlike_the_channels_history_is_kept_on_a_branch_not_publish
 
 
 def _record_delivered(db: FetcherDB, job: str, channel: str, path: str, key: str) -> None:
-    from sqlalchemy import insert
-
-    from amazoniax_dagster.db.models import file_metadata
-
-    with db.engine.begin() as conn:
-        conn.execute(
-            insert(file_metadata).values(
-                job_id=job, channel_id=channel, file_path=path, s3_key=key,
-                content_hash="0" * 64, file_size=10, classification="new",
-            )
-        )  # fmt: skip
+    with db.database.transaction() as sql:
+        sql.execute(
+            "INSERT INTO file_metadata (job_id, channel_id, file_path, s3_key, content_hash,"
+            " file_size, classification) VALUES (%s, %s, %s, %s, %s, 10, 'new')",
+            (job, channel, path, key, "0" * 64),
+        )
 
 
 def repo_branches(remote_url: str) -> set[str]:

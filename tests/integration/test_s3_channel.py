@@ -11,7 +11,6 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from sqlalchemy import text
 
 from amazoniax_dagster import s3util, tags
 from amazoniax_dagster.db import FetcherDB, RetryConfig
@@ -406,11 +405,10 @@ def test_secrets_from_messages_never_reach_dagster(
         blob = json.dumps([run.tags, run.run_config], default=str)
         for secret in secrets:
             assert secret not in blob
-    with fetcher_db.engine.connect() as conn:
-        stored = json.dumps(
-            [r[0] for r in conn.execute(text("SELECT config_json FROM channels"))]
-            + [r[0] for r in conn.execute(text("SELECT config_json FROM job_runs"))]
-        )
+    with fetcher_db.database.transaction() as sql:
+        configs = sql.all("SELECT config_json FROM channels")
+        configs += sql.all("SELECT config_json FROM job_runs")
+    stored = json.dumps(configs)
     for secret in secrets:
         assert secret not in stored, "secrets must be sealed at rest"
 
