@@ -31,6 +31,7 @@ from amazoniax_dagster.kafka import KafkaBus
 from amazoniax_dagster.local_stack import StackEndpoints
 from amazoniax_dagster.sealing import SecretCipher
 from bench.common import Row, local_stack, print_table, s3_channel_config, write_results
+from resources.kafka import KafkaResource
 from tests.integration.harness import Harness
 
 TARGET_MSG_S = 1000.0
@@ -66,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--channels", type=int, default=100)
-    parser.add_argument("--per-tick", type=int, default=500, help="KafkaResource default: 500")
+    per_tick = KafkaResource.model_fields["max_messages_per_tick"].default
+    parser.add_argument(
+        "--per-tick", type=int, default=per_tick, help=f"KafkaResource default: {per_tick}"
+    )
     parser.add_argument("--delay-samples", type=int, default=5)
     args = parser.parse_args(argv)
     with local_stack("sensor", services=("kafka", "postgres")) as (ep, workdir):

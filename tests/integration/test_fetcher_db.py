@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import psycopg2
@@ -174,3 +175,33 @@ def test_a_refused_statement_says_what_failed_and_the_next_one_runs(fresh_db: Fe
     with pytest.raises(InfrastructureError, match="could not queue the job: value too long"):
         fresh_db.queue_job(**job, source_type="x" * 17)
     assert fresh_db.queue_job(**job, source_type="s3") is True
+
+
+def test_more_threads_than_connections_wait_their_turn(
+    fresh_db: FetcherDB, stack: StackEndpoints
+) -> None:
+    # pool_size=1: one connection kept, at most two open at once.
+    db = FetcherDB(
+        f"{fresh_db.url}?application_name=pool-test", SecretCipher(stack.secret_key), pool_size=1
+    )
+
+    def busy(_: int) -> int:
+        with db.database.transaction() as sql:
+            sql.execute("SELECT pg_sleep(0.02)")
+            return int(
+                sql.scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pool-test'"
+                )
+            )
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            open_at_once = list(pool.map(busy, range(40)))
+        assert max(open_at_once) == 2
+    finally:
+        db.close()
+    with fresh_db.database.transaction() as sql:
+        left = sql.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pool-test'"
+        )
+    assert left == 0  # close() closed the connection the pool kept
