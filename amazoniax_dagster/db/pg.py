@@ -60,10 +60,6 @@ class Sql:
         row = self.first(query, params)
         return row[0] if row is not None else None
 
-    @property
-    def rowcount(self) -> int:
-        return int(self._cur.rowcount)
-
 
 class Database:
     """A pool of up to ``2 * pool_size`` connections (``pool_size`` kept open when idle).
