@@ -598,17 +598,53 @@ def _wait_for_signal(proc: subprocess.Popen[bytes] | None = None) -> None:
         click.echo("stopping ...")
 
 
-def _stop_process_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
+def _stop_process_group(
+    proc: subprocess.Popen[bytes], *, grace: float = 30.0, leftovers: float = 10.0
+) -> None:
+    """Stop ``proc`` (``dagster dev``, leader of its own process group) and every process of its
+    group, and return only when none is left: the stack they use is stopped next.
+
+    ``dagster dev``'s webserver and daemon restart a code server that exits while they shut
+    down. A restarted one outlived the stack (until its 45 s heartbeat timeout), logging failed
+    connections to the stopped PostgreSQL. So each process of the group, including one that
+    appears during the shutdown, gets one SIGTERM, and what is left after ``leftovers`` seconds
+    is killed.
+    """
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    signalled = {proc.pid}
+    deadline = time.monotonic() + leftovers
+    while members := _group_members(proc.pid):
+        late = time.monotonic() > deadline
+        for pid in members:
+            if late or pid not in signalled:
+                signalled.add(pid)
+                try:
+                    os.kill(pid, signal.SIGKILL if late else signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        if late:
+            break
+        time.sleep(0.2)
+    proc.wait()
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The processes of process group ``pgid`` that are still running (zombies left out)."""
+    import psutil
+
+    members = []
+    for process in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(process.pid)
+        except (ProcessLookupError, PermissionError):  # gone since the listing
+            continue
+    return members
 
 
 def _alive(pid: int) -> bool:
