@@ -588,14 +588,22 @@ def prepare_dagster_home(home: Path) -> Path:
 
 
 def _wait_for_signal(proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Return on Ctrl-C or SIGTERM (or when ``proc`` exits); from then on both are ignored.
+
+    The stop that follows is ordered (``dagster dev``, then the stack) and bounded. A second
+    interrupt would cut it short and stop the stack under a Dagster still shutting down, and
+    one always comes: ``uv run`` forwards the Ctrl-C that the terminal already sent to us.
+    """
     stop = threading.Event()
     try:
         while not stop.wait(0.5):
             if proc is not None and proc.poll() is not None:
                 click.echo(f"dagster dev exited with {proc.returncode}")
-                return
+                break
     except KeyboardInterrupt:
         click.echo("stopping ...")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _stop_process_group(

@@ -7,8 +7,10 @@ PostgreSQL, until their heartbeat timeout).
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import psutil
@@ -64,3 +66,28 @@ def test_stopping_leaves_no_process_of_the_group_even_one_restarted_meanwhile() 
     finally:
         for process in _marked(marker):
             process.kill()
+
+
+# Waits as `amazoniax dev` does, then takes a second to stop; prints how it ended.
+_WAITER = """
+import time
+from amazoniax_dagster.cli import _wait_for_signal
+print("ready", flush=True)
+_wait_for_signal()
+time.sleep(1.0)
+print("stopped in order", flush=True)
+"""
+
+
+def test_a_second_interrupt_does_not_cut_the_stop_short() -> None:
+    # `uv run` forwards the Ctrl-C the terminal sent to its whole group: two SIGINTs arrive.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WAITER], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    time.sleep(0.3)  # inside the wait loop
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdout.readline() == b"stopping ...\n"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert (out, proc.returncode) == (b"stopped in order\n", 0), err.decode()
