@@ -588,22 +588,25 @@ def prepare_dagster_home(home: Path) -> Path:
 
 
 def _wait_for_signal(proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Return on Ctrl-C or SIGTERM (or when ``proc`` exits); from then on both are ignored.
+    """Return on Ctrl-C or SIGTERM (or when ``proc`` exits). From then on both do nothing.
 
     The stop that follows is ordered (``dagster dev``, then the stack) and bounded. A second
     interrupt would cut it short and stop the stack under a Dagster still shutting down, and
-    one always comes: ``uv run`` forwards the Ctrl-C that the terminal already sent to us.
+    one always comes: ``uv run`` forwards the Ctrl-C that the terminal already sent to us. So
+    the handlers only set a flag, and they stay in place.
     """
     stop = threading.Event()
-    try:
-        while not stop.wait(0.5):
-            if proc is not None and proc.poll() is not None:
-                click.echo(f"dagster dev exited with {proc.returncode}")
-                break
-    except KeyboardInterrupt:
-        click.echo("stopping ...")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    while not stop.wait(0.5):
+        if proc is not None and proc.poll() is not None:
+            click.echo(f"dagster dev exited with {proc.returncode}")
+            return
+    click.echo("stopping ...")
 
 
 def _stop_process_group(
@@ -612,11 +615,10 @@ def _stop_process_group(
     """Stop ``proc`` (``dagster dev``, leader of its own process group) and every process of its
     group, and return only when none is left: the stack they use is stopped next.
 
-    ``dagster dev``'s webserver and daemon restart a code server that exits while they shut
-    down. A restarted one outlived the stack (until its 45 s heartbeat timeout), logging failed
-    connections to the stopped PostgreSQL. So each process of the group, including one that
-    appears during the shutdown, gets one SIGTERM, and what is left after ``leftovers`` seconds
-    is killed.
+    A child of ``dagster dev`` can outlive it: a code server restarted during a shutdown lived
+    on until its 45 s heartbeat timeout, logging failed connections to the stopped PostgreSQL.
+    So each process of the group, including one that appears during the shutdown, gets one
+    SIGTERM, and what is left after ``leftovers`` seconds is killed.
     """
     if proc.poll() is None:
         try:
