@@ -153,15 +153,9 @@ def db() -> None:
 @click.option("--database-url", envvar="AMAZONIAX_DATABASE_URL", required=True)
 def db_upgrade(database_url: str) -> None:
     """Apply the migrations (AMAZONIAX_DATABASE_URL)."""
-    from sqlalchemy import create_engine
-
     from amazoniax_dagster.db import migrate
 
-    engine = create_engine(migrate.engine_url(database_url))
-    try:
-        migrate.upgrade(engine)
-    finally:
-        engine.dispose()
+    migrate.upgrade_database(database_url)
     click.echo("fetcher DB is at the latest migration")
 
 
@@ -539,8 +533,6 @@ def status(as_json: bool, failures: int, env_file: Path | None) -> None:
 @contextmanager
 def running_stack(workdir: Path) -> Iterator[StackEndpoints]:
     """Start the stack with a migrated fetcher DB; stop it however the block ends."""
-    from sqlalchemy import create_engine
-
     from amazoniax_dagster.db import migrate
     from amazoniax_dagster.local_stack import LocalStack  # boto3, psycopg, kafka: 0.3 s
 
@@ -554,11 +546,7 @@ def running_stack(workdir: Path) -> Iterator[StackEndpoints]:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         endpoints = local.start()
-        engine = create_engine(endpoints.database_url)
-        try:
-            migrate.upgrade(engine)
-        finally:
-            engine.dispose()
+        migrate.upgrade_database(endpoints.database_url)
         local.write_env_file(workdir / "stack.env")
         yield endpoints
     finally:
@@ -620,13 +608,14 @@ def _stop_process_group(
     So each process of the group, including one that appears during the shutdown, gets one
     SIGTERM, and what is left after ``leftovers`` seconds is killed.
     """
+    signalled: set[int] = set()
     if proc.poll() is None:
+        signalled = {proc.pid, *_group_members(proc.pid)}  # what the group's SIGTERM reaches
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=grace)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             pass
-    signalled = {proc.pid}
     deadline = time.monotonic() + leftovers
     while members := _group_members(proc.pid):
         late = time.monotonic() > deadline

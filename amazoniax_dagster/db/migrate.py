@@ -6,7 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Engine, make_url
+from sqlalchemy import URL, Engine, create_engine, make_url
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -37,3 +38,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274001)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    """``upgrade`` the database at ``url``, on a connection of its own that is closed after."""
+    engine = create_engine(engine_url(url), poolclass=NullPool)
+    try:
+        upgrade(engine, revision)
+    finally:
+        engine.dispose()

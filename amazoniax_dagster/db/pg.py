@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from amazoniax_dagster.errors import ConfigError, InfrastructureError
 
@@ -134,9 +135,20 @@ class Database:
     def _connect(self) -> connection:
         import psycopg2
 
-        if "connect_timeout" in self._dsn:
-            return psycopg2.connect(self._dsn)
-        return psycopg2.connect(self._dsn, connect_timeout=CONNECT_TIMEOUT_S)
+        try:
+            parts = urlsplit(self._dsn)
+            named_timeout, password = "connect_timeout" in parse_qs(parts.query), parts.password
+        except ValueError:  # libpq says what is wrong with it, below
+            named_timeout, password = False, None
+        extra: dict[str, Any] = {} if named_timeout else {"connect_timeout": CONNECT_TIMEOUT_S}
+        try:
+            conn: connection = psycopg2.connect(self._dsn, **extra)
+            return conn
+        except psycopg2.Error as exc:
+            # libpq quotes the part of a URL it cannot read, and that may be the password
+            # ("invalid percent-encoded token"): raised again without it, and not chained.
+            error = type(exc)(_without_password(str(exc), password))
+        raise error
 
     def _checkin(self, conn: connection) -> None:
         import psycopg2.extensions as ext
@@ -152,6 +164,12 @@ class Database:
             conn.close()
         finally:
             self._slots.release()
+
+
+def _without_password(message: str, password: str | None) -> str:
+    from amazoniax_dagster.redaction import Redactor
+
+    return Redactor([password, unquote(password)] if password else [])(message)
 
 
 def json_param(value: Any) -> Any:

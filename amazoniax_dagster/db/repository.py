@@ -147,21 +147,16 @@ class FetcherDB(FetcherRegistryMixin):
 
     def migrate(self) -> None:
         # Alembic and SQLAlchemy (~0.5 s of imports) only where migrations run, never in a job.
-        from sqlalchemy import create_engine
         from sqlalchemy.exc import SQLAlchemyError
-        from sqlalchemy.pool import NullPool
 
         from amazoniax_dagster.db import migrate
 
-        engine = create_engine(migrate.engine_url(self.url), poolclass=NullPool)
         try:
-            migrate.upgrade(engine)
+            migrate.upgrade_database(self.url)
         except SQLAlchemyError as exc:
             raise InfrastructureError(
                 f"could not migrate the fetcher DB: {_first_line(exc)}"
             ) from exc
-        finally:
-            engine.dispose()
 
     def ping(self) -> None:
         with self._transaction("reach the fetcher DB") as s:

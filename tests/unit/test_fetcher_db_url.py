@@ -1,11 +1,13 @@
-"""The fetcher DB's URL: any PostgreSQL scheme is taken, anything else is refused unechoed."""
+"""The fetcher DB's URL: any PostgreSQL scheme is taken; a bad one never echoes the password."""
 
 from __future__ import annotations
 
 import pytest
 
+from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.db.pg import libpq_url
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.errors import ConfigError, InfrastructureError
+from amazoniax_dagster.sealing import SecretCipher
 
 
 @pytest.mark.parametrize(
@@ -24,3 +26,23 @@ def test_another_url_is_refused_without_its_password(url: str) -> None:
     with pytest.raises(ConfigError, match="must start with postgresql://") as caught:
         libpq_url(url)
     assert "s3cr3t-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:s3cr3t%zzpw@127.0.0.1:1/x",  # libpq quotes the token it cannot decode
+        "postgresql://u:s3cr3t-pw@127.0.0.1:notaport/x",
+        "postgresql://u:s3cr3t-pw@[::1/x",  # not even a URL to Python
+    ],
+)
+def test_a_url_libpq_cannot_read_is_refused_without_its_password(url: str) -> None:
+    db = FetcherDB(url, SecretCipher(SecretCipher.generate_key()))
+    with pytest.raises(InfrastructureError) as caught:
+        db.ping()
+    chain = []
+    error: BaseException | None = caught.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__ or error.__context__
+    assert len(chain) >= 2 and not any("s3cr3t" in text for text in chain), chain
