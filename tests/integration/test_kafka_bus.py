@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import uuid
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.errors import ConfigError, TransientError
 from amazoniax_dagster.kafka import KafkaBus
-from amazoniax_dagster.local_stack import LOOPBACK, StackEndpoints
+from amazoniax_dagster.local_stack import LOOPBACK, StackEndpoints, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +49,7 @@ def test_close_right_after_a_warm_up_leaves_no_producer_behind(stack: StackEndpo
 
 
 def test_a_failed_warm_up_is_silent_and_publish_says_what_failed() -> None:
-    # A malformed address fails at once (an unreachable one takes kafka-python 30 s).
+    # A malformed address fails at once (an unreachable one waits out the publish timeout).
     bus = KafkaBus(f"{LOOPBACK}:no-port", client_id="tests-warm-up-refused")
     try:
         bus.warm_up()
@@ -76,3 +78,44 @@ def test_a_warm_up_never_waits_for_a_producer_being_created() -> None:
     finally:
         bus._producer_lock.release()
         bus.close()
+
+
+def test_an_unreachable_broker_fails_the_publish_in_its_timeout_and_quietly(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    bus = KafkaBus(f"{LOOPBACK}:{free_port()}", client_id="tests-unreachable")
+    try:
+        with pytest.raises(
+            TransientError,
+            match=r"could not publish to amazoniax_status: Kafka at .* did not acknowledge"
+            r" within 2 s",
+        ):
+            bus.publish(TOPIC, b"x", timeout=2)
+    finally:
+        bus.close()
+    # librdkafka's connection errors went to our logger, not straight to the process's stderr.
+    assert "Connection refused" not in capfd.readouterr().err
+
+
+def test_a_process_that_publishes_leaves_kafka_python_out(stack: StackEndpoints) -> None:
+    # A job process publishes once; kafka-python would cost it ~0.3 s of imports.
+    reader = KafkaBus(stack.kafka_bootstrap, client_id="tests-publish-reader")
+    try:
+        start = reader.read(TOPIC, {}, max_records=100_000, idle_ms=200).next_offsets
+        payload = uuid.uuid4().hex
+        code = (
+            "import sys\n"
+            "from amazoniax_dagster.kafka import KafkaBus\n"
+            f"bus = KafkaBus({stack.kafka_bootstrap!r})\n"
+            f"bus.publish({TOPIC!r}, {payload!r}.encode())\n"
+            "bus.close()\n"
+            "print('kafka' in sys.modules)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert proc.stdout.strip() == "False"
+        read = reader.read(TOPIC, start, idle_ms=500)
+        assert payload.encode() in [r.value for r in read.records]
+    finally:
+        reader.close()
