@@ -28,6 +28,7 @@ def _run(code: str) -> str:
                 "boto3",
                 "botocore",
                 "kafka",
+                "confluent_kafka",  # imported by the first publish (or its warm-up)
                 "amazoniax_dagster.fetchers.registry",
                 "jsonschema",
                 "charset_normalizer",
