@@ -1,3 +1,5 @@
+import unicodedata
+
 import pytest
 
 from amazoniax_dagster.paths import (
@@ -94,3 +96,14 @@ def test_safe_names_pass(name: str) -> None:
 def test_hostile_names_are_refused(name: str) -> None:
     with pytest.raises(UnsafePathError):
         safe_relative_path(name)
+
+
+def test_exactly_unicodes_control_characters_are_refused() -> None:
+    # Category Cc has no code point above U+009F; the rest of this range must pass.
+    for cp in range(0x800):
+        name = f"a{chr(cp)}b.csv"
+        if unicodedata.category(chr(cp)) == "Cc":
+            with pytest.raises(UnsafePathError, match="control characters"):
+                safe_relative_path(name)
+        elif chr(cp) not in "/\\":
+            assert safe_relative_path(name) == name
