@@ -180,9 +180,11 @@ def env_file_option(func: F) -> F:
     @functools.wraps(func)
     def quiet(*args: Any, **kwargs: Any) -> Any:
         if not _verbose():
-            # kafka-python, botocore and alembic log every refused connection or import at
-            # INFO/WARNING; the commands report what matters themselves.
-            for name in ("kafka", "botocore", "urllib3", "alembic"):
+            from amazoniax_dagster.kafka import LIBRDKAFKA_LOGGER
+
+            # kafka-python, librdkafka, botocore and alembic log every refused connection or
+            # import at INFO/WARNING/ERROR; the commands report what matters themselves.
+            for name in ("kafka", LIBRDKAFKA_LOGGER, "botocore", "urllib3", "alembic"):
                 logging.getLogger(name).setLevel(logging.CRITICAL)
         return func(*args, **kwargs)
 

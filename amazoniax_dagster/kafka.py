@@ -19,6 +19,8 @@ from typing import Any
 from amazoniax_dagster.errors import ConfigError, InfrastructureError, TransientError
 
 log = logging.getLogger(__name__)
+#: The logger librdkafka's own lines go to (connection errors, retries).
+LIBRDKAFKA_LOGGER = f"{__name__}.librdkafka"
 
 #: How long a published message may take to be acknowledged, retries included.
 DELIVERY_TIMEOUT_S = 15.0
@@ -66,7 +68,12 @@ class KafkaBus:
         key: bytes | None = None,
         timeout: float = DELIVERY_TIMEOUT_S,
     ) -> None:
-        """Send one message and wait until the broker acknowledged it."""
+        """Send one message and wait until the broker acknowledged it.
+
+        A message that was not acknowledged in ``timeout`` may still arrive later (librdkafka
+        keeps trying until its delivery timeout), so a caller that retries may publish it
+        twice: delivery is at least once, as with any producer that retries.
+        """
         from confluent_kafka import KafkaException
 
         producer = self._get_producer()
@@ -100,8 +107,8 @@ class KafkaBus:
         """Import the Kafka client and create the producer in the background (once).
 
         A job calls this when it knows it will publish, so that the ~0.1 s of import overlaps
-        its transfers instead of following them. A failure
-        here is not reported: ``publish`` tries again and raises.
+        its transfers instead of following them. A failure here is not reported: ``publish``
+        tries again and raises.
         """
         # Never waits: the caller is a transfer thread, and a producer being created (by a
         # warm-up or a publish) holds the lock for as long as Kafka takes to answer.
@@ -143,12 +150,12 @@ class KafkaBus:
                     # librdkafka retries by itself until a message's delivery timeout.
                     "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
                     "socket.connection.setup.timeout.ms": 10_000,
-                    # Its log lines go to our logger, not straight to stderr.
-                    "logger": log,
+                    # Its log lines go to a logger of ours, not straight to stderr.
+                    "logger": logging.getLogger(LIBRDKAFKA_LOGGER),
                 }
             )
         except KafkaException as exc:
-            raise ConfigError(f"invalid Kafka producer settings: {exc}") from None
+            raise ConfigError(f"invalid Kafka producer settings: {exc}") from exc
 
     # -- consuming ----------------------------------------------------------------------------
 
