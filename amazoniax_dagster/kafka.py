@@ -234,9 +234,9 @@ class KafkaBus:
 def check_bootstrap_servers(servers: str) -> None:
     """Refuse a malformed ``host:port,...`` list at once: librdkafka would only log it, and a
     publish would wait out its delivery timeout."""
-    for server in servers.split(","):
-        host, sep, port = server.strip().rpartition(":")
-        if not sep or server.strip().endswith("]"):  # no port: librdkafka takes 9092
-            host, port = server.strip(), "9092"
+    for server in (entry.strip() for entry in servers.split(",")):
+        host, sep, port = server.rpartition(":")
+        if not sep or server.endswith("]"):  # no port: librdkafka takes 9092
+            host, port = server, "9092"
         if not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"invalid Kafka bootstrap servers {servers!r}: {server.strip()!r}")
+            raise ConfigError(f"invalid Kafka bootstrap servers {servers!r}: {server!r}")
