@@ -4,11 +4,12 @@
     uv run python -m bench.step_imports --repeats 10
 
 A run worker imports Dagster, its instance storage and ``amazoniax_dagster.definitions``; the
-channel step then imports the job path (``channel_job``, the S3 source, the fetcher catalog)
-on first use. Each repeat is a fresh interpreter that does exactly that and reports the CPU
-and wall time of the job-path imports and of the full collections that fall into them, with
-the heap frozen after the code location loads (as ``definitions`` does) and, for reference,
-with ``gc.freeze`` switched off. No stack is needed: nothing here connects anywhere.
+channel step then imports the job path (``channel_job``, the S3 source, the sandbox's limits)
+on first use, and the fetcher catalog only for a web/API channel. Each repeat is a fresh
+interpreter that does exactly that and reports the CPU and wall time of the job-path imports
+and of the full collections that fall into them, with the heap frozen after the code location
+loads (as ``definitions`` does) and, for reference, with ``gc.freeze`` switched off. No stack
+is needed: nothing here connects anywhere.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _timed(phase, info):
 gc.callbacks.append(_timed)
 cpu, wall = time.process_time(), time.perf_counter()
 import amazoniax_dagster.channel_job, amazoniax_dagster.sources.s3
-import amazoniax_dagster.fetchers.catalog
+import amazoniax_dagster.fetchers.sandbox  # PythonFetchersResource.limits(), in every step
 print(json.dumps({{"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall,
                    "full_collections": full[0]}}))
 """

@@ -6,8 +6,10 @@ properties of a whole process.
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 
 def _run(code: str) -> str:
@@ -121,3 +123,29 @@ def test_the_fetcher_db_talks_psycopg2_whatever_driver_the_url_names(url: str) -
         "print([m for m in ('psycopg', 'sqlalchemy') if m in sys.modules])\n"
     )
     assert _run(code) == "psycopg2 []"
+
+
+def test_a_steps_services_load_the_fetcher_catalog_only_when_asked(tmp_path: Path) -> None:
+    # S3 and FTP steps never use the fetchers repository: building their services must not
+    # import it (~20 ms a run). Nothing here connects: the DB, S3 and Kafka clients are lazy.
+    key = Fernet.generate_key().decode()
+    code = f"""
+import sys
+import dagster as dg
+from assets.job_services import job_services
+from resources import (FetcherDBResource, FetcherRepoResource, FetchSettings, KafkaResource,
+                       OutputBucketResource, PythonFetchersResource)
+services = job_services(
+    dg.build_asset_context(),
+    fetcher_db=FetcherDBResource(database_url="postgresql://u@127.0.0.1:9/db", secret_key={key!r}),
+    output_bucket=OutputBucketResource(bucket="out", endpoint_url="http://127.0.0.1:9"),
+    kafka=KafkaResource(bootstrap_servers="127.0.0.1:9"),
+    fetch_settings=FetchSettings(),
+    fetcher_repo=FetcherRepoResource(repo_path={str(tmp_path / "repo")!r}),
+    python_fetchers=PythonFetchersResource(),
+)
+print("amazoniax_dagster.fetchers.catalog" in sys.modules)
+catalog = services.catalog()
+print("amazoniax_dagster.fetchers.catalog" in sys.modules, type(catalog).__name__)
+"""
+    assert _run(code).splitlines()[-2:] == ["False", "True RegistryCatalog"]
