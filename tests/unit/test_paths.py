@@ -71,7 +71,10 @@ def test_remote_prefix(remote_path: str | None, prefix: str) -> None:
     assert remote_prefix(remote_path) == prefix
 
 
-@pytest.mark.parametrize("name", ["a.csv", "dir/sub/a b.csv", "ünïcode/файл.txt", ".hidden"])
+@pytest.mark.parametrize(
+    "name",
+    ["a.csv", "dir/sub/a b.csv", "ünïcode/файл.txt", ".hidden", "x" * 1024, "€" * 341],
+)
 def test_safe_names_pass(name: str) -> None:
     assert safe_relative_path(name) == name
 
@@ -90,6 +93,8 @@ def test_safe_names_pass(name: str) -> None:
         "nul\x00.csv",
         "bell\x07",
         "x" * 1100,
+        "€" * 342,  # 1,026 bytes in 342 characters
+        "bad\udcff.csv",  # an undecodable byte, kept by surrogateescape
         "a/..",
     ],
 )
