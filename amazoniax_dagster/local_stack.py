@@ -286,6 +286,22 @@ def _wait_exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     return True
 
 
+def _wait_stopped(pid: int, timeout: float = 2.0) -> None:
+    """Wait until the kernel reports ``pid`` stopped: SIGSTOP takes effect asynchronously, and
+    a request that reached the process before then would still be answered."""
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            # "pid (comm) S ...": the state follows the last ")" (comm may hold one).
+            state = stat.read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            return  # no /proc (or the process is gone): nothing to wait for
+        if state in ("T", "t"):
+            return
+        time.sleep(0.005)
+
+
 def _kill_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -392,6 +408,8 @@ class _Service:
     def pause(self) -> None:
         self.send_signal(signal.SIGSTOP)
         self._paused = True
+        if self._proc is not None:
+            _wait_stopped(self._proc.pid)
 
     def resume(self) -> None:
         self.send_signal(signal.SIGCONT)
