@@ -297,7 +297,7 @@ def _wait_stopped(pid: int, timeout: float = 2.0) -> None:
             state = stat.read_text().rpartition(")")[2].split()[0]
         except (OSError, IndexError):
             return  # no /proc (or the process is gone): nothing to wait for
-        if state in ("T", "t"):
+        if state in ("T", "t", "Z", "X"):  # stopped, or died meanwhile
             return
         time.sleep(0.005)
 
