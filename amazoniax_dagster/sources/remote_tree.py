@@ -125,11 +125,7 @@ def unsafe_reason(name: str, relative: str) -> str | None:
     """Why a listed name cannot become a file of the job, or None when it is fine."""
     if "/" in name:
         return "file name contains '/' (a listing entry must be a single name)"
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return "file name is not valid UTF-8"
-    try:
+    try:  # also refuses a name that is not valid UTF-8 (kept by surrogateescape)
         safe_relative_path(relative)
     except UnsafePathError as exc:
         return str(exc)
