@@ -8,6 +8,7 @@ worker on Postgres storage has loaded psycopg2 already.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -173,10 +174,9 @@ def _without_password(message: str, password: str | None) -> str:
 
 
 def json_param(value: Any) -> Any:
-    """``value`` as a JSONB parameter."""
-    from psycopg2.extras import Json
-
-    return Json(value)
+    """``value`` as a JSONB parameter: its JSON text, which psycopg2 quotes into the same literal
+    as its ``Json`` adapter does (without importing ``psycopg2.extras``, 3 ms a job)."""
+    return json.dumps(value)
 
 
 __all__ = ["Database", "Sql", "json_param", "libpq_url"]
