@@ -21,10 +21,12 @@ from __future__ import annotations
 import io
 import select
 import socket
-import ssl
 import threading
 from collections.abc import Mapping
-from typing import cast
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import ssl  # imported by whoever builds the context: 5 ms a plain-HTTP job need not spend
 
 _MAX_LINE = 65536  # as http.client: a longer status or header line is refused
 _MAX_HEADERS = 100
@@ -300,6 +302,8 @@ class ConnectionPool:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._ssl is not None:
+                import ssl
+
                 try:
                     sock = self._ssl.wrap_socket(sock, server_hostname=self.host)
                 except ssl.SSLError as exc:

@@ -51,8 +51,6 @@ from xml.sax import SAXParseException
 from xml.sax.handler import ContentHandler, feature_external_ges, feature_external_pes
 from xml.sax.xmlreader import AttributesImpl
 
-import ijson  # type: ignore[import-untyped]
-
 from amazoniax_dagster.errors import ConfigError
 from amazoniax_dagster.paths import FilePattern
 
@@ -470,6 +468,8 @@ def _stream_json(stream: IO[bytes], skip: int) -> str:
 
 def _parse_json_stream(stream: IO[bytes], skip: int) -> tuple[str, tuple[int, int, str] | None]:
     """The top-level value's type, and the first error's line, column and message if any."""
+    import ijson  # type: ignore[import-untyped]  # only for JSON too large to load whole
+
     events = ijson.utils.sendable_list()
     parser = ijson.basic_parse_coro(events, use_float=True)
     stream.seek(skip)
@@ -490,6 +490,8 @@ def _parse_json_stream(stream: IO[bytes], skip: int) -> tuple[str, tuple[int, in
 
 def _locate_json_error(stream: IO[bytes], skip: int, good_chunks: int) -> tuple[int, int, str]:
     """Re-parse up to the failing chunk, then byte by byte: where and what the error is."""
+    import ijson  # type: ignore[import-untyped]
+
     events = ijson.utils.sendable_list()
     parser = ijson.basic_parse_coro(events, use_float=True)
     position = _TextPosition()

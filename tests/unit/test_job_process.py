@@ -4,6 +4,7 @@ Each check runs in a fresh interpreter: what a module imports, and what happens 
 properties of a whole process.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,14 @@ import pytest
 from cryptography.fernet import Fernet
 
 
-def _run(code: str) -> str:
+def _run(code: str, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
     )
     return proc.stdout.strip()
 
@@ -38,6 +44,9 @@ def _run(code: str) -> str:
                 "psycopg",  # psycopg 3: the local stack's tools only
                 "wcmatch",  # only for a channel with a file_pattern
                 "defusedxml",  # only when an XML file is checked
+                "ijson",  # only for a JSON file too large to load whole
+                "tenacity",  # only once a call has failed and is retried
+                "ssl",  # only for an HTTPS endpoint or FTPS
             ),  # fmt: skip
         ),
         # Operating commands (submit, status, doctor, ...) do not need the local stack.
@@ -50,6 +59,21 @@ def _run(code: str) -> str:
 def test_import_leaves_out(module: str, absent: tuple[str, ...]) -> None:
     code = f"import sys, {module}; print([m for m in {absent!r} if m in sys.modules])"
     assert _run(code) == "[]"
+
+
+def test_a_plain_http_s3_client_without_a_proxy_loads_neither_tls_nor_urllib() -> None:
+    """With no ``*_proxy`` variable set, nothing asks urllib.request (16 ms) for proxies, and a
+    plain-HTTP endpoint needs no ssl (5 ms); both still load for an HTTPS endpoint."""
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    code = (
+        "import sys; from amazoniax_dagster.s3http import S3Http\n"
+        "def loaded(): return [m for m in ('urllib.request', 'ssl') if m in sys.modules]\n"
+        "S3Http(endpoint_url='http://127.0.0.1:9', access_key_id='k', secret_access_key='s',"
+        " region=None).close()\n"
+        "print(loaded())\n"
+        "from amazoniax_dagster.s3http import _tls_context; _tls_context(); print(loaded())\n"
+    )
+    assert _run(code, env).splitlines() == ["[]", "['ssl']"]
 
 
 def test_migrating_still_finds_alembic() -> None:
