@@ -490,7 +490,7 @@ def _parse_json_stream(stream: IO[bytes], skip: int) -> tuple[str, tuple[int, in
 
 def _locate_json_error(stream: IO[bytes], skip: int, good_chunks: int) -> tuple[int, int, str]:
     """Re-parse up to the failing chunk, then byte by byte: where and what the error is."""
-    import ijson  # type: ignore[import-untyped]
+    import ijson
 
     events = ijson.utils.sendable_list()
     parser = ijson.basic_parse_coro(events, use_float=True)
