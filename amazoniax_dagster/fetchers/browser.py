@@ -91,8 +91,11 @@ CHROMIUM_ARGS = (
     # WebRTC could reach addresses over UDP, around the proxy.
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     # Chromium's own calls home (autofill, hints, safe browsing pings) are no page traffic.
+    # Since Chromium 150 a context also asks www.google.com for AI-mode eligibility
+    # (/async/folae: AimEnabled) and preconnects to the search engine (PreconnectToSearch);
+    # through the policy proxy they showed up as blocked requests of every run.
     "--disable-features=AutofillServerCommunication,OptimizationHints,MediaRouter,Translate,"
-    "NetworkTimeServiceQuerying",
+    "NetworkTimeServiceQuerying,AimEnabled,PreconnectToSearch",
     "--disable-client-side-phishing-detection",
     "--disable-domain-reliability",
     "--no-pings",
