@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import threading
 
 from amazoniax_dagster.demo_sites.base import VARIANTS
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.sites) - set(CATALOG))
     if unknown:
         parser.error(f"unknown site(s) {', '.join(unknown)}; known: {', '.join(CATALOG)}")
+    # As the CLI does: a shell that starts us in the background leaves SIGINT ignored, and
+    # "Ctrl-C stops" must hold for SIGINT from any parent.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
     names: list[str] = args.sites or list(CATALOG)

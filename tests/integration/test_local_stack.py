@@ -177,10 +177,12 @@ def test_pause_resume_and_stop_one_service(tmp_path: Path) -> None:
 
 STACK_SCRIPT = textwrap.dedent(
     """
-    import json, sys, time
+    import json, signal, sys, time
     from pathlib import Path
     from amazoniax_dagster.local_stack import LocalStack
 
+    # As `amazoniax stack up` does: SIGINT may arrive ignored from a backgrounded parent.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with LocalStack(Path(sys.argv[1])) as stack:
         print(json.dumps(stack.pids()), flush=True)
         while True:
