@@ -378,11 +378,11 @@ class S3Http:
                         self._request, "GET", bucket, "", query=query, what=what
                     )
                 root = _parse_xml(reply.data, what)
-                ns = _namespace(root.tag)
+                ns = _namespace(root.tag)  # the page's own: entries and paging fields alike
                 for item in root.findall(ns + "Contents"):
                     yield _listed(item, ns, what)
-                token = _text(root, "NextContinuationToken")
-                if _text(root, "IsTruncated") != "true" or not token:
+                token = root.findtext(ns + "NextContinuationToken")
+                if root.findtext(ns + "IsTruncated") != "true" or not token:
                     return
                 if token in seen:  # a server repeating itself would keep us here forever
                     raise TransientError(f"cannot {what}: the listing repeats a continuation token")
