@@ -7,7 +7,7 @@ import os
 
 import dagster as dg
 
-from amazoniax_dagster.jobs import channel_files_job, fetcher_code_job
+from amazoniax_dagster.shell.dagster_jobs import channel_files_job, fetcher_code_job
 from assets import channel_files, fetcher_code
 from resources import (
     BedrockResource,

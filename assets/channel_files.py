@@ -8,8 +8,8 @@ from typing import Any
 
 import dagster as dg
 
-from amazoniax_dagster import tags
-from amazoniax_dagster.partitions import channels_partitions
+from amazoniax_dagster.shell import tags
+from amazoniax_dagster.shell.partitions import channels_partitions
 from assets.checks import CHECK_SPECS, check_results
 from assets.job_services import job_services
 from resources import (
@@ -42,8 +42,8 @@ def channel_files(
     fetcher_repo: FetcherRepoResource,
     python_fetchers: PythonFetchersResource,
 ) -> dg.MaterializeResult:
-    from amazoniax_dagster.channel_job import JobRequest, execute
-    from amazoniax_dagster.messages import Flow
+    from amazoniax_dagster.core.messages import Flow
+    from amazoniax_dagster.jobs.channel_job import JobRequest, execute
 
     request = JobRequest(
         job_id=tags.job_id_for_run(context.run.tags, context.run.run_id),

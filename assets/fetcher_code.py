@@ -16,8 +16,8 @@ from typing import Any
 
 import dagster as dg
 
-from amazoniax_dagster import tags
-from amazoniax_dagster.partitions import sites_partitions
+from amazoniax_dagster.shell import tags
+from amazoniax_dagster.shell.partitions import sites_partitions
 from assets.job_services import job_services
 from resources import (
     BedrockResource,
@@ -62,9 +62,9 @@ def _trigger(context: dg.OpExecutionContext) -> dict[str, str] | None:
 def _step(context: dg.OpExecutionContext, fetcher_db: FetcherDBResource) -> Iterator[Any]:
     """Core logs into the run (redacted); an error fails the triggering job in the DB with its
     class, and the op with a redacted text (nothing secret chained into the event log)."""
-    from amazoniax_dagster.errors import AmazoniaxError
-    from amazoniax_dagster.logs import forwarded_logs, redacted_log_records
-    from amazoniax_dagster.redaction import Redactor
+    from amazoniax_dagster.core.errors import AmazoniaxError
+    from amazoniax_dagster.core.logs import forwarded_logs, redacted_log_records
+    from amazoniax_dagster.core.redaction import Redactor
 
     redactor = Redactor()
     trigger = _trigger(context)
@@ -259,8 +259,8 @@ def fetch_for_job(
     if trigger is None:
         return dg.Output(published, metadata=metadata)
 
-    from amazoniax_dagster.channel_job import JobRequest, execute
-    from amazoniax_dagster.messages import Flow
+    from amazoniax_dagster.core.messages import Flow
+    from amazoniax_dagster.jobs.channel_job import JobRequest, execute
 
     request = JobRequest(
         job_id=trigger["job_id"],

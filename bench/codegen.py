@@ -3,7 +3,7 @@
     uv run python -m bench.codegen                       # all eight sites
     uv run python -m bench.codegen --sites html_list,rss_feed --keep
 
-For each site of ``amazoniax_dagster.demo_sites.CATALOG``: serve v1 on 127.0.0.1, generate a
+For each site of ``amazoniax_dagster.devstack.demo_sites.CATALOG``: serve v1 on 127.0.0.1, generate a
 fetcher from scratch (``fetcher_codegen.deterministic.generate_deterministic``: capture with
 Chromium, HAR analysis, recipe synthesis, proof), run the generated recipe once more into a
 fresh folder (``fetcher_codegen.prove.run``, the product's own runners), read the ids of the
@@ -33,10 +33,10 @@ from typing import Any
 
 from defusedxml import ElementTree as SafeET
 
-from amazoniax_dagster.demo_sites import CATALOG, Variant, serve
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.devstack.demo_sites import CATALOG, Variant, serve
 from amazoniax_dagster.fetchers.base import FetchContext, FetchLimits
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
 from bench.common import Row, print_table, write_results
 from fetcher_codegen.deterministic import NoDataFound, generate_deterministic
 from fetcher_codegen.prove import run

@@ -23,8 +23,8 @@ from typing import Any
 
 import psutil
 
-from amazoniax_dagster import s3util
-from amazoniax_dagster.local_stack import LocalStack, StackEndpoints
+from amazoniax_dagster.clients import s3 as s3util
+from amazoniax_dagster.devstack.local_stack import LocalStack, StackEndpoints
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-id", default="")
     parser.add_argument("--executor", choices=("multiprocess", "in_process"), default="")
     args = parser.parse_args(argv)
-    from amazoniax_dagster import tags
+    from amazoniax_dagster.shell import tags
 
     t_imported = time.perf_counter()
     with dg.DagsterInstance.get() as instance:

@@ -6,7 +6,7 @@
 One LocalStack (Kafka, S3, PostgreSQL, a bare Git repository as the fetchers' remote) for the
 whole run; the product's own pieces throughout (``FetcherDB``, ``OutputBucket``, ``KafkaBus``,
 ``FetcherRepo``, ``RegistryCatalog``, ``SiteGenerator``, ``channel_job.execute``,
-``heal.after_failure``) and real Chromium. Per site of ``amazoniax_dagster.demo_sites.CATALOG``,
+``heal.after_failure``) and real Chromium. Per site of ``amazoniax_dagster.devstack.demo_sites.CATALOG``,
 served on 127.0.0.1 and switched between variants in place (same address, so same site):
 
 1. **v1**: two channels with the site's channel config are stored; ``SiteGenerator.generate``
@@ -55,21 +55,21 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from amazoniax_dagster.channel_job import JobOutcome, JobRequest, JobServices, execute
+from amazoniax_dagster.clients.kafka import KafkaBus, Topics
+from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings
+from amazoniax_dagster.core.messages import Flow, SourceType, WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.sealing import SecretCipher
+from amazoniax_dagster.core.sites import structure_id
 from amazoniax_dagster.db import FetcherDB, RetryConfig
 from amazoniax_dagster.db.fetchers import FetcherVersion
-from amazoniax_dagster.demo_sites import CATALOG, RunningSite, serve
+from amazoniax_dagster.devstack.demo_sites import CATALOG, RunningSite, serve
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.fetchers.catalog import RegistryCatalog
 from amazoniax_dagster.fetchers.registry import PROVENANCE_FILE, FetcherRepo, candidate_branch
 from amazoniax_dagster.fetchers.routing import GenerationRequest, LoadedFetcher
-from amazoniax_dagster.heal import TRANSIENT_STREAK, after_failure
-from amazoniax_dagster.kafka import KafkaBus, Topics
-from amazoniax_dagster.local_stack import StackEndpoints
-from amazoniax_dagster.messages import Flow, SourceType, WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.output import OutputBucket, OutputSettings
-from amazoniax_dagster.sealing import SecretCipher
-from amazoniax_dagster.sites import structure_id
+from amazoniax_dagster.jobs.channel_job import JobOutcome, JobRequest, JobServices, execute
+from amazoniax_dagster.jobs.heal import TRANSIENT_STREAK, after_failure
 from bench.codegen import ids_in_file
 from bench.common import Row, local_stack, print_table, write_results
 from fetcher_codegen.generator import SiteGenerator

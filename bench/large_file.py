@@ -22,8 +22,8 @@ from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 
+from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.sealing import SecretCipher
 from bench.common import (
     OUTPUT_BUCKET,
     SOURCE_BUCKET,

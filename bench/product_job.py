@@ -16,12 +16,12 @@ import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 
-from amazoniax_dagster.channel_job import JobRequest, JobServices, execute  # noqa: E402
+from amazoniax_dagster.clients.kafka import KafkaBus  # noqa: E402
+from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings  # noqa: E402
+from amazoniax_dagster.core.netpolicy import NetworkPolicy  # noqa: E402
+from amazoniax_dagster.core.sealing import SecretCipher  # noqa: E402
 from amazoniax_dagster.db import FetcherDB  # noqa: E402
-from amazoniax_dagster.kafka import KafkaBus  # noqa: E402
-from amazoniax_dagster.netpolicy import NetworkPolicy  # noqa: E402
-from amazoniax_dagster.output import OutputBucket, OutputSettings  # noqa: E402
-from amazoniax_dagster.sealing import SecretCipher  # noqa: E402
+from amazoniax_dagster.jobs.channel_job import JobRequest, JobServices, execute  # noqa: E402
 
 
 def build_services(max_workers: int) -> JobServices:

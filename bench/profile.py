@@ -38,7 +38,7 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     (
         "S3 PUT / parts (output)",
         (
-            "upload (amazoniax_dagster/output.py",
+            "upload (amazoniax_dagster/clients/output_bucket.py",
             "upload_bytes (amazoniax",
             "upload_part (amazoniax",
             "put_bytes (amazoniax",

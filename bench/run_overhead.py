@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.sealing import SecretCipher
 from bench import profile
 from bench.common import (
     RESULTS_DIR,

@@ -314,7 +314,7 @@ def produce_jobs(ep: Any, messages: list[dict[str, Any]]) -> float:
     """Produce the job messages (as ``amazoniax submit`` would); returns the first send time."""
     from kafka import KafkaProducer
 
-    from amazoniax_dagster.kafka import Topics
+    from amazoniax_dagster.clients.kafka import Topics
 
     producer = KafkaProducer(bootstrap_servers=ep.kafka_bootstrap, acks="all", linger_ms=20)
     first = time.time()
@@ -460,11 +460,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from amazoniax_dagster import tags
-    from amazoniax_dagster.cli import ensure_database
+    from amazoniax_dagster.cli.main import ensure_database
+    from amazoniax_dagster.core.sealing import SecretCipher
     from amazoniax_dagster.db import FetcherDB
-    from amazoniax_dagster.local_stack import free_port
-    from amazoniax_dagster.sealing import SecretCipher
+    from amazoniax_dagster.devstack.local_stack import free_port
+    from amazoniax_dagster.shell import tags
     from bench.common import (
         SOURCE_BUCKET,
         Row,

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.local_stack import StackEndpoints
-from amazoniax_dagster.sealing import SecretCipher
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from bench import profile
 from bench.common import (
     OUTPUT_BUCKET,

@@ -26,10 +26,10 @@ from typing import Any
 import dagster as dg
 from kafka import KafkaProducer
 
+from amazoniax_dagster.clients.kafka import KafkaBus
+from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.kafka import KafkaBus
-from amazoniax_dagster.local_stack import StackEndpoints
-from amazoniax_dagster.sealing import SecretCipher
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from bench.common import Row, local_stack, print_table, s3_channel_config, write_results
 from resources.kafka import KafkaResource
 from tests.integration.harness import Harness

@@ -48,8 +48,8 @@ WORKERS = 16
 
 def read_folder(port: int, host_key: str, folder: str) -> dict[str, float]:
     """The product side (in its own process): list ``folder`` and read every file."""
-    from amazoniax_dagster.messages import FtpSourceConfig
-    from amazoniax_dagster.netpolicy import NetworkPolicy
+    from amazoniax_dagster.core.messages import FtpSourceConfig
+    from amazoniax_dagster.core.netpolicy import NetworkPolicy
     from amazoniax_dagster.sources.base import RemoteFile
     from amazoniax_dagster.sources.sftp import SftpSource
 

@@ -40,7 +40,7 @@ def _timed(phase, info):
             full[0] += time.perf_counter() - full[1]
 gc.callbacks.append(_timed)
 cpu, wall = time.process_time(), time.perf_counter()
-import amazoniax_dagster.channel_job, amazoniax_dagster.sources.s3
+import amazoniax_dagster.jobs.channel_job, amazoniax_dagster.sources.s3
 import amazoniax_dagster.fetchers.sandbox  # PythonFetchersResource.limits(), in every step
 print(json.dumps({{"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall,
                    "full_collections": full[0]}}))

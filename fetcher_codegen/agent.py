@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amazoniax_dagster.redaction import Redactor
+from amazoniax_dagster.core.redaction import Redactor
 from fetcher_codegen.llm import BedrockClient, LLMUnavailable, LLMUsage
 from fetcher_codegen.prompts import estimate_tokens
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from amazoniax_dagster.messages import WebSourceConfig
+from amazoniax_dagster.core.messages import WebSourceConfig
 from fetcher_codegen.har import Entry, Format, Group, group_by_kind, noise_reason
 from fetcher_codegen.pagination import Page
 from fetcher_codegen.records import Records, find_records, html_texts

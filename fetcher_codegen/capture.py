@@ -35,17 +35,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from amazoniax_dagster.errors import (
+from amazoniax_dagster.core.errors import (
     AmazoniaxError,
     InfrastructureError,
     TransientError,
     UnsafeURLError,
 )
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.redaction import Redactor, redact_url
 from amazoniax_dagster.fetchers.browser import CHROMIUM_ARGS as BROWSER_CHROMIUM_ARGS
 from amazoniax_dagster.fetchers.browser_proxy import PolicyProxy
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.redaction import Redactor, redact_url
 from fetcher_codegen.capture_scripts import DATA_LINKS_JS, FETCH_JS, FIND_NEXT_JS, SELECTOR_JS
 from fetcher_codegen.har import Entry, body_format
 from fetcher_codegen.probes import (

@@ -20,10 +20,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from amazoniax_dagster.errors import NoFetcherError
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.redaction import Redactor, redact_mapping
+from amazoniax_dagster.core.errors import NoFetcherError
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.redaction import Redactor, redact_mapping
 from fetcher_codegen.analysis import Analysis, analyze
 from fetcher_codegen.capture import Capture, CaptureLimits, capture_site
 from fetcher_codegen.har import load_har

@@ -23,9 +23,14 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
+from amazoniax_dagster.clients.output_bucket import OutputBucket
+from amazoniax_dagster.core.errors import ConfigError, FetcherCodeError, ValidationFailedError
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.redaction import collect_secret_values
+from amazoniax_dagster.core.sites import structure_id
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.db.fetchers import FetcherVersion
-from amazoniax_dagster.errors import ConfigError, FetcherCodeError, ValidationFailedError
 from amazoniax_dagster.fetchers.base import FetchLimits
 from amazoniax_dagster.fetchers.loader import (
     BrowserFetcher,
@@ -34,11 +39,6 @@ from amazoniax_dagster.fetchers.loader import (
     load_recipe_text,
 )
 from amazoniax_dagster.fetchers.routing import GenerationRequest, LoadedFetcher
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.output import OutputBucket
-from amazoniax_dagster.redaction import collect_secret_values
-from amazoniax_dagster.sites import structure_id
 from fetcher_codegen.validation import (
     ValidationReport,
     ValidationSettings,

@@ -2,7 +2,7 @@
 
 A HAR holds everything the browser did, secrets included (typed passwords, tokens, session
 cookies): it stays in the capture's work dir. What leaves it (summaries, provenance) goes
-through :mod:`amazoniax_dagster.redaction` first (:func:`summarize_har` does).
+through :mod:`amazoniax_dagster.core.redaction` first (:func:`summarize_har` does).
 
 Terms used across ``fetcher_codegen``:
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from amazoniax_dagster.errors import FetcherCodeError
+from amazoniax_dagster.core.errors import FetcherCodeError
 
 Format = Literal["json", "csv", "rss", "atom", "xml", "html", "text", "binary", "empty"]
 

@@ -36,8 +36,8 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from amazoniax_dagster.errors import AmazoniaxError
-from amazoniax_dagster.redaction import Redactor
+from amazoniax_dagster.core.errors import AmazoniaxError
+from amazoniax_dagster.core.redaction import Redactor
 from fetcher_codegen.prompts import (
     PYTHON_CONTRACT,
     Prompt,

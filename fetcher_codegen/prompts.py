@@ -4,7 +4,7 @@ Nothing here talks to a service; :mod:`fetcher_codegen.llm` sends what these fun
 
 Secrets: the caller redacts the HAR summary before it gets here, and every piece of channel
 text (HAR summary, goal, navigation details, validation errors) goes through a
-:class:`~amazoniax_dagster.redaction.Redactor` holding the channel's secret values once more,
+:class:`~amazoniax_dagster.core.redaction.Redactor` holding the channel's secret values once more,
 *before* anything is trimmed (a secret cut in half by trimming could no longer be matched).
 
 Token estimates are deliberately crude and never call a tokenizer: one token per
@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
-from amazoniax_dagster.redaction import Redactor, redact_mapping
+from amazoniax_dagster.core.redaction import Redactor, redact_mapping
 
 Want = Literal["recipe", "python"]
 

@@ -29,11 +29,11 @@ from typing import Any
 
 from defusedxml import ElementTree as SafeET
 
-from amazoniax_dagster.errors import AmazoniaxError
+from amazoniax_dagster.core.errors import AmazoniaxError
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.redaction import Redactor
 from amazoniax_dagster.fetchers.base import FetchContext, FetchLimits, FetchReport
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.redaction import Redactor
 from fetcher_codegen.records import Record, Records, html_texts, scalar_text
 
 MAX_VALUES = 300

@@ -28,8 +28,8 @@ from datetime import date, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.redaction import is_secret_key
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.redaction import is_secret_key
 from fetcher_codegen.har import Entry, path_template
 from fetcher_codegen.records import json_path, parse_html
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from amazoniax_dagster.redaction import Redactor, redact_headers, redact_url
+from amazoniax_dagster.core.redaction import Redactor, redact_headers, redact_url
 from fetcher_codegen.capture import Capture
 from fetcher_codegen.har import Entry, group_by_kind, load_har, noise_reason, path_template
 from fetcher_codegen.provenance import BROWSER_HEADERS, request_slots

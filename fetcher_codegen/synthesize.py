@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from amazoniax_dagster.errors import NoFetcherError
-from amazoniax_dagster.messages import WebSourceConfig
+from amazoniax_dagster.core.errors import NoFetcherError
+from amazoniax_dagster.core.messages import WebSourceConfig
 from fetcher_codegen.analysis import Analysis, DataGroup
 from fetcher_codegen.capture import Capture
 from fetcher_codegen.har import Entry, path_template, resource_name

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from amazoniax_dagster.clients.output_bucket import OutputBucket
+from amazoniax_dagster.core.errors import AmazoniaxError
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.db import FetcherDB, RecentOutputs
-from amazoniax_dagster.errors import AmazoniaxError
 from amazoniax_dagster.fetchers.base import FetchContext, Fetcher, FetchLimits
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.output import OutputBucket
 from fetcher_codegen.structure import Signature, name_shape, signature, similarity
 
 log = logging.getLogger(__name__)

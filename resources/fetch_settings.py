@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 if TYPE_CHECKING:
-    from amazoniax_dagster.netpolicy import NetworkPolicy
+    from amazoniax_dagster.core.netpolicy import NetworkPolicy
 
 
 class FetchSettings(dg.ConfigurableResource):
@@ -22,6 +22,6 @@ class FetchSettings(dg.ConfigurableResource):
     )
 
     def network_policy(self) -> NetworkPolicy:
-        from amazoniax_dagster.netpolicy import NetworkPolicy
+        from amazoniax_dagster.core.netpolicy import NetworkPolicy
 
         return NetworkPolicy.from_env(self.allowed_networks)

@@ -21,8 +21,8 @@ class FetcherDBResource(dg.ConfigurableResource):
 
     def get_db(self) -> FetcherDB:
         if self._db is None:
+            from amazoniax_dagster.core.sealing import SecretCipher
             from amazoniax_dagster.db import FetcherDB
-            from amazoniax_dagster.sealing import SecretCipher
 
             self._db = FetcherDB(self.database_url, SecretCipher(self.secret_key))
         return self._db

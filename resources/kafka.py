@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 if TYPE_CHECKING:
-    from amazoniax_dagster.kafka import KafkaBus, Topics
+    from amazoniax_dagster.clients.kafka import KafkaBus, Topics
 
 
 class KafkaResource(dg.ConfigurableResource):
@@ -25,13 +25,13 @@ class KafkaResource(dg.ConfigurableResource):
 
     def get_bus(self) -> KafkaBus:
         if self._bus is None:
-            from amazoniax_dagster.kafka import KafkaBus
+            from amazoniax_dagster.clients.kafka import KafkaBus
 
             self._bus = KafkaBus(self.bootstrap_servers, client_id=self.client_id)
         return self._bus
 
     def topics(self) -> Topics:
-        from amazoniax_dagster.kafka import Topics
+        from amazoniax_dagster.clients.kafka import Topics
 
         return Topics(
             fetcher=self.fetcher_topic,

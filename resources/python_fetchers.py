@@ -34,7 +34,7 @@ class DagsterPipesLauncher:
         self._client = client or dg.PipesSubprocessClient(forward_stdio=True)
 
     def launch(self, command: SandboxCommand) -> list[Any]:
-        from amazoniax_dagster.errors import AmazoniaxError, InfrastructureError
+        from amazoniax_dagster.core.errors import AmazoniaxError, InfrastructureError
 
         try:
             invocation = self._client.run(

@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 if TYPE_CHECKING:
-    from amazoniax_dagster.output import OutputBucket
+    from amazoniax_dagster.clients.output_bucket import OutputBucket
 
 
 class OutputBucketResource(dg.ConfigurableResource):
@@ -23,7 +23,7 @@ class OutputBucketResource(dg.ConfigurableResource):
 
     def get_bucket(self, *, max_connections: int = 32) -> OutputBucket:
         if self._bucket is None:
-            from amazoniax_dagster.output import OutputBucket, OutputSettings
+            from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings
 
             self._bucket = OutputBucket(
                 OutputSettings(

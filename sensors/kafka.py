@@ -12,13 +12,18 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from amazoniax_dagster import tags
-from amazoniax_dagster.jobs import channel_files_job, fetcher_code_job
-from amazoniax_dagster.partitions import CHANNELS, SITES, channels_partitions, sites_partitions
+from amazoniax_dagster.shell import tags
+from amazoniax_dagster.shell.dagster_jobs import channel_files_job, fetcher_code_job
+from amazoniax_dagster.shell.partitions import (
+    CHANNELS,
+    SITES,
+    channels_partitions,
+    sites_partitions,
+)
 from resources import FetcherDBResource, KafkaResource
 
 if TYPE_CHECKING:
-    from amazoniax_dagster.messages import FetcherJob
+    from amazoniax_dagster.core.messages import FetcherJob
 
 
 def parse_cursor(cursor: str | None) -> dict[int, int]:
@@ -41,7 +46,7 @@ def format_cursor(offsets: dict[int, int]) -> str:
 def kafka_fetcher_sensor(
     context: dg.SensorEvaluationContext, kafka: KafkaResource, fetcher_db: FetcherDBResource
 ) -> dg.SensorResult:
-    from amazoniax_dagster.intake import take_in
+    from amazoniax_dagster.jobs.intake import take_in
 
     positions = parse_cursor(context.cursor)
     bus = kafka.get_bus()

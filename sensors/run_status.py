@@ -8,8 +8,8 @@ backfilled from an asset page run as Dagster's own asset job. Only runs that mat
 
 import dagster as dg
 
-from amazoniax_dagster import tags
-from amazoniax_dagster.jobs import channel_files_job
+from amazoniax_dagster.shell import tags
+from amazoniax_dagster.shell.dagster_jobs import channel_files_job
 from resources import FetcherDBResource, KafkaResource
 
 CHANNEL_FILES = dg.AssetKey("channel_files")
@@ -32,7 +32,7 @@ def _report(
     fetcher_db: FetcherDBResource,
     kafka: KafkaResource,
 ) -> None:
-    from amazoniax_dagster.status import build_status, publish_status
+    from amazoniax_dagster.jobs.status_message import build_status, publish_status
 
     run = context.dagster_run
     if not is_channel_run(run):
@@ -46,7 +46,7 @@ def _report(
     db = fetcher_db.get_db()
     job_id = tags.job_id_for_run(run.tags, run.run_id)
     if outcome == "failure":
-        from amazoniax_dagster.heal import after_failure
+        from amazoniax_dagster.jobs.heal import after_failure
 
         # A site that changed gets a heal request (or a person) before its status goes out.
         after_failure(db, kafka.get_bus(), kafka.topics(), job_id)

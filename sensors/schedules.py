@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from amazoniax_dagster import tags
-from amazoniax_dagster.jobs import channel_files_job
-from amazoniax_dagster.partitions import CHANNELS, channels_partitions
+from amazoniax_dagster.shell import tags
+from amazoniax_dagster.shell.dagster_jobs import channel_files_job
+from amazoniax_dagster.shell.partitions import CHANNELS, channels_partitions
 from resources import FetcherDBResource
 
 INTERVAL_SECONDS = 60
@@ -25,7 +25,7 @@ INTERVAL_SECONDS = 60
 def stored_channels_sensor(
     context: dg.SensorEvaluationContext, fetcher_db: FetcherDBResource
 ) -> dg.SensorResult:
-    from amazoniax_dagster.schedules import ScheduledChannel, due_jobs
+    from amazoniax_dagster.core.cadence import ScheduledChannel, due_jobs
 
     now = datetime.now(UTC)
     # First evaluation: look back one interval only; missed ticks are not replayed.

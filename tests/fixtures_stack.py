@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from amazoniax_dagster.local_stack import LocalStack, StackEndpoints
+from amazoniax_dagster.devstack.local_stack import LocalStack, StackEndpoints
 
 
 @pytest.fixture(scope="session")

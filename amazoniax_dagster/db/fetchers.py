@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from amazoniax_dagster.core.errors import ConfigError
 from amazoniax_dagster.db.pg import Sql, json_param
-from amazoniax_dagster.errors import ConfigError
 
 if TYPE_CHECKING:
-    from amazoniax_dagster.sealing import SecretCipher
+    from amazoniax_dagster.core.sealing import SecretCipher
 
 # Advisory lock namespaces (first key of pg_advisory_xact_lock(int, int)); migrations use the
 # one-key form, whose key space does not overlap with these.

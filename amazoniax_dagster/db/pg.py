@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from amazoniax_dagster.errors import ConfigError, InfrastructureError
+from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection, cursor
@@ -168,7 +168,7 @@ class Database:
 
 
 def _without_password(message: str, password: str | None) -> str:
-    from amazoniax_dagster.redaction import Redactor
+    from amazoniax_dagster.core.redaction import Redactor
 
     return Redactor([password, unquote(password)] if password else [])(message)
 

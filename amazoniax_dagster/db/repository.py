@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
+from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db.fetchers import FetcherRegistryMixin
 from amazoniax_dagster.db.pg import Database, Sql, json_param
-from amazoniax_dagster.errors import ConfigError, InfrastructureError
-from amazoniax_dagster.sealing import SecretCipher
 
 
 @dataclass(frozen=True)

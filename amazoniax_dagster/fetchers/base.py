@@ -13,8 +13,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import SecretStr
 
-from amazoniax_dagster.errors import (
+from amazoniax_dagster.core.errors import (
     AmazoniaxError,
     ConfigError,
     InfrastructureError,
@@ -55,6 +55,7 @@ from amazoniax_dagster.errors import (
     TransientError,
     UnsafeURLError,
 )
+from amazoniax_dagster.core.redaction import Redactor, collect_secret_values, redact_url
 from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
 from amazoniax_dagster.fetchers.browser_proxy import PolicyProxy
 from amazoniax_dagster.fetchers.browser_schema import (
@@ -73,7 +74,6 @@ from amazoniax_dagster.fetchers.browser_schema import (
     WaitForStep,
 )
 from amazoniax_dagster.fetchers.recipe.templating import Scope, render
-from amazoniax_dagster.redaction import Redactor, collect_secret_values, redact_url
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from amazoniax_dagster.errors import AmazoniaxError
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.redaction import redact_url
+from amazoniax_dagster.core.errors import AmazoniaxError
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.redaction import redact_url
 
 _MAX_HEAD = 64 * 1024
 _HOP_HEADERS = {b"connection", b"proxy-connection", b"keep-alive", b"proxy-authorization"}

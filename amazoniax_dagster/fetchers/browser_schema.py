@@ -36,7 +36,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.core.errors import ConfigError
 from amazoniax_dagster.fetchers.recipe.templating import ROOTS, expressions
 
 BROWSER_ROOTS: Mapping[str, frozenset[str] | None] = {

@@ -19,12 +19,12 @@ from urllib.parse import urljoin, urlsplit
 
 import yaml
 
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.core.errors import ConfigError
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.redaction import redact_url
 from amazoniax_dagster.fetchers.loader import RecipeFetcher
 from amazoniax_dagster.fetchers.routing import LoadedFetcher
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.redaction import redact_url
 
 log = logging.getLogger(__name__)
 

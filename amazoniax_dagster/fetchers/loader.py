@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from amazoniax_dagster.errors import ConfigError, FetcherCodeError
+from amazoniax_dagster.core.errors import ConfigError, FetcherCodeError
 from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
 
 PYTHON_FILE = "fetcher.py"

@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from amazoniax_dagster.redaction import Redactor, redact_mapping
+from amazoniax_dagster.core.redaction import Redactor, redact_mapping
 
 RESULT_KIND = "amazoniax.fetch_result"
 ERROR_KIND = "amazoniax.fetch_error"

@@ -48,7 +48,9 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from amazoniax_dagster.errors import FetcherCodeError, InfrastructureError
+from amazoniax_dagster.core.errors import FetcherCodeError, InfrastructureError
+from amazoniax_dagster.core.paths import UnsafePathError, safe_relative_path
+from amazoniax_dagster.core.redaction import Redactor, collect_secret_values, redact_mapping
 from amazoniax_dagster.fetchers.base import FetchContext, FetchedFile, FetchReport
 from amazoniax_dagster.fetchers.pipes_entry import ERROR_KIND, RESULT_KIND
 from amazoniax_dagster.fetchers.sandbox import (
@@ -58,8 +60,6 @@ from amazoniax_dagster.fetchers.sandbox import (
     SandboxLimits,
     sandbox_command,
 )
-from amazoniax_dagster.paths import UnsafePathError, safe_relative_path
-from amazoniax_dagster.redaction import Redactor, collect_secret_values, redact_mapping
 
 log = logging.getLogger(__name__)
 

@@ -55,9 +55,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from amazoniax_dagster.errors import ConfigError, FetcherCodeError, InfrastructureError
-from amazoniax_dagster.paths import UnsafePathError, safe_relative_path
-from amazoniax_dagster.redaction import MASK, Redactor, redact_url
+from amazoniax_dagster.core.errors import ConfigError, FetcherCodeError, InfrastructureError
+from amazoniax_dagster.core.paths import UnsafePathError, safe_relative_path
+from amazoniax_dagster.core.redaction import MASK, Redactor, redact_url
 
 if TYPE_CHECKING:
     from git import GitCommandError

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
-from amazoniax_dagster.errors import ConfigError, ExhaustedError, NoFetcherError
+from amazoniax_dagster.core.errors import ConfigError, ExhaustedError, NoFetcherError
+from amazoniax_dagster.core.messages import FetcherJob, Flow, SourceType, WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.sites import structure_id
 from amazoniax_dagster.fetchers.base import Fetcher
-from amazoniax_dagster.messages import FetcherJob, Flow, SourceType, WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.sites import structure_id
 
 if TYPE_CHECKING:
     from amazoniax_dagster.db import FetcherDB

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from amazoniax_dagster.paths import UnsafePathError, safe_relative_path
+from amazoniax_dagster.core.paths import UnsafePathError, safe_relative_path
 from amazoniax_dagster.sources.base import Readable, RejectedFile, RemoteFile
 
 

@@ -39,9 +39,9 @@ from datetime import datetime
 from itertools import islice
 from typing import Generic, Literal, Protocol, TypeVar
 
-from amazoniax_dagster.errors import AmazoniaxError, ConfigError, TransientError
-from amazoniax_dagster.messages import FtpSourceConfig
-from amazoniax_dagster.paths import FilePattern, UnsafePathError, safe_relative_path
+from amazoniax_dagster.core.errors import AmazoniaxError, ConfigError, TransientError
+from amazoniax_dagster.core.messages import FtpSourceConfig
+from amazoniax_dagster.core.paths import FilePattern, UnsafePathError, safe_relative_path
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """S3 channels: list ``bucket``/``remote_path`` with the channel's own credentials, read objects.
 
-Requests go through :mod:`amazoniax_dagster.s3http`, which translates every error it raises.
+Requests go through :mod:`amazoniax_dagster.clients.s3http`, which translates every error it raises.
 """
 
 from __future__ import annotations
@@ -9,10 +9,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from amazoniax_dagster.messages import S3SourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.paths import FilePattern, UnsafePathError, remote_prefix, safe_relative_path
-from amazoniax_dagster.s3http import S3Http
+from amazoniax_dagster.clients.s3http import S3Http
+from amazoniax_dagster.core.messages import S3SourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.paths import (
+    FilePattern,
+    UnsafePathError,
+    remote_prefix,
+    safe_relative_path,
+)
 from amazoniax_dagster.sources.base import Readable, RejectedFile, RemoteFile
 
 

@@ -57,10 +57,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
-from amazoniax_dagster.errors import AmazoniaxError, ConfigError, TransientError
-from amazoniax_dagster.messages import FtpSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.paths import FilePattern
+from amazoniax_dagster.core.errors import AmazoniaxError, ConfigError, TransientError
+from amazoniax_dagster.core.messages import FtpSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.paths import FilePattern
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile
 from amazoniax_dagster.sources.remote_tree import (
     ConnectionPool,

@@ -28,9 +28,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
+from amazoniax_dagster.clients.output_bucket import OutputBucket
+from amazoniax_dagster.core.retry import RetryPolicy
 from amazoniax_dagster.db.repository import ChannelHistory, DeliveredFile, SourceIdentity
-from amazoniax_dagster.output import OutputBucket
-from amazoniax_dagster.retry import RetryPolicy
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile, Source
 from amazoniax_dagster.sync.transfer import (
     DEFAULT_MEMORY_BUDGET,
@@ -39,7 +39,7 @@ from amazoniax_dagster.sync.transfer import (
     Fetched,
     Transfers,
 )
-from amazoniax_dagster.validation import FileCheck, Verdict
+from amazoniax_dagster.sync.validation import FileCheck, Verdict
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
-from amazoniax_dagster.errors import AmazoniaxError, TransientError
-from amazoniax_dagster.output import MultipartUpload, OutputBucket, part_size_for
-from amazoniax_dagster.retry import RetryPolicy
+from amazoniax_dagster.clients.output_bucket import MultipartUpload, OutputBucket, part_size_for
+from amazoniax_dagster.core.errors import AmazoniaxError, TransientError
+from amazoniax_dagster.core.retry import RetryPolicy
 from amazoniax_dagster.sources.base import Readable, RemoteFile, Source
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from amazoniax_dagster import s3util
+from amazoniax_dagster.clients import s3 as s3util
+from amazoniax_dagster.clients.kafka import KafkaBus
+from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db import FetcherDB, RetryConfig
-from amazoniax_dagster.kafka import KafkaBus
-from amazoniax_dagster.local_stack import StackEndpoints
-from amazoniax_dagster.sealing import SecretCipher
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from tests.integration.harness import Harness
 
 

@@ -35,8 +35,8 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from amazoniax_dagster.cli import PROJECT_ROOT, ensure_database
-from amazoniax_dagster.local_stack import StackEndpoints, free_port
+from amazoniax_dagster.cli.main import PROJECT_ROOT, ensure_database
+from amazoniax_dagster.devstack.local_stack import StackEndpoints, free_port
 
 LOCATION = "amazoniax"
 REPOSITORY = "__repository__"

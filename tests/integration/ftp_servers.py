@@ -37,7 +37,7 @@ from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import DTPHandler, FTPHandler, TLS_DTPHandler, TLS_FTPHandler
 from pyftpdlib.log import logger as ftpd_logger
 
-from amazoniax_dagster.local_ftp import LocalFtpServer
+from amazoniax_dagster.devstack.ftp import LocalFtpServer
 
 HOST = "127.0.0.1"
 USER = "alice"

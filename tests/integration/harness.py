@@ -16,10 +16,10 @@ from typing import Any
 
 import dagster as dg
 
-from amazoniax_dagster import tags
+from amazoniax_dagster.clients.kafka import KafkaBus, Record, Topics
 from amazoniax_dagster.definitions import defs
-from amazoniax_dagster.kafka import KafkaBus, Record, Topics
-from amazoniax_dagster.local_stack import StackEndpoints
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
+from amazoniax_dagster.shell import tags
 from resources import FetcherDBResource, KafkaResource
 from sensors import kafka_fetcher_sensor, status_on_cancel, status_on_failure, status_on_success
 

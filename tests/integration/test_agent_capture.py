@@ -21,12 +21,12 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.sites import structure_id
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.demo_sites import RunningSite, serve
-from amazoniax_dagster.local_stack import StackEndpoints
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.sites import structure_id
+from amazoniax_dagster.devstack.demo_sites import RunningSite, serve
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from fetcher_codegen import generator
 from fetcher_codegen.capture import Capture
 from fetcher_codegen.har import Entry, load_har

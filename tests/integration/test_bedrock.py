@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.core.errors import ConfigError
 from fetcher_codegen.llm import (
     BedrockClient,
     BedrockSettings,

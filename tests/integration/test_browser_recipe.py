@@ -25,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from amazoniax_dagster.errors import ConfigError, SiteChangedError, UnsafeURLError
+from amazoniax_dagster.core.errors import ConfigError, SiteChangedError, UnsafeURLError
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.fetchers.base import FetchContext, FetchLimits
 from amazoniax_dagster.fetchers.browser import launch_chromium, run_browser_recipe
 from amazoniax_dagster.fetchers.browser_schema import load_browser_recipe
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
 from tests.integration.recipe_sites import serve
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")

@@ -22,12 +22,12 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import make_url
 
-from amazoniax_dagster import cli
+from amazoniax_dagster.cli import main as cli
+from amazoniax_dagster.clients.kafka import KafkaBus, Topics
+from amazoniax_dagster.core.messages import JobStatus, StatusMessage, StatusMetadata
+from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.kafka import KafkaBus, Topics
-from amazoniax_dagster.local_stack import LocalStack, StackEndpoints
-from amazoniax_dagster.messages import JobStatus, StatusMessage, StatusMetadata
-from amazoniax_dagster.sealing import SecretCipher
+from amazoniax_dagster.devstack.local_stack import LocalStack, StackEndpoints
 from tests.integration.harness import end_offsets, read_json
 
 pytestmark = pytest.mark.integration

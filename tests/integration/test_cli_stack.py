@@ -16,7 +16,15 @@ pytestmark = pytest.mark.integration
 def test_stack_up_then_down_leaves_no_process(tmp_path: Path) -> None:
     workdir = tmp_path / "stack"
     up = subprocess.Popen(
-        [sys.executable, "-m", "amazoniax_dagster.cli", "stack", "up", "--workdir", str(workdir)],
+        [
+            sys.executable,
+            "-m",
+            "amazoniax_dagster.cli.main",
+            "stack",
+            "up",
+            "--workdir",
+            str(workdir),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -36,7 +44,7 @@ def test_stack_up_then_down_leaves_no_process(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "amazoniax_dagster.cli",
+                "amazoniax_dagster.cli.main",
                 "stack",
                 "down",
                 "--workdir",

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amazoniax_dagster.demo_sites import serve
-from amazoniax_dagster.errors import UnsafeURLError
+from amazoniax_dagster.core.errors import UnsafeURLError
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.devstack.demo_sites import serve
 from amazoniax_dagster.fetchers.base import FetchContext
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
 from fetcher_codegen.capture import CaptureLimits, capture_site
 from fetcher_codegen.deterministic import generate_deterministic
 from fetcher_codegen.prove import run

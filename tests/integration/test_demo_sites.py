@@ -22,7 +22,7 @@ import feedparser
 import httpx
 import pytest
 
-from amazoniax_dagster.demo_sites import (
+from amazoniax_dagster.devstack.demo_sites import (
     CATALOG,
     VARIANTS,
     DemoSite,
@@ -31,7 +31,7 @@ from amazoniax_dagster.demo_sites import (
     serve_all,
     start,
 )
-from amazoniax_dagster.demo_sites.token_api import TokenApiSite
+from amazoniax_dagster.devstack.demo_sites.token_api import TokenApiSite
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -610,7 +610,14 @@ def test_serve_by_name_and_stop_is_idempotent() -> None:
 
 def test_module_entry_point_serves_until_interrupted() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "amazoniax_dagster.demo_sites", "json_pages", "--variant", "v2"],
+        [
+            sys.executable,
+            "-m",
+            "amazoniax_dagster.devstack.demo_sites",
+            "json_pages",
+            "--variant",
+            "v2",
+        ],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

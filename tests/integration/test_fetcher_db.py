@@ -14,13 +14,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
+from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
+from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db import DeliveredFile, FetcherDB, RetryConfig, SourceIdentity
 from amazoniax_dagster.db.migrate import engine_url
 from amazoniax_dagster.db.models import metadata
 from amazoniax_dagster.db.pg import libpq_url
-from amazoniax_dagster.errors import ConfigError, InfrastructureError
-from amazoniax_dagster.local_stack import StackEndpoints
-from amazoniax_dagster.sealing import SecretCipher
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
 
 pytestmark = pytest.mark.integration
 

@@ -16,16 +16,16 @@ from typing import Any
 import git
 import pytest
 
+from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
+from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.errors import ConfigError, InfrastructureError
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.fetchers.registry import (
     FetcherRepo,
     fetcher_name,
     keep_candidate,
     publish_version,
 )
-from amazoniax_dagster.local_stack import StackEndpoints
-from amazoniax_dagster.sealing import SecretCipher
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from amazoniax_dagster.clients.kafka import KafkaBus, Topics
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.kafka import KafkaBus, Topics
-from amazoniax_dagster.local_stack import StackEndpoints
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from tests.integration.ftp_servers import PASSWORD, USER, FtpServer, SftpServer
 from tests.integration.harness import Harness, end_offsets, read_json
 

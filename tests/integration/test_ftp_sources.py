@@ -15,10 +15,10 @@ from typing import Any
 import asyncssh
 import pytest
 
-from amazoniax_dagster.errors import ConfigError, TransientError, UnsafeURLError
-from amazoniax_dagster.messages import FtpSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.retry import RetryPolicy
+from amazoniax_dagster.core.errors import ConfigError, TransientError, UnsafeURLError
+from amazoniax_dagster.core.messages import FtpSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.retry import RetryPolicy
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile
 from amazoniax_dagster.sources.ftp import FtpSource
 from amazoniax_dagster.sources.remote_tree import WalkLimits

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from amazoniax_dagster.demo_sites import RunningSite, serve
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.sites import structure_id
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.sites import structure_id
+from amazoniax_dagster.devstack.demo_sites import RunningSite, serve
 from fetcher_codegen import generator
 from fetcher_codegen.deterministic import generate_deterministic
 from tests.fakes.bedrock_server import FakeBedrock

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from amazoniax_dagster import http1
-from amazoniax_dagster.errors import TransientError
-from amazoniax_dagster.s3http import S3Http
+from amazoniax_dagster.clients import http1
+from amazoniax_dagster.clients.s3http import S3Http
+from amazoniax_dagster.core.errors import TransientError
 
 pytestmark = pytest.mark.integration
 

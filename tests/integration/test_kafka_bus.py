@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError, TransientError
-from amazoniax_dagster.kafka import KafkaBus
-from amazoniax_dagster.local_stack import LOOPBACK, StackEndpoints, free_port
+from amazoniax_dagster.clients.kafka import KafkaBus
+from amazoniax_dagster.core.errors import ConfigError, TransientError
+from amazoniax_dagster.devstack.local_stack import LOOPBACK, StackEndpoints, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,7 @@ def test_a_process_that_publishes_leaves_kafka_python_out(stack: StackEndpoints)
         payload = uuid.uuid4().hex
         code = (
             "import sys\n"
-            "from amazoniax_dagster.kafka import KafkaBus\n"
+            "from amazoniax_dagster.clients.kafka import KafkaBus\n"
             f"bus = KafkaBus({stack.kafka_bootstrap!r})\n"
             f"bus.publish({TOPIC!r}, {payload!r}.encode())\n"
             "bus.close()\n"

@@ -25,7 +25,7 @@ from cryptography.fernet import Fernet
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
-from amazoniax_dagster.local_stack import (
+from amazoniax_dagster.devstack.local_stack import (
     DEFAULT_TOPICS,
     LocalStack,
     LocalStackError,
@@ -179,7 +179,7 @@ STACK_SCRIPT = textwrap.dedent(
     """
     import json, signal, sys, time
     from pathlib import Path
-    from amazoniax_dagster.local_stack import LocalStack
+    from amazoniax_dagster.devstack.local_stack import LocalStack
 
     # As `amazoniax stack up` does: SIGINT may arrive ignored from a backgrounded parent.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -29,12 +29,12 @@ from typing import Any, TypeVar
 import dagster as dg
 import pytest
 
-from amazoniax_dagster import tags
-from amazoniax_dagster.cli import PROJECT_ROOT
+from amazoniax_dagster.cli.main import PROJECT_ROOT
+from amazoniax_dagster.clients.kafka import KafkaBus, Topics
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.kafka import KafkaBus, Topics
-from amazoniax_dagster.local_stack import StackEndpoints
-from amazoniax_dagster.partitions import CHANNELS
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
+from amazoniax_dagster.shell import tags
+from amazoniax_dagster.shell.partitions import CHANNELS
 from tests.integration.dagster_server import (
     LOCATION,
     REPOSITORY,
@@ -257,7 +257,7 @@ def chromium() -> str:
 @pytest.fixture()
 def buckets(stack: StackEndpoints, output_client: Any) -> tuple[Any, Any]:
     """(admin, customer) S3 clients: buckets made by the admin, filled by the customer."""
-    from amazoniax_dagster import s3util
+    from amazoniax_dagster.clients import s3 as s3util
 
     customer = s3util.make_client(
         endpoint_url=stack.s3_endpoint_url,

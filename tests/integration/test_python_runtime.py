@@ -22,11 +22,11 @@ import psutil
 import pytest
 from pydantic import SecretStr
 
-from amazoniax_dagster.errors import FetcherCodeError
+from amazoniax_dagster.core.errors import FetcherCodeError
+from amazoniax_dagster.core.messages import WebSourceConfig
 from amazoniax_dagster.fetchers import landlock
 from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
 from amazoniax_dagster.fetchers.python_runtime import SandboxLimits, run_python_fetcher
-from amazoniax_dagster.messages import WebSourceConfig
 from resources.python_fetchers import PythonFetchersResource
 
 pytestmark = pytest.mark.skipif(

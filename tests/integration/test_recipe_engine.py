@@ -13,13 +13,15 @@ from typing import Any
 
 import pytest
 
-from amazoniax_dagster.errors import (
+from amazoniax_dagster.core.errors import (
     ConfigError,
     FetcherCodeError,
     SiteChangedError,
     TransientError,
     UnsafeURLError,
 )
+from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.fetchers.base import FetchContext, FetchLimits, FetchReport
 from amazoniax_dagster.fetchers.recipe import (
     CircuitOpenError,
@@ -29,8 +31,6 @@ from amazoniax_dagster.fetchers.recipe import (
     load_recipe,
     run_recipe,
 )
-from amazoniax_dagster.messages import WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
 from tests.integration import recipe_sites
 from tests.integration.recipe_sites import SiteState, make_app, serve
 

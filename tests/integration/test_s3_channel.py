@@ -12,11 +12,12 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from amazoniax_dagster import s3util, tags
+from amazoniax_dagster.clients import s3 as s3util
+from amazoniax_dagster.clients.kafka import KafkaBus, Topics
+from amazoniax_dagster.core.errors import TransientError
 from amazoniax_dagster.db import FetcherDB, RetryConfig
-from amazoniax_dagster.errors import TransientError
-from amazoniax_dagster.kafka import KafkaBus, Topics
-from amazoniax_dagster.local_stack import LocalStack, StackEndpoints
+from amazoniax_dagster.devstack.local_stack import LocalStack, StackEndpoints
+from amazoniax_dagster.shell import tags
 from tests.integration.faults import FaultPlan, flaky_proxy
 from tests.integration.harness import (
     Harness,

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError, TransientError
-from amazoniax_dagster.local_stack import StackEndpoints
-from amazoniax_dagster.s3http import S3Http
+from amazoniax_dagster.clients.s3http import S3Http
+from amazoniax_dagster.core.errors import ConfigError, TransientError
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from tests.integration.ftp_servers import TlsFiles, make_tls
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,11 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from amazoniax_dagster import s3util, tags
+from amazoniax_dagster.clients import s3 as s3util
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.definitions import defs
-from amazoniax_dagster.local_stack import StackEndpoints
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
+from amazoniax_dagster.shell import tags
 from sensors import stored_channels_sensor
 from tests.integration.harness import Harness
 

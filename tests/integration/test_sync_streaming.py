@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from amazoniax_dagster.channel_job import validator_for
+from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings
+from amazoniax_dagster.core.errors import TransientError
+from amazoniax_dagster.core.messages import S3SourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.retry import RetryPolicy
 from amazoniax_dagster.db import ChannelHistory
-from amazoniax_dagster.errors import TransientError
-from amazoniax_dagster.local_stack import StackEndpoints
-from amazoniax_dagster.messages import S3SourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.output import OutputBucket, OutputSettings
-from amazoniax_dagster.retry import RetryPolicy
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
+from amazoniax_dagster.jobs.channel_job import validator_for
 from amazoniax_dagster.sources.base import RemoteFile
 from amazoniax_dagster.sources.s3 import S3Source
 from amazoniax_dagster.sync.engine import Classification, SyncEngine

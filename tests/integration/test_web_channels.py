@@ -14,12 +14,12 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from amazoniax_dagster.clients.kafka import KafkaBus, Topics
+from amazoniax_dagster.core.sites import structure_id
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.demo_sites import CATALOG, RunningSite, serve
+from amazoniax_dagster.devstack.demo_sites import CATALOG, RunningSite, serve
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.fetchers.registry import FetcherRepo, publish_version
-from amazoniax_dagster.kafka import KafkaBus, Topics
-from amazoniax_dagster.local_stack import StackEndpoints
-from amazoniax_dagster.sites import structure_id
 from tests.integration.harness import Harness, end_offsets, read_json
 from tests.integration.test_s3_channel import objects_under
 

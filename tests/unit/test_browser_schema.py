@@ -6,7 +6,7 @@ from typing import Any, get_args
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.core.errors import ConfigError
 from amazoniax_dagster.fetchers import browser
 from amazoniax_dagster.fetchers.browser_schema import (
     PAGINATION_TYPES,

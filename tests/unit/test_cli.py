@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from amazoniax_dagster import cli
-from amazoniax_dagster.batch import (
+from amazoniax_dagster.cli import main as cli
+from amazoniax_dagster.cli.doctor import Check, CheckFailed, CheckResult, DoctorReport, run_checks
+from amazoniax_dagster.cli.job_status import JobsOverview
+from amazoniax_dagster.cli.settings import load_settings, read_env_file
+from amazoniax_dagster.cli.submit import (
     BatchError,
     JobProgress,
     PreparedJob,
@@ -23,11 +26,8 @@ from amazoniax_dagster.batch import (
     prepare_batch,
     submit_jobs,
 )
-from amazoniax_dagster.cli_env import load_settings, read_env_file
+from amazoniax_dagster.core.errors import ConfigError, TransientError
 from amazoniax_dagster.db.repository import JobFailure
-from amazoniax_dagster.doctor import Check, CheckFailed, CheckResult, DoctorReport, run_checks
-from amazoniax_dagster.errors import ConfigError, TransientError
-from amazoniax_dagster.jobs_status import JobsOverview
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 SECRET = "s3cr3t-VALUE-never-shown"
@@ -290,7 +290,7 @@ def test_submit_not_json_exits_2(tmp_path: Path, fake_backend: FakeBackend) -> N
 def test_submit_waits_prints_a_summary_and_exits_1_on_a_failure(
     tmp_path: Path, fake_backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("amazoniax_dagster.batch.time.sleep", lambda s: None)
+    monkeypatch.setattr("amazoniax_dagster.cli.submit.time.sleep", lambda s: None)
     path = _write(tmp_path, [s3_job("j0"), s3_job("j1"), s3_job("j2")])
     result = CliRunner().invoke(cli.main, ["submit", str(path), "--max-workers", "2"])
     assert result.exit_code == 1, result.output
@@ -319,7 +319,7 @@ def test_submit_timeout_exits_3(
 ) -> None:
     backend = FakeBackend(silent=True)
     monkeypatch.setattr(cli, "open_submit_backend", lambda settings, db: backend)
-    monkeypatch.setattr("amazoniax_dagster.batch.time.sleep", lambda s: time.sleep(0.01))
+    monkeypatch.setattr("amazoniax_dagster.cli.submit.time.sleep", lambda s: time.sleep(0.01))
     path = _write(tmp_path, [s3_job("j0")])
     result = CliRunner().invoke(cli.main, ["submit", str(path), "--timeout", "0.2"])
     assert result.exit_code == 3, result.output
@@ -388,7 +388,7 @@ def test_doctor_lines_and_exit_code(monkeypatch: pytest.MonkeyPatch, no_env: Non
             CheckResult("bedrock", "skipped", None, "not configured"),
         ]
     )
-    monkeypatch.setattr("amazoniax_dagster.doctor.run_doctor", lambda settings, timeout: report)
+    monkeypatch.setattr("amazoniax_dagster.cli.doctor.run_doctor", lambda settings, timeout: report)
     result = CliRunner().invoke(cli.main, ["doctor"])
     assert result.exit_code == 1
     lines = result.output.splitlines()
@@ -406,7 +406,7 @@ def test_doctor_passes_when_every_check_passes(
     monkeypatch: pytest.MonkeyPatch, no_env: None
 ) -> None:
     report = DoctorReport([CheckResult("kafka", "ok", 1.0, "fine")])
-    monkeypatch.setattr("amazoniax_dagster.doctor.run_doctor", lambda settings, timeout: report)
+    monkeypatch.setattr("amazoniax_dagster.cli.doctor.run_doctor", lambda settings, timeout: report)
     assert CliRunner().invoke(cli.main, ["doctor"]).exit_code == 0
 
 
@@ -430,8 +430,8 @@ def test_a_hanging_check_fails_at_its_deadline() -> None:
 
 
 def test_doctor_without_settings_names_what_is_missing(no_env: None) -> None:
-    from amazoniax_dagster.cli_env import Settings
-    from amazoniax_dagster.doctor import run_doctor
+    from amazoniax_dagster.cli.doctor import run_doctor
+    from amazoniax_dagster.cli.settings import Settings
 
     report = run_doctor(Settings(), timeout=1.0)
     by_name = {c.component: c for c in report.checks}
@@ -443,8 +443,8 @@ def test_doctor_without_settings_names_what_is_missing(no_env: None) -> None:
 
 
 def test_doctor_checks_a_local_fetchers_repo(tmp_path: Path) -> None:
-    from amazoniax_dagster.cli_env import Settings
-    from amazoniax_dagster.doctor import check_fetchers_repo
+    from amazoniax_dagster.cli.doctor import check_fetchers_repo
+    from amazoniax_dagster.cli.settings import Settings
 
     with pytest.raises(CheckFailed):
         check_fetchers_repo(Settings(fetchers_repo=str(tmp_path)), timeout=5)
@@ -468,7 +468,7 @@ def test_status_json_and_tables(monkeypatch: pytest.MonkeyPatch, no_env: None) -
         ],
     )
     monkeypatch.setattr(
-        "amazoniax_dagster.jobs_status.jobs_overview", lambda db, failures: overview
+        "amazoniax_dagster.cli.job_status.jobs_overview", lambda db, failures: overview
     )
     env = {"AMAZONIAX_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/d"}
     result = CliRunner().invoke(cli.main, ["status", "--json"], env=env)

@@ -408,7 +408,7 @@ def test_fetcher_network_policy_denies_cluster_and_private_ranges(
 def test_fetcher_network_policy_denies_every_metadata_address_netpolicy_knows(
     fetcher_pods: dict[str, dict[str, Any]],
 ) -> None:
-    from amazoniax_dagster.netpolicy import METADATA_ADDRESSES
+    from amazoniax_dagster.core.netpolicy import METADATA_ADDRESSES
 
     for address in METADATA_ADDRESSES:
         assert not _egress_allows(fetcher_pods["NetworkPolicy"], str(address)), address

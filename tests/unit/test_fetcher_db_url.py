@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
+from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.db.pg import libpq_url
-from amazoniax_dagster.errors import ConfigError, InfrastructureError
-from amazoniax_dagster.sealing import SecretCipher
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError, InfrastructureError
+from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
 from amazoniax_dagster.fetchers.registry import (
     FetcherRepo,
     candidate_branch,

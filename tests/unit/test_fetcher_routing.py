@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from amazoniax_dagster.errors import ExhaustedError, NoFetcherError
+from amazoniax_dagster.core.errors import ExhaustedError, NoFetcherError
+from amazoniax_dagster.core.messages import Flow, SourceType, WebSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
 from amazoniax_dagster.fetchers.routing import GenerationRequest, LoadedFetcher, choose_fetcher
-from amazoniax_dagster.messages import Flow, SourceType, WebSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
 
 
 class _Nothing:

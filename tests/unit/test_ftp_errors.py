@@ -15,9 +15,14 @@ import paramiko
 import pytest
 from paramiko.ssh_exception import IncompatiblePeer
 
-from amazoniax_dagster.errors import AmazoniaxError, ConfigError, TransientError, UnsafeURLError
-from amazoniax_dagster.messages import FtpSourceConfig
-from amazoniax_dagster.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.errors import (
+    AmazoniaxError,
+    ConfigError,
+    TransientError,
+    UnsafeURLError,
+)
+from amazoniax_dagster.core.messages import FtpSourceConfig
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.sources.ftp import FtpSource, ftp_errors, translate_ftp_error
 from amazoniax_dagster.sources.sftp import (
     SftpSource,

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError, TransientError
-from amazoniax_dagster.paths import FilePattern
+from amazoniax_dagster.core.errors import ConfigError, TransientError
+from amazoniax_dagster.core.paths import FilePattern
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile
 from amazoniax_dagster.sources.ftp import (
     parse_features,

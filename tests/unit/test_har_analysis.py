@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 
-from amazoniax_dagster.errors import NoFetcherError
+from amazoniax_dagster.core.errors import NoFetcherError
+from amazoniax_dagster.core.messages import WebSourceConfig
 from amazoniax_dagster.fetchers.recipe import load_recipe
-from amazoniax_dagster.messages import WebSourceConfig
 from fetcher_codegen.analysis import analyze
 from fetcher_codegen.capture import Capture, CaptureStep
 from fetcher_codegen.har import (

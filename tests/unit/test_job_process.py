@@ -30,7 +30,7 @@ def _run(code: str, env: dict[str, str] | None = None) -> str:
     [
         # A job never migrates, publishes fetcher versions or talks boto3.
         (
-            "amazoniax_dagster.channel_job",
+            "amazoniax_dagster.jobs.channel_job",
             (
                 "alembic",
                 "boto3",
@@ -51,8 +51,8 @@ def _run(code: str, env: dict[str, str] | None = None) -> str:
         ),
         # Operating commands (submit, status, doctor, ...) do not need the local stack.
         (
-            "amazoniax_dagster.cli",
-            ("amazoniax_dagster.local_stack", "boto3", "psycopg", "kafka", "sqlalchemy"),
+            "amazoniax_dagster.cli.main",
+            ("amazoniax_dagster.devstack.local_stack", "boto3", "psycopg", "kafka", "sqlalchemy"),
         ),
     ],
 )
@@ -66,7 +66,7 @@ def test_a_plain_http_s3_client_without_a_proxy_loads_neither_tls_nor_urllib() -
     plain-HTTP endpoint needs no ssl (5 ms); ssl still loads once an HTTPS context is built."""
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     code = (
-        "import sys; from amazoniax_dagster.s3http import S3Http, _tls_context\n"
+        "import sys; from amazoniax_dagster.clients.s3http import S3Http, _tls_context\n"
         "S3Http(endpoint_url='http://127.0.0.1:9', access_key_id='k', secret_access_key='s',"
         " region=None).close()\n"
         "print([m for m in ('urllib.request', 'ssl') if m in sys.modules])\n"
@@ -90,7 +90,7 @@ def test_a_process_that_ran_a_job_freezes_its_heap_at_exit() -> None:
     code = (
         "import atexit, gc\n"
         "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
-        "from amazoniax_dagster import channel_job\n"
+        "from amazoniax_dagster.jobs import channel_job\n"
         "before = atexit._ncallbacks()\n"
         "channel_job._skip_exit_collection(); channel_job._skip_exit_collection()\n"
         "print('hooks added:', atexit._ncallbacks() - before)\n"
@@ -107,7 +107,7 @@ def test_a_process_that_ran_no_job_exits_as_usual() -> None:
     code = (
         "import atexit, gc\n"
         "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
-        "import amazoniax_dagster.channel_job\n"
+        "import amazoniax_dagster.jobs.channel_job\n"
     )
     assert _run(code) == "frozen at exit: False"
 
@@ -121,7 +121,7 @@ def test_loading_the_code_location_freezes_what_it_loaded() -> None:
 def test_checking_a_json_file_without_a_schema_leaves_jsonschema_out() -> None:
     code = (
         "import io, sys\n"
-        "from amazoniax_dagster.validation import validate_file\n"
+        "from amazoniax_dagster.sync.validation import validate_file\n"
         "check = validate_file('a.json', io.BytesIO(b'{\"a\": 1}'))\n"
         "print(check.verdict, 'jsonschema' in sys.modules)\n"
     )
@@ -136,8 +136,8 @@ def test_the_fetcher_db_talks_psycopg2_whatever_driver_the_url_names(url: str) -
     code = (
         "import sys\n"
         "from amazoniax_dagster.db import FetcherDB\n"
-        "from amazoniax_dagster.errors import InfrastructureError\n"
-        "from amazoniax_dagster.sealing import SecretCipher\n"
+        "from amazoniax_dagster.core.errors import InfrastructureError\n"
+        "from amazoniax_dagster.core.sealing import SecretCipher\n"
         f"db = FetcherDB({url!r}, SecretCipher(SecretCipher.generate_key()))\n"
         "try:\n"
         "    db.ping()\n"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError
-from amazoniax_dagster.kafka import KafkaBus, check_bootstrap_servers
+from amazoniax_dagster.clients.kafka import KafkaBus, check_bootstrap_servers
+from amazoniax_dagster.core.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -251,7 +251,7 @@ def test_image_format(data: bytes, fmt: str | None) -> None:
 
 
 def test_repair_prompt_redacts_and_bounds_the_error() -> None:
-    from amazoniax_dagster.redaction import Redactor
+    from amazoniax_dagster.core.redaction import Redactor
 
     text = repair_prompt(
         f"ConfigError: bad auth value {SECRET}" + "!" * 10_000,

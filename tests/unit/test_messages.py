@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from amazoniax_dagster.errors import MessageError
-from amazoniax_dagster.messages import (
+from amazoniax_dagster.core.errors import MessageError
+from amazoniax_dagster.core.messages import (
     Flow,
     ParsersMessage,
     S3SourceConfig,

@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError, TransientError, UnsafeURLError
-from amazoniax_dagster.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.errors import ConfigError, TransientError, UnsafeURLError
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
 
 PUBLIC_V4 = "93.184.216.34"
 PUBLIC_V6 = "2606:2800:220:1:248:1893:25c8:1946"

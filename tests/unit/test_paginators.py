@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydantic import TypeAdapter
 
-from amazoniax_dagster.errors import ConfigError, SiteChangedError
+from amazoniax_dagster.core.errors import ConfigError, SiteChangedError
 from amazoniax_dagster.fetchers.recipe import (
     CursorPaginate,
     Page,

@@ -2,7 +2,7 @@ import unicodedata
 
 import pytest
 
-from amazoniax_dagster.paths import (
+from amazoniax_dagster.core.paths import (
     FilePattern,
     UnsafePathError,
     _glob,

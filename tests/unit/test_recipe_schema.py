@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 import amazoniax_dagster.fetchers.recipe as recipe_pkg
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.core.errors import ConfigError
 from amazoniax_dagster.fetchers.recipe import (
     AUTH_TYPES,
     PAGINATOR_TYPES,

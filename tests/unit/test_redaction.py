@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError
-from amazoniax_dagster.redaction import (
+from amazoniax_dagster.core.errors import ConfigError
+from amazoniax_dagster.core.redaction import (
     MASK,
     RedactingFilter,
     Redactor,
@@ -322,7 +322,9 @@ def test_log_filter_masks_secrets_in_tracebacks(logged: Logged) -> None:
     assert SECRET not in output
     assert output.startswith("ERROR fetch failed for channel chan-1\nTraceback (most recent call")
     assert 'raise ConfigError(f"login refused for password {SECRET}")' in output
-    assert output.endswith("amazoniax_dagster.errors.ConfigError: login refused for password ***\n")
+    assert output.endswith(
+        "amazoniax_dagster.core.errors.ConfigError: login refused for password ***\n"
+    )
 
 
 def test_log_filter_clears_args_and_exc_info() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from amazoniax_dagster import cli
-from amazoniax_dagster.registry import (
+from amazoniax_dagster.cli import main as cli
+from amazoniax_dagster.cli.channel_registry import (
     RegistryError,
     import_registry,
     parse_registry,

@@ -1,7 +1,7 @@
 import pytest
 
-from amazoniax_dagster.errors import ConfigError, TransientError
-from amazoniax_dagster.retry import RetryPolicy
+from amazoniax_dagster.core.errors import ConfigError, TransientError
+from amazoniax_dagster.core.retry import RetryPolicy
 
 
 def flaky(failures: list[Exception]):
@@ -81,7 +81,7 @@ def test_the_first_failure_is_logged_counted_and_waited_for_like_any_other(
     first, second = TransientError("429", retry_after=7), TransientError("503")
     fn, calls = flaky([first, second])
     policy = Recording(retries=3, delay_seconds=30)
-    with caplog.at_level("WARNING", logger="amazoniax_dagster.retry"):
+    with caplog.at_level("WARNING", logger="amazoniax_dagster.core.retry"):
         assert policy.call(fn, what="download a.csv") == "ok"
     assert calls["n"] == 3 and policy.made.value == 2
     assert seen == [(1, first), (2, second)]

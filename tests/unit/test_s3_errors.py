@@ -10,8 +10,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from amazoniax_dagster.errors import ConfigError, TransientError
-from amazoniax_dagster.s3util import translate_error
+from amazoniax_dagster.clients.s3 import translate_error
+from amazoniax_dagster.core.errors import ConfigError, TransientError
 
 
 def client_error(code: str, status: int, headers: dict[str, str] | None = None) -> ClientError:

@@ -9,8 +9,8 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from amazoniax_dagster.output import MAX_PARTS, MIN_PART_SIZE, part_size_for
-from amazoniax_dagster.s3http import EMPTY_SHA256, Signer, canonical_query
+from amazoniax_dagster.clients.output_bucket import MAX_PARTS, MIN_PART_SIZE, part_size_for
+from amazoniax_dagster.clients.s3http import EMPTY_SHA256, Signer, canonical_query
 
 KEY_ID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

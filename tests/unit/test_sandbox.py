@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from amazoniax_dagster.errors import FetcherCodeError, InfrastructureError
+from amazoniax_dagster.core.errors import FetcherCodeError, InfrastructureError
+from amazoniax_dagster.core.messages import WebSourceConfig
 from amazoniax_dagster.fetchers import landlock
 from amazoniax_dagster.fetchers.base import FetchContext
 from amazoniax_dagster.fetchers.pipes_entry import RESULT_KIND
@@ -30,7 +31,6 @@ from amazoniax_dagster.fetchers.sandbox import (
     confinement_refusal,
     sandbox_command,
 )
-from amazoniax_dagster.messages import WebSourceConfig
 
 PASSWORD = "pw-SECRET-unit-8e2f"
 

@@ -2,9 +2,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError, MessageError
-from amazoniax_dagster.messages import SourceType, parse_source_config
-from amazoniax_dagster.schedules import ScheduledChannel, check_schedule, due_jobs, last_tick
+from amazoniax_dagster.core.cadence import ScheduledChannel, check_schedule, due_jobs, last_tick
+from amazoniax_dagster.core.errors import ConfigError, MessageError
+from amazoniax_dagster.core.messages import SourceType, parse_source_config
 
 
 def t(hh: int, mm: int, ss: int = 0) -> datetime:

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError
-from amazoniax_dagster.sealing import SEALED, SecretCipher
+from amazoniax_dagster.core.errors import ConfigError
+from amazoniax_dagster.core.sealing import SEALED, SecretCipher
 
 CONFIG = {
     "bucket": "b",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amazoniax_dagster.site_job import csv_rows
+from amazoniax_dagster.jobs.site_job import csv_rows
 
 
 def test_csv_rows_counts_data_rows_not_headers(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 import pytest
 
-from amazoniax_dagster.errors import ConfigError
-from amazoniax_dagster.sites import site_of, structure_id
+from amazoniax_dagster.core.errors import ConfigError
+from amazoniax_dagster.core.sites import site_of, structure_id
 
 
 @pytest.mark.parametrize(

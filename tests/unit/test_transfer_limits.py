@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError, TransientError
-from amazoniax_dagster.messages import FtpSourceConfig
+from amazoniax_dagster.core.errors import ConfigError, TransientError
+from amazoniax_dagster.core.messages import FtpSourceConfig
 from amazoniax_dagster.sources.remote_tree import (
     ConnectionPool,
     pool_size,

@@ -10,8 +10,8 @@ from typing import IO, Any
 
 import pytest
 
-from amazoniax_dagster.errors import ConfigError
-from amazoniax_dagster.validation import (
+from amazoniax_dagster.core.errors import ConfigError
+from amazoniax_dagster.sync.validation import (
     DEFAULT_RULES,
     FileCheck,
     ValidationRules,

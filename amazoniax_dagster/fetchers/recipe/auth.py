@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urljoin
 
-from amazoniax_dagster.errors import ConfigError, SiteChangedError
+from amazoniax_dagster.core.errors import ConfigError, SiteChangedError
 from amazoniax_dagster.fetchers.recipe import jsonpath
 from amazoniax_dagster.fetchers.recipe.http import PreparedRequest, UnexpectedStatusError
 from amazoniax_dagster.fetchers.recipe.schema import (

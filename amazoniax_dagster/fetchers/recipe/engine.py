@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from amazoniax_dagster.errors import ConfigError, SiteChangedError
+from amazoniax_dagster.core.errors import ConfigError, SiteChangedError
 from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
 from amazoniax_dagster.fetchers.recipe import jsonpath
 from amazoniax_dagster.fetchers.recipe.feeds import run_feed

@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 
 import feedparser  # type: ignore[import-untyped]
 
-from amazoniax_dagster.errors import SiteChangedError
+from amazoniax_dagster.core.errors import SiteChangedError
 from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
 from amazoniax_dagster.fetchers.recipe.files import extension_for
 from amazoniax_dagster.fetchers.recipe.http import Page, PreparedRequest

@@ -12,9 +12,9 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.core.errors import ConfigError
+from amazoniax_dagster.core.paths import UnsafePathError, safe_relative_path
 from amazoniax_dagster.fetchers.base import FetchedFile
-from amazoniax_dagster.paths import UnsafePathError, safe_relative_path
 
 _EXTENSIONS = {
     "application/json": "json",

@@ -39,16 +39,16 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from amazoniax_dagster.errors import (
+from amazoniax_dagster.core.errors import (
     ConfigError,
     FetcherCodeError,
     SiteChangedError,
     TransientError,
 )
+from amazoniax_dagster.core.netpolicy import NetworkPolicy
+from amazoniax_dagster.core.redaction import RedactingFilter, Redactor, redact_url
+from amazoniax_dagster.core.retry import RetryPolicy
 from amazoniax_dagster.fetchers.base import FetchLimits
-from amazoniax_dagster.netpolicy import NetworkPolicy
-from amazoniax_dagster.redaction import RedactingFilter, Redactor, redact_url
-from amazoniax_dagster.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

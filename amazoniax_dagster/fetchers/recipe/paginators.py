@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urljoin
 
-from amazoniax_dagster.errors import ConfigError, SiteChangedError
+from amazoniax_dagster.core.errors import ConfigError, SiteChangedError
 from amazoniax_dagster.fetchers.recipe import jsonpath
 from amazoniax_dagster.fetchers.recipe.http import Page, PreparedRequest
 from amazoniax_dagster.fetchers.recipe.schema import (

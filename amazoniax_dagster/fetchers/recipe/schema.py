@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.core.errors import ConfigError
 from amazoniax_dagster.fetchers.recipe import jsonpath
 from amazoniax_dagster.fetchers.recipe.templating import (
     ROOTS,

@@ -15,7 +15,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from amazoniax_dagster.errors import ConfigError, SiteChangedError
+from amazoniax_dagster.core.errors import ConfigError, SiteChangedError
 from amazoniax_dagster.fetchers.recipe import jsonpath
 from amazoniax_dagster.fetchers.recipe.http import Page
 from amazoniax_dagster.fetchers.recipe.schema import (

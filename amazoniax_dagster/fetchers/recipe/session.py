@@ -19,7 +19,8 @@ from urllib.parse import urljoin
 
 from pydantic import ValidationError
 
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.core.errors import ConfigError
+from amazoniax_dagster.core.redaction import Redactor
 from amazoniax_dagster.fetchers.base import FetchContext, FetchedFile, FetchReport
 from amazoniax_dagster.fetchers.recipe.auth import AuthStrategy, make_auth
 from amazoniax_dagster.fetchers.recipe.files import (
@@ -50,7 +51,6 @@ from amazoniax_dagster.fetchers.recipe.templating import (
     render,
     render_data,
 )
-from amazoniax_dagster.redaction import Redactor
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from amazoniax_dagster.errors import ConfigError
+from amazoniax_dagster.core.errors import ConfigError
 
 # A root maps to the names allowed after its dot; None means "no dot", ANY means any name.
 ANY: frozenset[str] = frozenset({"*"})

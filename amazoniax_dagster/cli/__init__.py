@@ -1,0 +1,1 @@
+"""The ``amazoniax`` command: submit, status, doctor, channels, dev."""

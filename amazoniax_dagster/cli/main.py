@@ -1,0 +1,670 @@
+"""``amazoniax``: the command line.
+
+amazoniax dev          the whole product on the embedded local stack, with a demo channel
+amazoniax stack up     only the local stack (Kafka, S3, PostgreSQL), until Ctrl-C
+amazoniax db upgrade   apply the fetcher DB migrations
+amazoniax secret-key   print a new key for AMAZONIAX_SECRET_KEY
+
+Operating a deployment (settings from AMAZONIAX_* or --env-file):
+
+amazoniax submit FILE       send a batch of jobs and follow them to the end
+amazoniax channels import   store channels from a registry file (secrets sealed)
+amazoniax channels list     the stored channels (ids and source types only)
+amazoniax doctor            is every service reachable and set up?
+amazoniax status            jobs by state and the most recent failures
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from amazoniax_dagster.cli.settings import Settings
+    from amazoniax_dagster.cli.submit import KafkaSubmitBackend
+    from amazoniax_dagster.db.repository import FetcherDB
+    from amazoniax_dagster.devstack.local_stack import StackEndpoints
+
+log = logging.getLogger("amazoniax_dagster.cli.main")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_WORKDIR = PROJECT_ROOT / ".amazoniax"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+def main(verbose: bool) -> None:
+    """amazoniax: fetch channel files, de-duplicate them, hand them to parsers."""
+    # A shell that starts us in the background leaves SIGINT ignored, and children inherit
+    # that: restore it so Ctrl-C / SIGINT always stops the stack and dagster dev.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+@main.group()
+def stack() -> None:
+    """The embedded local stack: real Kafka (tansu), S3 (SeaweedFS) and PostgreSQL."""
+
+
+@stack.command("up")
+@click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR / "stack")
+def stack_up(workdir: Path) -> None:
+    """Start the stack, print its endpoints and keep it up until Ctrl-C."""
+    with running_stack(workdir) as endpoints:
+        pid_file = workdir / "stack.pid"
+        pid_file.write_text(str(os.getpid()))
+        env_file = workdir / "stack.env"
+        click.echo(f"local stack is up; its settings are in {env_file}:")
+        for key, value in endpoints.env().items():
+            click.echo(f"  {key}={_mask(key, value)}")
+        click.echo("press Ctrl-C to stop it")
+        _wait_for_signal()
+
+
+@stack.command("down")
+@click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR / "stack")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for it.")
+def stack_down(workdir: Path, timeout: float) -> None:
+    """Stop a stack started with `amazoniax stack up` (in another terminal)."""
+    pid_file = workdir / "stack.pid"
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        click.echo(f"no local stack is running from {workdir}")
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            click.echo("local stack stopped")
+            return
+        time.sleep(0.2)
+    raise click.ClickException(f"the local stack (pid {pid}) did not stop within {timeout:.0f} s")
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR)
+@click.option("--no-demo", is_flag=True, help="Do not seed the demo channel and message.")
+def dev(port: int, workdir: Path, no_demo: bool) -> None:
+    """Run the product locally: the stack, a demo S3 channel and `dagster dev` on 127.0.0.1."""
+    from amazoniax_dagster.devstack.demo import (
+        DEMO_WEB_CHANNELS,
+        DemoFtpServer,
+        demo_message,
+        seed_demo_bucket,
+        send_messages,
+        web_message,
+    )
+    from amazoniax_dagster.devstack.demo_sites import serve
+
+    with ExitStack() as stack, running_stack(workdir / "stack") as endpoints:
+        env = os.environ | endpoints.env()
+        env["AMAZONIAX_DAGSTER_PG_URL"] = ensure_database(endpoints.database_url, "dagster")
+        env["DAGSTER_HOME"] = str(prepare_dagster_home(workdir / "dagster_home"))
+        if not no_demo:
+            seed_demo_bucket(endpoints)
+            ftp_root = workdir / "demo-ftp"
+            shutil.rmtree(ftp_root, ignore_errors=True)
+            ftp = stack.enter_context(DemoFtpServer(ftp_root))
+            messages = [demo_message(endpoints), ftp.message()]
+            for channel_id, site_name in DEMO_WEB_CHANNELS.items():
+                site = stack.enter_context(serve(site_name))
+                click.echo(f"demo site {site_name} at {site.url} (channel {channel_id})")
+                messages.append(web_message(channel_id, site))
+            for job_id in send_messages(endpoints, messages):
+                click.echo(f"demo job {job_id} is waiting on the amazoniax_fetcher topic")
+        click.echo(f"Dagster UI: http://127.0.0.1:{port} (Ctrl-C stops everything)")
+        command = [
+            sys.executable, "-m", "dagster", "dev",
+            "-h", "127.0.0.1", "-p", str(port),
+            "-w", str(PROJECT_ROOT / "workspace.yaml"),
+        ]  # fmt: skip
+        proc = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+        try:
+            _wait_for_signal(proc)
+        finally:
+            _stop_process_group(proc)
+
+
+@main.group()
+def db() -> None:
+    """The fetcher DB."""
+
+
+@db.command("upgrade")
+@click.option("--database-url", envvar="AMAZONIAX_DATABASE_URL", required=True)
+def db_upgrade(database_url: str) -> None:
+    """Apply the migrations (AMAZONIAX_DATABASE_URL)."""
+    from amazoniax_dagster.db import migrate
+
+    migrate.upgrade_database(database_url)
+    click.echo("fetcher DB is at the latest migration")
+
+
+@main.command("secret-key")
+def secret_key() -> None:
+    """Print a new Fernet key for AMAZONIAX_SECRET_KEY."""
+    from amazoniax_dagster.core.sealing import SecretCipher
+
+    click.echo(SecretCipher.generate_key())
+
+
+# --------------------------------------------------------------------------- operating
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USAGE = 2  # invalid input or settings: nothing was done
+
+
+def env_file_option(func: F) -> F:
+    """``--env-file``; the command also keeps chatty libraries quiet unless ``-v``."""
+
+    @functools.wraps(func)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        if not _verbose():
+            from amazoniax_dagster.clients.kafka import LIBRDKAFKA_LOGGER
+
+            # kafka-python, librdkafka, botocore and alembic log every refused connection or
+            # import at INFO/WARNING/ERROR; the commands report what matters themselves.
+            for name in ("kafka", LIBRDKAFKA_LOGGER, "botocore", "urllib3", "alembic"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+        return func(*args, **kwargs)
+
+    return click.option(
+        "--env-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="Read KEY=VALUE settings from this file (e.g. .amazoniax/stack/stack.env, "
+        "written by `amazoniax stack up`); its values win over the environment.",
+    )(quiet)  # type: ignore[return-value]
+
+
+def _settings(env_file: Path | None) -> Settings:
+    from amazoniax_dagster.cli.settings import load_settings
+    from amazoniax_dagster.core.errors import ConfigError
+
+    try:
+        return load_settings(env_file)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+def _verbose() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("verbose"))
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def _required(settings: Settings, name: str) -> str:
+    from amazoniax_dagster.core.errors import ConfigError
+
+    try:
+        return settings.require(name)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+def open_fetcher_db(settings: Settings, *, needs_key: bool = False) -> FetcherDB:
+    """The fetcher DB; commands that only read non-secret columns work without the key."""
+    from amazoniax_dagster.core.errors import ConfigError
+    from amazoniax_dagster.core.sealing import SecretCipher
+    from amazoniax_dagster.db.repository import FetcherDB
+
+    url = _required(settings, "database_url")
+    key = _required(settings, "secret_key") if needs_key else settings.secret_key
+    try:
+        cipher = SecretCipher(key or SecretCipher.generate_key())
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    return FetcherDB(url, cipher, pool_size=1)
+
+
+def open_submit_backend(settings: Settings, db: FetcherDB | None) -> KafkaSubmitBackend:
+    """Kafka for the jobs and their statuses; the fetcher DB, when there is one, for
+    ``running``. Tests replace this function."""
+    from amazoniax_dagster.cli.submit import KafkaSubmitBackend
+    from amazoniax_dagster.clients.kafka import KafkaBus, Topics
+
+    bus = KafkaBus(_required(settings, "kafka_bootstrap"), client_id="amazoniax-submit")
+    topics = Topics()
+    return KafkaSubmitBackend(
+        bus,
+        fetcher_topic=topics.fetcher,
+        status_topic=topics.status,
+        job_states=db.job_statuses if db is not None else None,
+    )
+
+
+@main.command(short_help="Send a batch of jobs and follow them to the end.")
+@click.argument("batch_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--max-workers",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Jobs in flight at once; the next is sent when one of them reported its status.",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Follow the jobs until each reported its status, or return once all are sent.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Stop waiting after this long (exit code 3). Default: no limit.",
+)
+@env_file_option
+def submit(
+    batch_file: Path,
+    max_workers: int,
+    wait: bool,
+    timeout: float | None,
+    env_file: Path | None,
+) -> None:
+    """Send a batch of jobs to amazoniax_fetcher and follow them to the end.
+
+    BATCH_FILE is JSON: a list of job messages, as on the topic, or an object with a "jobs"
+    list whose entries may name the channel by "service_id" and leave out source_type and
+    config (they come from the channel registry, see `amazoniax channels import`). A job
+    without job_id gets batch-<timestamp>-<n>. Every job is validated before the first one
+    is sent.
+
+    \b
+    Exit codes:
+      0  every job succeeded (or, with --no-wait, every job was sent)
+      1  a job failed, or Kafka failed while sending or following
+      2  invalid batch or settings: nothing was sent
+      3  --timeout passed before every job reported its status
+    """
+    from amazoniax_dagster.cli.output import SubmitProgress, make_console, summary_table
+    from amazoniax_dagster.cli.submit import (
+        EXIT_INVALID,
+        BatchError,
+        batch_redactor,
+        prepare_batch,
+        read_batch_file,
+        submit_jobs,
+    )
+    from amazoniax_dagster.core.errors import AmazoniaxError
+
+    settings = _settings(env_file)
+    db = open_fetcher_db(settings) if settings.database_url else None
+    try:
+        try:
+            jobs = prepare_batch(
+                read_batch_file(batch_file),
+                source_types=db.channel_source_types if db is not None else None,
+                known_jobs=db.job_statuses if db is not None else None,
+            )
+        except BatchError as exc:
+            click.echo("error: the batch was not sent:", err=True)
+            lines = [str(e) for e in exc.errors] or [str(exc)]
+            for line in lines:
+                click.echo(f"  {line}", err=True)
+            raise SystemExit(EXIT_INVALID) from None
+        except AmazoniaxError as exc:  # the fetcher DB could not be read
+            _fail(f"the batch was not sent: {exc}", EXIT_INVALID)
+        console = make_console()
+        redact = batch_redactor(jobs)
+        backend = open_submit_backend(settings, db)
+        try:
+            if wait or len(jobs) > max_workers:
+                backend.start()
+        except AmazoniaxError as exc:
+            _fail(f"the batch was not sent: {redact(str(exc))}", 1)
+        console.print(f"submitting {len(jobs)} job(s) from {batch_file.name}", markup=False)
+        with SubmitProgress(console, len(jobs)) as progress:
+            report = submit_jobs(
+                jobs, backend, max_workers=max_workers, wait=wait, timeout=timeout,
+                on_update=progress,
+            )  # fmt: skip
+        if wait or report.error:
+            console.print(summary_table(report, redact))
+        else:
+            sent = report.counts().submitted
+            console.print(f"sent {sent} job(s): {', '.join(j.job_id for j in report.jobs)}")
+        if report.error:
+            click.echo(f"error: {redact(report.error)}", err=True)
+        elif report.timed_out:
+            click.echo(f"error: timed out after {timeout:g} s", err=True)
+        raise SystemExit(report.exit_code)
+    finally:
+        if db is not None:
+            db.close()
+
+
+@main.group()
+def channels() -> None:
+    """The channel registry in the fetcher DB."""
+
+
+@channels.command("import", short_help="Store channels from a registry file (secrets sealed).")
+@click.argument("registry_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Store the valid channels even when others are invalid (they are listed).",
+)
+@click.option("--dry-run", is_flag=True, help="Validate only; store nothing.")
+@env_file_option
+def channels_import(
+    registry_file: Path, skip_invalid: bool, dry_run: bool, env_file: Path | None
+) -> None:
+    """Store the channels of a registry file (YAML or JSON), secrets sealed.
+
+    \b
+    channels:
+      s3_financial_data:
+        source_type: s3
+        config: {bucket: ..., remote_path: ..., access_key: ..., secret_access_key: ...}
+
+    Every entry is validated with its source type's config model first; nothing is stored
+    when one is invalid, unless --skip-invalid. Exit code 2 when entries are invalid.
+    """
+    from amazoniax_dagster.cli.channel_registry import (
+        RegistryError,
+        import_registry,
+        parse_registry,
+        read_registry_file,
+    )
+    from amazoniax_dagster.core.errors import AmazoniaxError
+
+    settings = _settings(env_file)
+    try:
+        registry = parse_registry(read_registry_file(registry_file))
+    except RegistryError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    for issue in registry.issues:
+        click.echo(f"invalid: {issue}", err=True)
+    if registry.issues and not skip_invalid:
+        _fail(f"{len(registry.issues)} invalid channel(s); nothing was stored", EXIT_USAGE)
+    if dry_run:
+        click.echo(f"{len(registry.entries)} valid channel(s); nothing stored (--dry-run)")
+        raise SystemExit(EXIT_USAGE if registry.issues else 0)
+    db = open_fetcher_db(settings, needs_key=True)
+    try:
+        result = import_registry(registry, db, skip_invalid=skip_invalid)
+    except AmazoniaxError as exc:
+        _fail(str(exc))
+    finally:
+        db.close()
+    click.echo(
+        f"created {len(result.created)}, updated {len(result.updated)}"
+        + (f", skipped {len(result.skipped)} invalid" if result.skipped else "")
+    )
+    raise SystemExit(EXIT_USAGE if result.skipped else 0)
+
+
+@channels.command("list", short_help="The stored channels: ids and source types.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@env_file_option
+def channels_list(as_json: bool, env_file: Path | None) -> None:
+    """The stored channels: ids and source types (configs are never shown)."""
+    import json
+
+    from amazoniax_dagster.core.errors import AmazoniaxError
+
+    db = open_fetcher_db(_settings(env_file))
+    try:
+        found = db.list_channels()
+    except AmazoniaxError as exc:
+        _fail(str(exc))
+    finally:
+        db.close()
+    if as_json:
+        rows = [
+            {
+                "channel_id": c.channel_id,
+                "source_type": c.source_type,
+                "updated_at": c.updated_at.isoformat(),
+            }
+            for c in found
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max((len(c.channel_id) for c in found), default=10)
+    for c in found:
+        stamp = c.updated_at.strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{c.channel_id:<{width}}  {c.source_type:<5}  updated {stamp}")
+    click.echo(f"{len(found)} channel(s)")
+
+
+@main.command(short_help="Check that every service is reachable and set up.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=5.0),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time each check may take (at most 5 s).",
+)
+@env_file_option
+def doctor(as_json: bool, timeout: float, env_file: Path | None) -> None:
+    """Check that every service the fetcher needs is reachable and set up.
+
+    \b
+    kafka             metadata, and the four amazoniax_* topics exist
+    s3 output bucket  head_bucket on AMAZONIAX_OUTPUT_BUCKET
+    fetcher db        connects, and the migrations are at head
+    secret key        AMAZONIAX_SECRET_KEY is a valid Fernet key
+    bedrock           reachable, when AMAZONIAX_BEDROCK_* is set
+    fetchers repo     git answers, when AMAZONIAX_FETCHERS_REPO is set
+    ftp/sftp hosts    TCP connect to each server of the stored channels
+
+    Exit code 1 when a check fails.
+    """
+    import json
+
+    from amazoniax_dagster.cli.doctor import run_doctor
+    from amazoniax_dagster.cli.output import doctor_lines
+
+    report = run_doctor(_settings(env_file), timeout=timeout)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for line in doctor_lines(report):
+            click.echo(line)
+    raise SystemExit(0 if report.ok else 1)
+
+
+@main.command(short_help="Jobs by state, queue size and the recent failures.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option(
+    "--failures",
+    type=click.IntRange(min=0, max=1000),
+    default=10,
+    show_default=True,
+    help="How many recent failures to list.",
+)
+@env_file_option
+def status(as_json: bool, failures: int, env_file: Path | None) -> None:
+    """Jobs by state (queued, running, success, failed, requires_human_review), the queue
+    size and the most recent failures, from the fetcher DB."""
+    import json
+
+    from amazoniax_dagster.cli.job_status import jobs_overview
+    from amazoniax_dagster.cli.output import failures_table, make_console, status_table
+    from amazoniax_dagster.core.errors import AmazoniaxError
+
+    db = open_fetcher_db(_settings(env_file))
+    try:
+        overview = jobs_overview(db, failures=failures)
+    except AmazoniaxError as exc:
+        _fail(str(exc))
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps(overview.to_json(), indent=2))
+        return
+    console = make_console()
+    console.print(status_table(overview))
+    console.print(f"queue size: {overview.queue_size}")
+    if overview.recent_failures:
+        console.print(failures_table(overview))
+    else:
+        console.print("no failures")
+
+
+@contextmanager
+def running_stack(workdir: Path) -> Iterator[StackEndpoints]:
+    """Start the stack with a migrated fetcher DB; stop it however the block ends."""
+    from amazoniax_dagster.db import migrate
+    from amazoniax_dagster.devstack.local_stack import LocalStack  # boto3, psycopg, kafka: 0.3 s
+
+    # The broker keeps topics in memory only, so the stack is ephemeral as a whole: kept
+    # Postgres data (Dagster's sensor cursor, the channel history) would not match a new,
+    # empty Kafka.
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    local = LocalStack(workdir)
+    # SIGTERM should unwind like Ctrl-C so that the stack is stopped, not orphaned.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        endpoints = local.start()
+        migrate.upgrade_database(endpoints.database_url)
+        local.write_env_file(workdir / "stack.env")
+        yield endpoints
+    finally:
+        local.stop()
+
+
+def ensure_database(database_url: str, name: str) -> str:
+    """Create database ``name`` on the same server if missing; return a psycopg2 URL for it
+    (dagster-postgres's NOTIFY does not work with psycopg 3, SQLAlchemy 2.1's default)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return url.set(drivername="postgresql+psycopg2", database=name).render_as_string(False)
+
+
+def prepare_dagster_home(home: Path) -> Path:
+    shutil.rmtree(home, ignore_errors=True)  # its storage lived in the ephemeral stack
+    home.mkdir(parents=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def _wait_for_signal(proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Return on Ctrl-C or SIGTERM (or when ``proc`` exits). From then on both do nothing.
+
+    The stop that follows is ordered (``dagster dev``, then the stack) and bounded. A second
+    interrupt would cut it short and stop the stack under a Dagster still shutting down, and
+    one always comes: ``uv run`` forwards the Ctrl-C that the terminal already sent to us. So
+    the handlers only set a flag, and they stay in place.
+    """
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    while not stop.wait(0.5):
+        if proc is not None and proc.poll() is not None:
+            click.echo(f"dagster dev exited with {proc.returncode}")
+            return
+    click.echo("stopping ...")
+
+
+def _stop_process_group(
+    proc: subprocess.Popen[bytes], *, grace: float = 30.0, leftovers: float = 10.0
+) -> None:
+    """Stop ``proc`` (``dagster dev``, leader of its own process group) and every process of its
+    group, and return only when none is left: the stack they use is stopped next.
+
+    A child of ``dagster dev`` can outlive it: a code server restarted during a shutdown lived
+    on until its 45 s heartbeat timeout, logging failed connections to the stopped PostgreSQL.
+    So each process of the group, including one that appears during the shutdown, gets one
+    SIGTERM, and what is left after ``leftovers`` seconds is killed.
+    """
+    signalled: set[int] = set()
+    if proc.poll() is None:
+        signalled = {proc.pid, *_group_members(proc.pid)}  # what the group's SIGTERM reaches
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    deadline = time.monotonic() + leftovers
+    while members := _group_members(proc.pid):
+        late = time.monotonic() > deadline
+        for pid in members:
+            if late or pid not in signalled:
+                signalled.add(pid)
+                try:
+                    os.kill(pid, signal.SIGKILL if late else signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        if late:
+            break
+        time.sleep(0.2)
+    proc.wait()
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The processes of process group ``pgid`` that are still running (zombies left out)."""
+    import psutil
+
+    members = []
+    for process in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(process.pid)
+        except (ProcessLookupError, PermissionError):  # gone since the listing
+            continue
+    return members
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (an exited child its parent has not reaped yet)."""
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _mask(key: str, value: str) -> str:
+    return "***" if "SECRET" in key else value
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""boto3 S3 clients and the translation of S3 errors into the error tree (house rule 3).
+
+boto3 is imported lazily: loading the code location must not pay for it. The sync engine's
+own requests go through :mod:`amazoniax_dagster.clients.s3http`; its error replies are translated by
+:func:`error_for_code`, the same tables as boto3's ``ClientError``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from amazoniax_dagster.core.errors import AmazoniaxError, ConfigError, TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# Error codes that mean "the configuration is wrong": retrying cannot help.
+_CONFIG_CODES = {
+    "AccessDenied": "access denied",
+    "AllAccessDisabled": "access denied",
+    "InvalidAccessKeyId": "the access key is not known to the server",
+    "SignatureDoesNotMatch": "the secret access key is wrong",
+    "InvalidToken": "the session token is invalid",
+    "ExpiredToken": "the credentials have expired",
+    "NoSuchBucket": "the bucket does not exist",
+    "InvalidBucketName": "the bucket name is invalid",
+    "PermanentRedirect": "the bucket is in another region",
+    "AuthorizationHeaderMalformed": "the region or credentials are malformed",
+    "403": "access denied",
+    "404": "not found",
+}
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "NoSuchKey",  # listed, then gone: the source changed under the job; a re-run relists
+    "XAmzContentSHA256Mismatch",  # the body changed on the way: send it again
+    "BadDigest",
+    "IncompleteBody",
+    "ServiceUnavailable",
+    "503",
+    "500",
+    "502",
+    "504",
+}
+
+
+def make_client(
+    *,
+    endpoint_url: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    region: str | None,
+    max_pool_connections: int = 32,
+) -> S3Client:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        region_name=region or "us-east-1",
+        connect_timeout=10,
+        read_timeout=30,
+        max_pool_connections=max_pool_connections,
+        # Our own RetryPolicy retries with the stored settings; botocore's would hide them.
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        s3={"addressing_style": "path"} if endpoint_url else None,
+        signature_version="s3v4" if access_key_id else None,
+    )
+    if access_key_id is None:
+        from botocore import UNSIGNED
+
+        config = config.merge(Config(signature_version=UNSIGNED))
+    session = boto3.session.Session()
+    client: S3Client = session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=config,
+    )
+    return client
+
+
+def translate_error(exc: Exception, what: str) -> AmazoniaxError:
+    """Map a botocore/boto3 error to the error tree; ``what`` says what was being done."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        IncompleteReadError,
+        NoCredentialsError,
+        ReadTimeoutError,
+        ResponseStreamingError,
+    )
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return error_for_code(
+            str(error.get("Code", "")),
+            status if isinstance(status, int) else None,
+            what,
+            message=str(error.get("Message", "")),
+            retry_after=_retry_after(dict(exc.response)),
+        )
+    if isinstance(exc, NoCredentialsError):
+        return ConfigError(f"cannot {what}: no credentials were given")
+    if isinstance(
+        exc,
+        EndpointConnectionError
+        | ConnectTimeoutError
+        | ReadTimeoutError
+        | ConnectionClosedError
+        | IncompleteReadError
+        | ResponseStreamingError,
+    ):
+        return TransientError(f"cannot {what}: {type(exc).__name__}")
+    if isinstance(exc, BotoCoreError):
+        return ConfigError(f"cannot {what}: {exc}")
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return TransientError(f"cannot {what}: {type(exc).__name__}: {exc}")
+    raise TypeError(f"not a boto error: {type(exc).__name__}") from exc
+
+
+def error_for_code(
+    code: str,
+    status: int | None,
+    what: str,
+    *,
+    message: str = "",
+    retry_after: float | None = None,
+) -> AmazoniaxError:
+    """The error an S3 error reply means (its ``Code`` and HTTP status), whoever parsed it."""
+    if code in _CONFIG_CODES:
+        return ConfigError(f"cannot {what}: {_CONFIG_CODES[code]} ({code})")
+    if code in _TRANSIENT_CODES or (status is not None and (status >= 500 or status == 429)):
+        return TransientError(
+            f"cannot {what}: server said {code or status}", retry_after=retry_after
+        )
+    return ConfigError(f"cannot {what}: {code or status}: {message}".rstrip(": "))
+
+
+def boto_errors() -> tuple[type[Exception], ...]:
+    """The exception types ``translate_error`` accepts, for ``except`` clauses."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError, ConnectionError, TimeoutError)
+
+
+def _retry_after(response: dict[str, Any]) -> float | None:
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
+    value = headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

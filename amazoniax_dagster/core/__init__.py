@@ -1,0 +1,1 @@
+"""Shared pieces every layer uses: errors, message contracts, paths, secrets, policies."""

@@ -1,0 +1,1 @@
+"""The per-job engines: intake, a channel's job (files or site), heal, status."""

@@ -1,0 +1,1 @@
+"""Dagster-only pieces shared by ``assets/`` and ``sensors/``: jobs, partitions, tags."""
