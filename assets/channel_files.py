@@ -43,7 +43,8 @@ def channel_files(
     python_fetchers: PythonFetchersResource,
 ) -> dg.MaterializeResult:
     from amazoniax_dagster.core.messages import Flow
-    from amazoniax_dagster.jobs.channel_job import JobRequest, execute
+    from amazoniax_dagster.jobs.channel_job import execute
+    from amazoniax_dagster.jobs.services import JobRequest
 
     request = JobRequest(
         job_id=tags.job_id_for_run(context.run.tags, context.run.run_id),

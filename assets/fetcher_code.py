@@ -260,7 +260,8 @@ def fetch_for_job(
         return dg.Output(published, metadata=metadata)
 
     from amazoniax_dagster.core.messages import Flow
-    from amazoniax_dagster.jobs.channel_job import JobRequest, execute
+    from amazoniax_dagster.jobs.channel_job import execute
+    from amazoniax_dagster.jobs.services import JobRequest
 
     request = JobRequest(
         job_id=trigger["job_id"],

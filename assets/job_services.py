@@ -16,7 +16,7 @@ from resources import (
 
 if TYPE_CHECKING:
     from amazoniax_dagster.fetchers.catalog import RegistryCatalog
-    from amazoniax_dagster.jobs.channel_job import JobServices
+    from amazoniax_dagster.jobs.services import JobServices
 
 
 def job_services(
@@ -29,7 +29,7 @@ def job_services(
     fetcher_repo: FetcherRepoResource,
     python_fetchers: PythonFetchersResource,
 ) -> "JobServices":
-    from amazoniax_dagster.jobs.channel_job import JobServices
+    from amazoniax_dagster.jobs.services import JobServices
 
     db = fetcher_db.get_db()
 

@@ -57,6 +57,7 @@ from urllib.parse import unquote, urlsplit
 
 from amazoniax_dagster.clients.kafka import KafkaBus, Topics
 from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings
+from amazoniax_dagster.core.fetcher_names import PROVENANCE_FILE, candidate_branch
 from amazoniax_dagster.core.messages import Flow, SourceType, WebSourceConfig
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.sealing import SecretCipher
@@ -65,11 +66,13 @@ from amazoniax_dagster.db import FetcherDB, RetryConfig
 from amazoniax_dagster.db.fetchers import FetcherVersion
 from amazoniax_dagster.devstack.demo_sites import CATALOG, RunningSite, serve
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
+from amazoniax_dagster.fetchers.base import LoadedFetcher
 from amazoniax_dagster.fetchers.catalog import RegistryCatalog
-from amazoniax_dagster.fetchers.registry import PROVENANCE_FILE, FetcherRepo, candidate_branch
-from amazoniax_dagster.fetchers.routing import GenerationRequest, LoadedFetcher
-from amazoniax_dagster.jobs.channel_job import JobOutcome, JobRequest, JobServices, execute
+from amazoniax_dagster.fetchers.registry import FetcherRepo
+from amazoniax_dagster.fetchers.routing import GenerationRequest
+from amazoniax_dagster.jobs.channel_job import JobOutcome, execute
 from amazoniax_dagster.jobs.heal import TRANSIENT_STREAK, after_failure
+from amazoniax_dagster.jobs.services import JobRequest, JobServices
 from bench.codegen import ids_in_file
 from bench.common import Row, local_stack, print_table, write_results
 from fetcher_codegen.generator import SiteGenerator

@@ -21,7 +21,8 @@ from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings
 from amazoniax_dagster.core.netpolicy import NetworkPolicy  # noqa: E402
 from amazoniax_dagster.core.sealing import SecretCipher  # noqa: E402
 from amazoniax_dagster.db import FetcherDB  # noqa: E402
-from amazoniax_dagster.jobs.channel_job import JobRequest, JobServices, execute  # noqa: E402
+from amazoniax_dagster.jobs.channel_job import execute  # noqa: E402
+from amazoniax_dagster.jobs.services import JobRequest, JobServices  # noqa: E402
 
 
 def build_services(max_workers: int) -> JobServices:

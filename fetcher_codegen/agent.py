@@ -377,7 +377,7 @@ def _describe(name: str, params: Mapping[str, Any], element: Any) -> tuple[str, 
         }
         how = _next_how(found)
         if how is not None:
-            from fetcher_codegen.capture import next_selector
+            from fetcher_codegen.capture_scripts import next_selector
 
             selector = next_selector(found | {"how": how})
             return "click next", f"the agent clicked {text[:60]!r}", selector

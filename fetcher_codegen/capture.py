@@ -46,7 +46,13 @@ from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.redaction import Redactor, redact_url
 from amazoniax_dagster.fetchers.browser import CHROMIUM_ARGS as BROWSER_CHROMIUM_ARGS
 from amazoniax_dagster.fetchers.browser_proxy import PolicyProxy
-from fetcher_codegen.capture_scripts import DATA_LINKS_JS, FETCH_JS, FIND_NEXT_JS, SELECTOR_JS
+from fetcher_codegen.capture_scripts import (
+    DATA_LINKS_JS,
+    FETCH_JS,
+    FIND_NEXT_JS,
+    SELECTOR_JS,
+    next_selector,
+)
 from fetcher_codegen.har import Entry, body_format
 from fetcher_codegen.probes import (
     auth_attempts,
@@ -926,25 +932,6 @@ def _token_in(text: str | None) -> str | None:
         if isinstance(body.get(key), str) and body[key]:
             return str(body[key])
     return None
-
-
-def next_selector(found: Mapping[str, Any]) -> str:
-    """A CSS selector for the control the explorer clicked, as stable as its markup allows."""
-    tag = str(found.get("tag") or "a")
-    if found.get("how") == "rel":
-        return f'{tag}[rel~="next"]'
-    if found.get("how") == "aria-label" and found.get("aria"):
-        return f'{tag}[aria-label="{_css_string(str(found["aria"]))}"]'
-    if found.get("id"):
-        return f"#{found['id']}"
-    classes = [c for c in str(found.get("cls") or "").split() if c]
-    if classes:
-        return tag + "".join(f".{c}" for c in classes)
-    return f'{tag}:text-is("{_css_string(str(found.get("text") or ""))}")'
-
-
-def _css_string(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 __all__ = [

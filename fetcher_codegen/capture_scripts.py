@@ -7,6 +7,12 @@ lands in the HAR with the page's cookies).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    pass
+
 FETCH_JS = """
 async ({url, method, headers, form}) => {
   const init = {method, headers: Object.assign({}, headers || {}), credentials: "include"};
@@ -100,3 +106,22 @@ DATA_LINKS_JS = """
 
 
 __all__ = ["DATA_LINKS_JS", "FETCH_JS", "FIND_NEXT_JS", "SELECTOR_JS"]
+
+
+def next_selector(found: Mapping[str, Any]) -> str:
+    """A CSS selector for the control the explorer clicked, as stable as its markup allows."""
+    tag = str(found.get("tag") or "a")
+    if found.get("how") == "rel":
+        return f'{tag}[rel~="next"]'
+    if found.get("how") == "aria-label" and found.get("aria"):
+        return f'{tag}[aria-label="{_css_string(str(found["aria"]))}"]'
+    if found.get("id"):
+        return f"#{found['id']}"
+    classes = [c for c in str(found.get("cls") or "").split() if c]
+    if classes:
+        return tag + "".join(f".{c}" for c in classes)
+    return f'{tag}:text-is("{_css_string(str(found.get("text") or ""))}")'
+
+
+def _css_string(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')

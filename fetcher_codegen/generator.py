@@ -31,14 +31,14 @@ from amazoniax_dagster.core.redaction import collect_secret_values
 from amazoniax_dagster.core.sites import structure_id
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.db.fetchers import FetcherVersion
-from amazoniax_dagster.fetchers.base import FetchLimits
+from amazoniax_dagster.fetchers.base import FetchLimits, LoadedFetcher
 from amazoniax_dagster.fetchers.loader import (
     BrowserFetcher,
     PythonFetcher,
     RecipeFetcher,
     load_recipe_text,
 )
-from amazoniax_dagster.fetchers.routing import GenerationRequest, LoadedFetcher
+from amazoniax_dagster.fetchers.routing import GenerationRequest
 from fetcher_codegen.validation import (
     ValidationReport,
     ValidationSettings,
@@ -90,7 +90,7 @@ class Candidate:
 
     @property
     def entry_file(self) -> str:
-        from amazoniax_dagster.fetchers.registry import ENTRY_FILES
+        from amazoniax_dagster.core.fetcher_names import ENTRY_FILES
 
         return ENTRY_FILES.get(self.kind, ENTRY_FILES["recipe"])
 

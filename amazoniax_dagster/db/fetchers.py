@@ -84,7 +84,7 @@ class FetcherRegistryMixin:
         # Only publishing names versions: the registry module stays out of job start-up.
         from psycopg2 import IntegrityError
 
-        from amazoniax_dagster.fetchers.registry import KINDS, fetcher_name
+        from amazoniax_dagster.core.fetcher_names import KINDS, fetcher_name
 
         if kind not in KINDS:
             raise ValueError(f"unknown fetcher kind {kind!r}; known kinds: {', '.join(KINDS)}")

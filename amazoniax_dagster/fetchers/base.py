@@ -74,3 +74,14 @@ class Fetcher(Protocol):
         ...
 
     def fetch(self, ctx: FetchContext) -> FetchReport: ...
+
+
+@dataclass(frozen=True)
+class LoadedFetcher:
+    """A fetcher ready to run, and where it came from (shown in metadata and status)."""
+
+    name: str  # "<domain>_fetcher_vN", or "generic_api"
+    fetcher: Fetcher
+    version: int | None = None
+    fetcher_id: int | None = None  # fetcher_details.id; None for the built-in generic one
+    how: str = "mapped"  # mapped | site | generic | generated | healed

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.db.fetchers import FetcherVersion
+from amazoniax_dagster.fetchers.base import LoadedFetcher
 from amazoniax_dagster.fetchers.loader import load_fetcher
 from amazoniax_dagster.fetchers.registry import FetcherRepo
-from amazoniax_dagster.fetchers.routing import LoadedFetcher
 
 
 @dataclass

@@ -23,8 +23,8 @@ from amazoniax_dagster.core.errors import ConfigError
 from amazoniax_dagster.core.messages import WebSourceConfig
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.redaction import redact_url
+from amazoniax_dagster.fetchers.base import LoadedFetcher
 from amazoniax_dagster.fetchers.loader import RecipeFetcher
-from amazoniax_dagster.fetchers.routing import LoadedFetcher
 
 log = logging.getLogger(__name__)
 

@@ -89,7 +89,7 @@ def load_fetcher(
     name: str, files: Mapping[str, bytes]
 ) -> RecipeFetcher | BrowserFetcher | PythonFetcher:
     """The runnable form of a version folder (``registry.ENTRY_FILES`` names its entry)."""
-    from amazoniax_dagster.fetchers.registry import ENTRY_FILES, entry_kind
+    from amazoniax_dagster.core.fetcher_names import ENTRY_FILES, entry_kind
 
     try:
         kind = entry_kind(files)

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import random
@@ -49,52 +48,41 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import unquote, urlsplit
 
 from amazoniax_dagster.core.errors import ConfigError, FetcherCodeError, InfrastructureError
+from amazoniax_dagster.core.fetcher_names import (
+    _NAME,
+    CANDIDATE_PREFIX,
+    ENTRY_FILES,
+    KINDS,
+    PROVENANCE_FILE,
+    candidate_branch,
+    entry_kind,
+    fetcher_name,
+    parse_fetcher_name,
+    site_slug,
+)
 from amazoniax_dagster.core.paths import UnsafePathError, safe_relative_path
-from amazoniax_dagster.core.redaction import MASK, Redactor, redact_url
+from amazoniax_dagster.core.redaction import MASK, Redactor
+from amazoniax_dagster.fetchers.git_remote import (
+    _stderr_text,
+    _summary,
+    _url_secrets,
+    check_remote_url,
+    classify_git_failure,
+    display_url,
+)
 
 if TYPE_CHECKING:
     from git import GitCommandError
 
     from amazoniax_dagster.db.fetchers import FetcherVersion
 
-#: The entry file of each kind; exactly one of them is in every version folder.
-ENTRY_FILES: dict[str, str] = {
-    "recipe": "recipe.yaml",
-    "browser": "browser.yaml",
-    "python": "fetcher.py",
-}
-KINDS = tuple(ENTRY_FILES)
-PROVENANCE_FILE = "provenance.json"
-CANDIDATE_PREFIX = "candidates/"
 
-_MAX_SLUG = 200  # folder and branch names stay well below the usual 255-byte limit
-_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9_-]*)_fetcher_v(?P<version>[1-9][0-9]*)$")
-_SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?[A-Za-z0-9.\-\[\]:]+:(?!//)[^\s]*$")
-_REMOTE_SCHEMES = frozenset({"https", "http", "ssh", "git", "file"})
-# Lower-cased stderr fragments that mean the remote URL or its credentials are wrong.
-_CONFIG_FAILURES = (
-    "authentication failed",
-    "could not read username",
-    "could not read password",
-    "terminal prompts disabled",
-    "permission denied",
-    "repository not found",
-    "does not appear to be a git repository",
-    "access denied",
-    "invalid username or password",
-    "host key verification failed",
-    "the requested url returned error: 401",
-    "the requested url returned error: 403",
-    "the requested url returned error: 404",
-    "is not supported",
-)
 _README = """# amazoniax fetchers
 
 One folder per fetcher version, `<domain>_fetcher_v<N>`, written by amazoniax; never edit a
@@ -107,138 +95,10 @@ validation live on branches `candidates/<fetcher_name>`.
 # -- names -------------------------------------------------------------------------------------
 
 
-def site_slug(structure_id: str) -> str:
-    """The site part of a fetcher name, safe as a folder and a branch name.
-
-    Rule: lower-case; IDNA (punycode) for non-ASCII labels; ``-`` is kept; every run of other
-    characters outside ``[a-z0-9]`` becomes one ``_``; leading/trailing ``_`` are dropped. A slug
-    longer than 200 characters is cut and ends with 8 hex digits of the site's SHA-256, so it
-    stays unique. ``amazon.co.uk`` -> ``amazon_co_uk``, ``127.0.0.1:8080`` -> ``127_0_0_1_8080``.
-    Distinct sites could still meet (``a-b.com`` never does, ``a_b.com`` might): the DB's unique
-    ``fetcher_name`` refuses the second one.
-    """
-    text = structure_id.strip().lower()
-    try:
-        text = text.encode("idna").decode("ascii")
-    except UnicodeError:
-        pass  # not a host name IDNA accepts (a port, brackets): the rule below still applies
-    slug = re.sub(r"[^a-z0-9-]+", "_", text).strip("_-")
-    if not slug:
-        raise ConfigError(f"site {structure_id!r} has no letters or digits to name a fetcher by")
-    if len(slug) > _MAX_SLUG:
-        digest = hashlib.sha256(structure_id.encode()).hexdigest()[:8]
-        slug = f"{slug[: _MAX_SLUG - 9].rstrip('_-')}_{digest}"
-    return slug
-
-
-def fetcher_name(structure_id: str, version: int) -> str:
-    """``<site_slug>_fetcher_v<version>``: the folder, and ``fetcher_details.fetcher_name``."""
-    if version < 1:
-        raise ValueError(f"fetcher versions start at 1, not {version}")
-    return f"{site_slug(structure_id)}_fetcher_v{version}"
-
-
-def parse_fetcher_name(name: str) -> tuple[str, int]:
-    """(slug, version) of a fetcher name; ValueError for anything else (e.g. ``../x``)."""
-    match = _NAME.match(name)
-    if match is None:
-        raise ValueError(f"{name!r} is not a fetcher name (<site>_fetcher_v<N>)")
-    return match["slug"], int(match["version"])
-
-
-def candidate_branch(name: str) -> str:
-    parse_fetcher_name(name)
-    return f"{CANDIDATE_PREFIX}{name}"
-
-
-def entry_kind(names: Collection[str]) -> str:
-    """The kind named by the one entry file among ``names``; ValueError for none or several."""
-    kinds = [kind for kind, entry in ENTRY_FILES.items() if entry in names]
-    if len(kinds) != 1:
-        wanted = ", ".join(ENTRY_FILES.values())
-        raise ValueError(f"a fetcher version needs exactly one of {wanted}; found {len(kinds)}")
-    return kinds[0]
-
-
 # -- remote URLs -------------------------------------------------------------------------------
 
 
-def check_remote_url(url: str) -> str:
-    """The URL if Git may use it as the registry's remote, else ConfigError.
-
-    Accepted: ``https``/``http``/``ssh``/``git``/``file`` URLs, scp-like ``user@host:path`` and
-    absolute local paths. Refused: transport helpers (``ext::``, which runs commands), anything
-    that starts like an option, whitespace.
-    """
-    shown = display_url(url)
-    if not url or url != url.strip() or any(ch.isspace() for ch in url):
-        raise ConfigError(f"fetcher repository remote {shown!r} is empty or has whitespace")
-    if url.startswith("-") or "::" in url:
-        raise ConfigError(f"fetcher repository remote {shown!r} is not a URL Git should run")
-    if "://" in url:
-        scheme = url.split("://", 1)[0].lower()
-        if scheme not in _REMOTE_SCHEMES:
-            allowed = ", ".join(sorted(_REMOTE_SCHEMES))
-            raise ConfigError(
-                f"fetcher repository remote {shown!r}: scheme must be one of {allowed}"
-            )
-        return url
-    if url.startswith("/") or _SCP_LIKE.match(url):
-        return url
-    raise ConfigError(
-        f"fetcher repository remote {shown!r} is neither a URL, user@host:path nor an absolute path"
-    )
-
-
-def display_url(url: str) -> str:
-    """The remote URL as it may be shown: password masked, and a user name that is really a
-    token (``https://<token>@host``, no password) masked too."""
-    if "://" in url:
-        parts = urlsplit(url)
-        if parts.scheme in ("http", "https") and parts.username and parts.password is None:
-            host = parts.netloc.rpartition("@")[2]
-            url = parts._replace(netloc=f"{MASK}@{host}").geturl()
-    return redact_url(url)
-
-
-def _url_secrets(url: str | None) -> list[str]:
-    """Strings of the remote URL to mask wherever they appear (e.g. echoed in git's stderr)."""
-    if not url or "://" not in url:
-        return []
-    parts = urlsplit(url)
-    secrets = []
-    if parts.password:
-        secrets += [parts.password, unquote(parts.password)]
-    elif parts.username and parts.scheme in ("http", "https"):
-        secrets += [parts.username, unquote(parts.username)]
-    return secrets
-
-
 # -- errors ------------------------------------------------------------------------------------
-
-
-def classify_git_failure(stderr: str) -> type[ConfigError] | type[InfrastructureError]:
-    """ConfigError when git's message says the remote or its credentials are wrong."""
-    lowered = stderr.lower()
-    if any(fragment in lowered for fragment in _CONFIG_FAILURES):
-        return ConfigError
-    return InfrastructureError
-
-
-def _stderr_text(exc: GitCommandError) -> str:
-    """GitPython keeps stderr pre-formatted (``\\n  stderr: '...'``); this is the text inside."""
-    text = str(exc.stderr or "")
-    match = re.match(r"\s*stderr: '(.*)'\s*$", text, re.DOTALL)
-    return match.group(1) if match else text
-
-
-def _summary(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    lines = [ln for ln in lines if not ln.lower().startswith("hint:")] or lines
-    if len(lines) > 4:  # git says what went wrong first, and what it was doing last
-        lines = [*lines[:2], "...", *lines[-2:]]
-    text = " / ".join(lines)
-    return text[:500] or "no message from git"
 
 
 # -- the repository ----------------------------------------------------------------------------

@@ -18,23 +18,12 @@ from amazoniax_dagster.core.errors import ConfigError, ExhaustedError, NoFetcher
 from amazoniax_dagster.core.messages import FetcherJob, Flow, SourceType, WebSourceConfig
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.sites import structure_id
-from amazoniax_dagster.fetchers.base import Fetcher
+from amazoniax_dagster.fetchers.base import LoadedFetcher
 
 if TYPE_CHECKING:
     from amazoniax_dagster.db import FetcherDB
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadedFetcher:
-    """A fetcher ready to run, and where it came from (shown in metadata and status)."""
-
-    name: str  # "<domain>_fetcher_vN", or "generic_api"
-    fetcher: Fetcher
-    version: int | None = None
-    fetcher_id: int | None = None  # fetcher_details.id; None for the built-in generic one
-    how: str = "mapped"  # mapped | site | generic | generated | healed
 
 
 class FetcherCatalog(Protocol):

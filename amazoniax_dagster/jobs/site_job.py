@@ -19,9 +19,10 @@ from pathlib import Path
 from amazoniax_dagster.core.errors import SiteChangedError
 from amazoniax_dagster.core.messages import SourceType, WebSourceConfig
 from amazoniax_dagster.core.sites import structure_id
-from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
-from amazoniax_dagster.fetchers.routing import GenerationRequest, LoadedFetcher, choose_fetcher
-from amazoniax_dagster.jobs.channel_job import JobRequest, JobServices, retry_policy, sync_source
+from amazoniax_dagster.fetchers.base import FetchContext, FetchReport, LoadedFetcher
+from amazoniax_dagster.fetchers.routing import GenerationRequest, choose_fetcher
+from amazoniax_dagster.jobs.file_job import retry_policy, sync_source
+from amazoniax_dagster.jobs.services import JobRequest, JobServices
 from amazoniax_dagster.sources.folder import FolderSource
 from amazoniax_dagster.sync.engine import SyncResult
 

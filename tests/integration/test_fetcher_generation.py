@@ -17,12 +17,13 @@ import pytest
 
 from amazoniax_dagster.clients.kafka import KafkaBus, Topics
 from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings
+from amazoniax_dagster.core.fetcher_names import candidate_branch
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.sites import structure_id
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.devstack.demo_sites import CATALOG, RunningSite, serve
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
-from amazoniax_dagster.fetchers.registry import FetcherRepo, candidate_branch
+from amazoniax_dagster.fetchers.registry import FetcherRepo
 from fetcher_codegen import generator
 from tests.integration.harness import Harness, end_offsets, read_json
 from tests.integration.test_s3_channel import objects_under

@@ -25,7 +25,7 @@ from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.retry import RetryPolicy
 from amazoniax_dagster.db import ChannelHistory
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
-from amazoniax_dagster.jobs.channel_job import validator_for
+from amazoniax_dagster.jobs.file_job import validator_for
 from amazoniax_dagster.sources.base import RemoteFile
 from amazoniax_dagster.sources.s3 import S3Source
 from amazoniax_dagster.sync.engine import Classification, SyncEngine

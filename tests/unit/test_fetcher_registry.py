@@ -8,18 +8,19 @@ from pathlib import Path
 import pytest
 
 from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
-from amazoniax_dagster.fetchers.registry import (
-    FetcherRepo,
+from amazoniax_dagster.core.fetcher_names import (
     candidate_branch,
-    check_remote_url,
-    classify_git_failure,
-    display_url,
     entry_kind,
     fetcher_name,
-    file_lock,
     parse_fetcher_name,
     site_slug,
 )
+from amazoniax_dagster.fetchers.git_remote import (
+    check_remote_url,
+    classify_git_failure,
+    display_url,
+)
+from amazoniax_dagster.fetchers.registry import FetcherRepo, file_lock
 from resources.git import FetcherRepoResource
 
 

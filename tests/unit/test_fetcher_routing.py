@@ -9,8 +9,8 @@ import pytest
 from amazoniax_dagster.core.errors import ExhaustedError, NoFetcherError
 from amazoniax_dagster.core.messages import Flow, SourceType, WebSourceConfig
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
-from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
-from amazoniax_dagster.fetchers.routing import GenerationRequest, LoadedFetcher, choose_fetcher
+from amazoniax_dagster.fetchers.base import FetchContext, FetchReport, LoadedFetcher
+from amazoniax_dagster.fetchers.routing import GenerationRequest, choose_fetcher
 
 
 class _Nothing:

@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass
 from datetime import date, timedelta
 from http import HTTPStatus
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -242,3 +242,12 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+class ServedSite(Protocol):
+    """A demo site being served (``server.RunningSite``), as the catalogue sees it."""
+
+    site: DemoSite
+
+    @property
+    def origin(self) -> str: ...

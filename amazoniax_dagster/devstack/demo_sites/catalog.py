@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from amazoniax_dagster.devstack.demo_sites.base import DemoSite, SourceType
+from amazoniax_dagster.devstack.demo_sites.base import DemoSite, ServedSite, SourceType
 from amazoniax_dagster.devstack.demo_sites.csv_links import CsvLinksSite
 from amazoniax_dagster.devstack.demo_sites.html_list import HtmlListSite
 from amazoniax_dagster.devstack.demo_sites.infinite_scroll import InfiniteScrollSite
@@ -15,9 +15,6 @@ from amazoniax_dagster.devstack.demo_sites.json_pages import JsonPagesSite
 from amazoniax_dagster.devstack.demo_sites.login_cursor import LoginCursorSite
 from amazoniax_dagster.devstack.demo_sites.rss_feed import RssFeedSite
 from amazoniax_dagster.devstack.demo_sites.token_api import TokenApiSite
-
-if TYPE_CHECKING:
-    from amazoniax_dagster.devstack.demo_sites.server import RunningSite
 
 
 class SiteFactory(Protocol):
@@ -31,7 +28,7 @@ class SiteSpec:
     source_type: SourceType
     factory: SiteFactory
 
-    def channel_config(self, running: RunningSite) -> dict[str, Any]:
+    def channel_config(self, running: ServedSite) -> dict[str, Any]:
         """The html/api channel config a user would send for the served site (same for every
         variant: ``url``, ``channel_name`` and, where the site needs them,
         ``login_credentials``, ``auth_keys``, ``api_documentation_path``)."""

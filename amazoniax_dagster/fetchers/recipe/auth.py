@@ -12,12 +12,18 @@ import base64
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urljoin
 
 from amazoniax_dagster.core.errors import ConfigError, SiteChangedError
+from amazoniax_dagster.core.redaction import Redactor
 from amazoniax_dagster.fetchers.recipe import jsonpath
-from amazoniax_dagster.fetchers.recipe.http import PreparedRequest, UnexpectedStatusError
+from amazoniax_dagster.fetchers.recipe.http import (
+    Page,
+    PreparedRequest,
+    SafeClient,
+    UnexpectedStatusError,
+)
 from amazoniax_dagster.fetchers.recipe.schema import (
     ApiKeyAuth,
     AuthConfig,
@@ -27,25 +33,37 @@ from amazoniax_dagster.fetchers.recipe.schema import (
     TokenEndpointAuth,
 )
 from amazoniax_dagster.fetchers.recipe.selectors import login_form
-from amazoniax_dagster.fetchers.recipe.templating import render
-
-if TYPE_CHECKING:
-    from amazoniax_dagster.fetchers.recipe.session import Session
+from amazoniax_dagster.fetchers.recipe.templating import Scope, render
 
 C = TypeVar("C")
+
+
+class AuthSession(Protocol):
+    """What a strategy uses of the run's session (``recipe/session.py`` ``Session``)."""
+
+    redactor: Redactor
+    client: SafeClient
+
+    def scope(self, **variables: Any) -> Scope: ...
+
+    def absolute(self, url: str) -> str: ...
+
+    def trust(self, url: str) -> str: ...
+
+    def send(self, request: PreparedRequest, *, authenticate: bool = True) -> Page: ...
 
 
 class AuthStrategy(Generic[C]):
     def __init__(self, config: C) -> None:
         self.config = config
 
-    def login(self, session: Session) -> None:
+    def login(self, session: AuthSession) -> None:
         """Prepare credentials once per run."""
 
     def apply(self, request: PreparedRequest) -> PreparedRequest:
         return request
 
-    def refresh(self, session: Session) -> bool:
+    def refresh(self, session: AuthSession) -> bool:
         """After a 401: renew the credentials and return True to try once more."""
         return False
 
@@ -63,13 +81,13 @@ class _HeaderAuth(AuthStrategy[C]):
     def apply(self, request: PreparedRequest) -> PreparedRequest:
         return replace(request, headers={**request.headers, self.header_name: self.header_value})
 
-    def _set(self, session: Session, name: str, value: str, secret: str) -> None:
+    def _set(self, session: AuthSession, name: str, value: str, secret: str) -> None:
         session.redactor.add(secret, value)
         self.header_name, self.header_value = name, value
 
 
 class BasicAuthStrategy(_HeaderAuth[BasicAuth]):
-    def login(self, session: Session) -> None:
+    def login(self, session: AuthSession) -> None:
         user = render(self.config.username, session.scope())
         password = render(self.config.password, session.scope())
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -77,7 +95,7 @@ class BasicAuthStrategy(_HeaderAuth[BasicAuth]):
 
 
 class BearerAuthStrategy(_HeaderAuth[BearerAuth]):
-    def login(self, session: Session) -> None:
+    def login(self, session: AuthSession) -> None:
         token = render(self.config.token, session.scope())
         self._set(session, "Authorization", f"Bearer {token}", token)
 
@@ -85,7 +103,7 @@ class BearerAuthStrategy(_HeaderAuth[BearerAuth]):
 class ApiKeyAuthStrategy(AuthStrategy[ApiKeyAuth]):
     value = ""
 
-    def login(self, session: Session) -> None:
+    def login(self, session: AuthSession) -> None:
         self.value = render(self.config.value, session.scope())
         session.redactor.add(self.value)
 
@@ -98,7 +116,7 @@ class ApiKeyAuthStrategy(AuthStrategy[ApiKeyAuth]):
 class LoginFormStrategy(AuthStrategy[LoginFormAuth]):
     """Log in like a person would; the session cookie then rides in the client's cookie jar."""
 
-    def login(self, session: Session) -> None:
+    def login(self, session: AuthSession) -> None:
         scope = session.scope()
         login_url = session.trust(session.absolute(render(self.config.login_url, scope)))
         page = session.send(PreparedRequest("GET", login_url), authenticate=False)
@@ -129,7 +147,7 @@ class LoginFormStrategy(AuthStrategy[LoginFormAuth]):
 
 
 class TokenEndpointStrategy(_HeaderAuth[TokenEndpointAuth]):
-    def login(self, session: Session) -> None:
+    def login(self, session: AuthSession) -> None:
         config, scope = self.config, session.scope()
         url = session.trust(session.absolute(render(config.token_url, scope)))
         body = {name: render(value, scope) for name, value in config.body.items()}
@@ -154,7 +172,7 @@ class TokenEndpointStrategy(_HeaderAuth[TokenEndpointAuth]):
             )
         self._set(session, config.header, f"{config.scheme} {token}".strip(), token)
 
-    def refresh(self, session: Session) -> bool:
+    def refresh(self, session: AuthSession) -> bool:
         self.login(session)
         return True
 
