@@ -40,11 +40,8 @@ def open_source(
 
 def validator_for(config: FileChecks) -> Validator:
     """The channel's format checks (a bad schema is a ConfigError before anything is fetched)."""
-    from amazoniax_dagster.sync.validation import (
-        DEFAULT_ALLOWED_EXTENSIONS,
-        ValidationRules,
-        validate_file,
-    )
+    from amazoniax_dagster.sync.validation import validate_file
+    from amazoniax_dagster.sync.validation.rules import DEFAULT_ALLOWED_EXTENSIONS, ValidationRules
 
     allowed = config.allowed_extensions
     rules = ValidationRules(

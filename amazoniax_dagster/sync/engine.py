@@ -39,7 +39,7 @@ from amazoniax_dagster.sync.transfer import (
     Fetched,
     Transfers,
 )
-from amazoniax_dagster.sync.validation import FileCheck, Verdict
+from amazoniax_dagster.sync.validation.rules import FileCheck, Verdict
 
 log = logging.getLogger(__name__)
 

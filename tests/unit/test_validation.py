@@ -11,14 +11,13 @@ from typing import IO, Any
 import pytest
 
 from amazoniax_dagster.core.errors import ConfigError
-from amazoniax_dagster.sync.validation import (
+from amazoniax_dagster.sync.validation import summarize, validate_file
+from amazoniax_dagster.sync.validation.kinds import kind_of
+from amazoniax_dagster.sync.validation.rules import (
     DEFAULT_RULES,
     FileCheck,
     ValidationRules,
     Verdict,
-    kind_of,
-    summarize,
-    validate_file,
 )
 
 MIB = 1024 * 1024
