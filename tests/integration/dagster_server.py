@@ -36,7 +36,8 @@ import dagster as dg
 import yaml
 
 from amazoniax_dagster.cli.main import PROJECT_ROOT, ensure_database
-from amazoniax_dagster.devstack.local_stack import StackEndpoints, free_port
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
+from amazoniax_dagster.devstack.ports import free_port
 
 LOCATION = "amazoniax"
 REPOSITORY = "__repository__"

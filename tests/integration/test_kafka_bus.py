@@ -11,7 +11,9 @@ import pytest
 
 from amazoniax_dagster.clients.kafka import KafkaBus
 from amazoniax_dagster.core.errors import ConfigError, TransientError
-from amazoniax_dagster.devstack.local_stack import LOOPBACK, StackEndpoints, free_port
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
+from amazoniax_dagster.devstack.ports import free_port
+from amazoniax_dagster.devstack.processes import LOOPBACK
 
 pytestmark = pytest.mark.integration
 

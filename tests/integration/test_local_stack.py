@@ -25,12 +25,9 @@ from cryptography.fernet import Fernet
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
-from amazoniax_dagster.devstack.local_stack import (
-    DEFAULT_TOPICS,
-    LocalStack,
-    LocalStackError,
-    StackEndpoints,
-)
+from amazoniax_dagster.devstack.kafka import DEFAULT_TOPICS
+from amazoniax_dagster.devstack.local_stack import LocalStack, StackEndpoints
+from amazoniax_dagster.devstack.processes import LocalStackError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
