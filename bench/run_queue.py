@@ -460,10 +460,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from amazoniax_dagster.cli.main import ensure_database
     from amazoniax_dagster.core.sealing import SecretCipher
     from amazoniax_dagster.db import FetcherDB
     from amazoniax_dagster.devstack.ports import free_port
+    from amazoniax_dagster.devstack.session import ensure_database
     from amazoniax_dagster.shell import tags
     from bench.common import (
         SOURCE_BUCKET,

@@ -16,32 +16,39 @@ amazoniax status            jobs by state and the most recent failures
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-if TYPE_CHECKING:
-    from amazoniax_dagster.cli.settings import Settings
-    from amazoniax_dagster.cli.submit import KafkaSubmitBackend
-    from amazoniax_dagster.db.repository import FetcherDB
-    from amazoniax_dagster.devstack.local_stack import StackEndpoints
+from amazoniax_dagster.cli.options import (
+    EXIT_USAGE,
+    _fail,
+    _settings,
+    env_file_option,
+    open_fetcher_db,
+    open_submit_backend,
+)
+from amazoniax_dagster.devstack.session import (
+    DEFAULT_WORKDIR,
+    PROJECT_ROOT,
+    _alive,
+    _mask,
+    _stop_process_group,
+    _wait_for_signal,
+    ensure_database,
+    prepare_dagster_home,
+    running_stack,
+)
 
 log = logging.getLogger("amazoniax_dagster.cli.main")
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_WORKDIR = PROJECT_ROOT / ".amazoniax"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -168,93 +175,6 @@ def secret_key() -> None:
 
 
 # --------------------------------------------------------------------------- operating
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_USAGE = 2  # invalid input or settings: nothing was done
-
-
-def env_file_option(func: F) -> F:
-    """``--env-file``; the command also keeps chatty libraries quiet unless ``-v``."""
-
-    @functools.wraps(func)
-    def quiet(*args: Any, **kwargs: Any) -> Any:
-        if not _verbose():
-            from amazoniax_dagster.clients.kafka import LIBRDKAFKA_LOGGER
-
-            # kafka-python, librdkafka, botocore and alembic log every refused connection or
-            # import at INFO/WARNING/ERROR; the commands report what matters themselves.
-            for name in ("kafka", LIBRDKAFKA_LOGGER, "botocore", "urllib3", "alembic"):
-                logging.getLogger(name).setLevel(logging.CRITICAL)
-        return func(*args, **kwargs)
-
-    return click.option(
-        "--env-file",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        default=None,
-        help="Read KEY=VALUE settings from this file (e.g. .amazoniax/stack/stack.env, "
-        "written by `amazoniax stack up`); its values win over the environment.",
-    )(quiet)  # type: ignore[return-value]
-
-
-def _settings(env_file: Path | None) -> Settings:
-    from amazoniax_dagster.cli.settings import load_settings
-    from amazoniax_dagster.core.errors import ConfigError
-
-    try:
-        return load_settings(env_file)
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_USAGE)
-
-
-def _verbose() -> bool:
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx and ctx.find_root().params.get("verbose"))
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
-
-
-def _required(settings: Settings, name: str) -> str:
-    from amazoniax_dagster.core.errors import ConfigError
-
-    try:
-        return settings.require(name)
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_USAGE)
-
-
-def open_fetcher_db(settings: Settings, *, needs_key: bool = False) -> FetcherDB:
-    """The fetcher DB; commands that only read non-secret columns work without the key."""
-    from amazoniax_dagster.core.errors import ConfigError
-    from amazoniax_dagster.core.sealing import SecretCipher
-    from amazoniax_dagster.db.repository import FetcherDB
-
-    url = _required(settings, "database_url")
-    key = _required(settings, "secret_key") if needs_key else settings.secret_key
-    try:
-        cipher = SecretCipher(key or SecretCipher.generate_key())
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    return FetcherDB(url, cipher, pool_size=1)
-
-
-def open_submit_backend(settings: Settings, db: FetcherDB | None) -> KafkaSubmitBackend:
-    """Kafka for the jobs and their statuses; the fetcher DB, when there is one, for
-    ``running``. Tests replace this function."""
-    from amazoniax_dagster.cli.submit import KafkaSubmitBackend
-    from amazoniax_dagster.clients.kafka import KafkaBus, Topics
-
-    bus = KafkaBus(_required(settings, "kafka_bootstrap"), client_id="amazoniax-submit")
-    topics = Topics()
-    return KafkaSubmitBackend(
-        bus,
-        fetcher_topic=topics.fetcher,
-        status_topic=topics.status,
-        job_states=db.job_statuses if db is not None else None,
-    )
 
 
 @main.command(short_help="Send a batch of jobs and follow them to the end.")
@@ -530,140 +450,6 @@ def status(as_json: bool, failures: int, env_file: Path | None) -> None:
         console.print(failures_table(overview))
     else:
         console.print("no failures")
-
-
-@contextmanager
-def running_stack(workdir: Path) -> Iterator[StackEndpoints]:
-    """Start the stack with a migrated fetcher DB; stop it however the block ends."""
-    from amazoniax_dagster.db import migrate
-    from amazoniax_dagster.devstack.local_stack import LocalStack  # boto3, psycopg, kafka: 0.3 s
-
-    # The broker keeps topics in memory only, so the stack is ephemeral as a whole: kept
-    # Postgres data (Dagster's sensor cursor, the channel history) would not match a new,
-    # empty Kafka.
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    local = LocalStack(workdir)
-    # SIGTERM should unwind like Ctrl-C so that the stack is stopped, not orphaned.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
-        endpoints = local.start()
-        migrate.upgrade_database(endpoints.database_url)
-        local.write_env_file(workdir / "stack.env")
-        yield endpoints
-    finally:
-        local.stop()
-
-
-def ensure_database(database_url: str, name: str) -> str:
-    """Create database ``name`` on the same server if missing; return a psycopg2 URL for it
-    (dagster-postgres's NOTIFY does not work with psycopg 3, SQLAlchemy 2.1's default)."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return url.set(drivername="postgresql+psycopg2", database=name).render_as_string(False)
-
-
-def prepare_dagster_home(home: Path) -> Path:
-    shutil.rmtree(home, ignore_errors=True)  # its storage lived in the ephemeral stack
-    home.mkdir(parents=True)
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    return home
-
-
-def _wait_for_signal(proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Return on Ctrl-C or SIGTERM (or when ``proc`` exits). From then on both do nothing.
-
-    The stop that follows is ordered (``dagster dev``, then the stack) and bounded. A second
-    interrupt would cut it short and stop the stack under a Dagster still shutting down, and
-    one always comes: ``uv run`` forwards the Ctrl-C that the terminal already sent to us. So
-    the handlers only set a flag, and they stay in place.
-    """
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    while not stop.wait(0.5):
-        if proc is not None and proc.poll() is not None:
-            click.echo(f"dagster dev exited with {proc.returncode}")
-            return
-    click.echo("stopping ...")
-
-
-def _stop_process_group(
-    proc: subprocess.Popen[bytes], *, grace: float = 30.0, leftovers: float = 10.0
-) -> None:
-    """Stop ``proc`` (``dagster dev``, leader of its own process group) and every process of its
-    group, and return only when none is left: the stack they use is stopped next.
-
-    A child of ``dagster dev`` can outlive it: a code server restarted during a shutdown lived
-    on until its 45 s heartbeat timeout, logging failed connections to the stopped PostgreSQL.
-    So each process of the group, including one that appears during the shutdown, gets one
-    SIGTERM, and what is left after ``leftovers`` seconds is killed.
-    """
-    signalled: set[int] = set()
-    if proc.poll() is None:
-        signalled = {proc.pid, *_group_members(proc.pid)}  # what the group's SIGTERM reaches
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=grace)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-    deadline = time.monotonic() + leftovers
-    while members := _group_members(proc.pid):
-        late = time.monotonic() > deadline
-        for pid in members:
-            if late or pid not in signalled:
-                signalled.add(pid)
-                try:
-                    os.kill(pid, signal.SIGKILL if late else signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        if late:
-            break
-        time.sleep(0.2)
-    proc.wait()
-
-
-def _group_members(pgid: int) -> list[int]:
-    """The processes of process group ``pgid`` that are still running (zombies left out)."""
-    import psutil
-
-    members = []
-    for process in psutil.process_iter(["status"]):
-        try:
-            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
-                members.append(process.pid)
-        except (ProcessLookupError, PermissionError):  # gone since the listing
-            continue
-    return members
-
-
-def _alive(pid: int) -> bool:
-    """Running and not a zombie (an exited child its parent has not reaped yet)."""
-    import psutil
-
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _mask(key: str, value: str) -> str:
-    return "***" if "SECRET" in key else value
 
 
 if __name__ == "__main__":

@@ -35,9 +35,9 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from amazoniax_dagster.cli.main import PROJECT_ROOT, ensure_database
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.devstack.ports import free_port
+from amazoniax_dagster.devstack.session import PROJECT_ROOT, ensure_database
 
 LOCATION = "amazoniax"
 REPOSITORY = "__repository__"

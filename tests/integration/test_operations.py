@@ -29,10 +29,10 @@ from typing import Any, TypeVar
 import dagster as dg
 import pytest
 
-from amazoniax_dagster.cli.main import PROJECT_ROOT
 from amazoniax_dagster.clients.kafka import KafkaBus, Topics
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
+from amazoniax_dagster.devstack.session import PROJECT_ROOT
 from amazoniax_dagster.shell import tags
 from amazoniax_dagster.shell.partitions import CHANNELS
 from tests.integration.dagster_server import (

@@ -15,7 +15,7 @@ import uuid
 
 import psutil
 
-from amazoniax_dagster.cli.main import _stop_process_group
+from amazoniax_dagster.devstack.session import _stop_process_group
 
 # A "code server" that, told to stop, starts a replacement of itself (as dagster dev's proxy
 # server manager does during its shutdown) and exits.
