@@ -381,7 +381,7 @@ def validate(
 def reject(
     candidate: Candidate, report: ValidationReport, *, db: FetcherDB, repo: FetcherRepo
 ) -> FetcherVersion:
-    from amazoniax_dagster.fetchers.registry import keep_candidate
+    from amazoniax_dagster.fetchers.publishing import keep_candidate
 
     return keep_candidate(
         db,
@@ -405,7 +405,7 @@ def fail_validation(
 
 
 def publish(candidate: Candidate, *, db: FetcherDB, repo: FetcherRepo) -> FetcherVersion:
-    from amazoniax_dagster.fetchers.registry import publish_version
+    from amazoniax_dagster.fetchers.publishing import publish_version
 
     return publish_version(
         db,

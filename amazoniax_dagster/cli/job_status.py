@@ -7,7 +7,8 @@ from datetime import UTC
 from typing import Any
 
 from amazoniax_dagster.core.redaction import Redactor
-from amazoniax_dagster.db.repository import FetcherDB, JobFailure
+from amazoniax_dagster.db.repository import FetcherDB
+from amazoniax_dagster.db.rows import JobFailure
 
 #: the states every report shows, in this order (others, e.g. ``canceled``, follow)
 STATES = ("queued", "running", "success", "failed", "requires_human_review")

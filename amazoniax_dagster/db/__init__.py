@@ -1,10 +1,10 @@
 """The fetcher DB (PostgreSQL): models, migrations and the ``FetcherDB`` repository."""
 
-from amazoniax_dagster.db.repository import (
+from amazoniax_dagster.db.repository import FetcherDB
+from amazoniax_dagster.db.rows import (
     ChannelHistory,
     DeliveredFile,
     DeliveredOutput,
-    FetcherDB,
     JobRecord,
     RecentOutputs,
     RetryConfig,

@@ -40,7 +40,6 @@ imported lazily (it runs ``git --version`` on import).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import random
@@ -66,7 +65,6 @@ from amazoniax_dagster.core.fetcher_names import (
     parse_fetcher_name,
     site_slug,
 )
-from amazoniax_dagster.core.paths import UnsafePathError, safe_relative_path
 from amazoniax_dagster.core.redaction import MASK, Redactor
 from amazoniax_dagster.fetchers.git_remote import (
     _stderr_text,
@@ -76,11 +74,15 @@ from amazoniax_dagster.fetchers.git_remote import (
     classify_git_failure,
     display_url,
 )
+from amazoniax_dagster.fetchers.repo_files import (
+    _folder_content,
+    _load_folder,
+    _write_folder,
+    file_lock,
+)
 
 if TYPE_CHECKING:
     from git import GitCommandError
-
-    from amazoniax_dagster.db.fetchers import FetcherVersion
 
 
 _README = """# amazoniax fetchers
@@ -502,142 +504,7 @@ class _Redact(Protocol):
 # -- files and locks ---------------------------------------------------------------------------
 
 
-def _folder_content(
-    name: str, files: Mapping[str, bytes], provenance: Mapping[str, Any]
-) -> dict[str, bytes]:
-    """The bytes of every file of a version folder, checked, provenance included."""
-    parse_fetcher_name(name)
-    entry_kind(files)
-    content: dict[str, bytes] = {}
-    for rel, data in files.items():
-        try:
-            safe_relative_path(rel)
-        except UnsafePathError as exc:
-            raise ValueError(f"fetcher file {rel!r}: {exc}") from exc
-        if rel == PROVENANCE_FILE or ".git" in rel.split("/"):
-            raise ValueError(f"fetcher file {rel!r} is a name the registry keeps for itself")
-        if not isinstance(data, bytes):
-            raise TypeError(f"fetcher file {rel!r} must be bytes, not {type(data).__name__}")
-        content[rel] = data
-    try:
-        text = json.dumps(dict(provenance), indent=2, sort_keys=True, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"provenance of {name} is not JSON: {exc}") from exc
-    content[PROVENANCE_FILE] = (text + "\n").encode()
-    return content
-
-
-def _write_folder(folder: Path, content: Mapping[str, bytes]) -> None:
-    shutil.rmtree(folder, ignore_errors=True)  # a leftover of a crashed, uncommitted write
-    for rel, data in content.items():
-        target = folder / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-
-def _load_folder(folder: Path) -> dict[str, bytes]:
-    content = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_symlink():
-            raise FetcherCodeError(f"fetcher {folder.name} holds a symbolic link: {path.name}")
-        if path.is_file():
-            content[path.relative_to(folder).as_posix()] = path.read_bytes()
-    return content
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, *, shared: bool, timeout: float) -> Iterator[None]:
-    """``fcntl.flock`` on ``path``: one exclusive holder or many shared ones, across processes
-    (and across threads: every call opens its own file description). InfrastructureError
-    when it is not granted within ``timeout`` seconds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, mode)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise InfrastructureError(
-                        f"the fetcher repository lock {path} was held by another process for "
-                        f"more than {timeout:g} s"
-                    ) from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
 # -- publishing (DB + Git) ---------------------------------------------------------------------
-
-
-class FetcherLedger(Protocol):
-    """The DB side of publishing (``FetcherDB`` implements it)."""
-
-    def allocate_fetcher_version(
-        self, structure_id: str, kind: str, *, provenance: Mapping[str, Any] | None = None
-    ) -> FetcherVersion: ...
-
-    def mark_fetcher_published(
-        self, fetcher_id: int, git_commit: str, provenance: Mapping[str, Any] | None = None
-    ) -> FetcherVersion: ...
-
-    def mark_fetcher_rejected(
-        self,
-        fetcher_id: int,
-        *,
-        git_commit: str | None = None,
-        provenance: Mapping[str, Any] | None = None,
-    ) -> FetcherVersion: ...
-
-    def remap_site(self, structure_id: str, fetcher_id: int) -> list[str]: ...
-
-
-def publish_version(
-    ledger: FetcherLedger,
-    repo: FetcherRepo,
-    *,
-    structure_id: str,
-    files: Mapping[str, bytes],
-    provenance: Mapping[str, Any],
-    message: str | None = None,
-    remap: bool = True,
-) -> FetcherVersion:
-    """Allocate -> write, commit, push -> mark published -> remap the site's channels (in this
-    order; see the module docstring). Returns the published version."""
-    kind = entry_kind(files)
-    if not repo.auto_commit:
-        raise ConfigError("the fetcher repository has auto_commit off: nothing can be published")
-    allocated = ledger.allocate_fetcher_version(structure_id, kind, provenance=provenance)
-    name = allocated.fetcher_name
-    commit = repo.write_version(name, files, provenance, message or f"Publish {name}")
-    if commit is None:  # pragma: no cover - auto_commit was checked above
-        raise ConfigError(f"{name} was written but not committed")
-    published = ledger.mark_fetcher_published(allocated.id, commit, provenance)
-    if remap:
-        ledger.remap_site(structure_id, published.id)
-    return published
-
-
-def keep_candidate(
-    ledger: FetcherLedger,
-    repo: FetcherRepo,
-    *,
-    structure_id: str,
-    files: Mapping[str, bytes],
-    provenance: Mapping[str, Any],
-    message: str | None = None,
-) -> FetcherVersion:
-    """A version that failed validation: allocated, committed on ``candidates/<name>`` for a
-    person to review, and marked ``rejected`` (no channel is ever mapped to it)."""
-    kind = entry_kind(files)
-    allocated = ledger.allocate_fetcher_version(structure_id, kind, provenance=provenance)
-    name = allocated.fetcher_name
-    commit = repo.write_candidate(name, files, provenance, message or f"Candidate {name}")
-    return ledger.mark_fetcher_rejected(allocated.id, git_commit=commit, provenance=provenance)
 
 
 __all__ = [
@@ -645,7 +512,6 @@ __all__ = [
     "ENTRY_FILES",
     "KINDS",
     "PROVENANCE_FILE",
-    "FetcherLedger",
     "FetcherRepo",
     "StoredFetcher",
     "candidate_branch",
@@ -654,9 +520,6 @@ __all__ = [
     "display_url",
     "entry_kind",
     "fetcher_name",
-    "file_lock",
-    "keep_candidate",
     "parse_fetcher_name",
-    "publish_version",
     "site_slug",
 ]

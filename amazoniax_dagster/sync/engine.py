@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from amazoniax_dagster.clients.output_bucket import OutputBucket
 from amazoniax_dagster.core.retry import RetryPolicy
-from amazoniax_dagster.db.repository import ChannelHistory, DeliveredFile, SourceIdentity
+from amazoniax_dagster.db.rows import ChannelHistory, DeliveredFile, SourceIdentity
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile, Source
 from amazoniax_dagster.sync.transfer import (
     DEFAULT_MEMORY_BUDGET,

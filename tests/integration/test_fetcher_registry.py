@@ -21,7 +21,8 @@ from amazoniax_dagster.core.fetcher_names import fetcher_name
 from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
-from amazoniax_dagster.fetchers.registry import FetcherRepo, keep_candidate, publish_version
+from amazoniax_dagster.fetchers.publishing import keep_candidate, publish_version
+from amazoniax_dagster.fetchers.registry import FetcherRepo
 
 pytestmark = pytest.mark.integration
 

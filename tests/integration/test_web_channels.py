@@ -19,7 +19,8 @@ from amazoniax_dagster.core.sites import structure_id
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.devstack.demo_sites import CATALOG, RunningSite, serve
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
-from amazoniax_dagster.fetchers.registry import FetcherRepo, publish_version
+from amazoniax_dagster.fetchers.publishing import publish_version
+from amazoniax_dagster.fetchers.registry import FetcherRepo
 from tests.integration.harness import Harness, end_offsets, read_json
 from tests.integration.test_s3_channel import objects_under
 

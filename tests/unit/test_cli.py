@@ -27,7 +27,7 @@ from amazoniax_dagster.cli.submit import (
     submit_jobs,
 )
 from amazoniax_dagster.core.errors import ConfigError, TransientError
-from amazoniax_dagster.db.repository import JobFailure
+from amazoniax_dagster.db.rows import JobFailure
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 SECRET = "s3cr3t-VALUE-never-shown"

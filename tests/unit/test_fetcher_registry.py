@@ -20,7 +20,8 @@ from amazoniax_dagster.fetchers.git_remote import (
     classify_git_failure,
     display_url,
 )
-from amazoniax_dagster.fetchers.registry import FetcherRepo, file_lock
+from amazoniax_dagster.fetchers.registry import FetcherRepo
+from amazoniax_dagster.fetchers.repo_files import file_lock
 from resources.git import FetcherRepoResource
 
 

@@ -23,13 +23,10 @@ from amazoniax_dagster.core.errors import (
 )
 from amazoniax_dagster.core.messages import FtpSourceConfig
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
-from amazoniax_dagster.sources.ftp import FtpSource, ftp_errors, translate_ftp_error
-from amazoniax_dagster.sources.sftp import (
-    SftpSource,
-    load_private_key,
-    sftp_errors,
-    translate_sftp_error,
-)
+from amazoniax_dagster.sources.ftp import FtpSource
+from amazoniax_dagster.sources.ftp_protocol import ftp_errors, translate_ftp_error
+from amazoniax_dagster.sources.sftp import SftpSource
+from amazoniax_dagster.sources.sftp_keys import load_private_key, sftp_errors, translate_sftp_error
 
 
 def _cert_error() -> ssl.SSLCertVerificationError:

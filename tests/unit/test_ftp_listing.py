@@ -12,7 +12,7 @@ import pytest
 from amazoniax_dagster.core.errors import ConfigError, TransientError
 from amazoniax_dagster.core.paths import FilePattern
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile
-from amazoniax_dagster.sources.ftp import (
+from amazoniax_dagster.sources.ftp_protocol import (
     parse_features,
     parse_ftp_time,
     parse_list_line,
@@ -30,7 +30,7 @@ from amazoniax_dagster.sources.remote_tree import (
     normalize_root,
     walk,
 )
-from amazoniax_dagster.sources.sftp import HostKeys
+from amazoniax_dagster.sources.sftp_keys import HostKeys
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 ED25519_BLOB = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
