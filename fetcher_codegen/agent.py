@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amazoniax_dagster.core.redaction import Redactor
-from fetcher_codegen.llm import BedrockClient, LLMUnavailable, LLMUsage
+from fetcher_codegen.llm import BedrockClient
+from fetcher_codegen.llm_errors import LLMUnavailable, LLMUsage
 from fetcher_codegen.prompts import estimate_tokens
 
 if TYPE_CHECKING:

@@ -28,7 +28,8 @@ from fetcher_codegen.analysis import Analysis, analyze
 from fetcher_codegen.capture import Capture, CaptureLimits, capture_site
 from fetcher_codegen.har import load_har
 from fetcher_codegen.prove import ProofResult, expected_values, prove
-from fetcher_codegen.synthesize import RecipeKind, synthesize
+from fetcher_codegen.synthesize import synthesize
+from fetcher_codegen.synthesize_base import RecipeKind
 
 METHOD = "deterministic"
 

@@ -272,7 +272,7 @@ def _llm_candidate(
     from amazoniax_dagster.fetchers.recipe.schema import recipe_json_schema
     from fetcher_codegen.analysis import analyze
     from fetcher_codegen.har import load_har
-    from fetcher_codegen.llm import LLMUnavailable
+    from fetcher_codegen.llm_errors import LLMUnavailable
     from fetcher_codegen.prove import expected_values, prove_fetcher
     from fetcher_codegen.summary import summarize_har
 

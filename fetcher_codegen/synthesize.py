@@ -19,13 +19,9 @@ fetcher names its files as its predecessor did.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
-
-import yaml
 
 from amazoniax_dagster.core.errors import NoFetcherError
 from amazoniax_dagster.core.messages import WebSourceConfig
@@ -35,7 +31,6 @@ from fetcher_codegen.har import Entry, path_template, resource_name
 from fetcher_codegen.pagination import Pagination, distinct_pages, infer
 from fetcher_codegen.probes import DATA_EXTENSIONS
 from fetcher_codegen.provenance import (
-    Context,
     Slot,
     Source,
     explain,
@@ -46,27 +41,18 @@ from fetcher_codegen.provenance import (
     window_days,
 )
 from fetcher_codegen.records import parse_html
+from fetcher_codegen.synthesize_base import (
+    MAX_DEPENDENCY_DEPTH,
+    Synthesis,
+    _Builder,
+    literal,
+    recipe_name,
+    url_template,
+)
+from fetcher_codegen.synthesize_browser import _BrowserBuilder
 
-RecipeKind = Literal["http", "feed", "browser"]
-MAX_DEPENDENCY_DEPTH = 3
 _BROWSER_ACCEPT = re.compile(r"^(\*/\*|text/html,application/xhtml\+xml.*)$")
 _AUTH_SCHEMES = ("bearer", "token", "jwt")
-
-
-@dataclass
-class Synthesis:
-    kind: RecipeKind
-    recipe: dict[str, Any]
-    requests: list[dict[str, Any]] = field(default_factory=list)  # provenance per data kind
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return recipe_yaml(self.recipe)
-
-
-def recipe_yaml(recipe: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(recipe), sort_keys=False, allow_unicode=True, width=100)
 
 
 def synthesize(analysis: Analysis, capture: Capture, config: WebSourceConfig) -> Synthesis:
@@ -82,68 +68,6 @@ def synthesize(analysis: Analysis, capture: Capture, config: WebSourceConfig) ->
         f"({sum(analysis.noise.values())} requests left out: "
         f"{', '.join(f'{n} {why}' for why, n in analysis.noise.most_common(4)) or 'none'})"
     )
-
-
-def recipe_name(config: WebSourceConfig, resource: str) -> str:
-    base = config.channel_name or urlsplit(config.url).hostname or resource
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", base).strip("-").lower()[:40] or resource
-    return slug if slug[0].isalpha() else f"site-{slug}"[:64]
-
-
-def literal(value: str) -> str:
-    """A constant in a template field (a literal ``${`` is written ``$${``)."""
-    return value.replace("${", "$${")
-
-
-def url_template(
-    url: str,
-    config: WebSourceConfig,
-    *,
-    keep_query: bool = False,
-    segments: Mapping[int, str] | None = None,
-) -> str:
-    """``${config.url}`` for the channel URL, a path for its origin, else the absolute URL.
-
-    ``segments`` replaces path segments (by index) with templates, e.g. ``${page}``.
-    """
-    bare = url.split("#", 1)[0]
-    if not keep_query:
-        bare = bare.split("?", 1)[0]
-    channel = urlsplit(config.url)
-    target = urlsplit(bare)
-    if not segments and not channel.query and bare == config.url.split("#", 1)[0]:
-        return "${config.url}"
-    parts = [literal(part) for part in (target.path or "/").split("/")]
-    for index, template in (segments or {}).items():
-        if index < len(parts):
-            parts[index] = template
-    path = "/".join(parts) + (f"?{literal(target.query)}" if target.query else "")
-    if (target.scheme, target.netloc) == (channel.scheme, channel.netloc):
-        return path
-    return f"{target.scheme}://{literal(target.netloc)}{path}"
-
-
-class _Builder:
-    def __init__(self, analysis: Analysis, capture: Capture, config: WebSourceConfig) -> None:
-        self.analysis = analysis
-        self.capture = capture
-        self.config = config
-        self.ctx = Context(config, capture.capture_date, analysis.entries)
-        self.by_index = {entry.index: entry for entry in analysis.entries}
-        self.warnings: list[str] = list(capture.warnings)
-        self.sources: list[Source] = []
-
-    def data_provenance(self, data: DataGroup, pagination: Pagination | None) -> dict[str, Any]:
-        first = data.group.first
-        return {
-            "kind": f"{first.method} {path_template(first.path)}",
-            "format": data.format,
-            "requests": len(data.pages),
-            "records": data.record_count,
-            "records_path": data.records_path,
-            "dom_evidence": data.dom_evidence,
-            "pagination": pagination.detail if pagination else None,
-        }
 
 
 # --- http ------------------------------------------------------------------------------------
@@ -559,76 +483,6 @@ def _path_in(entry: Entry, text: str) -> bool:
 # --- browser ---------------------------------------------------------------------------------
 
 
-class _BrowserBuilder(_Builder):
-    def build(self) -> Synthesis:
-        data = self.analysis.html_data[0]
-        entry = data.group.first
-        resource = resource_name(entry.path, "page")
-        recipe: dict[str, Any] = {
-            "version": 1,
-            "kind": "browser",
-            "name": recipe_name(self.config, resource),
-            "description": "generated from a browser capture, without an LLM",
-        }
-        login = self.capture.login
-        if login and not login.get("refused") and login.get("password_selector"):
-            recipe["login"] = {
-                "url": "",
-                "username_selector": login.get("username_selector")
-                or "input[type=email], input[type=text]",
-                "password_selector": login["password_selector"],
-                "submit_selector": login.get("submit_selector") or "button[type=submit]",
-                "success": {"url_contains": login.get("after") or "/"},
-            }
-        recipe["start_url"] = (
-            "" if entry.url == self.config.url else url_template(entry.url, self.config)
-        )
-        container, item = _container_selectors(data)
-        steps: list[dict[str, Any]] = [{"type": "expect", "selector": container}]
-        save = {"type": "save_page", "name": f"{resource}_${{page}}.html"}
-        clicks = Counter(
-            s.selector for s in self.capture.steps if s.action == "click next" and s.selector
-        )
-        scrolls = sum(1 for s in self.capture.steps if s.action == "scroll")
-        if clicks:
-            selector = clicks.most_common(1)[0][0]
-            strategy = {"type": "click_next", "selector": selector, "content_selector": container}
-            steps.append({"type": "paginate", "strategy": strategy, "steps": [save]})
-            detail = f"click {selector} until it is gone"
-        elif scrolls:
-            strategy = {"type": "scroll", "item_selector": item}
-            steps.append({"type": "paginate", "strategy": strategy, "steps": []})
-            steps.append({**save, "name": f"{resource}.html"})
-            detail = "scroll until the page stops growing"
-        else:
-            steps.append({**save, "name": f"{resource}.html"})
-            detail = "one page"
-        recipe["steps"] = steps
-        requests = [{**self.data_provenance(data, None), "pagination": detail, "values": []}]
-        return Synthesis("browser", recipe, requests, self.warnings)
-
-
-def _container_selectors(data: DataGroup) -> tuple[str, str]:
-    """CSS selectors of the records' container and of one record, from their signatures."""
-    path = data.records_path or "body > div"
-    parent, _, child = path.partition(" > ")
-    return _css(parent) or "body", _css(child) or "body *"
-
-
-def _css(signature: str) -> str:
-    tag, _, classes = signature.partition(".")
-    if tag.startswith("#") or not re.fullmatch(r"[a-z][a-z0-9]*", tag):
-        return ""
-    parts = [c for c in classes.split(".") if re.fullmatch(r"-?[_a-zA-Z][_a-zA-Z0-9-]*", c)]
-    return tag + "".join(f".{c}" for c in parts)
-
-
 __all__ = [
-    "RecipeKind",
-    "Synthesis",
-    "literal",
-    "recipe_name",
-    "recipe_yaml",
     "synthesize",
-    "url_template",
 ]

@@ -17,13 +17,8 @@ import pytest
 import yaml
 
 from amazoniax_dagster.core.errors import ConfigError
-from fetcher_codegen.llm import (
-    BedrockClient,
-    BedrockSettings,
-    GenerationResult,
-    LLMFailure,
-    LLMUnavailable,
-)
+from fetcher_codegen.llm import BedrockClient, BedrockSettings, GenerationResult
+from fetcher_codegen.llm_errors import LLMFailure, LLMUnavailable
 from fetcher_codegen.prompts import build_prompt
 from resources.bedrock import BedrockResource
 from tests.fakes.bedrock_server import FakeBedrock

@@ -12,7 +12,7 @@ from fetcher_codegen.agent import (
     agent_task,
     estimate_request_tokens,
 )
-from fetcher_codegen.llm import LLMUsage
+from fetcher_codegen.llm_errors import LLMUsage
 
 
 @dataclass

@@ -25,14 +25,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from fetcher_codegen.llm import (
-    BedrockClient,
-    BedrockSettings,
-    LLMFailure,
-    LLMUnavailable,
-    LLMUsage,
-    translate_error,
-)
+from fetcher_codegen.llm import BedrockClient, BedrockSettings
+from fetcher_codegen.llm_errors import LLMFailure, LLMUnavailable, LLMUsage, translate_error
 from fetcher_codegen.prompts import (
     CHARS_PER_TOKEN,
     IMAGE_TOKENS,
