@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import os
-
 import dagster as dg
 
 from amazoniax_dagster.shell.dagster_jobs import channel_files_job, fetcher_code_job
@@ -56,22 +53,9 @@ defs = dg.Definitions(
         ),
         "codegen_settings": CodegenSettingsResource(),
         "python_fetchers": PythonFetchersResource(),
-        # Off unless a model is named; credentials come from the default AWS chain (IRSA).
-        "bedrock": BedrockResource(
-            enabled=bool(os.environ.get("AMAZONIAX_BEDROCK_MODEL_ID")),
-            model_id=os.environ.get("AMAZONIAX_BEDROCK_MODEL_ID", ""),
-            region=os.environ.get("AMAZONIAX_BEDROCK_REGION", "us-east-1"),
-            endpoint_url=os.environ.get("AMAZONIAX_BEDROCK_ENDPOINT_URL") or None,
-        ),
-        # Not a secret, and empty (nothing extra allowed) is the production default.
-        "fetch_settings": FetchSettings(
-            allowed_networks=os.environ.get("AMAZONIAX_ALLOWED_NETWORKS", "")
-        ),
+        # Off unless AMAZONIAX_BEDROCK_MODEL_ID names a model; credentials: the AWS chain (IRSA).
+        "bedrock": BedrockResource(),
+        # Empty (nothing extra allowed) is the production default: AMAZONIAX_ALLOWED_NETWORKS.
+        "fetch_settings": FetchSettings(),
     },
 )
-
-# The code location is loaded, and what it holds lives as long as the process. Moving it out of
-# the collector's reach keeps every later full collection to the objects a run creates: in a run
-# worker, the channel step's own imports set off several, each a walk over Dagster's whole heap
-# (60-80 ms). Nothing is collected less: a collection at this point finds 3 objects of 113,000.
-gc.freeze()

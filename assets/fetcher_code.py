@@ -120,7 +120,7 @@ def capture(
             config,
             policy=fetch_settings.network_policy(),
             settings=codegen_settings.settings(),
-            llm=bedrock.get_client() if bedrock.enabled else None,
+            llm=bedrock.get_client() if bedrock.settings().enabled else None,
         )
         context.log.info(
             f"captured {len(captured.steps)} steps of {context.partition_key} "
@@ -157,7 +157,7 @@ def synthesize(
             captured["capture"],
             policy=fetch_settings.network_policy(),
             settings=codegen_settings.settings(),
-            llm=bedrock.get_client() if bedrock.enabled else None,
+            llm=bedrock.get_client() if bedrock.settings().enabled else None,
         )
         proof = candidate.provenance.get("proof", {})
         driver = candidate.provenance.get("capture", {}).get("driver", "explorer")

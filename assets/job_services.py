@@ -34,7 +34,7 @@ def job_services(
     db = fetcher_db.get_db()
 
     def fetcher_catalog() -> "RegistryCatalog":
-        # Imported here: S3 and FTP jobs never touch the fetchers repository (~20 ms a run).
+        # Imported here: S3 and FTP jobs never touch the fetchers repository.
         from amazoniax_dagster.fetchers.catalog import RegistryCatalog
 
         return RegistryCatalog(db, fetcher_repo.get_repo())

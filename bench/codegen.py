@@ -3,7 +3,7 @@
     uv run python -m bench.codegen                       # all eight sites
     uv run python -m bench.codegen --sites html_list,rss_feed --keep
 
-For each site of ``amazoniax_dagster.devstack.demo_sites.CATALOG``: serve v1 on 127.0.0.1, generate a
+For each demo site (``demo_sites.CATALOG``): serve v1 on 127.0.0.1, generate a
 fetcher from scratch (``fetcher_codegen.deterministic.generate_deterministic``: capture with
 Chromium, HAR analysis, recipe synthesis, proof), run the generated recipe once more into a
 fresh folder (``fetcher_codegen.prove.run``, the product's own runners), read the ids of the

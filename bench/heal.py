@@ -6,7 +6,7 @@
 One LocalStack (Kafka, S3, PostgreSQL, a bare Git repository as the fetchers' remote) for the
 whole run; the product's own pieces throughout (``FetcherDB``, ``OutputBucket``, ``KafkaBus``,
 ``FetcherRepo``, ``RegistryCatalog``, ``SiteGenerator``, ``channel_job.execute``,
-``heal.after_failure``) and real Chromium. Per site of ``amazoniax_dagster.devstack.demo_sites.CATALOG``,
+``heal.after_failure``) and real Chromium. Per site of the demo catalogue,
 served on 127.0.0.1 and switched between variants in place (same address, so same site):
 
 1. **v1**: two channels with the site's channel config are stored; ``SiteGenerator.generate``

@@ -7,6 +7,7 @@ Without explicit keys boto3's default credential chain is used (IRSA / instance 
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -17,11 +18,21 @@ if TYPE_CHECKING:
 
 
 class BedrockResource(dg.ConfigurableResource):
-    enabled: bool = Field(default=False, description="use the LLM at all")
-    model_id: str = Field(default="", description="Bedrock model or inference profile id")
-    region: str = "us-east-1"
+    # Unset (None): read from AMAZONIAX_BEDROCK_* when a run uses the resource, never at import.
+    enabled: bool | None = Field(
+        default=None, description="use the LLM at all; default: when a model id is set"
+    )
+    model_id: str | None = Field(
+        default=None,
+        description="Bedrock model or inference profile id; default: $AMAZONIAX_BEDROCK_MODEL_ID",
+    )
+    region: str | None = Field(
+        default=None, description="default: $AMAZONIAX_BEDROCK_REGION, else us-east-1"
+    )
     endpoint_url: str | None = Field(
-        default=None, description="a VPC endpoint or a local fake; default: AWS's own"
+        default=None,
+        description="a VPC endpoint or a local fake; default: $AMAZONIAX_BEDROCK_ENDPOINT_URL, "
+        "else AWS's own",
     )
     max_tokens: int = Field(default=4096, description="output tokens per answer")
     temperature: float = 0.0
@@ -41,11 +52,12 @@ class BedrockResource(dg.ConfigurableResource):
     def settings(self) -> BedrockSettings:
         from fetcher_codegen.llm import BedrockSettings
 
+        model_id = _or_env(self.model_id, "AMAZONIAX_BEDROCK_MODEL_ID", "")
         return BedrockSettings(
-            model_id=self.model_id,
-            region=self.region,
-            endpoint_url=self.endpoint_url or None,
-            enabled=self.enabled,
+            model_id=model_id,
+            region=_or_env(self.region, "AMAZONIAX_BEDROCK_REGION", "us-east-1"),
+            endpoint_url=_or_env(self.endpoint_url, "AMAZONIAX_BEDROCK_ENDPOINT_URL", "") or None,
+            enabled=bool(model_id) if self.enabled is None else self.enabled,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
             max_input_tokens_per_generation=self.max_input_tokens_per_generation,
@@ -69,3 +81,8 @@ class BedrockResource(dg.ConfigurableResource):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _or_env(value: str | None, name: str, default: str) -> str:
+    """The configured value, else the environment's (read when a run needs it)."""
+    return value if value is not None else os.environ.get(name, default)

@@ -106,7 +106,7 @@ class KafkaBus:
     def warm_up(self) -> None:
         """Import the Kafka client and create the producer in the background (once).
 
-        A job calls this when it knows it will publish, so that the ~0.1 s of import overlaps
+        A job calls this when it knows it will publish, so that the client's import overlaps
         its transfers instead of following them. A failure here is not reported: ``publish``
         tries again and raises.
         """

@@ -59,11 +59,11 @@ class RetryPolicy:
     def call(self, fn: Callable[[], T], *, what: str) -> T:
         """Run ``fn``, retrying ``TransientError``; the last error is re-raised as it was.
 
-        The first attempt is a plain call: tenacity's machinery costs ~40 µs a call, and a job
-        makes two calls a file (download, upload) that almost always succeed at once. Only a
+        The first attempt is a plain call, since a job makes two calls a file (download,
+        upload) that almost always succeed at once. Only a
         ``TransientError`` hands over to tenacity, whose first attempt re-raises that error,
         so attempt numbers, waits and logs are the same as if tenacity had made it. tenacity is
-        imported only then: 10 ms that a job process which never retries does not spend.
+        imported only then.
         """
         try:
             return fn()

@@ -47,7 +47,7 @@ class FetcherDB(FetcherRegistryMixin):
         self.database.close()
 
     def migrate(self) -> None:
-        # Alembic and SQLAlchemy (~0.5 s of imports) only where migrations run, never in a job.
+        # Alembic and SQLAlchemy only where migrations run, never in a job.
         from sqlalchemy.exc import SQLAlchemyError
 
         from amazoniax_dagster.db import migrate

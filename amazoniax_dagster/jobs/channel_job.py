@@ -118,8 +118,7 @@ def _skip_exit_collection() -> None:
     """Let the process that ran a job exit without walking its heap for garbage cycles.
 
     At exit, Python's collector traverses every object still alive (Dagster, SQLAlchemy,
-    pydantic models: 100k-400k objects) looking for cycles whose memory the OS reclaims anyway:
-    0.1 s of a bare job process, 0.3-0.5 s of a Dagster step process. Freezing the heap in an
+    pydantic models) looking for cycles whose memory the OS reclaims anyway. Freezing the heap in an
     exit hook skips that walk; collection while the process lives is unchanged. (Finalizers of
     objects that are garbage only in cycles at exit do not run; nothing of a job relies on them:
     its uploads, records and messages are complete when it returns, its source is closed, and

@@ -91,7 +91,7 @@ def sync_source(
 ) -> SyncResult:
     """Hash, classify, validate and upload what ``source`` lists, then record and announce."""
     db = services.db
-    # The history (one query, ~0.1 s at 10,000 files) loads while the source is listed.
+    # The history (one query) loads while the source is listed.
     loading = ThreadPoolExecutor(1, thread_name_prefix="amazoniax-history")
     history = loading.submit(db.load_history, request.channel_id, exclude_job_id=request.job_id)
     loading.shutdown(wait=False)

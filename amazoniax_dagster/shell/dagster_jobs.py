@@ -9,8 +9,7 @@ channel_files_job = dg.define_asset_job(
     "channel_files_job",
     selection=dg.AssetSelection.assets("channel_files"),
     description="Fetch one channel: one run per Kafka job message or per UI launch.",
-    # One step: a step subprocess would only add a second process start and exit (1.3-1.5 s
-    # of every run, bench/README.md). Each run still has its own process (a pod in k8s).
+    # One step, in the run's own process: a step subprocess only adds a process start.
     config={"execution": {"config": {"in_process": {}}}},
 )
 
@@ -21,8 +20,6 @@ fetcher_code_job = dg.define_asset_job(
         "Generate or heal one site's fetcher, validate it on the site's channels, publish "
         "it, then run the job that asked for it."
     ),
-    # Its five ops form one chain, so step subprocesses would run them no sooner, and each
-    # would cost a process start and the code location's import (4-6 s apiece on 2 cores).
-    # Chromium and sandboxed Python fetchers have processes of their own either way.
+    # Its ops form one chain: step subprocesses would run them no sooner, only start slower.
     config={"execution": {"config": {"in_process": {}}}},
 )

@@ -22,8 +22,8 @@ Parallel downloads use up to ``max_connections`` SFTP sessions (16 when the chan
 say), one per download, because an ``SFTPClient`` must not be shared between threads. They
 are spread over SSH connections (paramiko ``Transport``) of at most
 :data:`SESSIONS_PER_CONNECTION` sessions each: one transport thread decrypts and dispatches
-every packet of its connection, and in the benchmark 16 sessions on one connection were ~25%
-slower than 4 connections of 4. Connections are opened one at a time, only after the first
+every packet of its connection, so sessions are spread over a few connections.
+Connections are opened one at a time, only after the first
 one logged in, so a wrong password is still tried once; a server that refuses a further
 connection or session leaves the job with the ones it has (see ``remote_tree``). A session
 that failed is closed; a connection that died is replaced on demand.
@@ -32,8 +32,7 @@ Reads are pipelined by :class:`_SftpStream`: up to :data:`READS_IN_FLIGHT` read 
 ``reply_limit`` bytes each, answered in any order, then one that meets the end of the file. A
 file that fits in one reply takes two requests. paramiko's own prefetch is not used: it
 starts a thread per file, and when the replies catch up with that thread it marks the file
-finished, so the rest is read one synchronous 32 KiB request at a time (one 64 MiB file from
-the test server: 6-9 MiB/s in 5 of 17 runs, 35-57 MiB/s in the others).
+finished, so the rest is read one synchronous 32 KiB request at a time.
 
 Listing streams ``listdir_iter`` (lstat semantics: symlinks are visible as such). Files keep
 ``st_size``/``st_mtime``; a symlink is resolved with ``stat`` and listed when it points to a
@@ -87,18 +86,15 @@ SESSIONS_PER_CONNECTION = 4
 # sftp-server answers up to 255 KiB (its SFTP_MAX_READ_LENGTH). A server that answers less is
 # learned from its first short reply that was not the end of a file (``SftpSource.reply_limit``);
 # a short reply is always completed by a request for the rest, so nothing depends on it.
-# With paramiko's 32 KiB requests a 100 KiB file took five requests and a thread, not two:
-# reading 1,000 x 100 KiB from the test server this way cut the client's CPU from ~3.8 to
-# ~2.2 s, and the server's from ~2.9 to ~1.9 s.
+# Large reads mean fewer requests per file than paramiko's 32 KiB (docs/performance.md).
 REPLY_LIMIT = 255 * 1024
 MIN_REPLY_LIMIT = 4 * 1024  # never learned lower, whatever a server answers
 READS_IN_FLIGHT = 8  # per file: ~2 MiB at 255 KiB a request
 # A 32 KiB read reply is 32 KiB plus its header: with the SSH default maximum packet of
 # 32 KiB every such reply took two packets (each decrypted, MAC-checked and dispatched in
-# Python). The server sends at most what we allow, so allowing more is safe. Packets big
-# enough for a whole 255 KiB reply were slower (62-69 MiB/s against 75-81 MiB/s for one
-# 64 MiB file from the test server, whose CPU per file rose by a fifth). The window holds
-# every reply in flight.
+# Python). The server sends at most what we allow, so allowing more is safe; packets big
+# enough for a whole reply were slower (docs/performance.md). The window holds every reply
+# in flight.
 SESSION_MAX_PACKET = 64 * 1024
 SESSION_WINDOW = 4 * 1024 * 1024
 

@@ -15,8 +15,7 @@ engine: small files are held against a :class:`MemoryBudget` (taken before readi
 back after the upload), and large files are read into a few reusable :class:`PartBuffers`
 (a part buffer goes back to the pool when its upload is done). A reader that finds no room
 waits (back-pressure) rather than allocating more. Reusing the part buffers, instead of a
-new ``bytes`` per part, also keeps the allocator from fragmenting: in the 512 MiB benchmark
-fresh 8 MiB objects per part cost ~13 MiB of peak RSS on top of the bytes in flight.
+new ``bytes`` per part, also keeps the allocator from fragmenting.
 """
 
 from __future__ import annotations
@@ -39,9 +38,8 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 MIB = 1024 * 1024
-#: 6 MiB parts, five buffers (one being read, four being sent: 30 MiB): in the 512 MiB
-#: benchmark 8 MiB x 4, 6 MiB x 5 and 5 MiB x 6 were within noise of each other (6 x 5 a
-#: little ahead), and more parts in flight hide more of a remote store's latency.
+#: 6 MiB parts, five buffers (one being read, four being sent): more parts in flight hide
+#: more of a remote store's latency.
 DEFAULT_PART_SIZE = 6 * MIB
 #: Part buffers per engine: one being read and the rest being sent.
 DEFAULT_PART_BUFFERS = 5

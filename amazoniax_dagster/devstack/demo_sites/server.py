@@ -171,7 +171,7 @@ def _launch(site: DemoSite, host: str) -> RunningSite:
     import uvicorn  # lazy: only demo and test runs need a web server
 
     # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say so, and
-    # without it every response waits ~40 ms for a delayed ACK.
+    # without it every response waits for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.bind((host, 0))

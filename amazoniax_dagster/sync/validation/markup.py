@@ -39,7 +39,7 @@ class _XmlOutline(ContentHandler):
 def _check_xml(item: _Input) -> Details:
     # A DOCTYPE may name an external DTD (old RSS feeds do): expat skips it unread, as
     # nothing may fetch it. Entity declarations, which every entity attack needs, are refused.
-    # Imported here: the expat reader pulls in urllib.request (~50 ms of every job's start-up).
+    # Imported here: the expat reader pulls in urllib.request, which most jobs never need.
     from defusedxml import EntitiesForbidden
     from defusedxml.expatreader import DefusedExpatParser
 
