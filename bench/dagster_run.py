@@ -2,10 +2,9 @@
 
 ``--job channel``: ``channel_files_job`` for ``--channel`` (partition) with the job's tags, as
 ``tests/integration/harness.py`` launches a run the sensor requested. ``--job noop``: a trivial
-one-asset job (the floor a run costs in Dagster). ``--executor``: ``multiprocess`` (the step runs
-in a subprocess of the run) or ``in_process`` (the step runs in the run's own process:
-``channel_files_job``'s default), chosen by run config; without it, each job's default. Prints
-one JSON line with the timings.
+one-asset job (the floor a run costs in Dagster). ``--executor`` (``multiprocess`` or
+``in_process``) applies to the no-op job, by run config; ``channel_files_job`` always runs with
+its own in-process executor. Prints one JSON line with the timings.
 """
 
 from __future__ import annotations
@@ -76,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             run_tags = {}
             target = dg.reconstructable(noop_job_def)
         run_config: dict[str, Any] = (
-            {"execution": {"config": {args.executor: {}}}} if args.executor else {}
+            {"execution": {"config": {args.executor: {}}}}
+            if args.executor and args.job == "noop"
+            else {}
         )
         t_ready = time.perf_counter()
         result = dg.execute_job(target, instance=instance, tags=run_tags, run_config=run_config)

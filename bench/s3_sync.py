@@ -187,10 +187,9 @@ def bench_set(
     assert report["summary"]["updated"] == len(changed), report
 
     if dagster:
-        # One run per executor, each on a fresh channel (so it copies everything): multiprocess
-        # (a step subprocess) and in-process (the job's default).
+        # One whole run on a fresh channel (so it copies everything), with the job's executor.
         initial_rclone = rows[0].reference or 0.0
-        for executor in ("multiprocess", "in_process"):
+        for executor in ("in_process",):
             fresh = f"{channel}-dagster-{executor}"
             db.save_channel(fresh, "s3", config)
             home = Path(tempfile.mkdtemp(prefix="dagster-home-", dir=workdir))

@@ -1,4 +1,4 @@
-"""Which requests of a capture carry the data (CODEGEN.md §2).
+"""Which requests of a capture carry the data (docs/codegen.md §2).
 
 :func:`analyze` drops the noise (:func:`fetcher_codegen.har.noise_reason`), groups the rest by
 kind and keeps the groups whose bodies hold records (:mod:`fetcher_codegen.records`):

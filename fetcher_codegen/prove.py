@@ -1,4 +1,4 @@
-"""Prove a new recipe before keeping it (CODEGEN.md §5).
+"""Prove a new recipe before keeping it (docs/codegen.md §5).
 
 Run the recipe at once against the site, through the real runners (the recipe engine for
 ``http``/``feed``, the browser runtime for ``browser``), into a temp folder, then check:

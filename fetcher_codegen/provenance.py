@@ -1,4 +1,4 @@
-"""Value provenance: where each value of a data request came from (CODEGEN.md §3).
+"""Value provenance: where each value of a data request came from (docs/codegen.md §3).
 
 For every *slot* of a request kind (a path segment, query parameter, header, cookie, form or
 JSON body field) the values seen in its requests are explained, in this order:

@@ -1,4 +1,4 @@
-"""Turn an analysed capture into a recipe: ``http``, ``feed`` or ``browser`` (CODEGEN.md §3-4).
+"""Turn an analysed capture into a recipe: ``http``, ``feed`` or ``browser`` (docs/codegen.md §3-4).
 
 * Data requests exist (JSON, CSV, XML, downloads): an ``http`` recipe. Each data kind becomes
   a step: its URL and every value explained by :mod:`.provenance` (templates for secrets,

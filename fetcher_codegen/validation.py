@@ -1,4 +1,4 @@
-"""The validation pipeline (seed 001): a candidate fetcher runs for every channel mapped to
+"""The validation pipeline: a candidate fetcher runs for every channel mapped to
 its site, and each channel's output is compared with what that channel fetched in the last
 ``historical_weeks``. The candidate may be published only when the share of channels that
 pass reaches ``min_success_rate``.

@@ -1,4 +1,4 @@
-"""How fetchers are generated and validated in this deployment (seed 001's settings)."""
+"""How fetchers are generated and validated in this deployment (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The channel registry (``amazoniax channels import``): channels declared in a YAML/JSON file.
 
-Seed 002 keeps a ``project_registry.yaml`` next to its batch files: a channel id (its
+A batch directory keeps a ``project_registry.yaml`` next to its batch files: a channel id (its
 ``service_id``) with how to fetch it. Accepted shapes::
 
     channels:                          # or the same mapping at the top level

@@ -7,7 +7,7 @@ A batch file is JSON, in one of two shapes::
 
     {"description": "...", "jobs": [ {"job_id": "j1", "service_id": "s3_financial_data"}, ... ]}
 
-The second is seed 002's shape: ``service_id`` is the channel, whose source type (and config)
+The second is the batch-file shape: ``service_id`` is the channel, whose source type (and config)
 come from the channel registry (``amazoniax channels import``). A missing ``job_id`` becomes
 ``batch-<UTC timestamp>-<n>``. Every entry is validated with :func:`parse_fetcher_job` before
 anything is sent; the first send happens only when the whole batch is valid.

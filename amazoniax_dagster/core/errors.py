@@ -2,7 +2,7 @@
 
 Every failure the product reports is one of these classes; foreign errors (boto3, kafka,
 psycopg, ...) are translated where they enter, with ``raise ... from exc``. The class decides
-what happens next (see ARCHITECTURE.md, "Errors")::
+what happens next (see docs/architecture.md, "Errors")::
 
     AmazoniaxError
     ├── MessageError            a Kafka message that cannot be handled -> dead-letter topic

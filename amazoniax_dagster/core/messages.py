@@ -1,4 +1,4 @@
-"""Kafka message contracts (seed 000): the job request, the parsers hand-off and the status.
+"""Kafka message contracts: the job request, the parsers hand-off and the status.
 
 Unknown fields are kept (``extra="allow"``) so that producers can add fields without breaking
 the fetcher. Secrets in source configs are ``SecretStr`` so that a stray repr never shows them.
@@ -40,7 +40,7 @@ class SourceType(StrEnum):
 
 
 class Flow(StrEnum):
-    """Which path a job takes (seed 000, Flow 3): chosen from ``is_new`` and ``heal_mode``."""
+    """Which path a job takes: chosen from ``is_new`` and ``heal_mode``."""
 
     NEW = "new"
     EXISTING = "existing"
@@ -171,7 +171,7 @@ def parse_source_config(source_type: SourceType, config: dict[str, Any]) -> Sour
 class FetcherJob(_Open):
     """One message on ``amazoniax_fetcher``: one job for one channel.
 
-    ``config`` may be omitted; the channel's stored config is used then (seed 001).
+    ``config`` may be omitted; the channel's stored config is used then.
     """
 
     job_id: Identifier

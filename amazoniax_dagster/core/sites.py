@@ -1,4 +1,4 @@
-"""``structure_id``: which site a channel URL belongs to (seed 000: the base domain).
+"""``structure_id``: which site a channel URL belongs to (the base domain).
 
 Channels of one site share one fetcher, and the run queue limits runs per site. The site is
 the registrable domain, from the Public Suffix List bundled with tldextract (never downloaded

@@ -1,4 +1,4 @@
-"""Tables of the fetcher DB (seed 000, extended). The schema itself is owned by the Alembic
+"""Tables of the fetcher DB (docs/architecture.md). The schema itself is owned by the Alembic
 migrations in ``migrations/versions``; a test keeps these tables and the migrations in step.
 
 SQLAlchemy Core tables, for Alembic and that test only: the repository's plain SQL
@@ -174,7 +174,7 @@ source_files = Table(
     _updated(),
 )
 
-# Retry settings (seed 000): scope ``default``, or a channel_id that overrides it.
+# Retry settings: scope ``default``, or a channel_id that overrides it.
 retry_settings = Table(
     "retry_settings",
     metadata,

@@ -451,7 +451,7 @@ class FetcherDB(FetcherRegistryMixin):
     # -- settings -----------------------------------------------------------------------------
 
     def retry_config(self, channel_id: str | None = None) -> RetryConfig:
-        """The channel's retry settings, or the defaults (seed 000: 3, 2, 30 s)."""
+        """The channel's retry settings, or the defaults (3, 2, 30 s)."""
         scopes = ["default"] if channel_id is None else [channel_id, "default"]
         with self._transaction("read the retry settings") as s:
             rows = s.all(

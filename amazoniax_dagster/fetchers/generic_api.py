@@ -1,4 +1,4 @@
-"""The generic API fetcher (seed 001): an ``api`` channel with a plain config — an endpoint URL
+"""The generic API fetcher: an ``api`` channel with a plain config — an endpoint URL
 and ``auth_keys`` — runs a recipe built from that config, no site fetcher needed.
 
 Auth comes from the names of ``auth_keys``: ``token``/``access_token``/``bearer_token`` →

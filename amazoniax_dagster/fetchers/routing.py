@@ -1,4 +1,4 @@
-"""Which fetcher runs a web/API job (seed 000, Flow 3; seed 001, API flow).
+"""Which fetcher runs a web/API job (docs/architecture.md, "Fetchers").
 
 In order: heal mode regenerates; otherwise the channel's mapped version, else the site's
 latest published version (the channel is mapped to it), else — for an API channel with a
@@ -48,7 +48,7 @@ class GenerationRequest:
 
 
 class FetcherGenerator(Protocol):
-    """Generates, validates and publishes a fetcher version, then returns it (issue 5)."""
+    """Generates, validates and publishes a fetcher version, then returns it."""
 
     def generate(self, request: GenerationRequest) -> LoadedFetcher: ...
 

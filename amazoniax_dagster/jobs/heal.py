@@ -1,6 +1,6 @@
 """After a failed html/api job: ask for heal mode, or hand the channel to a person.
 
-Seed 000: a *site changed* or *fetcher code* failure fails the job and requests heal mode
+a *site changed* or *fetcher code* failure fails the job and requests heal mode
 (a new ``amazoniax_fetcher`` message with ``heal_mode=true`` for the same channel). Heal
 attempts on one breakage are the channel's heal-mode jobs since its last success; once
 ``max_heal_retries`` are used up, or the job itself said it was exhausted, the job ends as

@@ -10,7 +10,7 @@ channel_files_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("channel_files"),
     description="Fetch one channel: one run per Kafka job message or per UI launch.",
     # One step, in the run's own process: a step subprocess only adds a process start.
-    config={"execution": {"config": {"in_process": {}}}},
+    executor_def=dg.in_process_executor,
 )
 
 fetcher_code_job = dg.define_asset_job(
@@ -21,5 +21,5 @@ fetcher_code_job = dg.define_asset_job(
         "it, then run the job that asked for it."
     ),
     # Its ops form one chain: step subprocesses would run them no sooner, only start slower.
-    config={"execution": {"config": {"in_process": {}}}},
+    executor_def=dg.in_process_executor,
 )

@@ -4,8 +4,8 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-22
 
-The four tables of seed 000, plus the channel store (sealed secrets), the source-side
-identity of fetched files, and the retry settings with seed 000's defaults.
+The four tables of the design, plus the channel store (sealed secrets), the source-side
+identity of fetched files, and the retry settings with the design's defaults.
 """
 
 from __future__ import annotations

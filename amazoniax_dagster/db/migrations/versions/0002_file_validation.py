@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22
 
-Fetch -> Validate -> Upload (seed 002): each delivered file records its format check's
+Fetch -> Validate -> Upload: each delivered file records its format check's
 verdict, and whether it went to quarantine instead of the job folder.
 """
 
