@@ -112,10 +112,10 @@ def test_a_process_that_ran_no_job_exits_as_usual() -> None:
     assert _run(code) == "frozen at exit: False"
 
 
-def test_loading_the_code_location_freezes_what_it_loaded() -> None:
-    # A run worker's later full collections walk only what the run creates.
-    code = "import gc, amazoniax_dagster.definitions; print(gc.get_freeze_count() > 0)"
-    assert _run(code) == "True"
+def test_loading_the_code_location_only_assembles() -> None:
+    # No process-wide side effect on import: the garbage collector is left as it was.
+    code = "import gc, amazoniax_dagster.definitions; print(gc.get_freeze_count())"
+    assert _run(code) == "0"
 
 
 def test_checking_a_json_file_without_a_schema_leaves_jsonschema_out() -> None:
