@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr
 
 if TYPE_CHECKING:
     from amazoniax_dagster.clients.kafka import KafkaBus, Topics
+    from amazoniax_dagster.jobs.intake import IntakeLimits
 
 
 class KafkaResource(dg.ConfigurableResource):
@@ -20,6 +21,18 @@ class KafkaResource(dg.ConfigurableResource):
     client_id: str = "amazoniax"
     max_messages_per_tick: int = Field(default=5000, description="sensor work bound per tick")
     max_seconds_per_tick: float = Field(default=20.0, description="sensor time bound per tick")
+    max_message_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="larger job messages are dead-lettered"
+    )
+    max_message_depth: int = Field(
+        default=64, ge=4, description="job messages nesting deeper are dead-lettered"
+    )
+    failed_ticks_before_dead_letter: int = Field(
+        default=3,
+        ge=1,
+        description="ticks the sensor may fail on one message (a bug of ours) before the "
+        "message is dead-lettered so that the ones behind it go on",
+    )
 
     _bus: KafkaBus | None = PrivateAttr(default=None)
 
@@ -39,6 +52,11 @@ class KafkaResource(dg.ConfigurableResource):
             status=self.status_topic,
             dead_letter=self.dead_letter_topic,
         )
+
+    def intake_limits(self) -> IntakeLimits:
+        from amazoniax_dagster.jobs.intake import IntakeLimits
+
+        return IntakeLimits(max_bytes=self.max_message_bytes, max_depth=self.max_message_depth)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._bus is not None:

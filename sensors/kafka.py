@@ -4,11 +4,14 @@ A job runs as ``channel_files`` for its channel; a web/API job whose site needs 
 first (a new site, or heal mode) runs as ``fetcher_code`` for its site, which generates,
 validates and publishes the fetcher and then fetches the channel in the same run.
 The cursor holds the next offset per partition and advances only past handled messages.
-Each run's ``run_key`` is its job_id, so a re-delivered message never starts a second run.
+A job_id has one run; produced again after its runs failed, it starts a new attempt
+(``run_key`` ``<job_id>:attempt-<n>``), while a job that is running or done is not run twice.
+A tick that fails on a bug of ours counts against the oldest unhandled message; after
+``failed_ticks_before_dead_letter`` such ticks that message is dead-lettered and intake goes on.
 """
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -20,18 +23,33 @@ from amazoniax_dagster.shell.partitions import (
     channels_partitions,
     sites_partitions,
 )
-from resources import FetcherDBResource, KafkaResource
+from resources import FetcherDBResource, FetchSettings, KafkaResource
 
 if TYPE_CHECKING:
+    from amazoniax_dagster.clients.kafka import Batch
     from amazoniax_dagster.core.messages import FetcherJob
 
-
-def parse_cursor(cursor: str | None) -> dict[int, int]:
-    return {int(p): int(o) for p, o in json.loads(cursor).items()} if cursor else {}
+_ENDED_BADLY = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 
-def format_cursor(offsets: dict[int, int]) -> str:
-    return json.dumps({str(p): o for p, o in sorted(offsets.items())})
+def parse_cursor(cursor: str | None) -> tuple[dict[int, int], dict[str, int]]:
+    """(next offset per partition, failed ticks per "partition:offset")."""
+    if not cursor:
+        return {}, {}
+    data = json.loads(cursor)
+    if "offsets" not in data:  # the cursor before failed ticks were counted
+        return {int(p): int(o) for p, o in data.items()}, {}
+    offsets = {int(p): int(o) for p, o in data["offsets"].items()}
+    return offsets, {str(k): int(v) for k, v in data.get("failed_ticks", {}).items()}
+
+
+def format_cursor(offsets: dict[int, int], failed_ticks: dict[str, int] | None = None) -> str:
+    return json.dumps(
+        {
+            "offsets": {str(p): o for p, o in sorted(offsets.items())},
+            "failed_ticks": dict(sorted((failed_ticks or {}).items())),
+        }
+    )
 
 
 @dg.sensor(
@@ -44,11 +62,12 @@ def format_cursor(offsets: dict[int, int]) -> str:
     ),
 )
 def kafka_fetcher_sensor(
-    context: dg.SensorEvaluationContext, kafka: KafkaResource, fetcher_db: FetcherDBResource
+    context: dg.SensorEvaluationContext,
+    kafka: KafkaResource,
+    fetcher_db: FetcherDBResource,
+    fetch_settings: FetchSettings,
 ) -> dg.SensorResult:
-    from amazoniax_dagster.jobs.intake import take_in
-
-    positions = parse_cursor(context.cursor)
+    positions, failed_ticks = parse_cursor(context.cursor)
     bus = kafka.get_bus()
     topics = kafka.topics()
     batch = bus.read(
@@ -59,19 +78,51 @@ def kafka_fetcher_sensor(
     )
     if not batch.records:
         return dg.SensorResult(skip_reason=f"no new messages on {topics.fetcher}")
+    try:
+        return _handle(context, batch, positions, kafka, fetcher_db, fetch_settings)
+    except Exception as exc:
+        from amazoniax_dagster.core.errors import AmazoniaxError
 
-    intake = take_in(batch, db=fetcher_db.get_db(), bus=bus, topics=topics)
+        if isinstance(exc, AmazoniaxError):
+            raise  # our infrastructure (DB, Kafka) failing: fail the tick, retry next tick
+        return _after_a_bug(context, batch, positions, failed_ticks, exc, kafka, fetcher_db)
+
+
+def _handle(
+    context: dg.SensorEvaluationContext,
+    batch: "Batch",
+    positions: dict[int, int],
+    kafka: KafkaResource,
+    fetcher_db: FetcherDBResource,
+    fetch_settings: FetchSettings,
+) -> dg.SensorResult:
+    from amazoniax_dagster.jobs.intake import take_in
+
+    bus = kafka.get_bus()
+    intake = take_in(
+        batch,
+        db=fetcher_db.get_db(),
+        bus=bus,
+        topics=kafka.topics(),
+        policy=fetch_settings.network_policy(),
+        limits=kafka.intake_limits(),
+    )
     if intake.error is not None and not intake.next_offsets:
         raise intake.error  # nothing handled: fail the tick visibly, retry next tick
 
     jobs = {job.job_id: job for job in intake.accepted}  # a batch may repeat a message
-    already = _jobs_with_runs(context.instance, list(jobs))
+    attempts = _next_attempts(context.instance, list(jobs))
     known_channels = set(context.instance.get_dynamic_partitions(CHANNELS))
     new_channels = sorted({j.channel_id for j in jobs.values()} - known_channels)
     run_requests = [
-        _run_request(job, intake.sites.get(job.job_id), generate=job.job_id in intake.generate)
+        _run_request(
+            job,
+            intake.sites.get(job.job_id),
+            generate=job.job_id in intake.generate,
+            attempt=attempts[job.job_id],
+        )
         for job in jobs.values()
-        if job.job_id not in already
+        if attempts[job.job_id] is not None
     ]
     new_sites = sorted(
         {intake.sites[j] for j in intake.generate if j in intake.sites}
@@ -81,11 +132,12 @@ def kafka_fetcher_sensor(
         context.log.error(
             f"stopped early, will retry from the first unhandled message: {intake.error}"
         )
-    context.log.info(
-        f"{len(batch.records)} messages: {len(run_requests)} runs requested, "
-        f"{len(jobs) - len(run_requests)} already running or done, "
-        f"{intake.dead_lettered} dead-lettered"
-    )
+    if run_requests or intake.dead_lettered:
+        context.log.info(
+            f"{len(batch.records)} messages: {len(run_requests)} runs requested, "
+            f"{len(jobs) - len(run_requests)} already running or done, "
+            f"{intake.dead_lettered} dead-lettered"
+        )
     partition_requests = []
     if new_channels:
         partition_requests.append(channels_partitions.build_add_request(new_channels))
@@ -95,31 +147,89 @@ def kafka_fetcher_sensor(
         run_requests=run_requests,
         dynamic_partitions_requests=partition_requests,
         cursor=format_cursor(positions | intake.next_offsets),
+        skip_reason=None
+        if run_requests
+        else f"{len(batch.records)} messages, no run to start "
+        f"({intake.dead_lettered} dead-lettered)",
     )
 
 
-def _run_request(job: "FetcherJob", site: str | None, *, generate: bool) -> dg.RunRequest:
+def _after_a_bug(
+    context: dg.SensorEvaluationContext,
+    batch: "Batch",
+    positions: dict[int, int],
+    failed_ticks: dict[str, int],
+    exc: Exception,
+    kafka: KafkaResource,
+    fetcher_db: FetcherDBResource,
+) -> dg.SensorResult:
+    """Count the failed tick against the oldest unhandled message; past the limit, dead-letter
+    it and move on, so that a message that trips a bug of ours cannot block the topic."""
+    from amazoniax_dagster.core.errors import IntakeBugError
+    from amazoniax_dagster.jobs.intake import dead_letter
+
+    head = batch.records[0]
+    where = f"{head.partition}:{head.offset}"
+    count = failed_ticks.get(where, 0) + 1
+    context.log.exception(f"the sensor failed on the message at {where} ({count} times)")
+    if count < kafka.failed_ticks_before_dead_letter:
+        return dg.SensorResult(
+            skip_reason=f"failed on the message at {where} ({count} times): {type(exc).__name__}",
+            cursor=format_cursor(positions, {where: count}),
+        )
+    reason = f"the sensor failed on this message {count} times: {type(exc).__name__}"
+    dead_letter(
+        head,
+        IntakeBugError(reason),
+        bus=kafka.get_bus(),
+        topics=kafka.topics(),
+        db=fetcher_db.get_db(),
+    )
+    return dg.SensorResult(
+        skip_reason=f"dead-lettered the message at {where}: {reason}",
+        cursor=format_cursor(positions | {head.partition: head.offset + 1}),
+    )
+
+
+def _run_request(
+    job: "FetcherJob", site: str | None, *, generate: bool, attempt: int | None
+) -> dg.RunRequest:
     run_tags = {
         tags.JOB_ID: job.job_id,
         tags.CHANNEL_ID: job.channel_id,
         tags.SOURCE_TYPE: str(job.source_type),
         tags.FLOW: str(job.flow),
     } | ({tags.SITE: site} if site else {})
+    run_key = job.job_id
+    if attempt and attempt > 1:
+        run_tags[tags.ATTEMPT] = str(attempt)
+        run_key = f"{job.job_id}:attempt-{attempt}"
     if generate and site:
         return dg.RunRequest(
-            run_key=job.job_id, job_name=fetcher_code_job.name, partition_key=site, tags=run_tags
+            run_key=run_key, job_name=fetcher_code_job.name, partition_key=site, tags=run_tags
         )
     return dg.RunRequest(
-        run_key=job.job_id,
+        run_key=run_key,
         job_name=channel_files_job.name,
         partition_key=job.channel_id,
         tags=run_tags,
     )
 
 
-def _jobs_with_runs(instance: dg.DagsterInstance, job_ids: list[str]) -> set[str]:
-    """job_ids that already have a run (a re-delivered message must not start another)."""
+def _next_attempts(instance: dg.DagsterInstance, job_ids: list[str]) -> dict[str, Any]:
+    """job_id -> the attempt a new run would be (1 for a new job), or None when the job has a
+    run that is queued, running or succeeded (a re-delivered message must not start another)."""
     if not job_ids:
-        return set()
+        return {}
     records = instance.get_run_records(filters=dg.RunsFilter(tags={tags.JOB_ID: job_ids}))
-    return {r.dagster_run.tags[tags.JOB_ID] for r in records}
+    runs: dict[str, list[dg.DagsterRun]] = {}
+    for record in records:
+        runs.setdefault(record.dagster_run.tags[tags.JOB_ID], []).append(record.dagster_run)
+    attempts: dict[str, Any] = {}
+    for job_id in job_ids:
+        earlier = runs.get(job_id, [])
+        if any(run.status not in _ENDED_BADLY for run in earlier):
+            attempts[job_id] = None
+        else:
+            attempts[job_id] = len(earlier) + 1
+    return attempts

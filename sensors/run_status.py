@@ -10,7 +10,7 @@ import dagster as dg
 
 from amazoniax_dagster.shell import tags
 from amazoniax_dagster.shell.dagster_jobs import channel_files_job
-from resources import FetcherDBResource, KafkaResource
+from resources import FetcherDBResource, KafkaResource, OutputBucketResource
 
 CHANNEL_FILES = dg.AssetKey("channel_files")
 
@@ -31,6 +31,7 @@ def _report(
     run_message: str,
     fetcher_db: FetcherDBResource,
     kafka: KafkaResource,
+    output_bucket: OutputBucketResource,
 ) -> None:
     from amazoniax_dagster.jobs.status_message import build_status, publish_status
 
@@ -45,6 +46,11 @@ def _report(
     seconds = stats.end_time - stats.start_time if stats.start_time and stats.end_time else None
     db = fetcher_db.get_db()
     job_id = tags.job_id_for_run(run.tags, run.run_id)
+    if outcome in ("failure", "canceled"):
+        from amazoniax_dagster.jobs.cleanup import remove_unrecorded_uploads
+
+        # A killed run's uploads that no record lists go now, before anyone reads the folder.
+        remove_unrecorded_uploads(output_bucket.get_bucket(), db, channel_id, job_id)
     if outcome == "failure":
         from amazoniax_dagster.jobs.heal import after_failure
 
@@ -68,9 +74,12 @@ def _report(
     description="Publishes a success status for every channel run that succeeded.",
 )
 def status_on_success(
-    context: dg.RunStatusSensorContext, fetcher_db: FetcherDBResource, kafka: KafkaResource
+    context: dg.RunStatusSensorContext,
+    fetcher_db: FetcherDBResource,
+    kafka: KafkaResource,
+    output_bucket: OutputBucketResource,
 ) -> None:
-    _report(context, "success", "", fetcher_db, kafka)
+    _report(context, "success", "", fetcher_db, kafka, output_bucket)
 
 
 @dg.run_failure_sensor(
@@ -79,9 +88,13 @@ def status_on_success(
     description="Publishes a failed status for every channel run that failed or crashed.",
 )
 def status_on_failure(
-    context: dg.RunFailureSensorContext, fetcher_db: FetcherDBResource, kafka: KafkaResource
+    context: dg.RunFailureSensorContext,
+    fetcher_db: FetcherDBResource,
+    kafka: KafkaResource,
+    output_bucket: OutputBucketResource,
 ) -> None:
-    _report(context, "failure", context.failure_event.message or "", fetcher_db, kafka)
+    message = context.failure_event.message or ""
+    _report(context, "failure", message, fetcher_db, kafka, output_bucket)
 
 
 @dg.run_status_sensor(
@@ -91,6 +104,9 @@ def status_on_failure(
     description="Publishes a failed status for every channel run that was canceled.",
 )
 def status_on_cancel(
-    context: dg.RunStatusSensorContext, fetcher_db: FetcherDBResource, kafka: KafkaResource
+    context: dg.RunStatusSensorContext,
+    fetcher_db: FetcherDBResource,
+    kafka: KafkaResource,
+    output_bucket: OutputBucketResource,
 ) -> None:
-    _report(context, "canceled", "", fetcher_db, kafka)
+    _report(context, "canceled", "", fetcher_db, kafka, output_bucket)

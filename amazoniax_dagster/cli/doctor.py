@@ -282,7 +282,7 @@ def check_bedrock(settings: Settings, *, timeout: float) -> str:
 def check_fetchers_repo(settings: Settings, *, timeout: float) -> str:
     repo = settings.fetchers_repo
     if not repo:
-        raise CheckSkipped("not configured (AMAZONIAX_FETCHERS_REPO unset)")
+        raise CheckSkipped("not configured (AMAZONIAX_FETCHERS_REMOTE_URL unset)")
     shown = redact_url(repo)
     remote = "://" in repo or (":" in repo and "@" in repo.split(":", 1)[0])
     if remote:

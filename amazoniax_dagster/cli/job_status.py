@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
 from amazoniax_dagster.core.redaction import Redactor
 from amazoniax_dagster.db.repository import FetcherDB
-from amazoniax_dagster.db.rows import JobFailure
+from amazoniax_dagster.db.rows import DeadLetterRow, JobFailure
 
 #: the states every report shows, in this order (others, e.g. ``canceled``, follow)
 STATES = ("queued", "running", "success", "failed", "requires_human_review")
@@ -18,6 +18,9 @@ STATES = ("queued", "running", "success", "failed", "requires_human_review")
 class JobsOverview:
     counts: dict[str, int]
     recent_failures: list[JobFailure]
+    #: messages intake refused (dead-lettered), in all, and the latest ones
+    dead_letters: int = 0
+    recent_dead_letters: list[DeadLetterRow] = field(default_factory=list)
 
     @property
     def queue_size(self) -> int:
@@ -44,6 +47,17 @@ class JobsOverview:
                 }
                 for f in self.recent_failures
             ],
+            "dead_letters": self.dead_letters,
+            "recent_dead_letters": [
+                {
+                    "job_id": d.job_id,
+                    "channel_id": d.channel_id,
+                    "error_class": d.error_class,
+                    "time": d.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "reason": redact(d.reason),
+                }
+                for d in self.recent_dead_letters
+            ],
         }
 
 
@@ -51,7 +65,8 @@ def jobs_overview(db: FetcherDB, *, failures: int = 10) -> JobsOverview:
     found = db.job_status_counts()
     counts = {state: found.pop(state, 0) for state in STATES}
     counts.update(sorted(found.items()))
-    return JobsOverview(counts, db.recent_failures(failures))
+    dead, recent_dead = db.recent_dead_letters(failures)
+    return JobsOverview(counts, db.recent_failures(failures), dead, recent_dead)
 
 
 __all__ = ["STATES", "JobsOverview", "jobs_overview"]

@@ -121,7 +121,10 @@ def dev(port: int, workdir: Path, no_demo: bool) -> None:
         web_message,
     )
     from amazoniax_dagster.devstack.demo_sites import serve
+    from amazoniax_dagster.devstack.ports import port_in_use
 
+    if port_in_use(port):  # before the stack starts: a UI that cannot bind would be missing
+        _fail(f"port {port} on 127.0.0.1 is in use; free it or choose another with --port")
     with ExitStack() as stack, running_stack(workdir / "stack") as endpoints:
         env = os.environ | endpoints.env()
         env["AMAZONIAX_DAGSTER_PG_URL"] = ensure_database(endpoints.database_url, "dagster")
@@ -395,7 +398,7 @@ def doctor(as_json: bool, timeout: float, env_file: Path | None) -> None:
     fetcher db        connects, and the migrations are at head
     secret key        AMAZONIAX_SECRET_KEY is a valid Fernet key
     bedrock           reachable, when AMAZONIAX_BEDROCK_* is set
-    fetchers repo     git answers, when AMAZONIAX_FETCHERS_REPO is set
+    fetchers repo     git answers, when AMAZONIAX_FETCHERS_REMOTE_URL is set
     ftp/sftp hosts    TCP connect to each server of the stored channels
 
     Exit code 1 when a check fails.
@@ -430,7 +433,12 @@ def status(as_json: bool, failures: int, env_file: Path | None) -> None:
     import json
 
     from amazoniax_dagster.cli.job_status import jobs_overview
-    from amazoniax_dagster.cli.output import failures_table, make_console, status_table
+    from amazoniax_dagster.cli.output import (
+        dead_letters_table,
+        failures_table,
+        make_console,
+        status_table,
+    )
     from amazoniax_dagster.core.errors import AmazoniaxError
 
     db = open_fetcher_db(_settings(env_file))
@@ -449,7 +457,11 @@ def status(as_json: bool, failures: int, env_file: Path | None) -> None:
     if overview.recent_failures:
         console.print(failures_table(overview))
     else:
-        console.print("no failures")
+        console.print("no failed jobs")
+    if overview.dead_letters:
+        console.print(dead_letters_table(overview))
+    else:
+        console.print("no refused messages")
 
 
 if __name__ == "__main__":

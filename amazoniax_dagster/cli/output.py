@@ -134,6 +134,28 @@ def failures_table(overview: JobsOverview) -> Table:
     return table
 
 
+def dead_letters_table(overview: JobsOverview) -> Table:
+    redact = Redactor()
+    table = Table(
+        title=f"messages refused (dead-lettered): {overview.dead_letters}, latest first",
+        title_justify="left",
+    )
+    table.add_column("job_id", overflow="fold")
+    table.add_column("channel", overflow="fold")
+    table.add_column("error", no_wrap=True)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("reason", overflow="fold", min_width=24)
+    for d in overview.recent_dead_letters:
+        table.add_row(
+            d.job_id or "?",
+            d.channel_id or "?",
+            d.error_class,
+            d.at.strftime("%Y-%m-%d %H:%M:%S"),
+            _escape(redact(d.reason)),
+        )
+    return table
+
+
 def doctor_line(result: CheckResult, width: int) -> str:
     mark = {"ok": "✓", "failed": "✗", "skipped": "-"}[result.status]
     latency = "" if result.latency_ms is None else f"{result.latency_ms:.0f} ms"

@@ -49,7 +49,7 @@ class Settings:
             bedrock_endpoint_url=get("AMAZONIAX_BEDROCK_ENDPOINT_URL"),
             bedrock_model_id=get("AMAZONIAX_BEDROCK_MODEL_ID"),
             bedrock_region=get("AMAZONIAX_BEDROCK_REGION") or get("AWS_REGION"),
-            fetchers_repo=get("AMAZONIAX_FETCHERS_REPO"),
+            fetchers_repo=get("AMAZONIAX_FETCHERS_REMOTE_URL"),
         )
 
     def require(self, name: str) -> str:

@@ -186,6 +186,21 @@ class OutputBucket:
             finally:
                 stream.close()
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` in the output bucket."""
+        with _as_ours():
+            return [
+                item.key
+                for item in self._http.list_objects(
+                    self.bucket, prefix, what=f"list s3://{self.bucket}/{prefix}"
+                )
+            ]
+
+    def job_prefixes(self, channel_id: str, job_id: str) -> tuple[str, str]:
+        """Where a job writes files: its folder, and its quarantine folder."""
+        quarantine = self.quarantine_key(channel_id, job_id, "")
+        return self.job_folder(channel_id, job_id), quarantine
+
     def delete(self, keys: Iterable[str]) -> None:
         with _as_ours():
             self._http.delete_objects(self.bucket, list(keys), what=f"clean up s3://{self.bucket}")

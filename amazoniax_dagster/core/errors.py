@@ -110,3 +110,9 @@ __all__ = [
     "UnsafeURLError",
     "ValidationFailedError",
 ]
+
+
+class IntakeBugError(AmazoniaxError):
+    """A message made our own intake code fail; the message is dead-lettered, intake goes on."""
+
+    error_class = "internal"

@@ -6,12 +6,15 @@ the fetcher. Secrets in source configs are ``SecretStr`` so that a stray repr ne
 
 from __future__ import annotations
 
-import json
+import re
+import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,14 +25,50 @@ from pydantic import (
     field_validator,
 )
 
+from amazoniax_dagster.core.bounded_json import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    load_bounded_json,
+)
+from amazoniax_dagster.core.date_ranges import DateRangeError, normalize_date_range
 from amazoniax_dagster.core.errors import AmazoniaxError, MessageError
 
-# Identifiers end up in S3 keys, Dagster partition keys and run keys: keep them printable and
-# free of path separators.
-Identifier = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$"),
-]
+# A letter or digit (any script), then letters, digits, "-", "_", ".", ":" or "@".
+_IDENTIFIER = re.compile(r"[^\W_][\w.:@-]{0,199}")
+IDENTIFIER_RULE = (
+    "1-200 characters: a letter or digit (any script) first, then letters, digits, "
+    "'-', '_', '.', ':' or '@'; no '..'"
+)
+
+
+def _identifier(value: str) -> str:
+    """Identifiers end up in S3 keys, Dagster partition keys and run keys (NFC, so one
+    spelling of a name is one key)."""
+    text = unicodedata.normalize("NFC", value.strip())
+    if not _IDENTIFIER.fullmatch(text) or ".." in text:
+        raise ValueError(f"not a valid id ({IDENTIFIER_RULE})")
+    return text
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_climbing(value: str, what: str) -> str:
+    """Refuse a remote path or pattern with a ``..`` segment or a control character."""
+    if _CONTROL.search(value):
+        raise ValueError(f"{what} has a control character")
+    segments = value.lstrip("!").replace("\\", "/").split("/")
+    if ".." in segments:
+        raise ValueError(f"{what} climbs out of its folder with '..'")
+    return value
+
+
+def _http_url(value: str, what: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{what} must be an http:// or https:// URL with a host")
+    return value.strip()
 
 
 class SourceType(StrEnum):
@@ -105,6 +144,16 @@ class S3SourceConfig(FileChecks):
     # "always_hash": download and hash everything (for stores whose listings lie).
     verify: Literal["listing", "always_hash"] = "listing"
 
+    @field_validator("remote_path", "file_pattern")
+    @classmethod
+    def _inside(cls, value: str, info: Any) -> str:
+        return _no_climbing(value, info.field_name)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value, "endpoint_url")
+
 
 class FtpSourceConfig(FileChecks):
     """An FTP, explicit-FTPS or SFTP channel (``protocol``); ``port`` defaults to 21 or 22.
@@ -138,6 +187,19 @@ class FtpSourceConfig(FileChecks):
     private_key: SecretStr | None = None
     private_key_passphrase: SecretStr | None = None
 
+    @field_validator("remote_path", "file_pattern")
+    @classmethod
+    def _inside(cls, value: str, info: Any) -> str:
+        return _no_climbing(value, info.field_name)
+
+    @field_validator("host")
+    @classmethod
+    def _plain_host(cls, value: str) -> str:
+        host = value.strip()
+        if not host or _CONTROL.search(host) or any(c in host for c in "/\\@?# "):
+            raise ValueError("host must be a plain host name or address (no scheme or path)")
+        return host
+
 
 class WebSourceConfig(FileChecks):
     url: str
@@ -146,6 +208,28 @@ class WebSourceConfig(FileChecks):
     navigation_details: dict[str, Any] | None = None
     api_documentation_path: str | None = None
     auth_keys: dict[str, SecretStr] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _site_url(cls, value: str) -> str:
+        return _http_url(value, "url")
+
+    @field_validator("api_documentation_path")
+    @classmethod
+    def _doc_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value:
+            return _http_url(value, "api_documentation_path")
+        return value
+
+    @field_validator("navigation_details")
+    @classmethod
+    def _date_range(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None or value.get("date_range") is None:
+            return value
+        try:
+            return value | {"date_range": normalize_date_range(value["date_range"])}
+        except DateRangeError as exc:
+            raise ValueError(str(exc)) from exc
 
 
 SourceConfig = S3SourceConfig | FtpSourceConfig | WebSourceConfig
@@ -188,12 +272,14 @@ class FetcherJob(_Open):
         return Flow.NEW if self.is_new else Flow.EXISTING
 
 
-def parse_fetcher_job(raw: bytes | str) -> FetcherJob:
-    """Parse and validate one input message, including its source config when present."""
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageError(f"message is not valid JSON: {exc}") from exc
+def parse_fetcher_job(
+    raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+) -> FetcherJob:
+    """Parse and validate one input message, including its source config when present.
+
+    The size and nesting depth are checked before parsing. A ``navigation_details.date_range``
+    comes back in its canonical form (see ``core/date_ranges.py``)."""
+    data = load_bounded_json(raw, max_bytes=max_bytes, max_depth=max_depth)
     if not isinstance(data, dict):
         raise MessageError(f"message must be a JSON object, got {type(data).__name__}")
     try:
@@ -201,7 +287,9 @@ def parse_fetcher_job(raw: bytes | str) -> FetcherJob:
     except ValidationError as exc:
         raise MessageError(f"invalid job message: {describe_validation_error(exc)}") from exc
     if job.config is not None:
-        parse_source_config(job.source_type, job.config)
+        config = parse_source_config(job.source_type, job.config)
+        if isinstance(config, WebSourceConfig) and config.navigation_details is not None:
+            job.config = job.config | {"navigation_details": config.navigation_details}
     return job
 
 

@@ -129,6 +129,21 @@ class NetworkPolicy:
             where = f"{shown!r}: host {host!r} resolves to"
             self._check_ip(_parse_address(address, where), where)
 
+    def precheck_url(self, url: str) -> None:
+        """:meth:`check_url` without DNS: scheme, authority, metadata names and literal
+        addresses. A host name passes here and is checked when the job connects."""
+        try:
+            self.check_url(url, resolve=_no_lookup)
+        except _LookupSkipped:
+            pass
+
+    def precheck_host(self, host: str, port: int) -> None:
+        """:meth:`check_host` without DNS (see :meth:`precheck_url`)."""
+        try:
+            self.check_host(host, port, resolve=_no_lookup)
+        except _LookupSkipped:
+            pass
+
     def check_redirect(
         self, from_url: str, to_url: str, *, resolve: Resolver | None = None
     ) -> None:
@@ -199,6 +214,14 @@ class NetworkPolicy:
                 f"refusing {where} {ip}, {reason}; to allow it, add its network "
                 f"(e.g. {ipaddress.ip_network(ip)}) to {ALLOWED_NETWORKS_ENV}"
             )
+
+
+class _LookupSkipped(Exception):
+    """A pre-check reached a host name: DNS is left to the connection."""
+
+
+def _no_lookup(host: str, port: int) -> list[str]:
+    raise _LookupSkipped(host)
 
 
 def _forbidden_reason(ip: IPAddress) -> str | None:

@@ -95,6 +95,12 @@ def redact_url(url: str) -> str:
     return _redact_url(url, set())
 
 
+def redact_text(text: str) -> str:
+    """``text`` with values assigned to secret names masked (``password=x``, ``"token": "x"``,
+    ``Bearer x``) and URL credentials masked: for text that may not parse (a refused message)."""
+    return _URL.sub(lambda m: redact_url(m.group()), _redact_text(text))
+
+
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``headers`` with credentials masked and URLs (``Location``...) redacted."""
     return {
@@ -267,5 +273,6 @@ __all__ = [
     "is_secret_key",
     "redact_headers",
     "redact_mapping",
+    "redact_text",
     "redact_url",
 ]

@@ -184,3 +184,19 @@ retry_settings = Table(
     Column("retry_delay_seconds", Float, nullable=False, default=30.0),
     _updated(),
 )
+
+# A message intake refused: sent to the dead-letter topic and counted here for
+# ``amazoniax status`` (the reason is redacted; the message itself stays on the topic).
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", String(200), nullable=True),
+    Column("channel_id", String(200), nullable=True),
+    Column("error_class", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("topic", String(200), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    _created(),
+)

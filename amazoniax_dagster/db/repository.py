@@ -19,6 +19,7 @@ from amazoniax_dagster.db.rows import (
     ChannelHistory,
     ChannelHost,
     ChannelSummary,
+    DeadLetterRow,
     DeliveredFile,
     DeliveredOutput,
     JobFailure,
@@ -92,7 +93,9 @@ class FetcherDB(FetcherRegistryMixin):
     ) -> None:
         """Store a batch of accepted jobs in one transaction: each job's config as its channel's
         latest (in order, so the last message for a channel wins) and the job as queued.
-        Items are (job_id, channel_id, source_type, flow, config or None). Idempotent."""
+        Items are (job_id, channel_id, source_type, flow, config or None). Idempotent; a job
+        that ended badly (failed, canceled, needing review) is queued again with the new
+        message's type and config, for its next attempt."""
         latest: dict[str, tuple[str, Any]] = {}  # channel_id -> (source_type, sealed config)
         job_rows = []
         for job_id, channel_id, source_type, flow, config in jobs:
@@ -111,12 +114,17 @@ class FetcherDB(FetcherRegistryMixin):
                     _columns([(c, t, sealed) for c, (t, sealed) in latest.items()], 3),
                 )
             if job_rows:
+                # One row per job_id (a batch may repeat a message): an upsert touches a row once.
+                job_rows = list({row[0]: row for row in job_rows}.values())
                 s.execute(
                     "INSERT INTO job_runs (job_id, channel_id, source_type, flow, config_json,"
                     " status, metadata_json, parsers_published, status_published)"
                     " SELECT *, 'queued', '{}'::jsonb, false, false"
                     " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[])"
-                    " ON CONFLICT (job_id) DO NOTHING",
+                    " ON CONFLICT (job_id) DO UPDATE SET source_type = EXCLUDED.source_type,"
+                    " flow = EXCLUDED.flow, config_json = EXCLUDED.config_json,"
+                    " status = 'queued', message = NULL"
+                    " WHERE job_runs.status IN ('failed', 'canceled', 'requires_human_review')",
                     _columns(job_rows, 5),
                 )
 
@@ -356,6 +364,36 @@ class FetcherDB(FetcherRegistryMixin):
                 (limit,),
             )
         return [JobFailure(*row) for row in rows]
+
+    def record_dead_letter(
+        self,
+        *,
+        job_id: str | None,
+        channel_id: str | None,
+        error_class: str,
+        reason: str,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> None:
+        """Count a refused message (its reason already redacted)."""
+        with self._transaction("record a dead letter") as s:
+            s.execute(
+                "INSERT INTO dead_letters (job_id, channel_id, error_class, reason, topic,"
+                ' partition, "offset") VALUES (%s, %s, %s, %s, %s, %s, %s)',
+                (job_id, channel_id, error_class, reason[:2000], topic, partition, offset),
+            )
+
+    def recent_dead_letters(self, limit: int = 10) -> tuple[int, list[DeadLetterRow]]:
+        """How many messages were dead-lettered in all, and the latest ``limit`` of them."""
+        with self._transaction("read dead letters") as s:
+            total = int(s.scalar("SELECT count(*) FROM dead_letters") or 0)
+            rows = s.all(
+                "SELECT job_id, channel_id, error_class, reason, created_at FROM dead_letters"
+                " ORDER BY created_at DESC, id DESC LIMIT %s",
+                (limit,),
+            )
+        return total, [DeadLetterRow(*row) for row in rows]
 
     # -- files --------------------------------------------------------------------------------
 

@@ -117,3 +117,14 @@ class RetryConfig:
     max_simple_retries: int = 3
     max_heal_retries: int = 2
     retry_delay_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    """A message intake refused (see ``jobs/intake.py``)."""
+
+    job_id: str | None
+    channel_id: str | None
+    error_class: str
+    reason: str
+    at: datetime

@@ -64,3 +64,14 @@ def free_port_pair(offset: int = WEED_GRPC_OFFSET) -> int:
             if _claim(port + offset):
                 return port
     raise LocalStackError(f"no free port pair (p, p+{offset}) found on 127.0.0.1")
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something already listens on ``host:port`` (a bind there would fail)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds it
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False

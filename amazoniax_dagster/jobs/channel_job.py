@@ -28,6 +28,7 @@ from amazoniax_dagster.core.messages import (
 )
 from amazoniax_dagster.core.redaction import Redactor, collect_secret_values
 from amazoniax_dagster.db import FetcherDB
+from amazoniax_dagster.jobs.cleanup import remove_unrecorded_uploads
 from amazoniax_dagster.jobs.file_job import (
     sync_files,
 )
@@ -48,10 +49,19 @@ class ResolvedJob:
 
 
 def resolve_job(request: JobRequest, db: FetcherDB) -> ResolvedJob:
-    """The job's own config snapshot (from its message), else the channel's stored config."""
-    channel = db.get_channel(request.channel_id)
+    """The job as its own message said: its source type with its config snapshot. The
+    channel's stored config (and type) is the fallback for a job whose message had none."""
+    record = db.get_job(request.job_id)
     config = db.job_config(request.job_id)
-    return ResolvedJob(request, SourceType(channel.source_type), config or channel.config)
+    if record is not None and config is not None:
+        return ResolvedJob(request, SourceType(record.source_type), config)
+    channel = db.get_channel(request.channel_id)
+    if record is not None and record.source_type != channel.source_type:
+        raise ConfigError(
+            f"job {request.job_id} is a {record.source_type} job without a config, but channel "
+            f"{request.channel_id} is stored as {channel.source_type}: send the job with its config"
+        )
+    return ResolvedJob(request, SourceType(channel.source_type), channel.config)
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ def execute(
                 request.channel_id,
                 request.flow,
             )
+            _sweep_earlier_attempt(request, services)
             with job_record(job, services.db):
                 result = run_job(job, services)
         except AmazoniaxError as exc:
@@ -135,6 +146,13 @@ def _upload_job_log(request: JobRequest, job_log: JobLog, services: JobServices)
         log.warning("could not upload the job log to %s: %s", key, exc)
         return None
     return f"s3://{services.output.bucket}/{key}"
+
+
+def _sweep_earlier_attempt(request: JobRequest, services: JobServices) -> None:
+    """A job that ran before and did not succeed may have left uploads of a killed run."""
+    earlier = services.db.get_job(request.job_id)
+    if earlier is not None and earlier.started_at is not None and earlier.status != "success":
+        remove_unrecorded_uploads(services.output, services.db, request.channel_id, request.job_id)
 
 
 @contextmanager

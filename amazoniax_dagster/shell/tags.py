@@ -10,6 +10,8 @@ SOURCE_TYPE = "amazoniax/source_type"
 FLOW = "amazoniax/flow"
 #: the site (or FTP host) a run fetches from: the run queue limits concurrent runs per value
 SITE = "amazoniax/site"
+#: 2, 3, ... when a job_id produced again after a failed run starts a new attempt
+ATTEMPT = "amazoniax/attempt"
 
 
 def job_id_for_run(tags: Mapping[str, str], run_id: str) -> str:

@@ -20,7 +20,7 @@ from amazoniax_dagster.clients.kafka import KafkaBus, Record, Topics
 from amazoniax_dagster.definitions import defs
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.shell import tags
-from resources import FetcherDBResource, KafkaResource
+from resources import FetcherDBResource, FetchSettings, KafkaResource, OutputBucketResource
 from sensors import kafka_fetcher_sensor, status_on_cancel, status_on_failure, status_on_success
 
 
@@ -92,6 +92,14 @@ class Harness:
             ),
             "fetcher_db": FetcherDBResource(
                 database_url=self.stack.database_url, secret_key=self.stack.secret_key
+            ),
+            "fetch_settings": FetchSettings(allowed_networks="127.0.0.0/8"),
+            "output_bucket": OutputBucketResource(
+                bucket=self.stack.output_bucket,
+                endpoint_url=self.stack.s3_endpoint_url,
+                access_key_id=self.stack.s3_access_key_id,
+                secret_access_key=self.stack.s3_secret_access_key,
+                region=self.stack.s3_region,
             ),
         }
 

@@ -249,7 +249,7 @@ def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "AMAZONIAX_OUTPUT_BUCKET",
         "AMAZONIAX_BEDROCK_ENDPOINT_URL",
         "AMAZONIAX_BEDROCK_MODEL_ID",
-        "AMAZONIAX_FETCHERS_REPO",
+        "AMAZONIAX_FETCHERS_REMOTE_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AMAZONIAX_KAFKA_BOOTSTRAP", "127.0.0.1:1")
