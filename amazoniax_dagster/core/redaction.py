@@ -57,7 +57,7 @@ _AUTH_SCHEME_VALUE = re.compile(
 )
 _ASSIGNMENT = re.compile(
     r"""(?<![\w.-])(?P<key>[\w.-]{1,64})(?P<sep>['"]?[ \t]*[:=][ \t]*)"""
-    r"""(?:(?P<quote>['"])(?P<quoted>.*?)(?P=quote)"""
+    r"""(?:(?P<quote>['"])(?P<quoted>.*?)(?:(?P=quote)|\Z)"""
     r"""|(?P<scheme>(?:basic|bearer|token|digest)[ \t]+)?(?P<bare>[^\s&#'",;)}\]]+))""",
     re.IGNORECASE,
 )

@@ -381,7 +381,15 @@ class FetcherDB(FetcherRegistryMixin):
             s.execute(
                 "INSERT INTO dead_letters (job_id, channel_id, error_class, reason, topic,"
                 ' partition, "offset") VALUES (%s, %s, %s, %s, %s, %s, %s)',
-                (job_id, channel_id, error_class, reason[:2000], topic, partition, offset),
+                (
+                    job_id,
+                    channel_id,
+                    error_class,
+                    reason[:2000].replace("\x00", "\ufffd"),
+                    topic,
+                    partition,
+                    offset,
+                ),  # fmt: skip
             )
 
     def recent_dead_letters(self, limit: int = 10) -> tuple[int, list[DeadLetterRow]]:

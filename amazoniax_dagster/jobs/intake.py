@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ from amazoniax_dagster.fetchers.routing import needs_generation
 
 log = logging.getLogger(__name__)
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: Characters of a refused message kept in its dead letter (after redaction).
 MAX_ORIGINAL_CHARS = 64 * 1024
 _STOPS = (InfrastructureError, TransientError)
@@ -301,6 +303,8 @@ def _identity(value: bytes | None) -> tuple[str | None, str | None]:
 
     def text(name: str) -> str | None:
         v = data.get(name)
-        return str(v)[:200] if isinstance(v, str | int) and not isinstance(v, bool) else None
+        if not isinstance(v, str | int) or isinstance(v, bool):
+            return None
+        return _CONTROL.sub("\ufffd", str(v)[:200])  # shown and stored, never used as a key
 
     return text("job_id"), text("channel_id")

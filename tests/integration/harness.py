@@ -12,6 +12,8 @@ import json
 import multiprocessing
 import urllib.request
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import dagster as dg
@@ -83,12 +85,14 @@ class Harness:
     topics: Topics = field(default_factory=Topics)
     cursor: str | None = None
     max_messages_per_tick: int = 500
+    max_message_bytes: int = 1024 * 1024
 
     def resources(self) -> dict[str, Any]:
         return {
             "kafka": KafkaResource(
                 bootstrap_servers=self.stack.kafka_bootstrap,
                 max_messages_per_tick=self.max_messages_per_tick,
+                max_message_bytes=self.max_message_bytes,
             ),
             "fetcher_db": FetcherDBResource(
                 database_url=self.stack.database_url, secret_key=self.stack.secret_key
@@ -150,9 +154,22 @@ class Harness:
             _partition_config("channel_files_job", channel_id),
         )
 
-    def _execute(
+    def start(self, request: dg.RunRequest) -> BaseProcess:
+        """Start the run worker of ``request`` and return it without waiting (to kill it)."""
+        assert request.partition_key is not None
+        run_tags = {
+            **request.tags,
+            "dagster/partition": request.partition_key,
+            "dagster/run_key": request.run_key or "",
+        }
+        job_name = request.job_name or "channel_files_job"
+        run_config = dict(request.run_config) or _partition_config(job_name, request.partition_key)
+        worker, _ = self._spawn(job_name, run_tags, run_config)
+        return worker
+
+    def _spawn(
         self, job_name: str, run_tags: dict[str, str], run_config: dict[str, Any]
-    ) -> dg.DagsterRun:
+    ) -> tuple[BaseProcess, Connection]:
         # A run worker is a process of its own, started after the environment was set: the
         # code location is imported there afresh (as the run launcher does).
         # Not a Pool: its workers are daemonic, and a multiprocess executor starts children.
@@ -165,6 +182,12 @@ class Harness:
         )
         worker.start()
         sender.close()
+        return worker, receiver
+
+    def _execute(
+        self, job_name: str, run_tags: dict[str, str], run_config: dict[str, Any]
+    ) -> dg.DagsterRun:
+        worker, receiver = self._spawn(job_name, run_tags, run_config)
         try:
             outcome, value = receiver.recv()
         except EOFError as exc:

@@ -192,3 +192,8 @@ def test_the_cursor_keeps_offsets_and_failed_ticks_and_reads_the_old_form() -> N
     assert parse_cursor('{"0": 5, "1": 7}') == ({0: 5, 1: 7}, {})
     cursor = format_cursor({1: 7, 0: 5}, {"0:5": 2})
     assert parse_cursor(cursor) == ({0: 5, 1: 7}, {"0:5": 2})
+
+
+def test_a_secret_in_a_message_cut_short_is_masked_too() -> None:
+    shown = redacted_original(b'{"job_id": "x", "password": "pw-cut-short-1234')
+    assert "pw-cut-short-1234" not in shown and '"password": "***' in shown
