@@ -312,19 +312,17 @@ def job_message(ep: Any, channel: str, prefix: str, batch: str) -> dict[str, Any
 
 def produce_jobs(ep: Any, messages: list[dict[str, Any]]) -> float:
     """Produce the job messages (as ``amazoniax submit`` would); returns the first send time."""
-    from kafka import KafkaProducer
+    from confluent_kafka import Producer
 
     from amazoniax_dagster.clients.kafka import Topics
 
-    producer = KafkaProducer(bootstrap_servers=ep.kafka_bootstrap, acks="all", linger_ms=20)
+    producer = Producer({"bootstrap.servers": ep.kafka_bootstrap, "acks": "all", "linger.ms": 20})
     first = time.time()
-    try:
-        for message in messages:
-            key = str(message["channel_id"]).encode()
-            producer.send(Topics().fetcher, json.dumps(message).encode(), key=key)
-        producer.flush()
-    finally:
-        producer.close()
+    for message in messages:
+        key = str(message["channel_id"]).encode()
+        producer.produce(Topics().fetcher, json.dumps(message).encode(), key=key)
+        producer.poll(0)
+    producer.flush()
     return first
 
 

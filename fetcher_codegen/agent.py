@@ -281,6 +281,10 @@ class AgentRun:
                 asyncio.run(self._run())
         except LLMUnavailable as exc:
             self.stop(f"{exc.reason}: {exc.detail}")
+        except ModuleNotFoundError as exc:
+            self.stop(
+                f"the browser-use agent is not installed ({exc.name}): install the agent extra"
+            )
         except Exception as exc:  # noqa: BLE001 - a library failure must not fail the capture
             self.stop(f"agent error: {type(exc).__name__}: {exc}")
             log.warning("the browser-use agent failed: %s", self.outcome.stopped)

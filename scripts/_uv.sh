@@ -17,8 +17,9 @@ fi
 # bundled roots).
 export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}"
 
-# Exactly the locked versions; a no-op when nothing changed.
-"${UV[@]}" sync --frozen --quiet
+# Exactly the locked versions, with the dev group (the local stack) and the agent extra; a
+# no-op when nothing changed.
+"${UV[@]}" sync --frozen --all-extras --quiet
 
 # Every Dagster run is a fresh Python process that imports Dagster, boto3 and SQLAlchemy. With
 # PYTHONDONTWRITEBYTECODE set (some machines and CI hosts set it) each of them would compile

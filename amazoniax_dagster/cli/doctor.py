@@ -140,32 +140,17 @@ def run_doctor(settings: Settings, *, timeout: float = MAX_TIMEOUT) -> DoctorRep
 
 
 def check_kafka(settings: Settings, *, timeout: float) -> str:
-    from kafka import KafkaConsumer
-    from kafka.errors import KafkaError
+    from amazoniax_dagster.clients.kafka import KafkaBus
+    from amazoniax_dagster.core.errors import AmazoniaxError
 
     if not settings.kafka_bootstrap:
         raise CheckFailed("AMAZONIAX_KAFKA_BOOTSTRAP is not set")
-    ms = int(timeout * 1000)
     try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id="amazoniax-doctor",
-            group_id=None,
-            enable_auto_commit=False,
-            request_timeout_ms=ms,
-            bootstrap_timeout_ms=ms,
-            reconnect_backoff_max_ms=500,
+        topics = KafkaBus(settings.kafka_bootstrap, client_id="amazoniax-doctor").topic_names(
+            timeout=timeout
         )
-    except KafkaError as exc:
-        raise CheckFailed(f"cannot reach {settings.kafka_bootstrap}: {_kafka_reason(exc)}") from exc
-    try:
-        topics = set(consumer.topics())
-    except KafkaError as exc:
-        raise CheckFailed(
-            f"no metadata from {settings.kafka_bootstrap}: {_kafka_reason(exc)}"
-        ) from exc
-    finally:
-        consumer.close()
+    except AmazoniaxError as exc:
+        raise CheckFailed(f"no metadata from {settings.kafka_bootstrap}: {exc}") from exc
     wanted = [
         Topics().fetcher,
         Topics().parsers,
@@ -176,11 +161,6 @@ def check_kafka(settings: Settings, *, timeout: float) -> str:
     if missing:
         raise CheckFailed(f"missing topic(s): {', '.join(missing)}")
     return f"{settings.kafka_bootstrap}, {len(wanted)} topics present"
-
-
-def _kafka_reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def check_s3(settings: Settings, *, timeout: float) -> str:

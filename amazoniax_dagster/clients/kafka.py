@@ -1,11 +1,9 @@
-"""Kafka: publish a message (and wait for the broker to take it), and read a bounded batch.
+"""Kafka: publish a message (and wait for the broker to take it), read a bounded batch, and
+the few admin calls the local stack and ``doctor`` need.
 
-Publishing goes through librdkafka (``confluent-kafka``): every job process publishes once, and
-that client imports in a third of kafka-python's time (0.11 s against 0.3 s), which is most of a
-small job's start-up. Reading stays on kafka-python: it runs in the long-lived code server, and
-assigns partitions and seeks to offsets the caller keeps (the sensor cursor is the source of
-truth), so no consumer group is joined and nothing is committed to the broker.
-Both clients are imported lazily.
+One client, librdkafka (``confluent-kafka``), for all of it. Reading assigns partitions and
+seeks to offsets the caller keeps (the sensor cursor is the source of truth), so no consumer
+group is joined and nothing is committed to the broker. The client is imported lazily.
 """
 
 from __future__ import annotations
@@ -169,58 +167,125 @@ class KafkaBus:
         idle_ms: int = 300,
     ) -> Batch:
         """Read from ``positions`` (partition -> next offset; absent = from the beginning) until
-        ``max_records`` are read, ``max_seconds`` have passed, or a poll stays empty for
-        ``idle_ms`` (caught up). Records come in offset order per partition."""
-        from kafka import KafkaConsumer, TopicPartition
-        from kafka.errors import KafkaError
+        ``max_records`` are read, ``max_seconds`` have passed, every partition is caught up, or
+        a poll stays empty for ``idle_ms``. Records come in offset order per partition."""
+        from confluent_kafka import (
+            OFFSET_BEGINNING,
+            Consumer,
+            KafkaError,
+            KafkaException,
+            TopicPartition,
+        )
 
+        check_bootstrap_servers(self.bootstrap_servers)
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap_servers,
+                "client.id": f"{self.client_id}-reader",
+                # Partitions are assigned, never subscribed: no group is joined, nothing is
+                # committed; librdkafka only wants a name.
+                "group.id": f"{self.client_id}-reader",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
+                "socket.connection.setup.timeout.ms": 10_000,
+                "logger": logging.getLogger(LIBRDKAFKA_LOGGER),
+            }
+        )
         try:
-            consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers,
-                client_id=f"{self.client_id}-reader",
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                request_timeout_ms=20000,
-                max_poll_records=max_records,
+            partitions = self._partitions(consumer, topic)
+            consumer.assign(
+                [TopicPartition(topic, p, positions.get(p, OFFSET_BEGINNING)) for p in partitions]
             )
-        except KafkaError as exc:
-            raise TransientError(
-                f"cannot reach Kafka at {self.bootstrap_servers}: {type(exc).__name__}"
-            ) from exc
-        try:
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                raise InfrastructureError(f"Kafka topic {topic!r} does not exist")
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            for tp in tps:
-                if tp.partition in positions:
-                    consumer.seek(tp, positions[tp.partition])
-                else:
-                    consumer.seek_to_beginning(tp)
             records: list[Record] = []
             next_offsets: dict[int, int] = {}
+            caught_up: set[int] = set()
             deadline = time.monotonic() + max_seconds
             first = True
             while len(records) < max_records and time.monotonic() < deadline:
-                # The first poll also fetches metadata and positions: give it longer.
-                polled = consumer.poll(
-                    timeout_ms=max(idle_ms, 2000) if first else idle_ms,
-                    max_records=max_records - len(records),
-                )
+                # The first poll also fetches positions: give it longer.
+                wait = max(idle_ms, 2000) if first else idle_ms
+                polled = consumer.consume(min(max_records - len(records), 1000), wait / 1000)
                 first = False
                 if not polled:
                     break
-                for tp, messages in polled.items():
-                    for m in messages:
-                        records.append(Record(tp.partition, m.offset, m.key, m.value))
-                        next_offsets[tp.partition] = m.offset + 1
+                for message in polled:
+                    error = message.error()
+                    if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                        caught_up.add(message.partition() or 0)
+                        continue
+                    if error is not None:
+                        raise TransientError(f"cannot read {topic}: {error.str()}")
+                    partition, offset = message.partition(), message.offset()
+                    assert partition is not None and offset is not None  # a message, not an event
+                    caught_up.discard(partition)
+                    records.append(Record(partition, offset, message.key(), message.value()))
+                    next_offsets[partition] = offset + 1
+                if caught_up >= set(partitions):
+                    break
             return Batch(records, next_offsets)
-        except KafkaError as exc:
-            raise TransientError(f"cannot read {topic}: {type(exc).__name__}: {exc}") from exc
+        except KafkaException as exc:
+            raise TransientError(f"cannot read {topic}: {exc}") from exc
         finally:
             consumer.close()
+
+    def _partitions(self, consumer: Any, topic: str) -> list[int]:
+        from confluent_kafka import KafkaException
+
+        try:
+            metadata = consumer.list_topics(topic, timeout=10)
+        except KafkaException as exc:
+            raise TransientError(
+                f"cannot reach Kafka at {self.bootstrap_servers}: {exc.args[0].str()}"
+            ) from exc
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise InfrastructureError(f"Kafka topic {topic!r} does not exist")
+        return sorted(found.partitions)
+
+    def topic_names(self, *, timeout: float = 10.0) -> set[str]:
+        """The topics the cluster knows (for ``doctor`` and the local stack)."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        check_bootstrap_servers(self.bootstrap_servers)
+        admin = AdminClient(self._admin_config())
+        try:
+            return set(admin.list_topics(timeout=timeout).topics)
+        except KafkaException as exc:
+            raise TransientError(
+                f"cannot reach Kafka at {self.bootstrap_servers}: {exc.args[0].str()}"
+            ) from exc
+
+    def create_topics(self, names: list[str], *, timeout: float = 10.0) -> None:
+        """Create the topics that do not exist yet (one partition each)."""
+        from confluent_kafka import KafkaError, KafkaException
+        from confluent_kafka.admin import AdminClient
+        from confluent_kafka.cimpl import NewTopic
+
+        missing = sorted(set(names) - self.topic_names(timeout=timeout))
+        if not missing:
+            return
+        admin = AdminClient(self._admin_config())
+        futures = admin.create_topics(
+            [NewTopic(name, num_partitions=1, replication_factor=1) for name in missing],
+            request_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result(timeout)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise InfrastructureError(f"cannot create topic {name}: {exc}") from exc
+
+    def _admin_config(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": f"{self.client_id}-admin",
+            "socket.connection.setup.timeout.ms": 10_000,
+            "logger": logging.getLogger(LIBRDKAFKA_LOGGER),
+        }
 
     def close(self) -> None:
         if self._warming is not None:  # a producer it is still creating is closed too

@@ -3,15 +3,10 @@ created."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
 
 from amazoniax_dagster.devstack.ports import (
     free_port,
@@ -70,17 +65,6 @@ class KafkaService(_Service):
             pass
 
     def setup(self) -> None:
-        admin = KafkaAdminClient(
-            bootstrap_servers=self.bootstrap,
-            client_id="amazoniax-local-stack",
-            bootstrap_timeout_ms=10_000,
-            request_timeout_ms=10_000,
-        )
-        try:
-            existing = set(admin.list_topics())
-            missing = [name for name in self.topics if name not in existing]
-            if missing:
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics([NewTopic(name, 1, 1) for name in missing])
-        finally:
-            admin.close()
+        from amazoniax_dagster.clients.kafka import KafkaBus
+
+        KafkaBus(self.bootstrap, client_id="amazoniax-local-stack").create_topics(list(self.topics))

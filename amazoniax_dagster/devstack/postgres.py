@@ -12,8 +12,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from amazoniax_dagster.devstack.ports import (
     free_port,
 )
@@ -126,28 +124,34 @@ class PostgresService(_Service):
             "full_page_writes=off",
         ]
 
-    def _connect(self, dbname: str) -> psycopg.Connection[Any]:
-        return psycopg.connect(
-            host=LOOPBACK,
-            port=self.port,
-            user="postgres",
-            dbname=dbname,
-            connect_timeout=2,
-            sslmode="disable",
-            autocommit=True,
+    def _dsn(self, dbname: str) -> str:
+        return (
+            f"host={LOOPBACK} port={self.port} user=postgres dbname={dbname}"
+            " connect_timeout=2 sslmode=disable"
         )
 
     def probe(self) -> None:
-        with self._connect("postgres") as conn:
-            conn.execute("SELECT 1")
+        run_admin(self._dsn("postgres"), "SELECT 1")
 
     def setup(self) -> None:
-        with self._connect("postgres") as conn:
-            found = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
-            ).fetchone()
-            if found is None:
-                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+        dsn = self._dsn("postgres")
+        found = run_admin(dsn, "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,))
+        if not found:
+            run_admin(dsn, f'CREATE DATABASE "{DATABASE_NAME}"')
+
+
+def run_admin(dsn: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """One statement outside a transaction (``CREATE DATABASE`` needs that), on psycopg2."""
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(statement, params or None)
+            return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        conn.close()
 
 
 def _postgres_bin_dir() -> Path:

@@ -51,16 +51,15 @@ def running_stack(workdir: Path) -> Iterator[StackEndpoints]:
 
 def ensure_database(database_url: str, name: str) -> str:
     """Create database ``name`` on the same server if missing; return a psycopg2 URL for it
-    (dagster-postgres's NOTIFY does not work with psycopg 3, SQLAlchemy 2.1's default)."""
-    import psycopg
+    (dagster-postgres needs psycopg2, not SQLAlchemy 2.1's default psycopg 3)."""
     from sqlalchemy.engine import make_url
+
+    from amazoniax_dagster.devstack.postgres import run_admin
 
     url = make_url(database_url)
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
+    if not run_admin(admin, "SELECT 1 FROM pg_database WHERE datname = %s", (name,)):
+        run_admin(admin, f'CREATE DATABASE "{name}"')
     return url.set(drivername="postgresql+psycopg2", database=name).render_as_string(False)
 
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import make_url
@@ -28,6 +27,7 @@ from amazoniax_dagster.core.messages import JobStatus, StatusMessage, StatusMeta
 from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.devstack.local_stack import LocalStack, StackEndpoints
+from amazoniax_dagster.devstack.postgres import run_admin
 from tests.integration.harness import end_offsets, read_json
 
 pytestmark = pytest.mark.integration
@@ -60,14 +60,12 @@ def own_db(stack: StackEndpoints) -> Iterator[FetcherDB]:
     name = f"cli_{uuid.uuid4().hex[:8]}"
     url = make_url(stack.database_url)
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    run_admin(admin, f'CREATE DATABASE "{name}"')
     db = FetcherDB(url.set(database=name).render_as_string(False), SecretCipher(stack.secret_key))
     db.migrate()
     yield db
     db.close()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    run_admin(admin, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture()

@@ -35,13 +35,11 @@ def _run(code: str, env: dict[str, str] | None = None) -> str:
                 "alembic",
                 "boto3",
                 "botocore",
-                "kafka",
                 "confluent_kafka",  # imported by the first publish (or its warm-up)
                 "amazoniax_dagster.fetchers.registry",
                 "jsonschema",
                 "charset_normalizer",
                 "sqlalchemy",  # the fetcher DB is plain SQL on psycopg2
-                "psycopg",  # psycopg 3: the local stack's tools only
                 "wcmatch",  # only for a channel with a file_pattern
                 "defusedxml",  # only when an XML file is checked
                 "ijson",  # only for a JSON file too large to load whole
@@ -52,7 +50,7 @@ def _run(code: str, env: dict[str, str] | None = None) -> str:
         # Operating commands (submit, status, doctor, ...) do not need the local stack.
         (
             "amazoniax_dagster.cli.main",
-            ("amazoniax_dagster.devstack.local_stack", "boto3", "psycopg", "kafka", "sqlalchemy"),
+            ("amazoniax_dagster.devstack.local_stack", "boto3", "confluent_kafka", "sqlalchemy"),
         ),
     ],
 )
