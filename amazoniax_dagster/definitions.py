@@ -39,13 +39,8 @@ defs = dg.Definitions(
             database_url=dg.EnvVar("AMAZONIAX_DATABASE_URL"),
             secret_key=dg.EnvVar("AMAZONIAX_SECRET_KEY"),
         ),
-        "output_bucket": OutputBucketResource(
-            bucket=dg.EnvVar("AMAZONIAX_OUTPUT_BUCKET"),
-            endpoint_url=dg.EnvVar("AMAZONIAX_S3_ENDPOINT_URL"),
-            access_key_id=dg.EnvVar("AMAZONIAX_S3_ACCESS_KEY_ID"),
-            secret_access_key=dg.EnvVar("AMAZONIAX_S3_SECRET_ACCESS_KEY"),
-            region=dg.EnvVar("AMAZONIAX_S3_REGION"),
-        ),
+        # Endpoint, keys, region and KMS key: AMAZONIAX_S3_* when set; no keys = the AWS chain.
+        "output_bucket": OutputBucketResource(bucket=dg.EnvVar("AMAZONIAX_OUTPUT_BUCKET")),
         "kafka": KafkaResource(bootstrap_servers=dg.EnvVar("AMAZONIAX_KAFKA_BOOTSTRAP")),
         "fetcher_repo": FetcherRepoResource(
             repo_path=dg.EnvVar("AMAZONIAX_FETCHERS_REPO_PATH"),

@@ -1,9 +1,10 @@
 """The output bucket: one folder per job, ``<prefix>/<channel_id>/<job_id>/<relative path>``.
 
-Requests go through :mod:`amazoniax_dagster.clients.s3http` (no boto3 in a job process): small files
-are one PUT whose payload is signed with the file's SHA-256 (the server checks the bytes);
-large files are multipart uploads whose parts the sync engine sends while it is still
-downloading (:meth:`OutputBucket.start_upload`).
+Requests go through obstore (Rust ``object_store``, the GIL released while it works), built by
+:mod:`amazoniax_dagster.clients.object_store` with explicit settings and credentials. Small
+files are one PUT; large files are multipart uploads whose parts the sync engine hands over
+while it is still downloading (:meth:`OutputBucket.start_upload`), and which are completed or
+dropped when the file's hash decides.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
-from amazoniax_dagster.clients.s3http import S3Http
-from amazoniax_dagster.core.errors import AmazoniaxError, ConfigError, InfrastructureError
+from amazoniax_dagster.clients.object_store import StoreSettings, make_store, translated
+from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
 
 _MIB = 1024 * 1024
 #: S3's limits for multipart uploads: parts of 5 MiB at least (but the last), 10,000 at most.
@@ -42,60 +43,130 @@ class OutputSettings:
     access_key_id: str | None = None
     secret_access_key: str | None = None
     region: str | None = None
+    #: SSE-KMS for every object written: a key id/ARN, "" for the bucket's KMS default key.
+    kms_key_id: str | None = None
+
+
+class _Aborted(Exception):
+    """Ends the part stream of an upload that is dropped (obstore then aborts it)."""
 
 
 class MultipartUpload:
-    """One multipart upload into the output bucket. Parts may be sent from several threads;
-    nothing is visible under the key until :meth:`complete`, and :meth:`abort` drops the
-    parts (a duplicate found at the end of a download, or a failure)."""
+    """One multipart upload into the output bucket, fed part by part from several threads.
 
-    def __init__(self, http: S3Http, bucket: str, key: str, upload_id: str) -> None:
+    obstore sends the parts (``put`` over an iterator of parts, in order); a part handed over
+    is copied, so the caller may reuse its buffer once :meth:`upload_part` returns. Nothing is
+    visible under the key until :meth:`complete`; :meth:`abort` drops the parts.
+    """
+
+    def __init__(self, store: Any, key: str, what: str, *, part_size: int) -> None:
         self.key = key
-        self._http = http
-        self._bucket = bucket
-        self._upload_id = upload_id
-        self._etags: dict[int, str] = {}
-        self._lock = threading.Lock()
-        self._what = f"upload s3://{bucket}/{key}"
+        self._what = what
+        self._cond = threading.Condition()
+        self._parts: dict[int, bytes] = {}
+        self._next = 1
+        self._finished = False
+        self._aborted = False
+        self._error: BaseException | None = None
+        self._sender = threading.Thread(
+            target=self._send, args=(store, part_size), name=f"amazoniax-put-{key[-40:]}"
+        )
+        self._sender.start()
 
     def upload_part(self, number: int, data: bytes | bytearray | memoryview) -> None:
-        """Part ``number`` (1-based); sending the same number again replaces it."""
-        with _as_ours():
-            etag = self._http.upload_part(
-                self._bucket, self.key, self._upload_id, number, data, what=self._what
-            )
-        with self._lock:
-            self._etags[number] = etag
+        """Part ``number`` (1-based, each once); returns when obstore has taken it."""
+        with self._cond:
+            self._raise_if_failed()
+            self._parts[number] = bytes(data)
+            self._cond.notify_all()
+            while number in self._parts and self._error is None and not self._aborted:
+                self._cond.wait()
+            self._raise_if_failed()
 
     def complete(self) -> None:
-        with self._lock:
-            numbers = sorted(self._etags)
-            etags = [self._etags[n] for n in numbers]
-        if numbers != list(range(1, len(numbers) + 1)):
-            raise InfrastructureError(f"cannot {self._what}: parts {numbers} are not contiguous")
-        with _as_ours():
-            self._http.complete_multipart_upload(
-                self._bucket, self.key, self._upload_id, etags, what=self._what
-            )
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+        self._sender.join()
+        with self._cond:
+            if self._parts:
+                numbers = sorted(self._parts)
+                raise InfrastructureError(
+                    f"cannot {self._what}: parts {numbers} are missing a part before them"
+                )
+            self._raise_if_failed()
 
     def abort(self) -> None:
-        with _as_ours():
-            self._http.abort_multipart_upload(
-                self._bucket, self.key, self._upload_id, what=f"abort {self._what}"
-            )
+        with self._cond:
+            self._aborted = True
+            self._cond.notify_all()
+        self._sender.join()
+
+    def _raise_if_failed(self) -> None:
+        # obstore retried the requests already: the upload as a whole has failed for good.
+        if self._error is not None:
+            raise InfrastructureError(str(self._error)) from self._error
+
+    def _stream(self) -> Iterator[bytes]:
+        while True:
+            with self._cond:
+                while self._next not in self._parts and not self._aborted and not (self._finished):
+                    self._cond.wait()
+                if self._aborted:
+                    raise _Aborted
+                if self._next not in self._parts:  # finished: every part was handed over
+                    return
+                data = self._parts.pop(self._next)
+                self._next += 1
+                self._cond.notify_all()
+            yield data
+
+    def _send(self, store: Any, part_size: int) -> None:
+        import obstore
+
+        try:
+            with _as_ours(), translated(self._what):
+                obstore.put(
+                    store,
+                    self.key,
+                    self._stream(),
+                    use_multipart=True,
+                    chunk_size=part_size,
+                    max_concurrency=4,
+                )
+        except _Aborted:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the threads that wait
+            if not self._aborted:
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
 
 
 class OutputBucket:
     def __init__(self, settings: OutputSettings, *, max_connections: int = 32) -> None:
         self.bucket = settings.bucket
         self.prefix = settings.prefix.strip("/")
-        self._http = S3Http(
+        self._settings = StoreSettings(
+            bucket=settings.bucket,
             endpoint_url=settings.endpoint_url,
             access_key_id=settings.access_key_id,
             secret_access_key=settings.secret_access_key,
             region=settings.region,
-            max_connections=max_connections,
+            kms_key_id=settings.kms_key_id,
         )
+        self._max_connections = max_connections
+        self._built: Any = None
+        self._building = threading.Lock()
+
+    @property
+    def _store(self) -> Any:
+        """Built on first use: credentials are looked up then, not when a run starts."""
+        with self._building:
+            if self._built is None:
+                with _as_ours():
+                    self._built = make_store(self._settings, max_connections=self._max_connections)
+            return self._built
 
     def job_folder(self, channel_id: str, job_id: str) -> str:
         """The job's folder key, ending in ``/``."""
@@ -119,81 +190,69 @@ class OutputBucket:
         return self.job_folder(channel_id, job_id) + relative_path
 
     def upload_bytes(self, key: str, data: bytes, *, sha256: str) -> None:
-        """One PUT of a file held in memory; ``sha256`` (hex) signs it and is kept as metadata."""
-        with _as_ours():
-            self._http.put_object(
-                self.bucket,
-                key,
-                data,
-                sha256=sha256,
-                metadata={"sha256": sha256},
-                what=f"upload s3://{self.bucket}/{key}",
-            )
+        """One PUT of a file held in memory; ``sha256`` (hex) is kept as metadata."""
+        import obstore
 
-    def start_upload(self, key: str, *, sha256: str | None = None) -> MultipartUpload:
-        """A multipart upload to ``key``; ``sha256`` becomes metadata when known up front
-        (a file streamed while it downloads is hashed only at the end, and carries none)."""
-        with _as_ours():
-            upload_id = self._http.create_multipart_upload(
-                self.bucket,
-                key,
-                metadata={"sha256": sha256} if sha256 else None,
-                what=f"upload s3://{self.bucket}/{key}",
-            )
-        return MultipartUpload(self._http, self.bucket, key, upload_id)
+        with _as_ours(), translated(f"upload s3://{self.bucket}/{key}"):
+            obstore.put(self._store, key, data, attributes={"sha256": sha256}, use_multipart=False)
+
+    def start_upload(
+        self, key: str, *, part_size: int = DEFAULT_UPLOAD_PART_SIZE
+    ) -> MultipartUpload:
+        """A multipart upload to ``key``, fed part by part (a file streamed while it downloads
+        is hashed only at the end)."""
+        return MultipartUpload(
+            self._store, key, f"upload s3://{self.bucket}/{key}", part_size=part_size
+        )
 
     def upload(self, stream: IO[bytes], key: str, *, sha256: str, size: int) -> None:
-        """Upload ``size`` bytes from ``stream``: one PUT, or parts read one at a time."""
+        """Upload ``size`` bytes from ``stream``: one PUT, or a multipart upload."""
+        import obstore
+
         part_size = part_size_for(size)
         if size <= part_size:
             self.upload_bytes(key, _read_exactly(stream, size, key), sha256=sha256)
             return
-        upload = self.start_upload(key, sha256=sha256)
-        try:
-            left, number = size, 1
-            while left > 0:
-                data = _read_exactly(stream, min(part_size, left), key)
-                upload.upload_part(number, data)
-                left -= len(data)
-                number += 1
-            upload.complete()
-        except BaseException:
-            try:
-                upload.abort()
-            except AmazoniaxError:
-                pass  # the upload's own failure is the one to report
-            raise
+        with _as_ours(), translated(f"upload s3://{self.bucket}/{key}"):
+            obstore.put(
+                self._store,
+                key,
+                _parts(stream, size, part_size, key),
+                attributes={"sha256": sha256},
+                use_multipart=True,
+                chunk_size=part_size,
+                max_concurrency=4,
+            )
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str = "text/plain") -> None:
-        with _as_ours():
-            self._http.put_object(
-                self.bucket,
+        import obstore
+
+        with _as_ours(), translated(f"write s3://{self.bucket}/{key}"):
+            obstore.put(
+                self._store,
                 key,
                 data,
-                content_type=content_type,
-                what=f"write s3://{self.bucket}/{key}",
+                attributes={"Content-Type": content_type},
+                use_multipart=False,
             )
 
     def read_head(self, key: str, max_bytes: int = 4 * _MIB) -> bytes:
         """The first ``max_bytes`` of a delivered file (validation compares shapes, not all)."""
-        what = f"read s3://{self.bucket}/{key}"
-        with _as_ours():
-            stream = self._http.get_object(
-                self.bucket, key, byte_range=(0, max_bytes - 1), what=what
-            )
-            try:
-                return stream.read()
-            finally:
-                stream.close()
+        import obstore
+
+        with _as_ours(), translated(f"read s3://{self.bucket}/{key}"):
+            result = obstore.get(self._store, key, options={"range": (0, max_bytes)})
+            return bytes(result.bytes())
 
     def list_keys(self, prefix: str) -> list[str]:
-        """Every key under ``prefix`` in the output bucket."""
-        with _as_ours():
+        """Every key under the folder ``prefix`` in the output bucket."""
+        import obstore
+
+        with _as_ours(), translated(f"list s3://{self.bucket}/{prefix}"):
             return [
-                item.key
-                for item in self._http.list_objects(
-                    self.bucket, prefix, what=f"list s3://{self.bucket}/{prefix}"
-                )
+                meta["path"]
+                for chunk in obstore.list(self._store, prefix.rstrip("/") or None, chunk_size=1000)
+                for meta in chunk
             ]
 
     def job_prefixes(self, channel_id: str, job_id: str) -> tuple[str, str]:
@@ -202,15 +261,21 @@ class OutputBucket:
         return self.job_folder(channel_id, job_id), quarantine
 
     def delete(self, keys: Iterable[str]) -> None:
-        with _as_ours():
-            self._http.delete_objects(self.bucket, list(keys), what=f"clean up s3://{self.bucket}")
+        import obstore
+
+        paths = list(keys)
+        if paths:
+            with _as_ours(), translated(f"clean up s3://{self.bucket}"):
+                obstore.delete(self._store, paths)
 
     def ping(self) -> None:
-        with _as_ours():
-            self._http.head_bucket(self.bucket, what=f"reach the output bucket {self.bucket}")
+        import obstore
+
+        with _as_ours(), translated(f"reach the output bucket {self.bucket}"):
+            next(iter(obstore.list(self._store, chunk_size=1)), None)
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing to release: obstore's connections close with the store."""
 
 
 @contextmanager
@@ -232,3 +297,11 @@ def _read_exactly(stream: IO[bytes], size: int, key: str) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def _parts(stream: IO[bytes], size: int, part_size: int, key: str) -> Iterator[bytes]:
+    left = size
+    while left > 0:
+        data = _read_exactly(stream, min(part_size, left), key)
+        left -= len(data)
+        yield data

@@ -342,7 +342,7 @@ class Transfers:
                         break
                     if upload is None:
                         try:
-                            started = self.output.start_upload(key)
+                            started = self.output.start_upload(key, part_size=part_size)
                         except BaseException:
                             self.buffers.give(buffer)
                             raise

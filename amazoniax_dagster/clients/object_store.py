@@ -1,0 +1,137 @@
+"""The output bucket's S3 store (obstore: Rust ``object_store``) and its credentials.
+
+A store is always built with explicit settings: its endpoint, region and a credential
+provider of ours. obstore would otherwise mix the process's ``AWS_*`` variables into every
+store. Credentials are the configured keys when there are any, else the standard AWS chain
+as botocore resolves it: environment, web identity (IRSA), container credentials (EKS Pod
+Identity, ECS), instance metadata. Temporary ones are handed out for at most five minutes at
+a time, so botocore refreshes them before they expire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from amazoniax_dagster.core.errors import AmazoniaxError, ConfigError, TransientError
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig, S3Config, S3Credential, S3Store
+
+#: How long obstore keeps temporary credentials before it asks the provider again.
+CREDENTIAL_REUSE = timedelta(minutes=5)
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    bucket: str
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    region: str | None = None
+    #: SSE-KMS for what the product writes: the key's id or ARN ("" = the bucket's default).
+    kms_key_id: str | None = None
+
+
+def credential_provider(settings: StoreSettings) -> Callable[[], S3Credential]:
+    """Static keys when configured, else botocore's credential chain."""
+    if settings.access_key_id and settings.secret_access_key:
+        static: S3Credential = {
+            "access_key_id": settings.access_key_id,
+            "secret_access_key": settings.secret_access_key,
+            "token": None,
+            "expires_at": None,
+        }
+        return lambda: static
+    import botocore.session
+
+    session = botocore.session.get_session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise ConfigError(
+            f"no credentials for the output bucket {settings.bucket}: set "
+            "AMAZONIAX_S3_ACCESS_KEY_ID and AMAZONIAX_S3_SECRET_ACCESS_KEY, or run with an AWS "
+            "role (IRSA, EKS Pod Identity, an instance profile)"
+        )
+    chain = credentials
+
+    def provide() -> S3Credential:
+        frozen = chain.get_frozen_credentials()  # refreshed by botocore when near expiry
+        return {
+            "access_key_id": frozen.access_key or "",
+            "secret_access_key": frozen.secret_key or "",
+            "token": frozen.token,
+            "expires_at": datetime.now(UTC) + CREDENTIAL_REUSE,
+        }
+
+    return provide
+
+
+def make_store(settings: StoreSettings, *, max_connections: int = 32) -> S3Store:
+    """An S3Store for ``settings.bucket`` that reads nothing from the environment by itself."""
+    from obstore.store import S3Store
+
+    region = settings.region or DEFAULT_REGION
+    endpoint = settings.endpoint_url or f"https://s3.{region}.amazonaws.com"
+    config: S3Config = {
+        "endpoint": endpoint.rstrip("/"),
+        "region": region,
+        "virtual_hosted_style_request": False,
+    }
+    if settings.kms_key_id is not None:
+        config["server_side_encryption"] = "aws:kms"
+        if settings.kms_key_id:
+            config["sse_kms_key_id"] = settings.kms_key_id
+    client: ClientConfig = {
+        "allow_http": endpoint.startswith("http://"),
+        "connect_timeout": timedelta(seconds=10),
+        "timeout": timedelta(seconds=120),
+        "pool_max_idle_per_host": str(max_connections),
+    }
+    retry: RetryConfig = {
+        "max_retries": 3,
+        "retry_timeout": timedelta(seconds=60),
+        "backoff": {
+            "init_backoff": timedelta(milliseconds=100),
+            "max_backoff": timedelta(seconds=5),
+            "base": 2,
+        },
+    }
+    return S3Store(
+        settings.bucket,
+        config=config,
+        client_options=client,
+        retry_config=retry,
+        credential_provider=credential_provider(settings),
+    )
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """obstore's errors in the product's error tree (``what``: "upload s3://b/k")."""
+    from obstore.exceptions import (
+        BaseError,
+        NotFoundError,
+        PermissionDeniedError,
+        UnauthenticatedError,
+    )
+
+    try:
+        yield
+    except AmazoniaxError:
+        raise
+    except (PermissionDeniedError, UnauthenticatedError) as exc:
+        raise ConfigError(f"cannot {what}: access denied ({_first_line(exc)})") from exc
+    except NotFoundError as exc:
+        raise ConfigError(f"cannot {what}: not found ({_first_line(exc)})") from exc
+    except BaseError as exc:
+        raise TransientError(f"cannot {what}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
