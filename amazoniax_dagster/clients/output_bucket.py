@@ -24,6 +24,9 @@ _MIB = 1024 * 1024
 MIN_PART_SIZE = 5 * _MIB
 MAX_PARTS = 10_000
 DEFAULT_UPLOAD_PART_SIZE = 8 * _MIB
+#: Parts of one streamed upload sent at once: each is a copy of the engine's part buffer, so
+#: this bounds the memory an upload adds to the engine's buffers.
+PARTS_IN_FLIGHT = 2
 
 
 def part_size_for(size: int | None, preferred: int = DEFAULT_UPLOAD_PART_SIZE) -> int:
@@ -54,16 +57,17 @@ class _Aborted(Exception):
 class MultipartUpload:
     """One multipart upload into the output bucket, fed part by part from several threads.
 
-    obstore sends the parts (``put`` over an iterator of parts, in order); a part handed over
-    is copied, so the caller may reuse its buffer once :meth:`upload_part` returns. Nothing is
-    visible under the key until :meth:`complete`; :meth:`abort` drops the parts.
+    obstore sends the parts (``put`` over an iterator of parts, in order, at most
+    :data:`PARTS_IN_FLIGHT` at once); a part is copied when obstore takes it, and
+    :meth:`upload_part` returns then, so the caller may reuse its buffer. Nothing is visible
+    under the key until :meth:`complete`; :meth:`abort` drops the parts.
     """
 
     def __init__(self, store: Any, key: str, what: str, *, part_size: int) -> None:
         self.key = key
         self._what = what
         self._cond = threading.Condition()
-        self._parts: dict[int, bytes] = {}
+        self._parts: dict[int, bytes | bytearray | memoryview] = {}
         self._next = 1
         self._finished = False
         self._aborted = False
@@ -77,7 +81,7 @@ class MultipartUpload:
         """Part ``number`` (1-based, each once); returns when obstore has taken it."""
         with self._cond:
             self._raise_if_failed()
-            self._parts[number] = bytes(data)
+            self._parts[number] = data  # copied when obstore takes it, not before
             self._cond.notify_all()
             while number in self._parts and self._error is None and not self._aborted:
                 self._cond.wait()
@@ -116,9 +120,9 @@ class MultipartUpload:
                     raise _Aborted
                 if self._next not in self._parts:  # finished: every part was handed over
                     return
-                data = self._parts.pop(self._next)
+                data = bytes(self._parts.pop(self._next))
                 self._next += 1
-                self._cond.notify_all()
+                self._cond.notify_all()  # the caller may reuse its buffer now
             yield data
 
     def _send(self, store: Any, part_size: int) -> None:
@@ -132,7 +136,7 @@ class MultipartUpload:
                     self._stream(),
                     use_multipart=True,
                     chunk_size=part_size,
-                    max_concurrency=4,
+                    max_concurrency=PARTS_IN_FLIGHT,
                 )
         except _Aborted:
             pass

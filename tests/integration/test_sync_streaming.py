@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings
+from amazoniax_dagster.clients.output_bucket import PARTS_IN_FLIGHT, OutputBucket, OutputSettings
 from amazoniax_dagster.core.errors import TransientError
 from amazoniax_dagster.core.messages import S3SourceConfig
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
@@ -269,7 +269,9 @@ def test_a_part_refused_once_is_sent_again(
         engine(source_for(stack, customer_bucket), output_for(stack, proxy), retry=retry).run(
             channel_id=channel, job_id=job_id, history=ChannelHistory()
         )
-    assert plan.failed == 1 and retry.made.value == 1
+    # The part is sent again by obstore's own request retries (the product's policy is for
+    # whole calls): the object is complete all the same.
+    assert plan.failed == 1
     folder = f"streaming/{channel}/{job_id}/"
     assert objects(output_client, stack.output_bucket, folder) == {"big.bin": BIG}
 
@@ -325,8 +327,10 @@ def test_memory_stays_flat_for_a_file_many_times_the_part_buffers(
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # Three 5 MiB part buffers and 1 MiB read chunks: far below the file's 60 MiB.
-    assert peak < 24 * MIB, f"peak {peak / MIB:.1f} MiB"
+    # Three 5 MiB part buffers, the parts obstore holds (PARTS_IN_FLIGHT in flight, one being
+    # taken, one being read) and 1 MiB read chunks: bounded, and far below the file's 60 MiB.
+    bound = (3 + PARTS_IN_FLIGHT + 2) * 5 * MIB + 2 * MIB
+    assert peak < bound, f"peak {peak / MIB:.1f} MiB"
     head = output_client.head_object(
         Bucket=stack.output_bucket, Key=f"streaming/{channel}/{job_id}/huge.bin"
     )
