@@ -268,7 +268,7 @@ def submit(
                 on_update=progress,
             )  # fmt: skip
         if wait or report.error:
-            console.print(summary_table(report, redact))
+            console.print(summary_table(report, redact, width=console.width))
         else:
             sent = report.counts().submitted
             console.print(f"sent {sent} job(s): {', '.join(j.job_id for j in report.jobs)}")
