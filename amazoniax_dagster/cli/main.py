@@ -32,6 +32,7 @@ from amazoniax_dagster.cli.options import (
     EXIT_USAGE,
     _fail,
     _settings,
+    _verbose,
     env_file_option,
     open_fetcher_db,
     open_submit_backend,
@@ -146,6 +147,8 @@ def dev(port: int, workdir: Path, no_demo: bool) -> None:
             sys.executable, "-m", "dagster", "dev",
             "-h", "127.0.0.1", "-p", str(port),
             "-w", str(PROJECT_ROOT / "workspace.yaml"),
+            # Sensor ticks every few seconds are chatter: shown with -v only.
+            "--log-level", "debug" if _verbose() else "warning",
         ]  # fmt: skip
         proc = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
         try:
@@ -268,7 +271,7 @@ def submit(
                 on_update=progress,
             )  # fmt: skip
         if wait or report.error:
-            console.print(summary_table(report, redact))
+            console.print(summary_table(report, redact, width=console.width))
         else:
             sent = report.counts().submitted
             console.print(f"sent {sent} job(s): {', '.join(j.job_id for j in report.jobs)}")

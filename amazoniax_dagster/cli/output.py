@@ -83,26 +83,54 @@ class SubmitProgress:
             self.console.print(describe_counts(counts), markup=False)
 
 
-def summary_table(report: SubmitReport, redact: Redactor) -> Table:
+#: Below this width the jobs table stacks its cells: ids stay whole, messages wrap at words.
+NARROW = 110
+_STYLES = {"success": "green", "failed": "red", "requires_human_review": "yellow"}
+
+
+def summary_table(report: SubmitReport, redact: Redactor, *, width: int = PLAIN_WIDTH) -> Table:
+    """The jobs of a batch and how each ended; at a narrow ``width`` (a terminal of 80
+    columns) each job's id and channel share one cell, and its counts go with its status."""
+    if width < NARROW:
+        return _narrow_summary(report, redact)
     table = Table(title="jobs", title_justify="left")
-    table.add_column("job_id", overflow="fold")
-    table.add_column("channel", overflow="fold")
+    table.add_column("job_id", no_wrap=True)
+    table.add_column("channel", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("files", justify="right", no_wrap=True)
     table.add_column("seconds", justify="right", no_wrap=True)
-    table.add_column("message", overflow="fold", min_width=24)
-    styles = {"success": "green", "failed": "red", "requires_human_review": "yellow"}
+    table.add_column("message", min_width=24, overflow="fold")
     for job in report.jobs:
-        status = job.state
         table.add_row(
             job.job_id,
             job.channel_id,
-            f"[{styles[status]}]{status}[/]" if status in styles else status,
+            _status(job.state),
             "" if job.files is None else str(job.files),
             "" if job.seconds is None else f"{job.seconds:.1f}",
             _escape(redact(job.message)),
         )
     return table
+
+
+def _narrow_summary(report: SubmitReport, redact: Redactor) -> Table:
+    table = Table(title="jobs", title_justify="left", show_lines=True)
+    table.add_column("job · channel", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("message", min_width=20, overflow="fold")  # long names fold, never cut
+    for job in report.jobs:
+        counts = [] if job.files is None else [f"{job.files} files"]
+        counts += [] if job.seconds is None else [f"{job.seconds:.1f} s"]
+        status = _status(job.state) + ("\n" + " · ".join(counts) if counts else "")
+        table.add_row(
+            f"{_escape(job.job_id)}\n[dim]{_escape(job.channel_id)}[/]",
+            status,
+            _escape(redact(job.message)),
+        )
+    return table
+
+
+def _status(state: str) -> str:
+    return f"[{_STYLES[state]}]{state}[/]" if state in _STYLES else state
 
 
 def status_table(overview: JobsOverview) -> Table:

@@ -59,7 +59,7 @@ class EntryError:
     reason: str
 
     def __str__(self) -> str:
-        return f"job #{self.index}: {self.reason}"
+        return f"job #{self.index + 1}: {self.reason}"  # counted from 1, as people count
 
 
 class BatchError(ConfigError):
@@ -193,7 +193,7 @@ def prepare_batch(
     for index, item in sorted(prepared.items()):
         if item.job_id in seen:
             errors.append(
-                EntryError(index, f"job_id {item.job_id!r} repeats job #{seen[item.job_id]}")
+                EntryError(index, f"job_id {item.job_id!r} repeats job #{seen[item.job_id] + 1}")
             )
         else:
             seen[item.job_id] = index
@@ -399,7 +399,9 @@ def submit_jobs(
             states = backend.job_states(flying)
             for job_id in flying:
                 p = progress[job_id]
-                state = RUNNING if states.get(job_id) == RUNNING else QUEUED
+                # Never back from running to queued: the DB can lag or be unreadable.
+                running = states.get(job_id) == RUNNING or p.state == RUNNING
+                state = RUNNING if running else QUEUED
                 if state != p.state:
                     p.state, changed = state, True
         if not changed:

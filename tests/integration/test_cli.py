@@ -115,7 +115,7 @@ def test_submit_an_invalid_entry_sends_nothing(
     result = invoke(["submit", str(batch)], own_env)
 
     assert result.exit_code == 2
-    assert "job #2: invalid s3 config: bucket" in result.output
+    assert "job #3: invalid s3 config: bucket" in result.output  # the third job
     sent = [
         m for m in read_json(bus, TOPICS.fetcher, since) if m["job_id"].startswith(f"cli-{run}")
     ]

@@ -98,7 +98,7 @@ def test_generated_job_ids_are_unique_and_valid() -> None:
         ([s3_job("j1"), s3_job("bad/id")], 1, "job_id"),
         ([s3_job("j1", source_type="gopher")], 0, "source_type"),
         ([s3_job("j1", config={"bucket": "x"})], 0, "invalid s3 config: bucket"),
-        ([s3_job("j1"), s3_job("j1")], 1, "repeats job #0"),
+        ([s3_job("j1"), s3_job("j1")], 1, "repeats job #1"),
         ([{"job_id": "j1", "channel_id": "c"}], 0, "source_type"),
     ],
 )
@@ -275,8 +275,9 @@ def test_submit_an_invalid_batch_sends_nothing_and_exits_2(
     result = CliRunner().invoke(cli.main, ["submit", str(path)])
     assert result.exit_code == 2, result.output
     assert fake_backend.sent == [] and not fake_backend.started
-    assert "job #1:" in result.output and "job #2:" in result.output
-    assert "job #0" not in result.output
+    # The second and third jobs are bad, counted from 1 as people count.
+    assert "job #2:" in result.output and "job #3:" in result.output
+    assert "job #1:" not in result.output and "job #0" not in result.output
     assert SECRET not in result.output
 
 
@@ -495,3 +496,75 @@ def test_progress_counts() -> None:
     c = count(jobs)
     assert (c.total, c.submitted, c.waiting, c.queued, c.running) == (5, 4, 1, 1, 1)
     assert (c.succeeded, c.failed, c.finished) == (1, 1, 2)
+
+
+def test_status_counts_dead_letters(monkeypatch: pytest.MonkeyPatch, no_env: None) -> None:
+    from amazoniax_dagster.db.rows import DeadLetterRow
+
+    refused = DeadLetterRow("job-x", "chan-b", "invalid_message", f"bad password={SECRET}", NOW)
+    overview = JobsOverview(
+        counts={"queued": 0}, recent_failures=[], dead_letters=7, recent_dead_letters=[refused]
+    )
+    monkeypatch.setattr(
+        "amazoniax_dagster.cli.job_status.jobs_overview", lambda db, failures: overview
+    )
+    env = {"AMAZONIAX_DATABASE_URL": "postgresql://u@127.0.0.1:1/d", "COLUMNS": "80"}
+    table = CliRunner().invoke(cli.main, ["status"], env=env)
+    assert table.exit_code == 0, table.output
+    assert "no failed jobs" in table.output
+    assert "messages refused (dead-lettered): 7" in table.output
+    assert "job-x" in table.output and "invalid_message" in table.output
+    assert SECRET not in table.output
+    data = json.loads(CliRunner().invoke(cli.main, ["status", "--json"], env=env).output)
+    assert data["dead_letters"] == 7 and data["recent_dead_letters"][0]["job_id"] == "job-x"
+
+
+def test_the_jobs_table_reads_at_80_columns() -> None:
+    from rich.console import Console
+
+    from amazoniax_dagster.cli.output import summary_table
+    from amazoniax_dagster.cli.submit import SubmitReport
+    from amazoniax_dagster.core.redaction import Redactor
+
+    message = "the secret access key is wrong for bucket exports-eu-west-1-orders-archive"
+    jobs = [
+        JobProgress("batch-20260102T030405-0001", "orders-eu-west-1", "success", 12, 3.4, ""),
+        JobProgress("batch-20260102T030405-0002", "orders-us-east-2", "failed", None, 1.2, message),
+    ]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(summary_table(SubmitReport(jobs, waited=True), Redactor(), width=80))
+    text = console.export_text()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for job in jobs:  # ids and channels whole, on one line each
+        assert any(job.job_id in line for line in lines)
+        assert any(job.channel_id in line for line in lines)
+    cells = [line.split("│")[3] for line in lines if line.count("│") == 4]
+    assert "".join(message.split()) in "".join("".join(cells).split())  # all of it, uncut
+    assert "the secret access key is" in text  # and it wraps between words
+    assert "12 files" in text and "3.4 s" in text
+
+
+def test_a_job_shown_running_never_goes_back_to_queued() -> None:
+    class SlowBackend(FakeBackend):
+        """The DB says running once, then cannot be read; the status comes on the 4th poll."""
+
+        polls = 0
+        states = iter([{"j1": "running"}])
+
+        def poll_statuses(self) -> list[StatusUpdate]:
+            self.polls += 1
+            return super().poll_statuses() if self.polls >= 4 else []
+
+        def job_states(self, job_ids: Collection[str]) -> Mapping[str, str]:
+            return next(self.states, {})
+
+    seen: list[str] = []
+    report = submit_jobs(
+        prepare_batch([s3_job("j1")], now=NOW),
+        SlowBackend(),
+        on_update=lambda jobs: seen.append(jobs[0].state),
+        sleep=lambda s: None,
+    )
+    assert report.jobs[0].state == "success"
+    assert "running" in seen and "queued" not in seen[seen.index("running") :]
