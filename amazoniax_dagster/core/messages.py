@@ -129,6 +129,12 @@ class FileChecks(_ChannelConfig):
     # File types (".pdf") accepted without a format check; None = the product's default list.
     allowed_extensions: list[str] | None = None
 
+    @field_validator("remote_path", "file_pattern", check_fields=False)
+    @classmethod
+    def _inside(cls, value: str, info: Any) -> str:
+        """File channels (S3, FTP, SFTP) may not climb out of their folder."""
+        return _no_climbing(value, info.field_name)
+
 
 class S3SourceConfig(FileChecks):
     """An S3 channel. ``endpoint_url``/``region`` are optional for S3-compatible stores."""
@@ -143,11 +149,6 @@ class S3SourceConfig(FileChecks):
     # "listing": trust (key, size, etag) to skip unchanged objects without downloading them;
     # "always_hash": download and hash everything (for stores whose listings lie).
     verify: Literal["listing", "always_hash"] = "listing"
-
-    @field_validator("remote_path", "file_pattern")
-    @classmethod
-    def _inside(cls, value: str, info: Any) -> str:
-        return _no_climbing(value, info.field_name)
 
     @field_validator("endpoint_url")
     @classmethod
@@ -186,11 +187,6 @@ class FtpSourceConfig(FileChecks):
     # SFTP key authentication (OpenSSH or PEM private key text), instead of the password.
     private_key: SecretStr | None = None
     private_key_passphrase: SecretStr | None = None
-
-    @field_validator("remote_path", "file_pattern")
-    @classmethod
-    def _inside(cls, value: str, info: Any) -> str:
-        return _no_climbing(value, info.field_name)
 
     @field_validator("host")
     @classmethod

@@ -46,6 +46,19 @@ def _partition_config(job_name: str, partition_key: str) -> dict[str, Any]:
     return dict(partitioned.get_run_config_for_partition_key(partition_key))
 
 
+def _run_args(request: dg.RunRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """Job name, tags and run config of a requested run, as the daemon launches it."""
+    assert request.partition_key is not None
+    run_tags = {
+        **request.tags,
+        "dagster/partition": request.partition_key,
+        "dagster/run_key": request.run_key or "",
+    }
+    job_name = request.job_name or "channel_files_job"
+    run_config = dict(request.run_config) or _partition_config(job_name, request.partition_key)
+    return job_name, run_tags, run_config
+
+
 def _execute_job(
     job_name: str,
     instance_ref: Any,
@@ -136,15 +149,7 @@ class Harness:
 
     def launch(self, request: dg.RunRequest) -> dg.DagsterRun:
         """Execute a requested run like the daemon would (run_key and partition as tags)."""
-        assert request.partition_key is not None
-        run_tags = {
-            **request.tags,
-            "dagster/partition": request.partition_key,
-            "dagster/run_key": request.run_key or "",
-        }
-        job_name = request.job_name or "channel_files_job"
-        run_config = dict(request.run_config) or _partition_config(job_name, request.partition_key)
-        return self._execute(job_name, run_tags, run_config)
+        return self._execute(*_run_args(request))
 
     def launch_ui_run(self, channel_id: str) -> dg.DagsterRun:
         """A run started from the UI: a partition, no job tags."""
@@ -156,15 +161,7 @@ class Harness:
 
     def start(self, request: dg.RunRequest) -> BaseProcess:
         """Start the run worker of ``request`` and return it without waiting (to kill it)."""
-        assert request.partition_key is not None
-        run_tags = {
-            **request.tags,
-            "dagster/partition": request.partition_key,
-            "dagster/run_key": request.run_key or "",
-        }
-        job_name = request.job_name or "channel_files_job"
-        run_config = dict(request.run_config) or _partition_config(job_name, request.partition_key)
-        worker, _ = self._spawn(job_name, run_tags, run_config)
+        worker, _ = self._spawn(*_run_args(request))
         return worker
 
     def _spawn(
