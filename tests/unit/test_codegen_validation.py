@@ -141,3 +141,14 @@ def test_header_only_csvs_do_not_pass_for_csvs_with_rows() -> None:
     assert not compare("c1", empty, history, SETTINGS).passed
     rows = {"sales-2026-11-08.csv": b"id,amount\n5,6\n1,2\n"}
     assert compare("c1", rows, history, SETTINGS).passed
+
+
+def test_a_failed_proof_says_how_many_values_were_missing() -> None:
+    from amazoniax_dagster.core.errors import FetcherCodeError
+    from fetcher_codegen.generator import Candidate, fail_proof
+    from fetcher_codegen.prove import ProofResult
+
+    proof = ProofResult(ok=False, seconds=1.0, checked=37, missing=["x"], missing_count=27)
+    candidate = Candidate("example.com", "http", "", {"proof": proof.describe(), "attempts": 3})
+    with pytest.raises(FetcherCodeError, match=r"\(27 of 37 record values missing, 3 attempts\)"):
+        fail_proof(candidate)
