@@ -126,7 +126,7 @@ def translated(what: str) -> Iterator[None]:
         raise
     except (PermissionDeniedError, UnauthenticatedError) as exc:
         raise ConfigError(f"cannot {what}: access denied ({_first_line(exc)})") from exc
-    except NotFoundError as exc:
+    except (NotFoundError, FileNotFoundError) as exc:  # obstore raises either
         raise ConfigError(f"cannot {what}: not found ({_first_line(exc)})") from exc
     except BaseError as exc:
         raise TransientError(f"cannot {what}: {_first_line(exc)}") from exc

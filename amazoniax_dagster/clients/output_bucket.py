@@ -9,12 +9,13 @@ dropped when the file's hash decides.
 
 from __future__ import annotations
 
+import io
 import posixpath
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from amazoniax_dagster.clients.object_store import StoreSettings, make_store, translated
 from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
@@ -248,6 +249,16 @@ class OutputBucket:
             result = obstore.get(self._store, key, options={"range": (0, max_bytes)})
             return bytes(result.bytes())
 
+    def open(self, key: str) -> BinaryIO:
+        """A delivered file's bytes as a stream, read as it is consumed (close it when done)."""
+        import obstore
+
+        with _as_ours(), translated(f"read s3://{self.bucket}/{key}"):
+            reader = _Reader(
+                obstore.open_reader(self._store, key), f"read s3://{self.bucket}/{key}"
+            )
+        return io.BufferedReader(reader, buffer_size=_MIB)
+
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under the folder ``prefix`` in the output bucket."""
         import obstore
@@ -309,3 +320,26 @@ def _parts(stream: IO[bytes], size: int, part_size: int, key: str) -> Iterator[b
         data = _read_exactly(stream, min(part_size, left), key)
         left -= len(data)
         yield data
+
+
+class _Reader(io.RawIOBase):
+    """obstore's buffered reader as a binary stream, its errors in the product's tree."""
+
+    def __init__(self, file: Any, what: str) -> None:
+        self._file = file
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with _as_ours(), translated(self._what):
+            data = self._file.read(len(buffer))
+        size = len(data)
+        memoryview(buffer)[:size] = bytes(data)
+        return size
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
