@@ -225,7 +225,7 @@ def submit(
       2  invalid batch or settings: nothing was sent
       3  --timeout passed before every job reported its status
     """
-    from amazoniax_dagster.cli.output import SubmitProgress, make_console, summary_table
+    from amazoniax_dagster.cli.output import SubmitProgress, make_console, submit_summary
     from amazoniax_dagster.cli.submit import (
         EXIT_INVALID,
         BatchError,
@@ -268,7 +268,7 @@ def submit(
                 on_update=progress,
             )  # fmt: skip
         if wait or report.error:
-            console.print(summary_table(report, redact))
+            console.print(submit_summary(report, redact, console.width))
         else:
             sent = report.counts().submitted
             console.print(f"sent {sent} job(s): {', '.join(j.job_id for j in report.jobs)}")

@@ -4,12 +4,15 @@ stdout is a pipe or a file it degrades to one plain line per change."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from types import TracebackType
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from amazoniax_dagster.cli.doctor import CheckResult, DoctorReport
 from amazoniax_dagster.cli.job_status import JobsOverview
@@ -17,13 +20,18 @@ from amazoniax_dagster.cli.submit import Counts, JobProgress, SubmitReport, coun
 from amazoniax_dagster.core.redaction import Redactor
 
 PLAIN_WIDTH = 160
+#: narrower than this, ``submit``'s summary is one block per job instead of a table
+TABLE_MIN_WIDTH = 120
+STATUS_STYLES = {"success": "green", "failed": "red", "requires_human_review": "yellow"}
 
 
 def make_console() -> Console:
-    """A console on the current stdout; wide when it is not a terminal (logs, CI)."""
+    """A console on the current stdout; when it is not a terminal (logs, CI), ``COLUMNS`` wide
+    if set, else wide enough for one line per table row."""
     console = Console(highlight=False, soft_wrap=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=PLAIN_WIDTH, no_color=True)
+        width = None if os.environ.get("COLUMNS") else PLAIN_WIDTH
+        console = Console(highlight=False, width=width, no_color=True)
     return console
 
 
@@ -83,6 +91,28 @@ class SubmitProgress:
             self.console.print(describe_counts(counts), markup=False)
 
 
+def submit_summary(report: SubmitReport, redact: Redactor, width: int) -> RenderableType:
+    """The jobs' ends: a table when it fits, else one block per job, so that a job id is never
+    split and a message wraps between words (e.g. at 80 columns)."""
+    if width >= TABLE_MIN_WIDTH:
+        return summary_table(report, redact)
+    blocks: list[RenderableType] = [Text("jobs", style="italic")]
+    for job in report.jobs:
+        head = Text.assemble(
+            (job.job_id, "bold"), "  ", (job.state, STATUS_STYLES.get(job.state, ""))
+        )
+        if job.files is not None:
+            head.append(f"  {job.files} files")
+        if job.seconds is not None:
+            head.append(f"  {job.seconds:.1f} s")
+        head.no_wrap, head.overflow = True, "ellipsis"
+        detail = Text(f"channel {job.channel_id}")
+        if job.message:
+            detail.append(f" · {redact(job.message)}")
+        blocks += [head, Padding(detail, (0, 0, 0, 2))]
+    return Group(*blocks)
+
+
 def summary_table(report: SubmitReport, redact: Redactor) -> Table:
     table = Table(title="jobs", title_justify="left")
     table.add_column("job_id", overflow="fold")
@@ -91,13 +121,12 @@ def summary_table(report: SubmitReport, redact: Redactor) -> Table:
     table.add_column("files", justify="right", no_wrap=True)
     table.add_column("seconds", justify="right", no_wrap=True)
     table.add_column("message", overflow="fold", min_width=24)
-    styles = {"success": "green", "failed": "red", "requires_human_review": "yellow"}
     for job in report.jobs:
         status = job.state
         table.add_row(
             job.job_id,
             job.channel_id,
-            f"[{styles[status]}]{status}[/]" if status in styles else status,
+            f"[{STATUS_STYLES[status]}]{status}[/]" if status in STATUS_STYLES else status,
             "" if job.files is None else str(job.files),
             "" if job.seconds is None else f"{job.seconds:.1f}",
             _escape(redact(job.message)),

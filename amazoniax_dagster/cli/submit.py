@@ -59,7 +59,7 @@ class EntryError:
     reason: str
 
     def __str__(self) -> str:
-        return f"job #{self.index}: {self.reason}"
+        return f"job #{self.index + 1}: {self.reason}"  # counted from 1, as people count
 
 
 class BatchError(ConfigError):
@@ -193,7 +193,7 @@ def prepare_batch(
     for index, item in sorted(prepared.items()):
         if item.job_id in seen:
             errors.append(
-                EntryError(index, f"job_id {item.job_id!r} repeats job #{seen[item.job_id]}")
+                EntryError(index, f"job_id {item.job_id!r} repeats job #{seen[item.job_id] + 1}")
             )
         else:
             seen[item.job_id] = index
@@ -399,9 +399,10 @@ def submit_jobs(
             states = backend.job_states(flying)
             for job_id in flying:
                 p = progress[job_id]
-                state = RUNNING if states.get(job_id) == RUNNING else QUEUED
-                if state != p.state:
-                    p.state, changed = state, True
+                # Only forward: a job seen running stays running until its status arrives, even
+                # when the DB has already moved it on (or could not be read this time).
+                if states.get(job_id) == RUNNING and p.state != RUNNING:
+                    p.state, changed = RUNNING, True
         if not changed:
             sleep(poll_interval)
 

@@ -98,7 +98,7 @@ def test_generated_job_ids_are_unique_and_valid() -> None:
         ([s3_job("j1"), s3_job("bad/id")], 1, "job_id"),
         ([s3_job("j1", source_type="gopher")], 0, "source_type"),
         ([s3_job("j1", config={"bucket": "x"})], 0, "invalid s3 config: bucket"),
-        ([s3_job("j1"), s3_job("j1")], 1, "repeats job #0"),
+        ([s3_job("j1"), s3_job("j1")], 1, "repeats job #1"),
         ([{"job_id": "j1", "channel_id": "c"}], 0, "source_type"),
     ],
 )
@@ -275,8 +275,9 @@ def test_submit_an_invalid_batch_sends_nothing_and_exits_2(
     result = CliRunner().invoke(cli.main, ["submit", str(path)])
     assert result.exit_code == 2, result.output
     assert fake_backend.sent == [] and not fake_backend.started
-    assert "job #1:" in result.output and "job #2:" in result.output
-    assert "job #0" not in result.output
+    # entries 2 and 3 are bad, counted from 1
+    assert "job #2:" in result.output and "job #3:" in result.output
+    assert "job #1" not in result.output and "job #0" not in result.output
     assert SECRET not in result.output
 
 
@@ -304,6 +305,53 @@ def test_submit_waits_prints_a_summary_and_exits_1_on_a_failure(
     row = next(line for line in result.output.splitlines() if "│ j1 " in line)
     assert "failed" in row and "chan-a" in row and "1.5" in row
     assert SECRET not in result.output  # the status message quoted it: masked
+
+
+def test_submit_at_80_columns_keeps_job_ids_whole_and_messages_complete(
+    tmp_path: Path, fake_backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("amazoniax_dagster.cli.submit.time.sleep", lambda s: None)
+    ids = [f"batch-20261205T101500-{n:04d}" for n in (1, 2, 3)]
+    fake_backend.outcomes = {ids[1]: "failed"}
+    path = _write(tmp_path, [s3_job(i, channel="channel-ftp-orders-europe") for i in ids])
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(cli.main, ["submit", str(path)])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, result.output
+    summary = lines[next(i for i, line in enumerate(lines) if line.strip() == "jobs") :]
+    for job_id in ids:  # each id whole, at the start of its block, with its status
+        (head,) = [line for line in summary if line.startswith(job_id)]
+        assert ("failed" if job_id == ids[1] else "success") in head
+    # the (masked) message is all there, wrapped between words only
+    words = " ".join(line.strip() for line in summary).split()
+    assert "channel-ftp-orders-europe" in words
+    assert "channel-ftp-orders-europe · done with password=" in " ".join(words)
+    assert SECRET not in result.output
+
+
+def test_a_job_seen_running_stays_running_until_its_status() -> None:
+    class Flaky(FakeBackend):
+        """The DB says running once, then nothing (moved on, or not readable)."""
+
+        calls = 0
+
+        def poll_statuses(self) -> list[StatusUpdate]:
+            return [] if self.calls < 3 else super().poll_statuses()
+
+        def job_states(self, job_ids: Collection[str]) -> Mapping[str, str]:
+            self.calls += 1
+            return {job_id: "running" for job_id in job_ids} if self.calls == 1 else {}
+
+    running: list[int] = []
+    report = submit_jobs(
+        _jobs(1),
+        Flaky(),
+        on_update=lambda jobs: running.append(sum(j.state == "running" for j in jobs)),
+        sleep=lambda s: None,
+    )
+    assert report.exit_code == 0
+    first = running.index(1)
+    assert all(r == 1 for r in running[first:-1]) and len(running[first:-1]) >= 2
 
 
 def test_submit_no_wait_lists_the_job_ids(tmp_path: Path, fake_backend: FakeBackend) -> None:
