@@ -4,7 +4,7 @@ Runs started by the Kafka sensor carry the job in their tags; runs launched or b
 the UI get a job_id made from the run id and use the channel's stored config.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -20,6 +20,9 @@ from resources import (
     OutputBucketResource,
     PythonFetchersResource,
 )
+
+if TYPE_CHECKING:
+    from amazoniax_dagster.jobs.channel_job import JobOutcome
 
 
 @dg.asset(
@@ -62,38 +65,63 @@ def channel_files(
         python_fetchers=python_fetchers,
     )
     outcome = execute(request, services, emit=context.log.log)
-    log_link: dict[str, Any] = (
-        {"job_log": dg.MetadataValue.path(outcome.log_uri)} if outcome.log_uri else {}
-    )
     if outcome.result is None:
-        # A fresh exception with a redacted text: nothing secret is chained into the event log.
-        raise dg.Failure(
-            description=outcome.error_text,
-            metadata={"error_class": outcome.error_class or "internal", "job_id": request.job_id}
-            | log_link,
-            allow_retries=False,
-        )
-
-    summary = outcome.result.summary()
+        raise job_failure(outcome)
     return dg.MaterializeResult(
-        check_results=check_results(outcome.result, policy=outcome.result.invalid_files_policy),
-        metadata={
-            "job_id": request.job_id,
-            "s3_output_path": dg.MetadataValue.path(outcome.result.output_uri)
-            if outcome.result.uploaded
-            else "(nothing uploaded)",
-            "new_files": summary["new"],
-            "updated_files": summary["updated"],
-            "duplicate_files": summary["duplicate"] + summary["unchanged"],
-            "skipped_without_download": summary["unchanged"],
-            "rejected_names": summary["rejected"],
-            "invalid_files": summary["invalid"],
-            "quarantined_files": summary["quarantined"],
-            "files_uploaded": summary["files_uploaded"],
-            "bytes_uploaded": summary["bytes_uploaded"],
-            "bytes_downloaded": summary["bytes_downloaded"],
-            "duration_seconds": summary["duration_seconds"],
-            "retries": summary["retries"],
-        }
-        | log_link,
+        check_results=check_results(
+            outcome.result,
+            channel_id=request.channel_id,
+            policy=outcome.result.invalid_files_policy,
+        ),
+        metadata=job_metadata(outcome),
     )
+
+
+def job_metadata(outcome: "JobOutcome") -> dict[str, Any]:
+    """A ``channel_files`` materialization's metadata, the same whichever run did the job.
+
+    File outcomes use one vocabulary everywhere: new, updated, duplicate, unchanged, rejected,
+    invalid (and quarantined, the invalid files the policy kept out of the output).
+    """
+    assert outcome.result is not None
+    summary = outcome.result.summary()
+    return {
+        "job_id": outcome.request.job_id,
+        "channel": outcome.request.channel_id,
+        "s3_output_path": dg.MetadataValue.path(outcome.result.output_uri)
+        if outcome.result.uploaded
+        else "(nothing uploaded)",
+        "new_files": summary["new"],
+        "updated_files": summary["updated"],
+        "duplicate_files": summary["duplicate"],
+        "unchanged_files": summary["unchanged"],
+        "rejected_files": summary["rejected"],
+        "invalid_files": summary["invalid"],
+        "quarantined_files": summary["quarantined"],
+        "files_uploaded": summary["files_uploaded"],
+        "bytes_uploaded": summary["bytes_uploaded"],
+        "bytes_downloaded": summary["bytes_downloaded"],
+        "duration_seconds": summary["duration_seconds"],
+        "retries": summary["retries"],
+    } | _log_link(outcome)
+
+
+def job_failure(outcome: "JobOutcome") -> dg.Failure:
+    """An expected failure (config, site changed, validation, ...): its message, no traceback.
+
+    A fresh exception with a redacted text: nothing secret is chained into the event log.
+    """
+    return dg.Failure(
+        description=outcome.error_text,
+        metadata={
+            "error_class": outcome.error_class or "internal",
+            "job_id": outcome.request.job_id,
+            "channel": outcome.request.channel_id,
+        }
+        | _log_link(outcome),
+        allow_retries=False,
+    )
+
+
+def _log_link(outcome: "JobOutcome") -> dict[str, Any]:
+    return {"job_log": dg.MetadataValue.path(outcome.log_uri)} if outcome.log_uri else {}

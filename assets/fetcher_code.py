@@ -18,6 +18,9 @@ import dagster as dg
 
 from amazoniax_dagster.shell import tags
 from amazoniax_dagster.shell.partitions import sites_partitions
+from assets.channel_files import job_failure, job_metadata
+from assets.checks import ASSET_KEY as CHANNEL_FILES
+from assets.checks import check_evaluations
 from assets.job_services import job_services
 from resources import (
     BedrockResource,
@@ -281,26 +284,23 @@ def fetch_for_job(
     )
     outcome = execute(request, services, emit=context.log.log)
     if outcome.result is None:
-        raise dg.Failure(
-            description=outcome.error_text,
-            metadata={"error_class": outcome.error_class or "internal"},
-            allow_retries=False,
-        )
-    summary = outcome.result.summary()
-    # The channel's files are materialized by this run too: say so on its asset.
+        raise job_failure(outcome)
+    # The channel's files are materialized by this run too: the same metadata and checks as a
+    # run of channel_files itself.
     context.log_event(
         dg.AssetMaterialization(
-            asset_key="channel_files",
-            partition=trigger["channel_id"],
-            metadata={
-                "job_id": trigger["job_id"],
-                "new_files": summary["new"],
-                "updated_files": summary["updated"],
-                "files_uploaded": summary["files_uploaded"],
-                "fetcher": published["fetcher_name"],
-            },
+            asset_key=CHANNEL_FILES,
+            partition=request.channel_id,
+            metadata=job_metadata(outcome) | {"fetcher": published["fetcher_name"]},
         )
     )
+    for evaluation in check_evaluations(
+        outcome.result,
+        channel_id=request.channel_id,
+        policy=outcome.result.invalid_files_policy,
+    ):
+        # log_event handles check evaluations at runtime; its UserEvent hint predates them.
+        context.log_event(evaluation)  # type: ignore[arg-type]
     return dg.Output(published, metadata=metadata | {"job_id": trigger["job_id"]})
 
 

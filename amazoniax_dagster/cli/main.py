@@ -32,7 +32,6 @@ from amazoniax_dagster.cli.options import (
     EXIT_USAGE,
     _fail,
     _settings,
-    _verbose,
     env_file_option,
     open_fetcher_db,
     open_submit_backend,
@@ -111,7 +110,14 @@ def stack_down(workdir: Path, timeout: float) -> None:
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
 @click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR)
 @click.option("--no-demo", is_flag=True, help="Do not seed the demo channel and message.")
-def dev(port: int, workdir: Path, no_demo: bool) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="warning",
+    show_default=True,
+    help="Dagster's own log level; info shows every daemon and sensor tick.",
+)
+def dev(port: int, workdir: Path, no_demo: bool, log_level: str) -> None:
     """Run the product locally: the stack, a demo S3 channel and `dagster dev` on 127.0.0.1."""
     from amazoniax_dagster.devstack.demo import (
         DEMO_WEB_CHANNELS,
@@ -147,8 +153,7 @@ def dev(port: int, workdir: Path, no_demo: bool) -> None:
             sys.executable, "-m", "dagster", "dev",
             "-h", "127.0.0.1", "-p", str(port),
             "-w", str(PROJECT_ROOT / "workspace.yaml"),
-            # Sensor ticks every few seconds are chatter: shown with -v only.
-            "--log-level", "debug" if _verbose() else "warning",
+            "--log-level", log_level,
         ]  # fmt: skip
         proc = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
         try:

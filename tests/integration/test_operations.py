@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -43,6 +44,7 @@ from tests.integration.dagster_server import (
     dagster_server,
 )
 from tests.integration.faults import FaultPlan, flaky_proxy
+from tests.integration.ftp_servers import PASSWORD, USER, FtpServer
 from tests.integration.harness import end_offsets
 
 pytestmark = pytest.mark.integration
@@ -279,6 +281,7 @@ def test_a_person_backfills_two_channels_from_the_asset_page(
     buckets: tuple[Any, Any],
     output_client: Any,
     module_bus: KafkaBus,
+    tmp_path: Path,
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -287,14 +290,23 @@ def test_a_person_backfills_two_channels_from_the_asset_page(
     admin, customer = buckets
     tag = uuid.uuid4().hex[:6]
     channels = [f"ui-{tag}-north", f"ui-{tag}-south"]
-    for channel in channels:
-        bucket = new_bucket(admin, customer, {f"exports/{channel}.csv": b"id,v\n1,a\n"})
-        fetcher_db.save_channel(channel, "s3", s3_config(stack, bucket, "/exports/"))
+    # north: a CSV on S3 (copied, passes unchecked); south: a broken JSON file on FTP, which
+    # is read and so checked, and fails its file check.
+    north, south = channels
+    files = {north: "csv", south: "json"}
+    bucket = new_bucket(admin, customer, {f"exports/{north}.csv": b"id,v\n1,a\n"})
+    fetcher_db.save_channel(north, "s3", s3_config(stack, bucket, "/exports/"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / f"{south}.json").write_bytes(b'{"id": 1,')
+    ftp = FtpServer(tmp_path)
+    ftp_config = {"host": "127.0.0.1", "username": USER, "password": PASSWORD}
+    ftp_config |= {"remote_path": "/data", "file_pattern": "*"}
     dagster.instance.add_dynamic_partitions(CHANNELS, channels)
     statuses = StatusReader.from_end(module_bus)
     ARTIFACTS.mkdir(exist_ok=True)
 
-    with sync_playwright() as pw:
+    with ftp, sync_playwright() as pw:
+        fetcher_db.save_channel(south, "ftp", ftp_config | {"port": ftp.port})
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -363,6 +375,27 @@ def test_a_person_backfills_two_channels_from_the_asset_page(
                     expect(page.get_by_text(channel, exact=True).first).to_be_visible()
                 page.wait_for_load_state("networkidle")
                 page.screenshot(path=str(ARTIFACTS / "operations-asset-partitions.png"))
+
+                # Which channel failed its file check, whichever ran last.
+                page.goto(f"{dagster.url}/assets/channel_files?view=checks")
+                expect(page.get_by_text("files_well_formed").first).to_be_visible()
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(ARTIFACTS / "operations-asset-checks.png"))
+                checks_text = page.inner_text("body")
+                # The latest result is per channel: south's failure shows, named, though
+                # north ran too.
+                assert f"{south}: 1 of 1 checked files invalid" in checks_text, checks_text
+                assert "Failed" in checks_text and f"Partition\n{south}" in checks_text
+                page.goto(f"{dagster.url}/assets/channel_files?view=partitions&partition={south}")
+                expect(page.get_by_text("invalid_files").first).to_be_visible()
+                page.wait_for_load_state("networkidle")
+                page.screenshot(
+                    path=str(ARTIFACTS / "operations-failing-partition.png"), full_page=True
+                )
+                partition_text = page.inner_text("body")
+                for field in ("job_id", "channel", "s3_output_path", "job_log", "invalid_files"):
+                    assert f"{field}\n" in partition_text or f"{field}\t" in partition_text, field
+                assert south in partition_text
             except BaseException:
                 with suppress(Exception):  # never hide the failure behind a screenshot error
                     page.screenshot(path=str(ARTIFACTS / "operations-asset-page-failure.png"))
@@ -373,7 +406,7 @@ def test_a_person_backfills_two_channels_from_the_asset_page(
     jobs = {channel: f"ui-{run.run_id}" for channel, run in by_channel.items()}
     for channel, job_id in jobs.items():
         assert keys_under(output_client, stack.output_bucket, f"raw/{channel}/{job_id}/") == [
-            f"{channel}.csv"
+            f"{channel}.{files[channel]}"
         ]
     job_names = sorted({r.job_name for r in runs})
     reported = statuses.wait(
