@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import charset_normalizer
-import feedparser
+import feedparser  # type: ignore[import-untyped]
 from defusedxml import ElementTree
 
 FEED_ROOTS = ("rss", "feed", "rdf")
