@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
 
-from amazoniax_dagster.clients.s3http import S3Http
+from amazoniax_dagster.clients.s3http import ObjectStream, S3Http
 from amazoniax_dagster.core.errors import AmazoniaxError, ConfigError, InfrastructureError
 
 _MIB = 1024 * 1024
@@ -185,6 +185,11 @@ class OutputBucket:
                 return stream.read()
             finally:
                 stream.close()
+
+    def open(self, key: str) -> ObjectStream:
+        """A delivered file's bytes as a stream (close it when done)."""
+        with _as_ours():
+            return self._http.get_object(self.bucket, key, what=f"read s3://{self.bucket}/{key}")
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` in the output bucket."""

@@ -1,8 +1,9 @@
 """Map a record to the unified schema, by the channel's ``records`` mapping or by detection.
 
 A mapping names a path for each field (``"id"``, ``"meta.id"``, ``"links.0.href"``). A field
-with no path is detected from the usual key names; a record with no identifier gets a stable
-hash of its content as ``external_id``, so reading it again finds the same row.
+with no path, or whose path a record lacks (a folder mixes formats), is detected from the usual
+key names; a record with no identifier gets a stable hash of its content as ``external_id``, so
+reading it again finds the same row.
 """
 
 from __future__ import annotations
@@ -153,7 +154,9 @@ def to_item(record: dict[str, Any], mapping: RecordMapping) -> Item:
     values: dict[str, Any] = {}
     for field in FIELDS:
         path = getattr(mapping, field)
-        value = lookup(record, path) if path else detect(record, field)
+        value = lookup(record, path) if path else None
+        if value in (None, ""):  # not mapped, or not in this file's records: detected
+            value = detect(record, field)
         if value in (None, "") and field in mapping.required:
             raise RecordError(f"{field} is missing (path {path or 'detected'})")
         values[field] = value

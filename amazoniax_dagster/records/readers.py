@@ -12,17 +12,22 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any, Protocol
 
 import charset_normalizer
 import feedparser  # type: ignore[import-untyped]
 from defusedxml import ElementTree
 
 FEED_ROOTS = ("rss", "feed", "rdf")
+CHUNK = 1 << 16
 
 
 class UnreadableFile(ValueError):
     """The file is not in any format records are read from, or is broken as a whole."""
+
+
+class NotRecords(UnreadableFile):
+    """The file is of no format records are read from (a PDF, an image): not a failure."""
 
 
 @dataclass(frozen=True)
@@ -58,14 +63,18 @@ def format_of(key: str, head: bytes) -> str | None:
     return None
 
 
-def read_records(key: str, stream: IO[bytes]) -> Iterator[Read]:
+class Stream(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def read_records(key: str, stream: Stream) -> Iterator[Read]:
     """The records of the file ``key`` whose bytes ``stream`` gives (JSONL is not buffered)."""
-    head = stream.read(512)
+    head = stream.read(CHUNK)
     fmt = format_of(key, head)
     if fmt is None:
-        raise UnreadableFile(f"{key}: not a JSON, JSONL, CSV, TSV, XML or feed file")
+        raise NotRecords(f"{key}: not a JSON, JSONL, CSV, TSV, XML or feed file")
     if fmt == "jsonl":
-        return _jsonl(_chain(head, stream))
+        return _jsonl(_lines(head, stream))
     data = head + stream.read()
     if fmt == "json":
         return _json_document(key, data)
@@ -74,26 +83,20 @@ def read_records(key: str, stream: IO[bytes]) -> Iterator[Read]:
     return _xml(key, data)
 
 
-def _chain(head: bytes, stream: IO[bytes]) -> Iterator[bytes]:
-    rest = stream.readline()
-    first = head + rest
-    yield from io.BytesIO(first)
-    yield from stream
+def _lines(head: bytes, stream: Stream) -> Iterator[bytes]:
+    pending = head
+    while chunk := stream.read(CHUNK):
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from lines
+    yield from pending.split(b"\n")
 
 
 def _jsonl(lines: Iterator[bytes]) -> Iterator[Read]:
     position = 0
-    pending = b""
-    for chunk in lines:
-        pending += chunk
-        if not pending.endswith(b"\n"):
-            continue
-        line, pending = pending, b""
+    for line in lines:
         if line.strip():
             yield _json_record(position, line)
             position += 1
-    if pending.strip():
-        yield _json_record(position, pending)
 
 
 def _json_record(position: int, line: bytes) -> Read:
