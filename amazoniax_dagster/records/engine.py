@@ -69,6 +69,20 @@ ON CONFLICT (channel_id, file_key) DO NOTHING
 """
 
 
+PENDING = """
+SELECT f.job_id, f.s3_key FROM file_metadata f
+WHERE f.channel_id = %s AND NOT f.quarantined AND NOT EXISTS (
+    SELECT 1 FROM record_files r WHERE r.channel_id = f.channel_id AND r.file_key = f.s3_key)
+ORDER BY f.id
+"""
+
+
+def pending_files(db: Database, channel_id: str) -> list[tuple[str, str]]:
+    """(job_id, key) of the channel's delivered files whose records are not loaded yet."""
+    with db.transaction() as sql:
+        return [(job, key) for job, key in sql.all(PENDING, (channel_id,))]
+
+
 def load_folder(
     db: Database,
     folder: Folder,
@@ -80,9 +94,8 @@ def load_folder(
     mapping: RecordMapping,
     on_file: Callable[[str, Counts], None] | None = None,
 ) -> LoadResult:
-    """Load every records file under ``prefix`` not loaded yet; ``on_file`` after each one."""
+    """Load every file under ``prefix`` (one job's folder) not loaded yet."""
     keys = sorted(k for k in folder.list_keys(prefix) if not k.endswith("/"))
-    result = LoadResult()
     with db.transaction() as sql:
         done = {
             key
@@ -91,11 +104,36 @@ def load_folder(
                 (channel_id, keys),
             )
         }
-    for key in keys:
-        if key in done:
-            result.resumed += 1
-            continue
+    result = LoadResult(resumed=len(done))
+    todo = [(job_id, key) for key in keys if key not in done]
+    return load_files(
+        db,
+        folder,
+        todo,
+        channel_id=channel_id,
+        source_type=source_type,
+        mapping=mapping,
+        on_file=on_file,
+        result=result,
+    )
+
+
+def load_files(
+    db: Database,
+    folder: Folder,
+    files: list[tuple[str, str]],
+    *,
+    channel_id: str,
+    source_type: str,
+    mapping: RecordMapping,
+    on_file: Callable[[str, Counts], None] | None = None,
+    result: LoadResult | None = None,
+) -> LoadResult:
+    """Load the records of ``files`` ((job_id, key) pairs), one transaction per file."""
+    result = result or LoadResult()
+    for job_id, key in files:
         counts = Counts()
+        records_file = True
         stream = folder.open(key)
         try:
             with db.transaction() as sql:
@@ -113,8 +151,7 @@ def load_folder(
                         counts=counts,
                     )
                 except NotRecords:
-                    result.other += 1
-                    continue
+                    records_file = False  # listed as done, with no records: not read again
                 except UnreadableFile as exc:
                     log.warning("records: %s", exc)
                     result.unreadable.append(str(exc)[:500])
@@ -136,7 +173,8 @@ def load_folder(
             stream.close()
         for error in counts.errors:
             log.warning("records: %s: %s", key, error)
-        result.files += 1
+        result.files += records_file
+        result.other += not records_file
         result.counts.add(counts)
         if on_file is not None:
             on_file(key, counts)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from amazoniax_dagster.core.records_config import RecordMapping as RecordMapping
 
 FIELDS = ("external_id", "title", "content", "url", "published_at")
 # Key names tried, in order, for a field the mapping leaves out (compared case-insensitively,
@@ -45,20 +45,6 @@ MAX_TEXT = 1_000_000
 
 class RecordError(ValueError):
     """The record cannot be mapped (a mapped field missing, a date that is no date)."""
-
-
-class RecordMapping(BaseModel):
-    """A channel's ``records`` config: a path for each field; fields left out are detected.
-    ``required`` lists the fields whose absence makes a record fail instead of loading empty."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    external_id: str | None = None
-    title: str | None = None
-    content: str | None = None
-    url: str | None = None
-    published_at: str | None = None
-    required: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
