@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -15,10 +16,18 @@ if TYPE_CHECKING:
 
 BATCH = 500
 
-UPSERT = """
-INSERT INTO unified_items AS u (source_type, source_name, external_id, title, content, url,
-    published_at, raw, content_hash, job_id, file_key)
-VALUES %s
+COLUMNS = (
+    "source_type, source_name, external_id, title, content, url, published_at, raw, "
+    "content_hash, job_id, file_key"
+)
+# A batch is COPYed into a session-local staging table, then merged in one statement.
+STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS records_stage ON COMMIT DELETE ROWS"
+    f" AS SELECT {COLUMNS} FROM unified_items WITH NO DATA"
+)
+MERGE = f"""
+INSERT INTO unified_items AS u ({COLUMNS})
+SELECT {COLUMNS} FROM records_stage
 ON CONFLICT (source_type, source_name, external_id) DO UPDATE SET
     title = EXCLUDED.title, content = EXCLUDED.content, url = EXCLUDED.url,
     published_at = EXCLUDED.published_at, raw = EXCLUDED.raw,
@@ -27,7 +36,14 @@ ON CONFLICT (source_type, source_name, external_id) DO UPDATE SET
 WHERE u.content_hash IS DISTINCT FROM EXCLUDED.content_hash
 RETURNING (xmax = 0)
 """
-TEMPLATE = "(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)"
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "\\N"
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text.replace("\x00", "").translate(_ESCAPES)
 
 
 @dataclass
@@ -109,26 +125,28 @@ def _flush(
     file_key: str,
     counts: Counts,
 ) -> None:
-    from psycopg2.extras import execute_values
-
-    rows = [
-        (
-            source_type,
-            source_name,
-            i.external_id,
-            i.title,
-            i.content,
-            i.url,
-            i.published_at,
-            json_param(i.raw),
-            i.content_hash,
-            job_id,
-            file_key,
+    fixed = "\t".join(map(_cell, (source_type, source_name)))
+    tail = "\t".join(map(_cell, (job_id, file_key)))
+    lines = [
+        "\t".join(
+            (
+                fixed,
+                *map(_cell, (i.external_id, i.title, i.content, i.url, i.published_at)),
+                _cell(json_param(i.raw)),
+                i.content_hash,
+                tail,
+            )
         )
         for i in pending.values()
     ]
-    result = execute_values(cur, UPSERT, rows, template=TEMPLATE, page_size=len(rows), fetch=True)
+    cur.execute(STAGE)
+    cur.execute("TRUNCATE records_stage")
+    cur.copy_expert(
+        f"COPY records_stage ({COLUMNS}) FROM STDIN", io.StringIO("\n".join(lines) + "\n")
+    )
+    cur.execute(MERGE)
+    result = cur.fetchall()
     inserted = sum(1 for (fresh,) in result if fresh)
     counts.inserted += inserted
     counts.updated += len(result) - inserted
-    counts.unchanged += len(rows) - len(result)
+    counts.unchanged += len(lines) - len(result)

@@ -8,6 +8,7 @@ reading it again finds the same row.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -82,6 +83,7 @@ def lookup(record: Any, path: str) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def _norm(key: str) -> str:
     return re.sub(r"[_\-\s]", "", key).lower()
 

@@ -174,3 +174,18 @@ def test_a_run_stopped_mid_load_resumes_with_no_duplicates_and_nothing_missing(
     assert resumed.resumed == 1  # api/products.json is not read again
     ids = [r[1] for r in rows(fetcher_db, channel)]
     assert len(ids) == len(set(ids)) == 3 + 2000 + 4 + 2
+
+
+def test_text_with_tabs_newlines_backslashes_and_quotes_is_stored_as_read(
+    fetcher_db: FetcherDB, bucket: OutputBucket
+) -> None:
+    channel = f"rec-{uuid.uuid4().hex[:8]}"
+    title = 'a\tb\nc\\d "e" \\N \r f\u00e9'
+    record = {"id": "x", "title": title, "nested": {"k": "v\\t"}}
+    prefix = put_job(bucket, channel, "j1", {"one.json": json.dumps([record]).encode()})
+    load(fetcher_db, bucket, channel, "j1", prefix)
+    with fetcher_db.database.transaction() as sql:
+        stored = sql.first(
+            "SELECT title, raw FROM unified_items WHERE source_name = %s", (channel,)
+        )
+    assert stored == (title, record)
