@@ -17,6 +17,7 @@ from resources import (
     PythonFetchersResource,
 )
 from sensors import (
+    health_alert_sensor,
     kafka_fetcher_sensor,
     records_automation,
     status_on_cancel,
@@ -35,6 +36,7 @@ defs = dg.Definitions(
         status_on_failure,
         status_on_cancel,
         records_automation,
+        health_alert_sensor,
     ],
     resources={
         "fetcher_db": FetcherDBResource(
