@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from amazoniax_dagster.shell.dagster_jobs import channel_files_job, fetcher_code_job
-from assets import channel_files, fetcher_code
+from assets import channel_files, channel_records, fetcher_code
 from resources import (
     BedrockResource,
     CodegenSettingsResource,
@@ -17,7 +17,9 @@ from resources import (
     PythonFetchersResource,
 )
 from sensors import (
+    health_alert_sensor,
     kafka_fetcher_sensor,
+    records_automation,
     status_on_cancel,
     status_on_failure,
     status_on_success,
@@ -25,7 +27,7 @@ from sensors import (
 )
 
 defs = dg.Definitions(
-    assets=[channel_files, fetcher_code],
+    assets=[channel_files, channel_records, fetcher_code],
     jobs=[channel_files_job, fetcher_code_job],
     sensors=[
         kafka_fetcher_sensor,
@@ -33,6 +35,8 @@ defs = dg.Definitions(
         status_on_success,
         status_on_failure,
         status_on_cancel,
+        records_automation,
+        health_alert_sensor,
     ],
     resources={
         "fetcher_db": FetcherDBResource(

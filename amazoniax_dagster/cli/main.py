@@ -155,10 +155,24 @@ def dev(port: int, workdir: Path, no_demo: bool, log_level: str) -> None:
             "-w", str(PROJECT_ROOT / "workspace.yaml"),
             "--log-level", log_level,
         ]  # fmt: skip
+        api_port = port + 1 if not port_in_use(port + 1) else 0
+        if not api_port:
+            click.echo(f"port {port + 1} is in use: the read API is not started")
+        api_command = [
+            sys.executable, "-m", "amazoniax_dagster.cli.main",
+            "api", "--host", "127.0.0.1", "--port", str(api_port),
+        ]  # fmt: skip
+        api_proc = (
+            subprocess.Popen(api_command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+            if api_port
+            else None
+        )
         proc = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
         try:
             _wait_for_signal(proc)
         finally:
+            if api_proc is not None:
+                _stop_process_group(api_proc)
             _stop_process_group(proc)
 
 
@@ -384,6 +398,43 @@ def channels_list(as_json: bool, env_file: Path | None) -> None:
         stamp = c.updated_at.strftime("%Y-%m-%d %H:%M")
         click.echo(f"{c.channel_id:<{width}}  {c.source_type:<5}  updated {stamp}")
     click.echo(f"{len(found)} channel(s)")
+
+
+@main.command(short_help="Serve the read API: /health, /data, /stats, /metrics, /docs.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@env_file_option
+def api(host: str, port: int, env_file: Path | None) -> None:
+    """Serve the read API (FastAPI on uvicorn). A bearer token is required on everything but
+    /health and the docs when AMAZONIAX_API_TOKEN is set."""
+    import uvicorn
+
+    from amazoniax_dagster.api.app import ApiSettings, create_app
+    from amazoniax_dagster.clients.output_bucket import OutputSettings
+
+    settings = _settings(env_file)
+    token = os.environ.get("AMAZONIAX_API_TOKEN", "").strip() or None
+    output = (
+        OutputSettings(
+            bucket=settings.output_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+            region=settings.s3_region,
+        )
+        if settings.output_bucket
+        else None
+    )
+    app = create_app(
+        ApiSettings(
+            database_url=settings.require("database_url"),
+            kafka_bootstrap=settings.kafka_bootstrap,
+            output=output,
+            token=token,
+        )
+    )
+    click.echo(f"read API: http://{host}:{port}/docs")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @main.command(short_help="Check that every service is reachable and set up.")

@@ -32,6 +32,7 @@ from amazoniax_dagster.core.bounded_json import (
 )
 from amazoniax_dagster.core.date_ranges import DateRangeError, normalize_date_range
 from amazoniax_dagster.core.errors import AmazoniaxError, MessageError
+from amazoniax_dagster.core.records_config import RecordMapping
 
 # A letter or digit (any script), then letters, digits, "-", "_", ".", ":" or "@".
 _IDENTIFIER = re.compile(r"[^\W_][\w.:@-]{0,199}")
@@ -101,6 +102,8 @@ class _ChannelConfig(_Open):
 
     # Fetch on a cadence without Kafka messages: a 5-field cron expression in UTC.
     schedule: str | None = None
+    # Where channel_records finds each unified field (paths); fields left out are detected.
+    records: RecordMapping | None = None
 
     @field_validator("schedule")
     @classmethod

@@ -200,3 +200,54 @@ dead_letters = Table(
     Column("offset", BigInteger, nullable=False),
     _created(),
 )
+
+# One record of a channel in the unified schema (``channel_records``), unique per source;
+# ``raw`` is the record as read, ``content_hash`` tells whether a re-read changed it.
+unified_items = Table(
+    "unified_items",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("source_type", String(32), nullable=False),
+    Column("source_name", String(200), nullable=False),
+    Column("external_id", Text, nullable=False),
+    Column("title", Text, nullable=True),
+    Column("content", Text, nullable=True),
+    Column("url", Text, nullable=True),
+    _timestamp("published_at"),
+    Column("raw", JSONB, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("job_id", String(200), nullable=False),
+    Column("file_key", Text, nullable=False),
+    _created(),
+    _updated(),
+    UniqueConstraint("source_type", "source_name", "external_id"),
+    Index("ix_unified_items_source_name_id", "source_name", "id"),
+    Index("ix_unified_items_published_at", "published_at"),
+)
+
+# A file whose records were loaded: written in the same transaction as its last batch, so an
+# interrupted ``channel_records`` run resumes at the first file not listed here.
+record_files = Table(
+    "record_files",
+    metadata,
+    Column("channel_id", String(200), primary_key=True),
+    Column("file_key", Text, primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("job_id", String(200), nullable=False),
+    Column("extracted", Integer, nullable=False),
+    Column("inserted", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("processed_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+# A channel's incremental cursor (timestamp, id or page), advanced only when a job succeeds.
+channel_checkpoints = Table(
+    "channel_checkpoints",
+    metadata,
+    Column("channel_id", String(200), primary_key=True),
+    Column("cursor_type", String(16), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("job_id", String(200), nullable=False),
+    _updated(),
+)

@@ -46,6 +46,11 @@ class Sql:
     def __init__(self, cur: cursor) -> None:
         self._cur = cur
 
+    @property
+    def cursor(self) -> cursor:
+        """The transaction's cursor, for bulk statements (``execute_values``, ``COPY``)."""
+        return self._cur
+
     def execute(self, query: str, params: Params = None) -> None:
         self._cur.execute(query, params)
 

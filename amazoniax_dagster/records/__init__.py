@@ -1,0 +1,1 @@
+"""Records: files a channel fetched, read as records and loaded into ``unified_items``."""
