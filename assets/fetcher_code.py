@@ -168,8 +168,8 @@ def synthesize(
                 "method": candidate.provenance.get("method", "deterministic"),
                 "capture_driver": driver,
                 "kind": candidate.kind,
-                "record_values_checked": proof.get("checked", 0),
-                "record_values_missing": proof.get("missing_count", 0),
+                "record_values_checked": proof.get("values_checked", 0),
+                "record_values_missing": proof.get("values_missing", 0),
                 "attempts": candidate.provenance.get("attempts", 1),
             },
         )

@@ -342,7 +342,8 @@ def fail_proof(candidate: Candidate) -> NoReturn:
     proof = candidate.provenance.get("proof", {})
     raise FetcherCodeError(
         f"no recipe for {candidate.site} reproduced its capture "
-        f"({proof.get('missing_count', '?')} record values missing, "
+        f"({proof.get('values_missing', 0)} of {proof.get('values_checked', 0)} record values "
+        f"missing, "
         f"{candidate.provenance.get('attempts', 1)} attempts)"
     )
 
