@@ -211,6 +211,73 @@ def fetch_infinite_scroll(running: RunningSite) -> list[dict[str, Any]]:
         raise AssertionError("the feed did not end")
 
 
+def fetch_offset_api(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        out: list[dict[str, Any]] = []
+        while True:
+            body = http.get("/api/v1/products", params={"offset": len(out), "limit": 10})
+            data = body.raise_for_status().json()
+            out += data["products"]
+            if not data["products"] or len(out) >= data["total"]:
+                return out
+
+
+def fetch_atom_paged(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        home = http.get("/").raise_for_status().text
+        link = re.search(r'type="application/atom\+xml"[^>]*href="([^"]+)"', home)
+        assert link
+        url: str | None = link[1]
+        out: list[dict[str, Any]] = []
+        while url:
+            feed = feedparser.parse(http.get(url).raise_for_status().content)
+            assert not feed.bozo, feed.get("bozo_exception")
+            out += [{"id": entry.id, "title": entry.title} for entry in feed.entries]
+            url = next((li.href for li in feed.feed.get("links", []) if li.rel == "next"), None)
+        return out
+
+
+def fetch_keyset_scroll(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        assert 'const PARAM = "after"' in http.get("/").raise_for_status().text
+        out: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 10}
+        for _ in range(100):
+            rows = http.get("/api/listings", params=params).raise_for_status().json()["listings"]
+            out += rows
+            if len(rows) < 10:
+                return out
+            params["after"] = rows[-1]["id"]
+        raise AssertionError("the list did not end")
+
+
+def fetch_one_field_list(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        out: list[dict[str, Any]] = []
+        url: str | None = running.channel_config()["url"]
+        while url:
+            response = http.get(url).raise_for_status()
+            assert all(set(row) == {"id"} for row in response.json())
+            out += response.json()
+            url = response.links.get("next", {}).get("url")
+        return out
+
+
+def nav_table_rows(page: str) -> list[dict[str, Any]]:
+    cells = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td></tr>", page)
+    return [{"id": code, "description": text} for code, text in cells]
+
+
+def fetch_nav_table(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        first = http.get("/codes").raise_for_status().text
+        out = nav_table_rows(first)
+        for link in re.findall(r'<nav class="pagination">.*?</nav>', first)[:1]:
+            for href in re.findall(r'href="([^"]+)"', link):
+                out += nav_table_rows(http.get(href).raise_for_status().text)
+        return out
+
+
 V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
     "json_pages": fetch_json_pages,
     "login_cursor": fetch_login_cursor,
@@ -220,7 +287,16 @@ V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
     "html_list": fetch_html_list,
     "js_xhr": fetch_js_xhr,
     "infinite_scroll": fetch_infinite_scroll,
+    "offset_api": fetch_offset_api,
+    "atom_paged": fetch_atom_paged,
+    "keyset_scroll": fetch_keyset_scroll,
+    "one_field_list": fetch_one_field_list,
+    "nav_table": fetch_nav_table,
 }
+
+
+JSON_SITES = ("json_pages", "login_cursor", "token_api", "js_xhr", "infinite_scroll")
+JSON_SITES += ("offset_api", "keyset_scroll")
 
 
 # -- the catalogue ---------------------------------------------------------------------------
@@ -279,7 +355,7 @@ def test_v1_serves_exactly_the_ground_truth(sites: dict[str, RunningSite], name:
     fetched = V1_FETCHERS[name](running)
     truth = running.ground_truth()
     assert sorted(set(ids(fetched))) == sorted(ids(truth))
-    if name in ("json_pages", "login_cursor", "token_api", "js_xhr", "infinite_scroll"):
+    if name in JSON_SITES:
         assert sorted(fetched, key=lambda r: str(r["id"])) == sorted(
             truth, key=lambda r: str(r["id"])
         )
@@ -508,6 +584,107 @@ def test_infinite_scroll_v2_uses_a_cursor(sites: dict[str, RunningSite]) -> None
             out += body["items"]
             cursor = body["next_cursor"]
     assert sorted(ids(out)) == sorted(ids(running.ground_truth()))
+
+
+def test_v1_first_page_does_not_show_everything(sites: dict[str, RunningSite]) -> None:
+    with client(sites["offset_api"]) as http:
+        first = http.get("/api/v1/products").json()
+        assert len(first["products"]) == 10 and first["total"] == 37
+    with client(sites["atom_paged"]) as http:
+        feed = feedparser.parse(http.get("/feed.atom").content)
+        assert len(feed.entries) == 10 and [li.rel for li in feed.feed.links].count("next") == 1
+        last = feedparser.parse(http.get("/feed.atom", params={"page": 3}).content)
+        assert "next" not in [li.rel for li in last.feed.links]
+        assert http.get("/feed.atom", params={"page": 4}).status_code == 404
+    with client(sites["one_field_list"]) as http:
+        assert len(http.get("/api/report-ids").json()) == 10
+        last = http.get("/api/report-ids", params={"page": 3})
+        assert len(last.json()) == 6 and "next" not in last.links
+    with client(sites["nav_table"]) as http:
+        page = http.get("/codes").text
+        assert len(nav_table_rows(page)) == 10 and "Next" not in page
+        assert http.get("/codes", params={"page": 4}).status_code == 404
+
+
+def test_keyset_scroll_after_is_an_id_not_a_position(sites: dict[str, RunningSite]) -> None:
+    running = sites["keyset_scroll"]
+    truth = running.ground_truth()
+    with client(running) as http:
+        after = http.get("/api/listings", params={"after": truth[4]["id"], "limit": 3}).json()
+        assert after["listings"] == truth[5:8]
+        assert http.get("/api/listings", params={"after": "x"}).status_code == 400
+
+
+def test_offset_api_v2_renames_everything(sites: dict[str, RunningSite]) -> None:
+    running = sites["offset_api"]
+    running.variant = "v2"
+    with client(running) as http:
+        gone = http.get("/api/v1/products")
+        assert gone.status_code == 410 and "/api/v2/products" in gone.json()["detail"]
+        out: list[dict[str, Any]] = []
+        while True:
+            body = http.get("/api/v2/products", params={"skip": len(out), "take": 10}).json()
+            out += body["data"]
+            if len(out) >= body["meta"]["total"]:
+                break
+    assert out == running.ground_truth()
+
+
+def test_atom_paged_v2_moves_the_feed_to_cursor_links(sites: dict[str, RunningSite]) -> None:
+    running = sites["atom_paged"]
+    running.variant = "v2"
+    with client(running) as http:
+        assert http.get("/feed.atom").status_code == 404
+        assert 'href="/feeds/posts.atom"' in http.get("/").text
+        first = feedparser.parse(http.get("/feeds/posts.atom").content)
+        assert "cursor=" in next(li.href for li in first.feed.links if li.rel == "next")
+    found = fetch_atom_paged(running)
+    assert sorted(ids(found)) == sorted(ids(running.ground_truth()))
+
+
+def test_keyset_scroll_v2_renames_the_parameter(sites: dict[str, RunningSite]) -> None:
+    running = sites["keyset_scroll"]
+    running.variant = "v2"
+    with client(running) as http:
+        assert 'const PARAM = "since_id"' in http.get("/").text
+        first = http.get("/api/listings").json()
+        assert "listings" not in first and first["has_more"]
+        again = http.get("/api/listings", params={"after": first["results"][-1]["id"]}).json()
+        assert again == first, "the old parameter is ignored"
+        out, body = list(first["results"]), first
+        while body["has_more"]:
+            body = http.get("/api/listings", params={"since_id": out[-1]["id"]}).json()
+            out += body["results"]
+    assert out == running.ground_truth()
+
+
+def test_one_field_list_v2_serves_plain_strings(sites: dict[str, RunningSite]) -> None:
+    running = sites["one_field_list"]
+    running.variant = "v2"
+    with client(running) as http:
+        out: list[str] = []
+        page: int | None = 1
+        while page:
+            response = http.get("/api/report-ids", params={"page": page})
+            assert "link" not in response.headers
+            out += response.json()["reports"]
+            page = response.json()["next_page"]
+    assert out == ids(running.ground_truth())
+
+
+def test_nav_table_v2_moves_to_a_definition_list(sites: dict[str, RunningSite]) -> None:
+    running = sites["nav_table"]
+    running.variant = "v2"
+    assert fetch_nav_table(running) == [], "the v1 table is gone"
+    with client(running) as http:
+        assert http.get("/codes", params={"page": 2}).text == http.get("/codes").text
+        found = [
+            code
+            for n in (1, 2, 3)
+            for code in re.findall(r"<dt>([^<]+)</dt>", http.get(f"/codes/page/{n}").text)
+        ]
+        assert 'href="/codes/page/2"' in http.get("/codes").text
+    assert found == ids(running.ground_truth())
 
 
 # -- broken: nothing a fetcher can use -------------------------------------------------------
