@@ -295,8 +295,10 @@ V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
 }
 
 
-JSON_SITES = ("json_pages", "login_cursor", "token_api", "js_xhr", "infinite_scroll")
-JSON_SITES += ("offset_api", "keyset_scroll")
+JSON_SITES = frozenset(
+    ("json_pages", "login_cursor", "token_api", "js_xhr", "infinite_scroll")
+    + ("offset_api", "keyset_scroll")
+)
 
 
 # -- the catalogue ---------------------------------------------------------------------------
