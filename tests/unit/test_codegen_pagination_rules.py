@@ -1,0 +1,113 @@
+"""Pagination discovered from the responses: GraphQL pageInfo and keyset parameters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fetcher_codegen.har import entries_from_har
+from fetcher_codegen.pagination import Page, infer
+from fetcher_codegen.records import find_records
+
+ORIGIN = "http://shop.test"
+QUERY = "query Offers($first: Int, $after: String) { offers(first: $first, after: $after) {...} }"
+
+
+def har_entry(
+    path: str, response: Any, *, request_json: Any = None, method: str = "GET"
+) -> dict[str, Any]:
+    request: dict[str, Any] = {"method": method, "url": ORIGIN + path, "headers": []}
+    if request_json is not None:
+        request["postData"] = {"mimeType": "application/json", "text": json.dumps(request_json)}
+    return {
+        "startedDateTime": "2026-03-10T10:00:00.000Z",
+        "_resourceType": "fetch",
+        "request": request,
+        "response": {
+            "status": 200,
+            "headers": [],
+            "content": {"mimeType": "application/json", "text": json.dumps(response)},
+        },
+    }
+
+
+def pages(*items: dict[str, Any]) -> list[Page]:
+    return [Page(e, find_records(e)) for e in entries_from_har({"log": {"entries": list(items)}})]
+
+
+def relay(start: int, more: bool) -> dict[str, Any]:
+    edges = [{"node": {"id": f"O-{n}", "title": f"Offer {n}"}} for n in range(start, start + 10)]
+    info = {"endCursor": f"Y3Vyc29yOj{start + 9}", "hasNextPage": more}
+    return {"data": {"offers": {"edges": edges, "pageInfo": info}}}
+
+
+def test_a_graphql_relay_cursor_is_found_from_one_page() -> None:
+    body = {"query": QUERY, "variables": {"first": 10, "after": None}}
+    found, warnings = infer(
+        pages(har_entry("/graphql", relay(0, True), request_json=body, method="POST"))
+    )
+    assert warnings == []
+    assert found is not None
+    assert found.config == {
+        "type": "graphql",
+        "end_cursor_path": "data.offers.pageInfo.endCursor",
+        "has_next_path": "data.offers.pageInfo.hasNextPage",
+        "cursor_variable": "after",
+    }
+
+
+def test_the_graphql_variable_is_the_one_a_later_page_sent_the_cursor_in() -> None:
+    query = "query($n: Int, $from: String) { offers(first: $n, from: $from) {...} }"
+    first = {"query": query, "variables": {"n": 10}}
+    second = {"query": query, "variables": {"n": 10, "from": "Y3Vyc29yOj9"}}
+    found, _ = infer(
+        pages(
+            har_entry("/graphql", relay(0, True), request_json=first, method="POST"),
+            har_entry("/graphql", relay(10, False), request_json=second, method="POST"),
+        )
+    )
+    assert found is not None and found.config["cursor_variable"] == "from"
+
+
+def rows(ids: range) -> dict[str, Any]:
+    return {"rows": [{"id": n, "name": f"Row {n}"} for n in ids]}
+
+
+def test_a_keyset_parameter_is_the_last_record_not_an_offset() -> None:
+    found, _ = infer(
+        pages(
+            har_entry("/api/rows?limit=5", rows(range(101, 106))),
+            har_entry("/api/rows?limit=5&after=105", rows(range(106, 111))),
+            har_entry("/api/rows?limit=5&after=110", rows(range(111, 113))),
+        )
+    )
+    assert found is not None
+    assert found.config["type"] == "cursor"
+    assert found.config["cursor_path"] == "rows[-1].id"
+    assert found.config["param"] == "after"
+
+
+def test_keyset_on_a_string_key_of_a_top_level_list() -> None:
+    def names(letters: str) -> list[dict[str, str]]:
+        return [{"slug": f"item-{c}"} for c in letters]
+
+    found, _ = infer(
+        pages(
+            har_entry("/api/items", names("abc")),
+            har_entry("/api/items?since=item-c", names("def")),
+            har_entry("/api/items?since=item-f", names("g")),
+        )
+    )
+    assert found is not None
+    assert (found.config["cursor_path"], found.config["param"]) == ("[-1].slug", "since")
+
+
+def test_an_offset_on_contiguous_ids_stays_an_offset() -> None:
+    found, _ = infer(
+        pages(
+            har_entry("/api/rows?offset=0&limit=5", rows(range(1, 6))),
+            har_entry("/api/rows?offset=5&limit=5", rows(range(6, 11))),
+            har_entry("/api/rows?offset=10&limit=5", rows(range(11, 13))),
+        )
+    )
+    assert found is not None and found.config["type"] == "offset"
