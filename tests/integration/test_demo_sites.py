@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
+from defusedxml import ElementTree as SafeET
 
 from amazoniax_dagster.devstack.demo_sites import (
     CATALOG,
@@ -278,6 +280,123 @@ def fetch_nav_table(running: RunningSite) -> list[dict[str, Any]]:
         return out
 
 
+def graphql_page(http: httpx.Client, after: str | None) -> dict[str, Any]:
+    query = (
+        "query Shipments($first: Int, $after: String) { shipments(first: $first, after: $after) "
+        "{ edges { cursor node { id reference status destination date } } "
+        "pageInfo { endCursor hasNextPage } } }"
+    )
+    body = {"query": query, "variables": {"first": 10, "after": after}}
+    data: dict[str, Any] = http.post("/graphql", json=body).raise_for_status().json()
+    return data
+
+
+def fetch_graphql_relay(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        assert 'fetch("/graphql"' in http.get("/").raise_for_status().text
+        out: list[dict[str, Any]] = []
+        after: str | None = None
+        for _ in range(100):
+            connection = graphql_page(http, after)["data"]["shipments"]
+            out += [edge["node"] for edge in connection["edges"]]
+            if not connection["pageInfo"]["hasNextPage"]:
+                return out
+            after = connection["pageInfo"]["endCursor"]
+        raise AssertionError("the connection did not end")
+
+
+def table_rows(page: str) -> list[dict[str, Any]]:
+    cells = re.findall(r"<tr><td>(INV-[^<]+)</td><td>([^<]+)</td>", page)
+    return [{"id": invoice, "customer": customer} for invoice, customer in cells]
+
+
+def fetch_login_table(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        assert log_in(http, running.channel_config()).status_code == 303
+        path: str | None = "/members/invoices"
+        out: list[dict[str, Any]] = []
+        while path:
+            page = http.get(path).raise_for_status().text
+            out += table_rows(page)
+            following = re.search(r'<a href="([^"]+)">Next »</a>', page)
+            path = "/members/invoices" + following[1] if following else None
+        return out
+
+
+def fetch_js_config_key(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        key = re.search(r'window\.CONFIG = \{[^}]*apiKey: "([^"]+)"', http.get("/").text)
+        assert key
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = http.get(
+                "/api/vehicles", params={"page": page}, headers={"X-Api-Key": key[1]}
+            )
+            body = response.raise_for_status().json()
+            out += body["vehicles"]
+            if page >= body["pages"]:
+                return out
+            page += 1
+
+
+def fetch_date_window(running: RunningSite) -> list[dict[str, Any]]:
+    days = running.channel_config()["navigation_details"]["date_range"]["last_days"]
+    window = {
+        "from": (running.site.anchor - timedelta(days=days)).isoformat(),
+        "to": running.site.anchor.isoformat(),
+    }
+    with client(running) as http:
+        assert "/api/events" in http.get("/").raise_for_status().text
+        events: list[dict[str, Any]] = (
+            http.get("/api/events", params=window).raise_for_status().json()["events"]
+        )
+        return events
+
+
+def parse_export(name: str, content: bytes) -> list[dict[str, Any]]:
+    kind = name.rsplit(".", 1)[1]
+    if kind == "json":
+        rows: list[dict[str, Any]] = json.loads(content)["measurements"]
+        return rows
+    if kind == "xml":
+        root = SafeET.fromstring(content)
+        return [{child.tag: child.text for child in node} for node in root]
+    text = io.StringIO(content.decode())
+    return list(csv.DictReader(text, delimiter="\t" if kind == "tsv" else ","))
+
+
+def fetch_export_links(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        page = http.get("/exports").raise_for_status().text
+        links = list(dict.fromkeys(re.findall(r'href="(/exports/files/[^"]+)"', page)))
+        out: list[dict[str, Any]] = []
+        for link in links:
+            response = http.get(link).raise_for_status()
+            name = link.rsplit("/", 1)[1]
+            assert f'filename="{name}"' in response.headers["content-disposition"]
+            if name.endswith(".pdf"):
+                assert response.content.startswith(b"%PDF-")
+                continue
+            out += parse_export(name, response.content)
+        return out
+
+
+def fetch_embedded_json(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        page = http.get("/jobs").raise_for_status().text
+        embedded = re.search(
+            r'<script type="application/json" id="initial-state">(.*?)</script>', page
+        )
+        assert embedded and "More offers" in page
+        state = json.loads(embedded[1])
+        out: list[dict[str, Any]] = list(state["jobs"])
+        while state["next"]:
+            state = http.get(state["next"]).raise_for_status().json()
+            out += state["jobs"]
+        return out
+
+
 V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
     "json_pages": fetch_json_pages,
     "login_cursor": fetch_login_cursor,
@@ -292,12 +411,19 @@ V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
     "keyset_scroll": fetch_keyset_scroll,
     "one_field_list": fetch_one_field_list,
     "nav_table": fetch_nav_table,
+    "graphql_relay": fetch_graphql_relay,
+    "login_table": fetch_login_table,
+    "js_config_key": fetch_js_config_key,
+    "date_window": fetch_date_window,
+    "export_links": fetch_export_links,
+    "embedded_json": fetch_embedded_json,
 }
 
 
 JSON_SITES = frozenset(
     ("json_pages", "login_cursor", "token_api", "js_xhr", "infinite_scroll")
-    + ("offset_api", "keyset_scroll")
+    + ("offset_api", "keyset_scroll", "graphql_relay", "js_config_key", "date_window")
+    + ("embedded_json",)
 )
 
 
@@ -391,7 +517,7 @@ def test_json_pages_filters_by_date_and_rejects_bad_parameters(
 
 
 def test_login_rejects_wrong_password_and_missing_csrf(sites: dict[str, RunningSite]) -> None:
-    for name, failure_status in (("login_cursor", 200), ("csv_links", 401)):
+    for name, failure_status in (("login_cursor", 200), ("csv_links", 401), ("login_table", 200)):
         running = sites[name]
         config = running.channel_config()
         with client(running) as http:
