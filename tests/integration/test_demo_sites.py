@@ -815,6 +815,182 @@ def test_nav_table_v2_moves_to_a_definition_list(sites: dict[str, RunningSite]) 
     assert found == ids(running.ground_truth())
 
 
+def test_graphql_relay_reads_inline_arguments_and_answers_errors_as_graphql(
+    sites: dict[str, RunningSite],
+) -> None:
+    running = sites["graphql_relay"]
+    with client(running) as http:
+        first = graphql_page(http, None)["data"]["shipments"]
+        assert len(first["edges"]) == 10 and first["pageInfo"]["hasNextPage"]
+        inline = '{ shipments(first: 3, after: "%s") { edges { node { id } } } }'
+        body = http.post("/graphql", json={"query": inline % first["pageInfo"]["endCursor"]})
+        following = [e["node"]["id"] for e in body.json()["data"]["shipments"]["edges"]]
+        assert following == ids(running.ground_truth()[10:13])
+        wrong = http.post("/graphql", json={"query": "{ deliveries { nodes { id } } }"})
+        assert wrong.status_code == 200 and "deliveries" in wrong.json()["errors"][0]["message"]
+        assert http.post("/graphql", content=b"not json").status_code == 400
+        assert http.get("/graphql").status_code == 405
+
+
+def test_graphql_relay_v2_renames_the_connection(sites: dict[str, RunningSite]) -> None:
+    running = sites["graphql_relay"]
+    running.variant = "v2"
+    with client(running) as http:
+        assert "errors" in graphql_page(http, None)
+        assert '"deliveries"' in http.get("/").text
+        out: list[dict[str, Any]] = []
+        after = None
+        while True:
+            query = (
+                "{ deliveries(first: 10, after: $after) { nodes { id } "
+                "pageInfo { endCursor hasNextPage } } }"
+            )
+            body = http.post("/graphql", json={"query": query, "variables": {"after": after}})
+            connection = body.json()["data"]["deliveries"]
+            out += connection["nodes"]
+            if not connection["pageInfo"]["hasNextPage"]:
+                break
+            after = connection["pageInfo"]["endCursor"]
+    assert ids(out) == ids(running.ground_truth())
+
+
+def test_login_table_v2_moves_to_offsets_and_a_new_link_text(
+    sites: dict[str, RunningSite],
+) -> None:
+    running = sites["login_table"]
+    running.variant = "v2"
+    with pytest.raises(httpx.HTTPStatusError, match="301"):
+        fetch_login_table(running)
+    with client(running) as http:
+        log_in(http, running.channel_config())
+        moved = http.get("/members/invoices", params={"page": 2})
+        assert moved.status_code == 301 and moved.headers["location"] == "/members/billing"
+        path: str | None = "/members/billing"
+        found: list[dict[str, Any]] = []
+        while path:
+            page = http.get(path).text
+            assert '<table class="invoices-table">' in page and "Next »" not in page
+            found += table_rows(page)
+            following = re.search(r'<a href="([^"]+)">Older invoices →</a>', page)
+            path = following[1] if following else None
+    assert ids(found) == ids(running.ground_truth())
+
+
+def test_js_config_key_refuses_a_missing_or_wrong_key(sites: dict[str, RunningSite]) -> None:
+    running = sites["js_config_key"]
+    with client(running) as http:
+        assert http.get("/api/vehicles").status_code == 401
+        wrong = http.get("/api/vehicles", headers={"X-Api-Key": "pk_live_nope"})
+        assert wrong.status_code == 401 and wrong.json() == {"error": "invalid api key"}
+    assert "pk_live_" not in str(running.channel_config()), "the key is only in the page"
+
+
+def test_js_config_key_v2_moves_the_key_and_the_header(sites: dict[str, RunningSite]) -> None:
+    running = sites["js_config_key"]
+    running.variant = "v2"
+    with client(running) as http:
+        page = http.get("/").text
+        assert "window.CONFIG" not in page
+        state = re.search(r"window\.__APP_STATE__ = (\{.*?\});", page)
+        assert state
+        token = json.loads(state[1])["api"]["token"]
+        assert http.get("/api/vehicles", headers={"X-Api-Key": token}).status_code == 404
+        assert http.get("/api/v2/vehicles", headers={"X-Api-Key": token}).status_code == 401
+        headers = {"Authorization": f"Api-Key {token}"}
+        pages = [
+            http.get("/api/v2/vehicles", params={"page": n}, headers=headers).json()
+            for n in (1, 2, 3)
+        ]
+    assert pages[0]["pages"] == 3
+    assert [v for p in pages for v in p["vehicles"]] == running.ground_truth()
+
+
+def test_date_window_needs_a_window_and_its_page_default_is_narrower(
+    sites: dict[str, RunningSite],
+) -> None:
+    running = sites["date_window"]
+    truth = running.ground_truth()
+    everything = running.site.records()
+    assert 20 <= len(truth) < len(everything)
+    assert min(r["date"] for r in truth) >= (ANCHOR - timedelta(days=30)).isoformat()
+    with client(running) as http:
+        page = http.get("/").text
+        week = (ANCHOR - timedelta(days=7)).isoformat()
+        assert f'name="from" value="{week}"' in page
+        default = http.get("/api/events", params={"from": week, "to": ANCHOR.isoformat()})
+        assert 0 < len(default.json()["events"]) < len(truth)
+        assert http.get("/api/events").status_code == 400
+        backwards = {"from": ANCHOR.isoformat(), "to": week}
+        assert http.get("/api/events", params=backwards).status_code == 400
+        too_long = {"from": (ANCHOR - timedelta(days=200)).isoformat(), "to": week}
+        assert http.get("/api/events", params=too_long).status_code == 400
+
+
+def test_date_window_v2_renames_the_parameters(sites: dict[str, RunningSite]) -> None:
+    running = sites["date_window"]
+    running.variant = "v2"
+    window = {"from": (ANCHOR - timedelta(days=30)).isoformat(), "to": ANCHOR.isoformat()}
+    with client(running) as http:
+        old = http.get("/api/events", params=window)
+        assert old.status_code == 400 and "start_date" in old.json()["detail"]
+        new = {"start_date": window["from"], "end_date": window["to"]}
+        events = http.get("/api/events", params=new).json()["data"]["events"]
+        assert '"start_date"' in http.get("/").text
+    assert events == running.ground_truth()
+
+
+def test_export_links_serve_each_kind_once(sites: dict[str, RunningSite]) -> None:
+    running = sites["export_links"]
+    with client(running) as http:
+        page = http.get("/exports").text
+        links = re.findall(r'href="(/exports/files/[^"]+)"', page)
+        assert len(links) == len(set(links)) + 1, "the newest file is linked twice"
+        kinds = sorted(link.rsplit(".", 1)[1] for link in set(links))
+        assert kinds == ["csv", "json", "pdf", "tsv", "xml"]
+        assert http.get("/exports/files/nothing.csv").status_code == 404
+    rows = fetch_export_links(running)
+    assert len(rows) == len(running.ground_truth()), "every record in exactly one file"
+
+
+def test_export_links_v2_moves_the_files_into_a_table(sites: dict[str, RunningSite]) -> None:
+    running = sites["export_links"]
+    running.variant = "v2"
+    assert fetch_export_links(running) == []
+    with client(running) as http:
+        page = http.get("/exports").text
+        assert '<table class="files">' in page
+        names = sorted(set(re.findall(r'href="/opendata/download\?file=([^"]+)"', page)))
+        assert len(names) == 5
+        rows = [
+            row
+            for name in names
+            if not name.endswith(".pdf")
+            for row in parse_export(
+                name, http.get("/opendata/download", params={"file": name}).content
+            )
+        ]
+        assert http.get(f"/exports/files/{names[0]}").status_code == 404
+    assert sorted(ids(rows)) == sorted(ids(running.ground_truth()))
+
+
+def test_embedded_json_v2_moves_to_next_data(sites: dict[str, RunningSite]) -> None:
+    running = sites["embedded_json"]
+    running.variant = "v2"
+    with client(running) as http:
+        page = http.get("/jobs").text
+        assert 'id="initial-state"' not in page
+        assert http.get("/api/jobs").status_code == 404
+        data = re.search(r'<script type="application/json" id="__NEXT_DATA__">(.*?)</script>', page)
+        assert data
+        props = json.loads(data[1])["props"]["pageProps"]
+        out = list(props["offers"])
+        while props["cursor"]:
+            response = http.get("/_next/data/jobs.json", params={"cursor": props["cursor"]})
+            props = response.json()["pageProps"]
+            out += props["offers"]
+    assert sorted(ids(out)) == sorted(ids(running.ground_truth()))
+
+
 # -- broken: nothing a fetcher can use -------------------------------------------------------
 
 
