@@ -397,6 +397,34 @@ def fetch_embedded_json(running: RunningSite) -> list[dict[str, Any]]:
         return out
 
 
+def fetch_jsonapi_links(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        out: list[dict[str, Any]] = []
+        url: str | None = running.channel_config()["url"]
+        while url:
+            response = http.get(url).raise_for_status()
+            assert response.headers["content-type"].startswith("application/vnd.api+json")
+            body = response.json()
+            out += [{"id": item["id"], **item["attributes"]} for item in body["data"]]
+            url = body["links"].get("next")
+        return out
+
+
+def fetch_load_more(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        page = http.get("/news").raise_for_status().text
+        cookie = re.search(r'document\.cookie = "(\w+)=(\w+);', page)
+        assert cookie
+        http.cookies.set(cookie[1], cookie[2])
+        out: list[dict[str, Any]] = []
+        while True:
+            out += [{"id": i} for i in re.findall(r'<article data-story-id="([^"]+)"', page)]
+            following = re.search(r'<button class="load-more" data-next="([^"]+)"', page)
+            if not following:
+                return out
+            page = http.get(following[1]).raise_for_status().text
+
+
 V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
     "json_pages": fetch_json_pages,
     "login_cursor": fetch_login_cursor,
@@ -417,13 +445,15 @@ V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
     "date_window": fetch_date_window,
     "export_links": fetch_export_links,
     "embedded_json": fetch_embedded_json,
+    "jsonapi_links": fetch_jsonapi_links,
+    "load_more": fetch_load_more,
 }
 
 
 JSON_SITES = frozenset(
     ("json_pages", "login_cursor", "token_api", "js_xhr", "infinite_scroll")
     + ("offset_api", "keyset_scroll", "graphql_relay", "js_config_key", "date_window")
-    + ("embedded_json",)
+    + ("embedded_json", "jsonapi_links")
 )
 
 
@@ -989,6 +1019,59 @@ def test_embedded_json_v2_moves_to_next_data(sites: dict[str, RunningSite]) -> N
             props = response.json()["pageProps"]
             out += props["offers"]
     assert sorted(ids(out)) == sorted(ids(running.ground_truth()))
+
+
+def test_jsonapi_links_v2_pages_by_offset(sites: dict[str, RunningSite]) -> None:
+    running = sites["jsonapi_links"]
+    with client(running) as http:
+        first = http.get("/api/articles").json()
+        assert len(first["data"]) == 10 and first["meta"]["total"] == 31
+        last = http.get(first["links"]["last"]).json()
+        assert "next" not in last["links"] and len(last["data"]) == 1
+        bad = http.get("/api/articles", params={"page[size]": 500})
+        assert bad.status_code == 400 and bad.json()["errors"][0]["status"] == "400"
+    running.variant = "v2"
+    with client(running) as http:
+        first = http.get("/api/articles").json()
+        ignored = http.get("/api/articles", params={"page[number]": 2}).json()
+        assert ignored["data"] == first["data"], "page[number] is ignored in v2"
+        assert "page%5Boffset%5D=10" in first["links"]["next"]
+    found = fetch_jsonapi_links(running)
+    assert found == running.ground_truth()
+
+
+def test_load_more_needs_the_cookie_the_script_sets(sites: dict[str, RunningSite]) -> None:
+    running = sites["load_more"]
+    with client(running) as http:
+        page = http.get("/news").text
+        assert len(re.findall(r"<article ", page)) == 8
+        following = re.search(r'data-next="([^"]+)"', page)
+        assert following
+        refused = http.get(following[1])
+        assert refused.status_code == 403 and "accept cookies" in refused.text
+        http.cookies.set("consent", "yes")
+        assert http.get(following[1]).status_code == 200
+
+
+def test_load_more_v2_renames_the_control_and_the_cookie(sites: dict[str, RunningSite]) -> None:
+    running = sites["load_more"]
+    running.variant = "v2"
+    assert len(fetch_load_more(running)) == 8, "the v1 fetcher stops after the first batch"
+    with client(running) as http:
+        page = http.get("/news").text
+        assert 'document.cookie = "cookie_consent=accepted' in page
+        http.cookies.set("consent", "yes")
+        following = re.search(r'<a class="more-link" data-href="([^"]+)"', page)
+        assert following and http.get(following[1]).status_code == 403
+        http.cookies.set("cookie_consent", "accepted")
+        found: list[str] = []
+        while True:
+            found += re.findall(r'<article data-story-id="([^"]+)"', page)
+            following = re.search(r'<a class="more-link" data-href="([^"]+)"', page)
+            if not following:
+                break
+            page = http.get(following[1]).text
+    assert sorted(found) == sorted(ids(running.ground_truth()))
 
 
 # -- broken: nothing a fetcher can use -------------------------------------------------------

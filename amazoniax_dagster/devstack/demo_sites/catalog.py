@@ -18,7 +18,9 @@ from amazoniax_dagster.devstack.demo_sites.infinite_scroll import InfiniteScroll
 from amazoniax_dagster.devstack.demo_sites.js_config_key import JsConfigKeySite
 from amazoniax_dagster.devstack.demo_sites.js_xhr import JsXhrSite
 from amazoniax_dagster.devstack.demo_sites.json_pages import JsonPagesSite
+from amazoniax_dagster.devstack.demo_sites.jsonapi_links import JsonApiLinksSite
 from amazoniax_dagster.devstack.demo_sites.keyset_scroll import KeysetScrollSite
+from amazoniax_dagster.devstack.demo_sites.load_more import LoadMoreSite
 from amazoniax_dagster.devstack.demo_sites.login_cursor import LoginCursorSite
 from amazoniax_dagster.devstack.demo_sites.login_table import LoginTableSite
 from amazoniax_dagster.devstack.demo_sites.nav_table import NavTableSite
@@ -66,6 +68,8 @@ SITE_CLASSES: tuple[type[DemoSite], ...] = (
     DateWindowSite,
     ExportLinksSite,
     EmbeddedJsonSite,
+    JsonApiLinksSite,
+    LoadMoreSite,
 )
 
 
