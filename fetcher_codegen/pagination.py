@@ -181,9 +181,60 @@ def _cursor_variable(pages: Sequence[Page], query: str) -> str:
 
 
 def _at_path(data: Any, path: str) -> Any:
+    if not path:
+        return None
     for part in path.split("."):
         data = data.get(part) if isinstance(data, dict) else None
     return data
+
+
+def _echoed_counter(page: Page, stops: dict[str, Any]) -> Pagination | None:
+    """One page whose body names its own position and size (``{"offset": 0, "limit": 10,
+    "total": 37}``, ``meta.skip``/``meta.take``, ``page``/``per_page``) and says there is more:
+    the parameters are the echoed names, the page size the echoed one."""
+    body = page.entry.json
+    count = page.records.count if page.records else 0
+    if not count or not _says_more(body, stops, count):
+        return None
+    sizes = [
+        (p, v)
+        for p, v in _hint_fields(body, _SIZE_NAMES)
+        if _small_int(v) and v > 0 and p.rsplit(".", 1)[-1] not in _TOTAL
+    ]
+    if not sizes:
+        return None
+    size_name, size = sizes[0][0].rsplit(".", 1)[-1], int(sizes[0][1])
+    if count > size:
+        return None
+    for path, value in _hint_fields(body, _OFFSET_NAMES):
+        if _small_int(value) and int(value) == 0:
+            name = path.rsplit(".", 1)[-1]
+            config: dict[str, Any] = {
+                "type": "offset", "param": name, "limit": size, "start": 0,
+                "limit_param": size_name, **stops,
+            }  # fmt: skip
+            return Pagination(config, detail=f"offset {name} and size {size_name} in the reply")
+    for path, value in _hint_fields(body, _PAGE_NAMES):
+        if _small_int(value) and int(value) in (0, 1):
+            name = path.rsplit(".", 1)[-1]
+            config = {
+                "type": "page_number", "param": name, "start": int(value),
+                "page_size": size, "page_size_param": size_name, **stops,
+            }  # fmt: skip
+            return Pagination(config, detail=f"page {name} and size {size_name} in the reply")
+    return None
+
+
+def _says_more(body: Any, stops: dict[str, Any], count: int) -> bool:
+    """The first page's stop fields say a later page exists."""
+    total = _at_path(body, stops.get("total_path") or "")
+    last = _at_path(body, stops.get("total_pages_path") or "")
+    more = _at_path(body, stops.get("has_more_path") or "")
+    return (_small_int(total) and total > count) or (_small_int(last) and last > 1) or more is True
+
+
+def _small_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 100_000
 
 
 def _keyset(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:
@@ -233,6 +284,9 @@ def _single_page(page: Page, stops: dict[str, Any]) -> tuple[Pagination | None, 
         if isinstance(value, str) and value:
             config = {"type": "next_url", "next_url_path": path}
             return Pagination(config, detail=f"next URL at {path} (one page seen)"), []
+    echoed = _echoed_counter(page, stops)
+    if echoed is not None:
+        return echoed, []
     more = any(
         value not in (None, "", False, 0) for _, value in _hint_fields(body, _CURSOR_KEYS)
     ) or any(value is True for _, value in _hint_fields(body, re.compile("|".join(_HAS_MORE))))

@@ -111,3 +111,33 @@ def test_an_offset_on_contiguous_ids_stays_an_offset() -> None:
         )
     )
     assert found is not None and found.config["type"] == "offset"
+
+
+def products(n: int) -> list[dict[str, Any]]:
+    return [{"sku": f"P-{i}", "name": f"Product {i}"} for i in range(n)]
+
+
+def test_one_page_that_echoes_offset_and_limit_is_an_offset_api() -> None:
+    body = {"total": 37, "offset": 0, "limit": 10, "products": products(10)}
+    found, _ = infer(pages(har_entry("/api/products", body)))
+    assert found is not None
+    assert found.config == {
+        "type": "offset", "param": "offset", "limit": 10, "start": 0, "limit_param": "limit",
+        "total_path": "total",
+    }  # fmt: skip
+
+
+def test_one_page_that_echoes_page_and_size_in_meta_is_paged() -> None:
+    body = {"data": products(20), "meta": {"page": 1, "per_page": 20, "total_pages": 4}}
+    found, _ = infer(pages(har_entry("/api/products", body)))
+    assert found is not None
+    assert found.config == {
+        "type": "page_number", "param": "page", "start": 1, "page_size": 20,
+        "page_size_param": "per_page", "total_pages_path": "meta.total_pages",
+    }  # fmt: skip
+
+
+def test_one_complete_page_is_not_paged() -> None:
+    body = {"total": 7, "offset": 0, "limit": 10, "products": products(7)}
+    found, _ = infer(pages(har_entry("/api/products", body)))
+    assert found is None
