@@ -425,6 +425,26 @@ def fetch_load_more(running: RunningSite) -> list[dict[str, Any]]:
             page = http.get(following[1]).raise_for_status().text
 
 
+def fetch_sitemap_pages(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        robots = http.get("/robots.txt").raise_for_status().text
+        index = re.search(r"^Sitemap: (\S+)$", robots, re.MULTILINE)
+        assert index
+        locations = [index[1]]
+        out: list[dict[str, Any]] = []
+        while locations:
+            location = locations.pop(0)
+            response = http.get(location).raise_for_status()
+            if location.endswith(".xml"):
+                root = SafeET.fromstring(response.content)
+                locations += [node.text or "" for node in root.iter() if node.tag.endswith("loc")]
+                continue
+            found = re.search(r'<article class="station" data-id="([^"]+)"', response.text)
+            if found:
+                out.append({"id": found[1]})
+        return out
+
+
 V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
     "json_pages": fetch_json_pages,
     "login_cursor": fetch_login_cursor,
@@ -447,6 +467,7 @@ V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
     "embedded_json": fetch_embedded_json,
     "jsonapi_links": fetch_jsonapi_links,
     "load_more": fetch_load_more,
+    "sitemap_pages": fetch_sitemap_pages,
 }
 
 
@@ -1072,6 +1093,23 @@ def test_load_more_v2_renames_the_control_and_the_cookie(sites: dict[str, Runnin
                 break
             page = http.get(following[1]).text
     assert sorted(found) == sorted(ids(running.ground_truth()))
+
+
+def test_sitemap_pages_v2_moves_the_index_and_the_pages(sites: dict[str, RunningSite]) -> None:
+    running = sites["sitemap_pages"]
+    with client(running) as http:
+        assert len(re.findall(r'href="/stations/', http.get("/").text)) == 3
+        index = http.get("/sitemap.xml").text
+        assert index.count("<sitemap>") == 2
+    running.variant = "v2"
+    assert fetch_sitemap_pages(running) == [], "v1 markup is gone"
+    with client(running) as http:
+        assert http.get("/sitemap.xml").status_code == 404
+        assert "Sitemap: " + running.origin + "/sitemap_index.xml" in http.get("/robots.txt").text
+        truth = running.ground_truth()
+        assert http.get(f"/stations/{truth[0]['id']}").status_code == 404
+        page = http.get(f"/s/{truth[0]['id']}").text
+        assert f'data-station-id="{truth[0]["id"]}"' in page
 
 
 # -- broken: nothing a fetcher can use -------------------------------------------------------

@@ -27,6 +27,7 @@ from amazoniax_dagster.devstack.demo_sites.nav_table import NavTableSite
 from amazoniax_dagster.devstack.demo_sites.offset_api import OffsetApiSite
 from amazoniax_dagster.devstack.demo_sites.one_field_list import OneFieldListSite
 from amazoniax_dagster.devstack.demo_sites.rss_feed import RssFeedSite
+from amazoniax_dagster.devstack.demo_sites.sitemap_pages import SitemapPagesSite
 from amazoniax_dagster.devstack.demo_sites.token_api import TokenApiSite
 
 
@@ -70,6 +71,7 @@ SITE_CLASSES: tuple[type[DemoSite], ...] = (
     EmbeddedJsonSite,
     JsonApiLinksSite,
     LoadMoreSite,
+    SitemapPagesSite,
 )
 
 
