@@ -12,7 +12,7 @@ A site succeeds when every ground-truth id was fetched. Target: at least 7 of 8.
 
 Ids by file type: JSON — every value of a key named ``id``/``guid`` (any depth); CSV — the
 ``id`` column; XML — ``<guid>``/``<id>`` texts and ``id`` attributes; HTML — ``data-id`` and
-``data-*-id`` attributes.
+``data-*-id`` attributes, and every text shown (ids in table cells).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from amazoniax_dagster.fetchers.base import FetchContext, FetchLimits
 from bench.common import Row, print_table, write_results
 from fetcher_codegen.deterministic import generate_deterministic
 from fetcher_codegen.prove import run
+from fetcher_codegen.records import html_texts
 
 TARGET_SITES = 7
 ID_KEYS = frozenset({"id", "guid"})
@@ -78,7 +79,7 @@ def ids_in_file(path: Path) -> set[str]:
     elif suffix in (".html", ".htm"):
         parser = _DataIds()
         parser.feed(text)
-        ids |= parser.ids
+        ids |= parser.ids | html_texts(text)  # ids in attributes or shown in cells
     return ids
 
 

@@ -141,3 +141,20 @@ def test_one_complete_page_is_not_paged() -> None:
     body = {"total": 7, "offset": 0, "limit": 10, "products": products(7)}
     found, _ = infer(pages(har_entry("/api/products", body)))
     assert found is None
+
+
+def test_the_channel_window_replaces_the_page_default_window() -> None:
+    from datetime import date, timedelta
+
+    from amazoniax_dagster.core.messages import WebSourceConfig
+    from fetcher_codegen.provenance import Context, date_source
+
+    today = date(2026, 3, 10)
+    cfg = WebSourceConfig.model_validate(
+        {"url": f"{ORIGIN}/events", "navigation_details": {"date_range": {"last_days": 30}}}
+    )
+    ctx = Context(cfg, today, [])
+    page_default = date_source((today - timedelta(days=7)).isoformat(), ctx)
+    assert page_default is not None
+    assert page_default.template == "${window.start:%Y-%m-%d}"  # 30 days at run time, not 7
+    assert date_source("2019-01-01", ctx) is None  # an old constant is not the window
