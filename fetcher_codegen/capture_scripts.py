@@ -67,6 +67,12 @@ FIND_NEXT_JS = """
     ["data-next", (el) => ["data-next", "data-next-url", "data-next-page", "data-cursor"]
       .some((name) => el.hasAttribute(name))],
     ["text", (el) => words.test(label(el))],
+    // numbered pages: the link right after the current page's marker, numbered one more
+    ["after-current", (el) => {
+      const prev = el.previousElementSibling;
+      if (!prev || prev.getAttribute("aria-current") !== "page") return false;
+      return /^\\d+$/.test(label(el)) && Number(label(el)) === Number(label(prev)) + 1;
+    }],
     ["more", (el) => moreWords.test(label(el)) && !/\\b(less|fewer)\\b/i.test(label(el))],
   ];
   for (const [how, test] of rules) {
@@ -118,6 +124,8 @@ def next_selector(found: Mapping[str, Any]) -> str:
     tag = str(found.get("tag") or "a")
     if found.get("how") == "rel":
         return f'{tag}[rel~="next"]'
+    if found.get("how") == "after-current":
+        return f'[aria-current="page"] + {tag}'
     if found.get("how") == "aria-label" and found.get("aria"):
         return f'{tag}[aria-label="{_css_string(str(found["aria"]))}"]'
     if found.get("id"):
