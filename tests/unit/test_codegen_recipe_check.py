@@ -33,3 +33,14 @@ def test_an_unknown_paginator_is_refused_with_its_place() -> None:
     bad = VALID.replace("type: offset", "type: sideways")
     with pytest.raises(InvalidSynthesis, match="paginate"):
         check_recipe("http", bad)
+
+
+def test_a_failed_proof_names_the_real_value_counts() -> None:
+    from amazoniax_dagster.core.errors import FetcherCodeError
+    from fetcher_codegen.generator import Candidate, fail_proof
+    from fetcher_codegen.prove import ProofResult
+
+    proof = ProofResult(ok=False, seconds=0.1, checked=40, missing=["x"], missing_count=3)
+    candidate = Candidate("site", "http", VALID, {"proof": proof.describe(), "attempts": 2})
+    with pytest.raises(FetcherCodeError, match=r"3 of 40 record values missing, 2 attempts"):
+        fail_proof(candidate)
