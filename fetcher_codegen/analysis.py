@@ -3,7 +3,9 @@
 :func:`analyze` drops the noise (:func:`fetcher_codegen.har.noise_reason`), groups the rest by
 kind and keeps the groups whose bodies hold records (:mod:`fetcher_codegen.records`):
 
-* JSON, CSV, XML and RSS/Atom bodies with records, and file downloads, are data;
+* JSON, CSV, XML and RSS/Atom bodies with records, and file downloads, are data (a download:
+  an attachment, or a document the browser opened whose name ends in a data-file extension:
+  csv, tsv, json, jsonl, xml, xlsx, zip, pdf, ...);
 * API documentation (the channel's ``api_documentation_path``, OpenAPI/Swagger documents),
   token replies and login pages are not;
 * HTML documents count only when nothing else carries records: their records are in the
@@ -25,6 +27,7 @@ from urllib.parse import urljoin, urlsplit
 from amazoniax_dagster.core.messages import WebSourceConfig
 from fetcher_codegen.har import Entry, Format, Group, group_by_kind, noise_reason
 from fetcher_codegen.pagination import Page
+from fetcher_codegen.probes import DATA_EXTENSIONS
 from fetcher_codegen.records import Records, find_records, html_texts
 
 MAX_EVIDENCE_VALUES = 200
@@ -88,7 +91,7 @@ def analyze(
         pages = [Page(entry, find_records(entry)) for entry in group.entries]
         formats = Counter(entry.format for entry in group.entries)
         fmt = formats.most_common(1)[0][0]
-        downloads = any(entry.is_download for entry in group.entries) or fmt == "csv"
+        downloads = any(_is_file(entry) for entry in group.entries) or fmt == "csv"
         if not any(page.records and page.records.count for page in pages) and not downloads:
             analysis.noise["no records"] += len(group.entries)
             continue
@@ -109,6 +112,14 @@ def _drop_unshown(analysis: Analysis) -> None:
         if data.format == "json" and data.dom_evidence == 0 and not data.downloads:
             analysis.data.remove(data)
             analysis.noise["records not shown on the page"] += len(data.pages)
+
+
+def _is_file(entry: Entry) -> bool:
+    """A download (attachment), or a data file the browser was sent to (not a script's call)."""
+    if entry.is_download:
+        return True
+    opened = entry.resource_type not in ("fetch", "xhr")
+    return opened and entry.path.lower().endswith(DATA_EXTENSIONS) and 200 <= entry.status < 300
 
 
 def _not_data(entry: Entry, config: WebSourceConfig) -> str | None:

@@ -39,6 +39,8 @@ FIND_NEXT_JS = """
 () => {
   const words = new RegExp("^(next|next page|more|load more|show more|see more|view more|"
     + "more results|older|older posts|older entries|›|»|>|→|next ›|next »|next >|next →)$", "i");
+  // "More offers", "Load more jobs", "Show 20 more": a short label built around "more"
+  const moreWords = /^((load|show|see|view|get)\\s+)?(\\d+\\s+)?more(\\s+[\\w-]+){0,2}$/i;
   const visible = (el) => {
     const r = el.getBoundingClientRect();
     const s = getComputedStyle(el);
@@ -62,7 +64,16 @@ FIND_NEXT_JS = """
     ["rel", (el) => /(^|\\s)next(\\s|$)/i.test(el.getAttribute("rel") || "")],
     ["aria-label", (el) => /\\b(next|more|older)\\b/i.test(el.getAttribute("aria-label") || "")
       && !/prev/i.test(el.getAttribute("aria-label") || "")],
+    ["data-next", (el) => ["data-next", "data-next-url", "data-next-page", "data-cursor"]
+      .some((name) => el.hasAttribute(name))],
     ["text", (el) => words.test(label(el))],
+    // numbered pages: the link right after the current page's marker, numbered one more
+    ["after-current", (el) => {
+      const prev = el.previousElementSibling;
+      if (!prev || prev.getAttribute("aria-current") !== "page") return false;
+      return /^\\d+$/.test(label(el)) && Number(label(el)) === Number(label(prev)) + 1;
+    }],
+    ["more", (el) => moreWords.test(label(el)) && !/\\b(less|fewer)\\b/i.test(label(el))],
   ];
   for (const [how, test] of rules) {
     const pick = all.find(test);
@@ -113,6 +124,8 @@ def next_selector(found: Mapping[str, Any]) -> str:
     tag = str(found.get("tag") or "a")
     if found.get("how") == "rel":
         return f'{tag}[rel~="next"]'
+    if found.get("how") == "after-current":
+        return f'[aria-current="page"] + {tag}'
     if found.get("how") == "aria-label" and found.get("aria"):
         return f'{tag}[aria-label="{_css_string(str(found["aria"]))}"]'
     if found.get("id"):

@@ -6,7 +6,9 @@
 :func:`generate_deterministic` does it all; :func:`candidate_from_capture` starts from an
 existing capture (the LLM path shares one capture with this one). A capture with no data
 raises :class:`NoDataFound`, which carries the capture for whatever comes next. A proof that
-fails does not raise: ``candidate.proof.ok`` is False and the caller decides.
+fails does not raise: ``candidate.proof.ok`` is False and the caller decides. A synthesized
+recipe is validated against ``recipe.schema.json`` before its proof; an invalid one raises
+:class:`InvalidSynthesis` (a bug of the synthesis, which another capture would not fix).
 
 The provenance (``Candidate.provenance``) holds no secret: it is redacted by name and by value
 before it is returned.
@@ -14,6 +16,7 @@ before it is returned.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -42,6 +45,34 @@ class Candidate:
     capture: Capture
     proof: ProofResult
     warnings: list[str] = field(default_factory=list)
+
+
+class InvalidSynthesis(NoFetcherError):
+    """A synthesized recipe that its own schema refuses: a synthesis bug, never retried."""
+
+
+def check_recipe(kind: RecipeKind, text: str) -> None:
+    """Validate ``text`` against ``recipe.schema.json`` (http/feed) and the engine's loader
+    (every kind) before it is run; :class:`InvalidSynthesis` lists every problem."""
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    from amazoniax_dagster.core.errors import ConfigError
+    from amazoniax_dagster.fetchers.loader import load_recipe_text
+    from amazoniax_dagster.fetchers.recipe.schema import SCHEMA_PATH
+
+    problems: list[str] = []
+    if kind in ("http", "feed"):
+        validator = Draft202012Validator(json.loads(SCHEMA_PATH.read_text("utf-8")))
+        for error in validator.iter_errors(yaml.safe_load(text)):
+            where = "/".join(str(p) for p in error.absolute_path) or "recipe"
+            problems.append(f"{where}: {error.message[:200]}")
+    try:
+        load_recipe_text(text)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise InvalidSynthesis(f"synthesized {kind} recipe is invalid: {'; '.join(problems)}")
 
 
 class NoDataFound(NoFetcherError):
@@ -81,6 +112,7 @@ def candidate_from_capture(
     except NoFetcherError as exc:
         provenance = _provenance(capture, analysis, config, requests=[], warnings=[str(exc)])
         raise NoDataFound(str(exc), capture=capture, provenance=provenance) from exc
+    check_recipe(synthesis.kind, synthesis.text)
     synthesized = time.monotonic()
     data = analysis.data or analysis.html_data[:1]
     expected = expected_values(r for group in data for r in group.records)
@@ -151,4 +183,12 @@ def _walk(data: Any, redactor: Redactor) -> Any:
     return data
 
 
-__all__ = ["METHOD", "Candidate", "NoDataFound", "candidate_from_capture", "generate_deterministic"]
+__all__ = [
+    "METHOD",
+    "Candidate",
+    "InvalidSynthesis",
+    "NoDataFound",
+    "candidate_from_capture",
+    "check_recipe",
+    "generate_deterministic",
+]

@@ -6,6 +6,11 @@ Evidence, strongest first (each needs every transition between consecutive pages
   (``next_url``) or in a ``Link: <...>; rel="next"`` header (``link_header``);
 * **cursor** — a parameter of request *i* whose value occurs in response *i-1* (a JSON path or
   a header) and is not a small number (``cursor``);
+* **GraphQL relay** — a JSON request with ``query`` and ``variables`` whose response holds a
+  ``pageInfo``-like object (``endCursor`` and ``hasNextPage``): the ``graphql`` paginator, from
+  the response alone (one page is enough), the cursor variable named by the query;
+* **keyset** — a parameter of request *i* equal to a field of the *last record* of response
+  *i-1* (``after=<last id>``, numbers too): a ``cursor`` read at ``<records>[-1].<field>``;
 * **counter** — an integer parameter growing by 1 (``page_number``) or by a constant step,
   the page size (``offset``); a parameter missing from the first request is its start value.
 
@@ -60,6 +65,7 @@ _CURSOR_KEYS = re.compile(
     r"^(next_cursor|nextCursor|cursor|next_token|nextToken|endCursor|end_cursor|after|"
     r"continuation|continuation_token|next_page_token|nextPageToken|scroll_id)$"
 )
+MAX_INFO_DEPTH = 6
 _NESTS = ("meta", "pagination", "paging", "page_info", "pageInfo", "links", "_links", "info")
 
 
@@ -102,11 +108,14 @@ def infer(pages: Sequence[Page]) -> tuple[Pagination | None, list[str]]:
         return None, []
     first = pages[0].records.count if pages[0].records else 0
     stops = stop_rules(pages[0].entry, first_count=first, pages_seen=len(pages))
+    relay = _graphql(pages)
+    if relay is not None:
+        return relay, []
     if len(pages) == 1:
         return _single_page(pages[0], stops)
     entries = [page.entry for page in pages]
     slots = request_slots(entries)
-    for finder in (_next_url, _link_header, _cursor, _counter):
+    for finder in (_next_url, _link_header, _keyset, _cursor, _counter):
         found = finder(pages, slots)
         if found is not None:
             config = {**found.config, **{k: v for k, v in stops.items() if k not in found.config}}
@@ -115,6 +124,155 @@ def infer(pages: Sequence[Page]) -> tuple[Pagination | None, list[str]]:
     if varying:
         return None, [f"pages differ in {', '.join(varying)}, but no pagination rule explains it"]
     return None, []
+
+
+_END_CURSOR = ("endCursor", "end_cursor")
+_HAS_NEXT = ("hasNextPage", "has_next_page")
+_GRAPHQL_VARIABLE = re.compile(r"\$(after|cursor|endCursor|end_cursor|next|token)\s*:\s*String")
+
+
+def _page_info(data: Any, parts: tuple[str | int, ...] = ()) -> tuple[str, str] | None:
+    """JSON paths of ``endCursor`` and ``hasNextPage`` in the first object holding both."""
+    if len(parts) > MAX_INFO_DEPTH or not isinstance(data, dict):
+        return None
+    end = next((k for k in _END_CURSOR if k in data), None)
+    more = next((k for k in _HAS_NEXT if k in data), None)
+    if end is not None and more is not None:
+        return json_path((*parts, end)), json_path((*parts, more))
+    for key, value in data.items():
+        found = _page_info(value, (*parts, str(key)))
+        if found is not None:
+            return found
+    return None
+
+
+def _graphql(pages: Sequence[Page]) -> Pagination | None:
+    first = pages[0].entry
+    body = first.json_body
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+        return None
+    found = _page_info(first.json)
+    if found is None:
+        return None
+    end_path, has_next_path = found
+    variable = _cursor_variable(pages, body["query"])
+    config = {
+        "type": "graphql",
+        "end_cursor_path": end_path,
+        "has_next_path": has_next_path,
+        "cursor_variable": variable,
+    }
+    return Pagination(config, detail=f"GraphQL pageInfo at {end_path}, variable ${variable}")
+
+
+def _cursor_variable(pages: Sequence[Page], query: str) -> str:
+    """The variable a later page sent the previous endCursor in, else the query's own."""
+    for previous, page in zip(pages, pages[1:], strict=False):
+        found = _page_info(previous.entry.json)
+        variables = (page.entry.json_body or {}).get("variables")
+        if found is None or not isinstance(variables, dict):
+            continue
+        cursor = _at_path(previous.entry.json, found[0])
+        for name, value in variables.items():
+            if cursor is not None and value == cursor:
+                return str(name)
+    declared = _GRAPHQL_VARIABLE.search(query)
+    return declared.group(1) if declared else "after"
+
+
+def _at_path(data: Any, path: str) -> Any:
+    if not path:
+        return None
+    for part in path.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def _echoed_counter(page: Page, stops: dict[str, Any]) -> Pagination | None:
+    """One page whose body names its own position and size (``{"offset": 0, "limit": 10,
+    "total": 37}``, ``meta.skip``/``meta.take``, ``page``/``per_page``) and says there is more:
+    the parameters are the echoed names, the page size the echoed one."""
+    body = page.entry.json
+    count = page.records.count if page.records else 0
+    if not count or not _says_more(body, stops, count):
+        return None
+    sizes = [
+        (p, v)
+        for p, v in _hint_fields(body, _SIZE_NAMES)
+        if _small_int(v) and v > 0 and p.rsplit(".", 1)[-1] not in _TOTAL
+    ]
+    if not sizes:
+        return None
+    size_name, size = sizes[0][0].rsplit(".", 1)[-1], int(sizes[0][1])
+    if count > size:
+        return None
+    for path, value in _hint_fields(body, _OFFSET_NAMES):
+        if _small_int(value) and int(value) == 0:
+            name = path.rsplit(".", 1)[-1]
+            config: dict[str, Any] = {
+                "type": "offset", "param": name, "limit": size, "start": 0,
+                "limit_param": size_name, **stops,
+            }  # fmt: skip
+            return Pagination(config, detail=f"offset {name} and size {size_name} in the reply")
+    for path, value in _hint_fields(body, _PAGE_NAMES):
+        if _small_int(value) and int(value) in (0, 1):
+            name = path.rsplit(".", 1)[-1]
+            config = {
+                "type": "page_number", "param": name, "start": int(value),
+                "page_size": size, "page_size_param": size_name, **stops,
+            }  # fmt: skip
+            return Pagination(config, detail=f"page {name} and size {size_name} in the reply")
+    return None
+
+
+def _says_more(body: Any, stops: dict[str, Any], count: int) -> bool:
+    """The first page's stop fields say a later page exists."""
+    total = _at_path(body, stops.get("total_path") or "")
+    last = _at_path(body, stops.get("total_pages_path") or "")
+    more = _at_path(body, stops.get("has_more_path") or "")
+    return (_small_int(total) and total > count) or (_small_int(last) and last > 1) or more is True
+
+
+def _small_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 100_000
+
+
+def _keyset(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:
+    """A parameter carrying a field of the previous page's last record (``after=<last id>``)."""
+    records = [page.records for page in pages]
+    if any(r is None or not r.count for r in records[:-1]) or pages[0].entry.json is None:
+        return None
+    for slot in slots:
+        counter_like = _PAGE_NAMES.match(slot.name) or _OFFSET_NAMES.match(slot.name)
+        if slot.constant or slot.place not in ("query", "json", "form") or counter_like:
+            continue
+        fields: set[str] | None = None
+        for i in range(1, len(pages)):
+            before = records[i - 1]
+            assert before is not None
+            last = before.items[-1]
+            matching = {k for k, v in last.items() if v == slot.values[i] and v not in ("", None)}
+            fields = matching if fields is None else fields & matching
+            if not fields:
+                break
+        if not fields:
+            continue
+        first_records = records[0]
+        assert first_records is not None
+        name = sorted(fields, key=lambda k: (not re.search(r"id$", k, re.I), k))[0]
+        base = "" if first_records.path == "$" else first_records.path
+        key = json_path(tuple(name.split(".")))
+        config: dict[str, Any] = {
+            "type": "cursor",
+            "cursor_path": f"{base}[-1]{key if key.startswith('[') else '.' + key}",
+            "param": slot.name if slot.place == "query" else None,
+        }
+        templates: dict[tuple[str, str], str] = {}
+        if slot.place != "query":
+            templates[(slot.place, slot.name)] = "${cursor}"
+        detail = f"keyset: {slot} is the last record's {name}"
+        return Pagination(config, frozenset({(slot.place, slot.name)}), templates, detail)
+    return None
 
 
 def _single_page(page: Page, stops: dict[str, Any]) -> tuple[Pagination | None, list[str]]:
@@ -126,6 +284,9 @@ def _single_page(page: Page, stops: dict[str, Any]) -> tuple[Pagination | None, 
         if isinstance(value, str) and value:
             config = {"type": "next_url", "next_url_path": path}
             return Pagination(config, detail=f"next URL at {path} (one page seen)"), []
+    echoed = _echoed_counter(page, stops)
+    if echoed is not None:
+        return echoed, []
     more = any(
         value not in (None, "", False, 0) for _, value in _hint_fields(body, _CURSOR_KEYS)
     ) or any(value is True for _, value in _hint_fields(body, re.compile("|".join(_HAS_MORE))))

@@ -5,7 +5,11 @@ Run the recipe at once against the site, through the real runners (the recipe en
 
 * every sampled record value of the captured data responses appears in the output files
   (at most :data:`MAX_VALUES`; each record contributes its identifying values first);
-* the run stopped by itself: no error, and no pagination guard (``max_pages``) hit.
+* the run stopped by itself: no error, and no pagination guard (``max_pages``) hit;
+* the run reached the site's own end (completeness): the last page of every step shows no
+  sign of more data (``hasNextPage``/``has_more`` true, a next URL or cursor, a Link
+  rel=next, a ``total`` above the records received, a full page without paginate). A capture
+  sees only the pages it clicked through; this check refuses a fetcher that stops there.
 
 Values are compared as parsed values (JSON scalars, CSV cells, XML and HTML texts and
 attributes) and, failing that, as text inside an output file. The result never holds secret
@@ -52,6 +56,7 @@ class ProofResult:
     missing: list[str] = field(default_factory=list)  # a sample, never secret values
     missing_count: int = 0
     terminated: bool = True
+    unfollowed: list[str] = field(default_factory=list)  # signs of more data left behind
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -65,6 +70,8 @@ class ProofResult:
             "values_missing": self.missing_count,
             "missing_sample": self.missing,
             "terminated": self.terminated,
+            "complete": not self.unfollowed,
+            "unfollowed": self.unfollowed[:10],
             "error": self.error,
             "warnings": self.warnings[:10],
         }
@@ -154,19 +161,34 @@ def prove_fetcher(
         secrets = set(_secrets(config))
         missing = [v for v in expected if v not in found and v not in blob]
         terminated = not any(_GUARD.search(w) for w in report.warnings)
+        unfollowed = unfollowed_hints(report)
         return ProofResult(
-            ok=bool(files) and not missing and terminated,
+            ok=bool(files) and not missing and terminated and not unfollowed,
             seconds=round(time.monotonic() - started, 2),
             files=files,
             checked=len(expected),
             missing=[redactor(v)[:80] for v in missing if v not in secrets][:MAX_SHOWN_MISSING],
             missing_count=len(missing),
             terminated=terminated,
+            unfollowed=[redactor(u) for u in unfollowed],
             warnings=[redactor(w) for w in report.warnings],
         )
     finally:
         if temp:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def unfollowed_hints(report: FetchReport) -> list[str]:
+    """Signs of more data on the last page of a step that the fetcher did not follow."""
+    steps = report.metadata.get("steps")
+    if not isinstance(steps, dict):
+        return []
+    return [
+        f"step {name!r} stopped ({info.get('stopped')}) although its last page shows {hint}"
+        for name, info in steps.items()
+        if isinstance(info, dict)
+        for hint in info.get("more") or []
+    ]
 
 
 def run(recipe_text: str, ctx: FetchContext) -> FetchReport:
@@ -247,4 +269,5 @@ __all__ = [
     "output_values",
     "prove",
     "run",
+    "unfollowed_hints",
 ]

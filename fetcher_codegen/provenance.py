@@ -231,6 +231,9 @@ def parse_date(value: str) -> tuple[date, str] | None:
     return None
 
 
+PAGE_WINDOW_DAYS = 366  # a recent date a page asked for by default: its own window's start
+
+
 def date_source(value: str, ctx: Context) -> Source | None:
     """A date in a request: the run's window (from navigation_details) or the run date."""
     parsed = parse_date(value)
@@ -248,6 +251,13 @@ def date_source(value: str, ctx: Context) -> Source | None:
     if days_before == 0:
         edge = "${window.end:" + fmt + "}" if window else "${run_date:" + fmt + "}"
         return Source("date", edge, "the day of the run")
+    if 0 < days_before <= PAGE_WINDOW_DAYS and window:
+        # the page's own default window (a week, a month): the channel's window replaces it
+        return Source(
+            "date",
+            f"${{window.start:{fmt}}}",
+            f"navigation_details.date_range start (the page asked for {days_before} days)",
+        )
     if 0 < days_before <= 3660 and not window:
         return Source(
             "date",

@@ -4,12 +4,14 @@ One function per format, one entry point (:func:`find_records`). A record is fla
 ``{field: text}`` (nested objects as ``a.b``; numbers and booleans as JSON writes them), which
 is what provenance, the summary and the proof compare. Heuristics, on purpose simple:
 
-* JSON: the list of objects with the most ``len(list) x shared scalar fields`` (depth <= 5);
+* JSON: the list of objects with the most ``len(list) x shared scalar fields`` (depth <= 5;
+  one shared field is enough: ``[{"id": 1}, {"id": 2}]`` is a list of records);
 * CSV: the rows (at least two columns);
 * RSS/Atom: the items/entries; other XML: the biggest run of same-named children;
 * HTML: the biggest group of sibling elements with the same tag and class (at least 3, each
-  with at least 2 values: texts of its leaves, ``data-*`` attributes, link targets); tables
-  are such groups too (their ``tr``).
+  with at least 1 value: texts of its leaves, ``data-*`` attributes, link targets); tables
+  are such groups too (their ``tr``, cells keyed by column position: ``td[2]``); JSON in
+  ``<script type="application/json">`` (or ``ld+json``) is read as JSON when it holds more.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ _VOID = frozenset(
      "track", "wbr"}
 )  # fmt: skip
 _SKIP_TAGS = frozenset({"script", "style", "head", "noscript", "template", "svg"})
+_JSON_SCRIPT = re.compile(
+    r"<script\b[^>]*\btype\s*=\s*[\"']?application/(?:ld\+)?json[\"']?[^>]*>(.*?)</script>",
+    re.IGNORECASE | re.DOTALL,
+)
 _SIMPLE_KEY = re.compile(r"[A-Za-z_][\w-]*")
 
 
@@ -124,7 +130,7 @@ def json_records(data: Any) -> Records | None:
             continue
         flat = [flatten(item) for item in objects]
         shared = set(flat[0]).intersection(*flat[1:])
-        if len(shared) < 2:
+        if not shared:
             continue
         score = len(objects) * len(shared)
         if best is None or score > best[0]:
@@ -214,16 +220,22 @@ class Node:
         self._collect(out, "")
         return out
 
-    def _collect(self, out: Record, where: str) -> None:
+    def _collect(self, out: Record, where: str, position: int = 0) -> None:
         here = f"{where}/{self.signature()}" if where else self.signature()
+        here += f"[{position}]" if position else ""
         for key, value in self.attrs.items():
             if (key.startswith("data-") or key in ("href", "datetime", "src")) and value:
                 out.setdefault(f"{here}@{key}", value)
         text = " ".join(" ".join(self.texts).split())
         if text:
             out.setdefault(f"{here}#text", text)
+        same = Counter(child.signature() for child in self.children)
+        seen: Counter[str] = Counter()
         for child in self.children:
-            child._collect(out, here)
+            signature = child.signature()
+            seen[signature] += 1
+            # siblings alike (table cells, list items) are told apart by their position
+            child._collect(out, here, seen[signature] if same[signature] > 1 else 0)
 
 
 class _TreeBuilder(HTMLParser):
@@ -286,7 +298,7 @@ def repeated_blocks(root: Node, minimum: int = 3) -> tuple[str, list[Node]] | No
                 continue
             sizes = [len(node.values()) for node in nodes]
             average = sum(sizes) / len(sizes)
-            if average < 2:
+            if average < 1:
                 continue
             score = len(nodes) * average
             if best is None or score > best[0]:
@@ -294,10 +306,25 @@ def repeated_blocks(root: Node, minimum: int = 3) -> tuple[str, list[Node]] | No
     return None if best is None else (best[1], best[2])
 
 
+def script_json_records(text: str) -> Records | None:
+    """The records of the JSON embedded in ``<script type="application/json">`` blocks."""
+    best: Records | None = None
+    for number, match in enumerate(_JSON_SCRIPT.finditer(text)):
+        try:
+            found = json_records(json.loads(match.group(1)))
+        except ValueError:
+            continue
+        if found is not None and (best is None or found.count > best.count):
+            best = Records("json", f"script[{number}] {found.path}", found.items)
+    return best
+
+
 def html_records(text: str) -> Records | None:
+    """The markup's repeated blocks, or the embedded JSON records when those are more."""
     found = repeated_blocks(parse_html(text))
-    if found is None:
-        return None
+    embedded = script_json_records(text)
+    if found is None or (embedded is not None and embedded.count > len(found[1])):
+        return None if embedded is None else Records("html", embedded.path, embedded.items)
     where, nodes = found
     records = []
     for node in nodes:
@@ -336,5 +363,6 @@ __all__ = [
     "parse_html",
     "repeated_blocks",
     "scalar_text",
+    "script_json_records",
     "xml_records",
 ]

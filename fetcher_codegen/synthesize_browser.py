@@ -38,8 +38,13 @@ class _BrowserBuilder(_Builder):
                 "submit_selector": login.get("submit_selector") or "button[type=submit]",
                 "success": {"url_contains": login.get("after") or "/"},
             }
+        # A fragment a script fetched is reached from the page that fetched it (its scripts set
+        # cookies and state the fragment needs): start there, as a person would.
+        opened = entry.resource_type in ("document", "")
         recipe["start_url"] = (
-            "" if entry.url == self.config.url else url_template(entry.url, self.config)
+            ""
+            if entry.url == self.config.url or not opened
+            else url_template(entry.url, self.config)
         )
         container, item = _container_selectors(data)
         steps: list[dict[str, Any]] = [{"type": "expect", "selector": container}]

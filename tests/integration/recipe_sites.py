@@ -155,6 +155,22 @@ def make_app(state: SiteState) -> Starlette:
         count(request)
         return Response(RSS, media_type="application/rss+xml")
 
+    async def paged_atom(request: Request) -> Response:
+        count(request)
+        page = int(request.query_params.get("page", "1"))
+        entries = "".join(
+            f"<entry><id>urn:e{n}</id><title>Entry {n}</title><updated>2026-01-01T00:00:00Z"
+            f"</updated><link href='/news/{n}'/></entry>"
+            for n in range((page - 1) * 2 + 1, page * 2 + 1)
+        )
+        following = f"<link rel='next' href='/paged.atom?page={page + 1}'/>" if page < 3 else ""
+        body = (
+            "<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'>"
+            f"<id>urn:paged</id><title>Paged</title><updated>2026-01-01T00:00:00Z</updated>"
+            f"{following}{entries}</feed>"
+        )
+        return Response(body, media_type="application/atom+xml")
+
     async def enclosure(request: Request) -> Response:
         count(request)
         return Response(b"%PDF-1.4 fake", media_type="application/pdf")
@@ -241,6 +257,7 @@ def make_app(state: SiteState) -> Starlette:
             Route("/linked", linked),
             Route("/next-url", next_url),
             Route("/feed.xml", feed),
+            Route("/paged.atom", paged_atom),
             Route("/media/{name}", enclosure),
             Route("/flaky", flaky),
             Route("/always-503", always_503),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
+from defusedxml import ElementTree as SafeET
 
 from amazoniax_dagster.devstack.demo_sites import (
     CATALOG,
@@ -211,6 +213,238 @@ def fetch_infinite_scroll(running: RunningSite) -> list[dict[str, Any]]:
         raise AssertionError("the feed did not end")
 
 
+def fetch_offset_api(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        out: list[dict[str, Any]] = []
+        while True:
+            body = http.get("/api/v1/products", params={"offset": len(out), "limit": 10})
+            data = body.raise_for_status().json()
+            out += data["products"]
+            if not data["products"] or len(out) >= data["total"]:
+                return out
+
+
+def fetch_atom_paged(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        home = http.get("/").raise_for_status().text
+        link = re.search(r'type="application/atom\+xml"[^>]*href="([^"]+)"', home)
+        assert link
+        url: str | None = link[1]
+        out: list[dict[str, Any]] = []
+        while url:
+            feed = feedparser.parse(http.get(url).raise_for_status().content)
+            assert not feed.bozo, feed.get("bozo_exception")
+            out += [{"id": entry.id, "title": entry.title} for entry in feed.entries]
+            url = next((li.href for li in feed.feed.get("links", []) if li.rel == "next"), None)
+        return out
+
+
+def fetch_keyset_scroll(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        assert 'const PARAM = "after"' in http.get("/").raise_for_status().text
+        out: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 10}
+        for _ in range(100):
+            rows = http.get("/api/listings", params=params).raise_for_status().json()["listings"]
+            out += rows
+            if len(rows) < 10:
+                return out
+            params["after"] = rows[-1]["id"]
+        raise AssertionError("the list did not end")
+
+
+def fetch_one_field_list(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        out: list[dict[str, Any]] = []
+        url: str | None = running.channel_config()["url"]
+        while url:
+            response = http.get(url).raise_for_status()
+            assert all(set(row) == {"id"} for row in response.json())
+            out += response.json()
+            url = response.links.get("next", {}).get("url")
+        return out
+
+
+def nav_table_rows(page: str) -> list[dict[str, Any]]:
+    cells = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td></tr>", page)
+    return [{"id": code, "description": text} for code, text in cells]
+
+
+def fetch_nav_table(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        first = http.get("/codes").raise_for_status().text
+        out = nav_table_rows(first)
+        for link in re.findall(r'<nav class="pagination">.*?</nav>', first)[:1]:
+            for href in re.findall(r'href="([^"]+)"', link):
+                out += nav_table_rows(http.get(href).raise_for_status().text)
+        return out
+
+
+def graphql_page(http: httpx.Client, after: str | None) -> dict[str, Any]:
+    query = (
+        "query Shipments($first: Int, $after: String) { shipments(first: $first, after: $after) "
+        "{ edges { cursor node { id reference status destination date } } "
+        "pageInfo { endCursor hasNextPage } } }"
+    )
+    body = {"query": query, "variables": {"first": 10, "after": after}}
+    data: dict[str, Any] = http.post("/graphql", json=body).raise_for_status().json()
+    return data
+
+
+def fetch_graphql_relay(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        assert 'fetch("/graphql"' in http.get("/").raise_for_status().text
+        out: list[dict[str, Any]] = []
+        after: str | None = None
+        for _ in range(100):
+            connection = graphql_page(http, after)["data"]["shipments"]
+            out += [edge["node"] for edge in connection["edges"]]
+            if not connection["pageInfo"]["hasNextPage"]:
+                return out
+            after = connection["pageInfo"]["endCursor"]
+        raise AssertionError("the connection did not end")
+
+
+def table_rows(page: str) -> list[dict[str, Any]]:
+    cells = re.findall(r"<tr><td>(INV-[^<]+)</td><td>([^<]+)</td>", page)
+    return [{"id": invoice, "customer": customer} for invoice, customer in cells]
+
+
+def fetch_login_table(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        assert log_in(http, running.channel_config()).status_code == 303
+        path: str | None = "/members/invoices"
+        out: list[dict[str, Any]] = []
+        while path:
+            page = http.get(path).raise_for_status().text
+            out += table_rows(page)
+            following = re.search(r'<a href="([^"]+)">Next »</a>', page)
+            path = "/members/invoices" + following[1] if following else None
+        return out
+
+
+def fetch_js_config_key(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        key = re.search(r'window\.CONFIG = \{[^}]*apiKey: "([^"]+)"', http.get("/").text)
+        assert key
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = http.get(
+                "/api/vehicles", params={"page": page}, headers={"X-Api-Key": key[1]}
+            )
+            body = response.raise_for_status().json()
+            out += body["vehicles"]
+            if page >= body["pages"]:
+                return out
+            page += 1
+
+
+def fetch_date_window(running: RunningSite) -> list[dict[str, Any]]:
+    days = running.channel_config()["navigation_details"]["date_range"]["last_days"]
+    window = {
+        "from": (running.site.anchor - timedelta(days=days)).isoformat(),
+        "to": running.site.anchor.isoformat(),
+    }
+    with client(running) as http:
+        assert "/api/events" in http.get("/").raise_for_status().text
+        events: list[dict[str, Any]] = (
+            http.get("/api/events", params=window).raise_for_status().json()["events"]
+        )
+        return events
+
+
+def parse_export(name: str, content: bytes) -> list[dict[str, Any]]:
+    kind = name.rsplit(".", 1)[1]
+    if kind == "json":
+        rows: list[dict[str, Any]] = json.loads(content)["measurements"]
+        return rows
+    if kind == "xml":
+        root = SafeET.fromstring(content)
+        return [{child.tag: child.text for child in node} for node in root]
+    text = io.StringIO(content.decode())
+    return list(csv.DictReader(text, delimiter="\t" if kind == "tsv" else ","))
+
+
+def fetch_export_links(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        page = http.get("/exports").raise_for_status().text
+        links = list(dict.fromkeys(re.findall(r'href="(/exports/files/[^"]+)"', page)))
+        out: list[dict[str, Any]] = []
+        for link in links:
+            response = http.get(link).raise_for_status()
+            name = link.rsplit("/", 1)[1]
+            assert f'filename="{name}"' in response.headers["content-disposition"]
+            if name.endswith(".pdf"):
+                assert response.content.startswith(b"%PDF-")
+                continue
+            out += parse_export(name, response.content)
+        return out
+
+
+def fetch_embedded_json(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        page = http.get("/jobs").raise_for_status().text
+        embedded = re.search(
+            r'<script type="application/json" id="initial-state">(.*?)</script>', page
+        )
+        assert embedded and "More offers" in page
+        state = json.loads(embedded[1])
+        out: list[dict[str, Any]] = list(state["jobs"])
+        while state["next"]:
+            state = http.get(state["next"]).raise_for_status().json()
+            out += state["jobs"]
+        return out
+
+
+def fetch_jsonapi_links(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        out: list[dict[str, Any]] = []
+        url: str | None = running.channel_config()["url"]
+        while url:
+            response = http.get(url).raise_for_status()
+            assert response.headers["content-type"].startswith("application/vnd.api+json")
+            body = response.json()
+            out += [{"id": item["id"], **item["attributes"]} for item in body["data"]]
+            url = body["links"].get("next")
+        return out
+
+
+def fetch_load_more(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        page = http.get("/news").raise_for_status().text
+        cookie = re.search(r'document\.cookie = "(\w+)=(\w+);', page)
+        assert cookie
+        http.cookies.set(cookie[1], cookie[2])
+        out: list[dict[str, Any]] = []
+        while True:
+            out += [{"id": i} for i in re.findall(r'<article data-story-id="([^"]+)"', page)]
+            following = re.search(r'<button class="load-more" data-next="([^"]+)"', page)
+            if not following:
+                return out
+            page = http.get(following[1]).raise_for_status().text
+
+
+def fetch_sitemap_pages(running: RunningSite) -> list[dict[str, Any]]:
+    with client(running) as http:
+        robots = http.get("/robots.txt").raise_for_status().text
+        index = re.search(r"^Sitemap: (\S+)$", robots, re.MULTILINE)
+        assert index
+        locations = [index[1]]
+        out: list[dict[str, Any]] = []
+        while locations:
+            location = locations.pop(0)
+            response = http.get(location).raise_for_status()
+            if location.endswith(".xml"):
+                root = SafeET.fromstring(response.content)
+                locations += [node.text or "" for node in root.iter() if node.tag.endswith("loc")]
+                continue
+            found = re.search(r'<article class="station" data-id="([^"]+)"', response.text)
+            if found:
+                out.append({"id": found[1]})
+        return out
+
+
 V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
     "json_pages": fetch_json_pages,
     "login_cursor": fetch_login_cursor,
@@ -220,7 +454,28 @@ V1_FETCHERS: dict[str, Callable[[RunningSite], list[dict[str, Any]]]] = {
     "html_list": fetch_html_list,
     "js_xhr": fetch_js_xhr,
     "infinite_scroll": fetch_infinite_scroll,
+    "offset_api": fetch_offset_api,
+    "atom_paged": fetch_atom_paged,
+    "keyset_scroll": fetch_keyset_scroll,
+    "one_field_list": fetch_one_field_list,
+    "nav_table": fetch_nav_table,
+    "graphql_relay": fetch_graphql_relay,
+    "login_table": fetch_login_table,
+    "js_config_key": fetch_js_config_key,
+    "date_window": fetch_date_window,
+    "export_links": fetch_export_links,
+    "embedded_json": fetch_embedded_json,
+    "jsonapi_links": fetch_jsonapi_links,
+    "load_more": fetch_load_more,
+    "sitemap_pages": fetch_sitemap_pages,
 }
+
+
+JSON_SITES = frozenset(
+    ("json_pages", "login_cursor", "token_api", "js_xhr", "infinite_scroll")
+    + ("offset_api", "keyset_scroll", "graphql_relay", "js_config_key", "date_window")
+    + ("embedded_json", "jsonapi_links")
+)
 
 
 # -- the catalogue ---------------------------------------------------------------------------
@@ -279,7 +534,7 @@ def test_v1_serves_exactly_the_ground_truth(sites: dict[str, RunningSite], name:
     fetched = V1_FETCHERS[name](running)
     truth = running.ground_truth()
     assert sorted(set(ids(fetched))) == sorted(ids(truth))
-    if name in ("json_pages", "login_cursor", "token_api", "js_xhr", "infinite_scroll"):
+    if name in JSON_SITES:
         assert sorted(fetched, key=lambda r: str(r["id"])) == sorted(
             truth, key=lambda r: str(r["id"])
         )
@@ -313,7 +568,7 @@ def test_json_pages_filters_by_date_and_rejects_bad_parameters(
 
 
 def test_login_rejects_wrong_password_and_missing_csrf(sites: dict[str, RunningSite]) -> None:
-    for name, failure_status in (("login_cursor", 200), ("csv_links", 401)):
+    for name, failure_status in (("login_cursor", 200), ("csv_links", 401), ("login_table", 200)):
         running = sites[name]
         config = running.channel_config()
         with client(running) as http:
@@ -508,6 +763,353 @@ def test_infinite_scroll_v2_uses_a_cursor(sites: dict[str, RunningSite]) -> None
             out += body["items"]
             cursor = body["next_cursor"]
     assert sorted(ids(out)) == sorted(ids(running.ground_truth()))
+
+
+def test_v1_first_page_does_not_show_everything(sites: dict[str, RunningSite]) -> None:
+    with client(sites["offset_api"]) as http:
+        first = http.get("/api/v1/products").json()
+        assert len(first["products"]) == 10 and first["total"] == 37
+    with client(sites["atom_paged"]) as http:
+        feed = feedparser.parse(http.get("/feed.atom").content)
+        assert len(feed.entries) == 10 and [li.rel for li in feed.feed.links].count("next") == 1
+        last = feedparser.parse(http.get("/feed.atom", params={"page": 3}).content)
+        assert "next" not in [li.rel for li in last.feed.links]
+        assert http.get("/feed.atom", params={"page": 4}).status_code == 404
+    with client(sites["one_field_list"]) as http:
+        assert len(http.get("/api/report-ids").json()) == 10
+        last = http.get("/api/report-ids", params={"page": 3})
+        assert len(last.json()) == 6 and "next" not in last.links
+    with client(sites["nav_table"]) as http:
+        page = http.get("/codes").text
+        assert len(nav_table_rows(page)) == 10 and "Next" not in page
+        assert http.get("/codes", params={"page": 4}).status_code == 404
+
+
+def test_keyset_scroll_after_is_an_id_not_a_position(sites: dict[str, RunningSite]) -> None:
+    running = sites["keyset_scroll"]
+    truth = running.ground_truth()
+    with client(running) as http:
+        after = http.get("/api/listings", params={"after": truth[4]["id"], "limit": 3}).json()
+        assert after["listings"] == truth[5:8]
+        assert http.get("/api/listings", params={"after": "x"}).status_code == 400
+
+
+def test_offset_api_v2_renames_everything(sites: dict[str, RunningSite]) -> None:
+    running = sites["offset_api"]
+    running.variant = "v2"
+    with client(running) as http:
+        gone = http.get("/api/v1/products")
+        assert gone.status_code == 410 and "/api/v2/products" in gone.json()["detail"]
+        out: list[dict[str, Any]] = []
+        while True:
+            body = http.get("/api/v2/products", params={"skip": len(out), "take": 10}).json()
+            out += body["data"]
+            if len(out) >= body["meta"]["total"]:
+                break
+    assert out == running.ground_truth()
+
+
+def test_atom_paged_v2_moves_the_feed_to_cursor_links(sites: dict[str, RunningSite]) -> None:
+    running = sites["atom_paged"]
+    running.variant = "v2"
+    with client(running) as http:
+        assert http.get("/feed.atom").status_code == 404
+        assert 'href="/feeds/posts.atom"' in http.get("/").text
+        first = feedparser.parse(http.get("/feeds/posts.atom").content)
+        assert "cursor=" in next(li.href for li in first.feed.links if li.rel == "next")
+    found = fetch_atom_paged(running)
+    assert sorted(ids(found)) == sorted(ids(running.ground_truth()))
+
+
+def test_keyset_scroll_v2_renames_the_parameter(sites: dict[str, RunningSite]) -> None:
+    running = sites["keyset_scroll"]
+    running.variant = "v2"
+    with client(running) as http:
+        assert 'const PARAM = "since_id"' in http.get("/").text
+        first = http.get("/api/listings").json()
+        assert "listings" not in first and first["has_more"]
+        again = http.get("/api/listings", params={"after": first["results"][-1]["id"]}).json()
+        assert again == first, "the old parameter is ignored"
+        out, body = list(first["results"]), first
+        while body["has_more"]:
+            body = http.get("/api/listings", params={"since_id": out[-1]["id"]}).json()
+            out += body["results"]
+    assert out == running.ground_truth()
+
+
+def test_one_field_list_v2_serves_plain_strings(sites: dict[str, RunningSite]) -> None:
+    running = sites["one_field_list"]
+    running.variant = "v2"
+    with client(running) as http:
+        out: list[str] = []
+        page: int | None = 1
+        while page:
+            response = http.get("/api/report-ids", params={"page": page})
+            assert "link" not in response.headers
+            out += response.json()["reports"]
+            page = response.json()["next_page"]
+    assert out == ids(running.ground_truth())
+
+
+def test_nav_table_v2_moves_to_a_definition_list(sites: dict[str, RunningSite]) -> None:
+    running = sites["nav_table"]
+    running.variant = "v2"
+    assert fetch_nav_table(running) == [], "the v1 table is gone"
+    with client(running) as http:
+        assert http.get("/codes", params={"page": 2}).text == http.get("/codes").text
+        found = [
+            code
+            for n in (1, 2, 3)
+            for code in re.findall(r"<dt>([^<]+)</dt>", http.get(f"/codes/page/{n}").text)
+        ]
+        assert 'href="/codes/page/2"' in http.get("/codes").text
+    assert found == ids(running.ground_truth())
+
+
+def test_graphql_relay_reads_inline_arguments_and_answers_errors_as_graphql(
+    sites: dict[str, RunningSite],
+) -> None:
+    running = sites["graphql_relay"]
+    with client(running) as http:
+        first = graphql_page(http, None)["data"]["shipments"]
+        assert len(first["edges"]) == 10 and first["pageInfo"]["hasNextPage"]
+        inline = '{ shipments(first: 3, after: "%s") { edges { node { id } } } }'
+        body = http.post("/graphql", json={"query": inline % first["pageInfo"]["endCursor"]})
+        following = [e["node"]["id"] for e in body.json()["data"]["shipments"]["edges"]]
+        assert following == ids(running.ground_truth()[10:13])
+        wrong = http.post("/graphql", json={"query": "{ deliveries { nodes { id } } }"})
+        assert wrong.status_code == 200 and "deliveries" in wrong.json()["errors"][0]["message"]
+        assert http.post("/graphql", content=b"not json").status_code == 400
+        assert http.get("/graphql").status_code == 405
+
+
+def test_graphql_relay_v2_renames_the_connection(sites: dict[str, RunningSite]) -> None:
+    running = sites["graphql_relay"]
+    running.variant = "v2"
+    with client(running) as http:
+        assert "errors" in graphql_page(http, None)
+        assert '"deliveries"' in http.get("/").text
+        out: list[dict[str, Any]] = []
+        after = None
+        while True:
+            query = (
+                "{ deliveries(first: 10, after: $after) { nodes { id } "
+                "pageInfo { endCursor hasNextPage } } }"
+            )
+            body = http.post("/graphql", json={"query": query, "variables": {"after": after}})
+            connection = body.json()["data"]["deliveries"]
+            out += connection["nodes"]
+            if not connection["pageInfo"]["hasNextPage"]:
+                break
+            after = connection["pageInfo"]["endCursor"]
+    assert ids(out) == ids(running.ground_truth())
+
+
+def test_login_table_v2_moves_to_offsets_and_a_new_link_text(
+    sites: dict[str, RunningSite],
+) -> None:
+    running = sites["login_table"]
+    running.variant = "v2"
+    with pytest.raises(httpx.HTTPStatusError, match="301"):
+        fetch_login_table(running)
+    with client(running) as http:
+        log_in(http, running.channel_config())
+        moved = http.get("/members/invoices", params={"page": 2})
+        assert moved.status_code == 301 and moved.headers["location"] == "/members/billing"
+        path: str | None = "/members/billing"
+        found: list[dict[str, Any]] = []
+        while path:
+            page = http.get(path).text
+            assert '<table class="invoices-table">' in page and "Next »" not in page
+            found += table_rows(page)
+            following = re.search(r'<a href="([^"]+)">Older invoices →</a>', page)
+            path = following[1] if following else None
+    assert ids(found) == ids(running.ground_truth())
+
+
+def test_js_config_key_refuses_a_missing_or_wrong_key(sites: dict[str, RunningSite]) -> None:
+    running = sites["js_config_key"]
+    with client(running) as http:
+        assert http.get("/api/vehicles").status_code == 401
+        wrong = http.get("/api/vehicles", headers={"X-Api-Key": "pk_live_nope"})
+        assert wrong.status_code == 401 and wrong.json() == {"error": "invalid api key"}
+    assert "pk_live_" not in str(running.channel_config()), "the key is only in the page"
+
+
+def test_js_config_key_v2_moves_the_key_and_the_header(sites: dict[str, RunningSite]) -> None:
+    running = sites["js_config_key"]
+    running.variant = "v2"
+    with client(running) as http:
+        page = http.get("/").text
+        assert "window.CONFIG" not in page
+        state = re.search(r"window\.__APP_STATE__ = (\{.*?\});", page)
+        assert state
+        token = json.loads(state[1])["api"]["token"]
+        assert http.get("/api/vehicles", headers={"X-Api-Key": token}).status_code == 404
+        assert http.get("/api/v2/vehicles", headers={"X-Api-Key": token}).status_code == 401
+        headers = {"Authorization": f"Api-Key {token}"}
+        pages = [
+            http.get("/api/v2/vehicles", params={"page": n}, headers=headers).json()
+            for n in (1, 2, 3)
+        ]
+    assert pages[0]["pages"] == 3
+    assert [v for p in pages for v in p["vehicles"]] == running.ground_truth()
+
+
+def test_date_window_needs_a_window_and_its_page_default_is_narrower(
+    sites: dict[str, RunningSite],
+) -> None:
+    running = sites["date_window"]
+    truth = running.ground_truth()
+    everything = running.site.records()
+    assert 20 <= len(truth) < len(everything)
+    assert min(r["date"] for r in truth) >= (ANCHOR - timedelta(days=30)).isoformat()
+    with client(running) as http:
+        page = http.get("/").text
+        week = (ANCHOR - timedelta(days=7)).isoformat()
+        assert f'name="from" value="{week}"' in page
+        default = http.get("/api/events", params={"from": week, "to": ANCHOR.isoformat()})
+        assert 0 < len(default.json()["events"]) < len(truth)
+        assert http.get("/api/events").status_code == 400
+        backwards = {"from": ANCHOR.isoformat(), "to": week}
+        assert http.get("/api/events", params=backwards).status_code == 400
+        too_long = {"from": (ANCHOR - timedelta(days=200)).isoformat(), "to": week}
+        assert http.get("/api/events", params=too_long).status_code == 400
+
+
+def test_date_window_v2_renames_the_parameters(sites: dict[str, RunningSite]) -> None:
+    running = sites["date_window"]
+    running.variant = "v2"
+    window = {"from": (ANCHOR - timedelta(days=30)).isoformat(), "to": ANCHOR.isoformat()}
+    with client(running) as http:
+        old = http.get("/api/events", params=window)
+        assert old.status_code == 400 and "start_date" in old.json()["detail"]
+        new = {"start_date": window["from"], "end_date": window["to"]}
+        events = http.get("/api/events", params=new).json()["data"]["events"]
+        assert '"start_date"' in http.get("/").text
+    assert events == running.ground_truth()
+
+
+def test_export_links_serve_each_kind_once(sites: dict[str, RunningSite]) -> None:
+    running = sites["export_links"]
+    with client(running) as http:
+        page = http.get("/exports").text
+        links = re.findall(r'href="(/exports/files/[^"]+)"', page)
+        assert len(links) == len(set(links)) + 1, "the newest file is linked twice"
+        kinds = sorted(link.rsplit(".", 1)[1] for link in set(links))
+        assert kinds == ["csv", "json", "pdf", "tsv", "xml"]
+        assert http.get("/exports/files/nothing.csv").status_code == 404
+    rows = fetch_export_links(running)
+    assert len(rows) == len(running.ground_truth()), "every record in exactly one file"
+
+
+def test_export_links_v2_moves_the_files_into_a_table(sites: dict[str, RunningSite]) -> None:
+    running = sites["export_links"]
+    running.variant = "v2"
+    assert fetch_export_links(running) == []
+    with client(running) as http:
+        page = http.get("/exports").text
+        assert '<table class="files">' in page
+        names = sorted(set(re.findall(r'href="/opendata/download\?file=([^"]+)"', page)))
+        assert len(names) == 5
+        rows = [
+            row
+            for name in names
+            if not name.endswith(".pdf")
+            for row in parse_export(
+                name, http.get("/opendata/download", params={"file": name}).content
+            )
+        ]
+        assert http.get(f"/exports/files/{names[0]}").status_code == 404
+    assert sorted(ids(rows)) == sorted(ids(running.ground_truth()))
+
+
+def test_embedded_json_v2_moves_to_next_data(sites: dict[str, RunningSite]) -> None:
+    running = sites["embedded_json"]
+    running.variant = "v2"
+    with client(running) as http:
+        page = http.get("/jobs").text
+        assert 'id="initial-state"' not in page
+        assert http.get("/api/jobs").status_code == 404
+        data = re.search(r'<script type="application/json" id="__NEXT_DATA__">(.*?)</script>', page)
+        assert data
+        props = json.loads(data[1])["props"]["pageProps"]
+        out = list(props["offers"])
+        while props["cursor"]:
+            response = http.get("/_next/data/jobs.json", params={"cursor": props["cursor"]})
+            props = response.json()["pageProps"]
+            out += props["offers"]
+    assert sorted(ids(out)) == sorted(ids(running.ground_truth()))
+
+
+def test_jsonapi_links_v2_pages_by_offset(sites: dict[str, RunningSite]) -> None:
+    running = sites["jsonapi_links"]
+    with client(running) as http:
+        first = http.get("/api/articles").json()
+        assert len(first["data"]) == 10 and first["meta"]["total"] == 31
+        last = http.get(first["links"]["last"]).json()
+        assert "next" not in last["links"] and len(last["data"]) == 1
+        bad = http.get("/api/articles", params={"page[size]": 500})
+        assert bad.status_code == 400 and bad.json()["errors"][0]["status"] == "400"
+    running.variant = "v2"
+    with client(running) as http:
+        first = http.get("/api/articles").json()
+        ignored = http.get("/api/articles", params={"page[number]": 2}).json()
+        assert ignored["data"] == first["data"], "page[number] is ignored in v2"
+        assert "page%5Boffset%5D=10" in first["links"]["next"]
+    found = fetch_jsonapi_links(running)
+    assert found == running.ground_truth()
+
+
+def test_load_more_needs_the_cookie_the_script_sets(sites: dict[str, RunningSite]) -> None:
+    running = sites["load_more"]
+    with client(running) as http:
+        page = http.get("/news").text
+        assert len(re.findall(r"<article ", page)) == 8
+        following = re.search(r'data-next="([^"]+)"', page)
+        assert following
+        refused = http.get(following[1])
+        assert refused.status_code == 403 and "accept cookies" in refused.text
+        http.cookies.set("consent", "yes")
+        assert http.get(following[1]).status_code == 200
+
+
+def test_load_more_v2_renames_the_control_and_the_cookie(sites: dict[str, RunningSite]) -> None:
+    running = sites["load_more"]
+    running.variant = "v2"
+    assert len(fetch_load_more(running)) == 8, "the v1 fetcher stops after the first batch"
+    with client(running) as http:
+        page = http.get("/news").text
+        assert 'document.cookie = "cookie_consent=accepted' in page
+        http.cookies.set("consent", "yes")
+        following = re.search(r'<a class="more-link" data-href="([^"]+)"', page)
+        assert following and http.get(following[1]).status_code == 403
+        http.cookies.set("cookie_consent", "accepted")
+        found: list[str] = []
+        while True:
+            found += re.findall(r'<article data-story-id="([^"]+)"', page)
+            following = re.search(r'<a class="more-link" data-href="([^"]+)"', page)
+            if not following:
+                break
+            page = http.get(following[1]).text
+    assert sorted(found) == sorted(ids(running.ground_truth()))
+
+
+def test_sitemap_pages_v2_moves_the_index_and_the_pages(sites: dict[str, RunningSite]) -> None:
+    running = sites["sitemap_pages"]
+    with client(running) as http:
+        assert len(re.findall(r'href="/stations/', http.get("/").text)) == 3
+        index = http.get("/sitemap.xml").text
+        assert index.count("<sitemap>") == 2
+    running.variant = "v2"
+    assert fetch_sitemap_pages(running) == [], "v1 markup is gone"
+    with client(running) as http:
+        assert http.get("/sitemap.xml").status_code == 404
+        assert "Sitemap: " + running.origin + "/sitemap_index.xml" in http.get("/robots.txt").text
+        truth = running.ground_truth()
+        assert http.get(f"/stations/{truth[0]['id']}").status_code == 404
+        page = http.get(f"/s/{truth[0]['id']}").text
+        assert f'data-station-id="{truth[0]["id"]}"' in page
 
 
 # -- broken: nothing a fetcher can use -------------------------------------------------------

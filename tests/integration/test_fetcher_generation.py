@@ -86,6 +86,12 @@ def test_a_new_site_is_generated_then_healed_then_handed_to_a_person(
             "reproduces_capture": True,
             "validated_on_mapped_channels": True,
         }
+        proof = {
+            key: value.value
+            for key, value in harness.asset_checks(run1)["reproduces_capture"].metadata.items()
+        }
+        assert proof["record_values_checked"] > 0  # the proof's own counts, not a default
+        assert proof["record_values_missing"] == 0
         v1 = fetcher_db.latest_fetcher(site_id)
         assert v1 is not None and v1.version == 1
         mapped = fetcher_db.channel_fetcher(channel)

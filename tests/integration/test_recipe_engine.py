@@ -288,6 +288,25 @@ download: enclosure
     assert report.metadata["duplicate_entries"] == 2
 
 
+def test_a_paged_atom_feed_is_followed_to_its_last_page(
+    tmp_path: Path, origin: str, state: SiteState
+) -> None:
+    recipe = f"""
+version: 1
+kind: feed
+name: paged
+{FAST}url: /paged.atom
+save_document: true
+"""
+    ctx = context(tmp_path, origin)
+    report = run(recipe, ctx)
+    entries = json.loads((ctx.out_dir / "entries.json").read_text())
+    assert [e["id"] for e in entries] == [f"urn:e{n}" for n in range(1, 7)]
+    assert state.hits["/paged.atom"] == 3
+    assert report.pages == 3
+    assert len([f for f in report.files if f.relative_path.startswith("feed")]) == 3
+
+
 # --- failures ------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """Local demo websites for the fetchers, the generator and the benchmark.
 
-Eight small, realistic sites (see ``CATALOG`` and each module's docstring for its URL layout),
+Small, realistic sites (see ``CATALOG`` and each module's docstring for its URL layout),
 served by uvicorn on 127.0.0.1 and a free port. Each can be switched at run time, at the same
 address, between ``"v1"``, ``"v2"`` (a realistic redesign) and ``"broken"`` (the data is gone),
 can fail its next requests on demand, logs every request, and tells the records it serves::

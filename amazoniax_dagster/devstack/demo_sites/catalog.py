@@ -6,14 +6,28 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
+from amazoniax_dagster.devstack.demo_sites.atom_paged import AtomPagedSite
 from amazoniax_dagster.devstack.demo_sites.base import DemoSite, ServedSite, SourceType
 from amazoniax_dagster.devstack.demo_sites.csv_links import CsvLinksSite
+from amazoniax_dagster.devstack.demo_sites.date_window import DateWindowSite
+from amazoniax_dagster.devstack.demo_sites.embedded_json import EmbeddedJsonSite
+from amazoniax_dagster.devstack.demo_sites.export_links import ExportLinksSite
+from amazoniax_dagster.devstack.demo_sites.graphql_relay import GraphqlRelaySite
 from amazoniax_dagster.devstack.demo_sites.html_list import HtmlListSite
 from amazoniax_dagster.devstack.demo_sites.infinite_scroll import InfiniteScrollSite
+from amazoniax_dagster.devstack.demo_sites.js_config_key import JsConfigKeySite
 from amazoniax_dagster.devstack.demo_sites.js_xhr import JsXhrSite
 from amazoniax_dagster.devstack.demo_sites.json_pages import JsonPagesSite
+from amazoniax_dagster.devstack.demo_sites.jsonapi_links import JsonApiLinksSite
+from amazoniax_dagster.devstack.demo_sites.keyset_scroll import KeysetScrollSite
+from amazoniax_dagster.devstack.demo_sites.load_more import LoadMoreSite
 from amazoniax_dagster.devstack.demo_sites.login_cursor import LoginCursorSite
+from amazoniax_dagster.devstack.demo_sites.login_table import LoginTableSite
+from amazoniax_dagster.devstack.demo_sites.nav_table import NavTableSite
+from amazoniax_dagster.devstack.demo_sites.offset_api import OffsetApiSite
+from amazoniax_dagster.devstack.demo_sites.one_field_list import OneFieldListSite
 from amazoniax_dagster.devstack.demo_sites.rss_feed import RssFeedSite
+from amazoniax_dagster.devstack.demo_sites.sitemap_pages import SitemapPagesSite
 from amazoniax_dagster.devstack.demo_sites.token_api import TokenApiSite
 
 
@@ -44,6 +58,20 @@ SITE_CLASSES: tuple[type[DemoSite], ...] = (
     HtmlListSite,
     JsXhrSite,
     InfiniteScrollSite,
+    OffsetApiSite,
+    AtomPagedSite,
+    KeysetScrollSite,
+    OneFieldListSite,
+    NavTableSite,
+    GraphqlRelaySite,
+    LoginTableSite,
+    JsConfigKeySite,
+    DateWindowSite,
+    ExportLinksSite,
+    EmbeddedJsonSite,
+    JsonApiLinksSite,
+    LoadMoreSite,
+    SitemapPagesSite,
 )
 
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import httpx
+
 from amazoniax_dagster.core.errors import ConfigError, SiteChangedError
 from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
 from amazoniax_dagster.fetchers.recipe import jsonpath
 from amazoniax_dagster.fetchers.recipe.feeds import run_feed
 from amazoniax_dagster.fetchers.recipe.files import extension_for
-from amazoniax_dagster.fetchers.recipe.http import HostBreakers, Page
+from amazoniax_dagster.fetchers.recipe.hints import more_hints
+from amazoniax_dagster.fetchers.recipe.http import HostBreakers, Page, PreparedRequest
 from amazoniax_dagster.fetchers.recipe.paginators import make_paginator
 from amazoniax_dagster.fetchers.recipe.schema import (
     HttpRecipe,
@@ -67,12 +70,16 @@ def run_http(recipe: HttpRecipe, ctx: FetchContext, settings: ClientSettings) ->
 
 def run_step(step: Step, session: Session) -> None:
     paginator = make_paginator(step.paginate, max_pages=session.ctx.limits.max_pages)
+    received = 0
+    hints: list[str] = []
     while True:
         scope = session.scope(**paginator.variables())
-        page = session.send(paginator.prepare(session.render_request(step.request, scope)))
+        request = paginator.prepare(session.render_request(step.request, scope))
+        page = session.send(request)
         page.records = records_of(step, page)
         if page.records is not None:
             session.report.records = (session.report.records or 0) + len(page.records)
+            received += len(page.records)
         if paginator.pages == 0:  # values for later steps come from a step's first page
             session.extracts.update(
                 extract(step.extract, page, session.client.cookies, step=step.name)
@@ -80,10 +87,18 @@ def run_step(step: Step, session: Session) -> None:
         for save in step.save:
             SAVERS[save.type](save, page, scope, session, step.name)
         more = paginator.advance(page)
+        if not more:
+            hints = _unfollowed(step, page, received, request)
         session.release(page)
         if not more:
             break
-    session.step_done(step.name, paginator)
+    session.step_done(step.name, paginator, hints)
+
+
+def _unfollowed(step: Step, page: Page, received: int, request: PreparedRequest) -> list[str]:
+    """Signs of more data on a step's last page (a full page counts only without paginate)."""
+    params = {**dict(httpx.URL(request.url).params), **request.params}
+    return more_hints(page, received, params if step.paginate is None else {})
 
 
 def records_of(step: Step, page: Page) -> list[Any] | None:

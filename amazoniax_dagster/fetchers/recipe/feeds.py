@@ -1,4 +1,7 @@
-"""``kind: feed`` recipes: one RSS/Atom document, its unique entries saved as JSON.
+"""``kind: feed`` recipes: an RSS/Atom feed, its unique entries saved as JSON.
+
+A paged feed (RFC 5005: ``<link rel="next">`` in Atom, ``atom:link rel="next"`` in RSS) is
+followed to its last page, each page URL once, within ``ctx.limits.max_pages``.
 
 feedparser only ever sees the body as a file object: given a string or bytes it would fetch
 URLs or open local paths by itself, bypassing the network policy.
@@ -31,8 +34,24 @@ def run_feed(recipe: FeedRecipe, ctx: FetchContext, settings: ClientSettings) ->
     with Session.open(recipe, ctx, settings) as session:
         scope = session.scope()
         url = session.trust(session.absolute(render(recipe.url, scope)))
-        page = session.send(PreparedRequest("GET", url))
-        entries = [_entry(raw, page.url) for raw in _parse(page)]
+        entries: list[dict[str, Any]] = []
+        pages: list[Page] = []
+        seen = {url}
+        while True:
+            page = session.send(PreparedRequest("GET", url))
+            raw_entries, next_url = _parse(page)
+            entries += [_entry(raw, page.url) for raw in raw_entries]
+            pages.append(page)
+            if next_url is None or next_url in seen:
+                break
+            if len(pages) >= session.ctx.limits.max_pages:
+                session.warn(
+                    f"feed stopped at the max_pages guard after {len(pages)} pages; "
+                    "later pages were not fetched"
+                )
+                break
+            seen.add(next_url)
+            url = next_url
         unique = unique_entries(entries)
         names = scope.with_variables(step="feed", ext="json")
         entries_file = session.spool_path()
@@ -40,15 +59,16 @@ def run_feed(recipe: FeedRecipe, ctx: FetchContext, settings: ClientSettings) ->
         session.output.add(
             render(recipe.entries_name, names, SAVE_NAME_ROOTS),
             entries_file,
-            source_url=page.shown_url,
+            source_url=pages[0].shown_url,
         )
-        if recipe.save_document:
-            names = names.with_variables(ext=extension_for(page.content_type))
-            session.save(page, render(recipe.document_name, names, SAVE_NAME_ROOTS))
+        for number, page in enumerate(pages, start=1):
+            if recipe.save_document:
+                doc = names.with_variables(ext=extension_for(page.content_type), page=number)
+                session.save(page, render(recipe.document_name, doc, SAVE_NAME_ROOTS))
+            session.release(page)
         for file_url in entry_files(unique, recipe.download):
             session.download(file_url, label="feed")
-        session.release(page)
-        session.report.pages = 1
+        session.report.pages = len(pages)
         session.report.records = len(unique)
         session.report.metadata.update(
             entries=len(unique), duplicate_entries=len(entries) - len(unique)
@@ -56,14 +76,20 @@ def run_feed(recipe: FeedRecipe, ctx: FetchContext, settings: ClientSettings) ->
         return session.finish()
 
 
-def _parse(page: Page) -> list[Any]:
+def _parse(page: Page) -> tuple[list[Any], str | None]:
+    """The entries of one feed page and the URL of the next page (None on the last)."""
     # content-location makes feedparser resolve relative links against the feed's own URL.
     headers = {"content-type": page.headers.get("content-type", ""), "content-location": page.url}
     with page.path.open("rb") as body:
         parsed = feedparser.parse(body, response_headers=headers)
     if not parsed.get("version") and not parsed.entries:
         raise SiteChangedError(f"{page.shown_url} is not an RSS or Atom feed any more")
-    return list(parsed.entries)
+    links = parsed.get("feed", {}).get("links", [])
+    nexts = [link.get("href") for link in links if link.get("rel") == "next" and link.get("href")]
+    next_url = urljoin(page.url, nexts[0]) if nexts else None
+    if next_url is not None and not next_url.startswith(("http://", "https://")):
+        next_url = None
+    return list(parsed.entries), next_url
 
 
 def _entry(raw: Any, feed_url: str) -> dict[str, Any]:

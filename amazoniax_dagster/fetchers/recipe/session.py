@@ -171,10 +171,15 @@ class Session:
         if page.path.parent == self._spool:
             page.path.unlink(missing_ok=True)
 
-    def step_done(self, step: str, paginator: Paginator[Any]) -> None:
+    def step_done(
+        self, step: str, paginator: Paginator[Any], more: list[str] | None = None
+    ) -> None:
+        """Count the step's pages; ``more``: signs of data after its last page, unfollowed."""
         self.report.pages += paginator.pages
         steps = self.report.metadata.setdefault("steps", {})
         steps[step] = {"pages": paginator.pages, "stopped": paginator.stop_reason}
+        if more:
+            steps[step]["more"] = more
         if paginator.guard_hit:
             self.warn(
                 f"step {step!r} stopped at the max_pages guard after {paginator.pages} pages; "

@@ -1,0 +1,73 @@
+"""Signs in a response that the site has more data than the page brought.
+
+The last page a step fetched is read for them (the recipe reached the site's own end only when
+it shows none): ``hasNextPage``/``has_more`` true, a next URL or cursor, a ``Link`` rel=next
+header, a ``total`` above the records the step received, or a page as full as the size it asked
+for. Names follow the common API conventions; nested ``pageInfo``/``meta``/``links`` objects
+are searched a few levels down.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from amazoniax_dagster.fetchers.recipe.http import Page
+
+MAX_DEPTH = 4
+_HAS_MORE = re.compile(r"^(has_?more|has_?next(_?page)?|more)$", re.IGNORECASE)
+_NEXT = re.compile(
+    r"^(next|next_?url|next_?page_?url|next_?link|next_?href|next_?cursor|next_?token|"
+    r"next_?page_?token|continuation(_?token)?)$",
+    re.IGNORECASE,
+)
+_TOTAL = re.compile(r"^(total|total_?count|total_?results|total_?items|count)$", re.IGNORECASE)
+_SIZE = re.compile(
+    r"^(limit|per_?page|page_?size|size|max_?results|take|items_?per_page|first)$", re.IGNORECASE
+)
+
+
+def _fields(data: Any, depth: int = 0) -> Iterator[tuple[str, Any]]:
+    """(name, value) of every field of the object, and of nested objects (not list items)."""
+    if depth > MAX_DEPTH or not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        yield str(key), value
+        if isinstance(value, dict):
+            yield from _fields(value, depth + 1)
+
+
+def more_hints(page: Page, received: int, params: Mapping[str, str]) -> list[str]:
+    """What ``page`` says about data beyond it; ``received`` counts the step's records so far
+    and ``params`` are the query parameters the page was asked with."""
+    hints = []
+    if "next" in page.links:
+        hints.append("a Link header rel=next")
+    data = _json_or_none(page)
+    for name, value in _fields(data):
+        if _HAS_MORE.match(name) and value is True:
+            hints.append(f"{name} is true")
+        elif _NEXT.match(name) and isinstance(value, str) and value.strip():
+            hints.append(f"{name} is set")
+        elif _TOTAL.match(name) and isinstance(value, int) and not isinstance(value, bool):
+            if page.records is not None and value > received:
+                hints.append(f"{name} is {value}, {received} records received")
+    if page.records:
+        for name, value in params.items():
+            if _SIZE.match(name) and value.isdigit() and int(value) == len(page.records) > 1:
+                hints.append(f"a full page ({name}={value}) with no page after it")
+    return list(dict.fromkeys(hints))
+
+
+def _json_or_none(page: Page) -> Any:
+    if "json" not in page.content_type:
+        return None
+    try:
+        return json.loads(page.content())
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+__all__ = ["more_hints"]

@@ -1,0 +1,160 @@
+"""Pagination discovered from the responses: GraphQL pageInfo and keyset parameters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fetcher_codegen.har import entries_from_har
+from fetcher_codegen.pagination import Page, infer
+from fetcher_codegen.records import find_records
+
+ORIGIN = "http://shop.test"
+QUERY = "query Offers($first: Int, $after: String) { offers(first: $first, after: $after) {...} }"
+
+
+def har_entry(
+    path: str, response: Any, *, request_json: Any = None, method: str = "GET"
+) -> dict[str, Any]:
+    request: dict[str, Any] = {"method": method, "url": ORIGIN + path, "headers": []}
+    if request_json is not None:
+        request["postData"] = {"mimeType": "application/json", "text": json.dumps(request_json)}
+    return {
+        "startedDateTime": "2026-03-10T10:00:00.000Z",
+        "_resourceType": "fetch",
+        "request": request,
+        "response": {
+            "status": 200,
+            "headers": [],
+            "content": {"mimeType": "application/json", "text": json.dumps(response)},
+        },
+    }
+
+
+def pages(*items: dict[str, Any]) -> list[Page]:
+    return [Page(e, find_records(e)) for e in entries_from_har({"log": {"entries": list(items)}})]
+
+
+def relay(start: int, more: bool) -> dict[str, Any]:
+    edges = [{"node": {"id": f"O-{n}", "title": f"Offer {n}"}} for n in range(start, start + 10)]
+    info = {"endCursor": f"Y3Vyc29yOj{start + 9}", "hasNextPage": more}
+    return {"data": {"offers": {"edges": edges, "pageInfo": info}}}
+
+
+def test_a_graphql_relay_cursor_is_found_from_one_page() -> None:
+    body = {"query": QUERY, "variables": {"first": 10, "after": None}}
+    found, warnings = infer(
+        pages(har_entry("/graphql", relay(0, True), request_json=body, method="POST"))
+    )
+    assert warnings == []
+    assert found is not None
+    assert found.config == {
+        "type": "graphql",
+        "end_cursor_path": "data.offers.pageInfo.endCursor",
+        "has_next_path": "data.offers.pageInfo.hasNextPage",
+        "cursor_variable": "after",
+    }
+
+
+def test_the_graphql_variable_is_the_one_a_later_page_sent_the_cursor_in() -> None:
+    query = "query($n: Int, $from: String) { offers(first: $n, from: $from) {...} }"
+    first = {"query": query, "variables": {"n": 10}}
+    second = {"query": query, "variables": {"n": 10, "from": "Y3Vyc29yOj9"}}
+    found, _ = infer(
+        pages(
+            har_entry("/graphql", relay(0, True), request_json=first, method="POST"),
+            har_entry("/graphql", relay(10, False), request_json=second, method="POST"),
+        )
+    )
+    assert found is not None and found.config["cursor_variable"] == "from"
+
+
+def rows(ids: range) -> dict[str, Any]:
+    return {"rows": [{"id": n, "name": f"Row {n}"} for n in ids]}
+
+
+def test_a_keyset_parameter_is_the_last_record_not_an_offset() -> None:
+    found, _ = infer(
+        pages(
+            har_entry("/api/rows?limit=5", rows(range(101, 106))),
+            har_entry("/api/rows?limit=5&after=105", rows(range(106, 111))),
+            har_entry("/api/rows?limit=5&after=110", rows(range(111, 113))),
+        )
+    )
+    assert found is not None
+    assert found.config["type"] == "cursor"
+    assert found.config["cursor_path"] == "rows[-1].id"
+    assert found.config["param"] == "after"
+
+
+def test_keyset_on_a_string_key_of_a_top_level_list() -> None:
+    def names(letters: str) -> list[dict[str, str]]:
+        return [{"slug": f"item-{c}"} for c in letters]
+
+    found, _ = infer(
+        pages(
+            har_entry("/api/items", names("abc")),
+            har_entry("/api/items?since=item-c", names("def")),
+            har_entry("/api/items?since=item-f", names("g")),
+        )
+    )
+    assert found is not None
+    assert (found.config["cursor_path"], found.config["param"]) == ("[-1].slug", "since")
+
+
+def test_an_offset_on_contiguous_ids_stays_an_offset() -> None:
+    found, _ = infer(
+        pages(
+            har_entry("/api/rows?offset=0&limit=5", rows(range(1, 6))),
+            har_entry("/api/rows?offset=5&limit=5", rows(range(6, 11))),
+            har_entry("/api/rows?offset=10&limit=5", rows(range(11, 13))),
+        )
+    )
+    assert found is not None and found.config["type"] == "offset"
+
+
+def products(n: int) -> list[dict[str, Any]]:
+    return [{"sku": f"P-{i}", "name": f"Product {i}"} for i in range(n)]
+
+
+def test_one_page_that_echoes_offset_and_limit_is_an_offset_api() -> None:
+    body = {"total": 37, "offset": 0, "limit": 10, "products": products(10)}
+    found, _ = infer(pages(har_entry("/api/products", body)))
+    assert found is not None
+    assert found.config == {
+        "type": "offset", "param": "offset", "limit": 10, "start": 0, "limit_param": "limit",
+        "total_path": "total",
+    }  # fmt: skip
+
+
+def test_one_page_that_echoes_page_and_size_in_meta_is_paged() -> None:
+    body = {"data": products(20), "meta": {"page": 1, "per_page": 20, "total_pages": 4}}
+    found, _ = infer(pages(har_entry("/api/products", body)))
+    assert found is not None
+    assert found.config == {
+        "type": "page_number", "param": "page", "start": 1, "page_size": 20,
+        "page_size_param": "per_page", "total_pages_path": "meta.total_pages",
+    }  # fmt: skip
+
+
+def test_one_complete_page_is_not_paged() -> None:
+    body = {"total": 7, "offset": 0, "limit": 10, "products": products(7)}
+    found, _ = infer(pages(har_entry("/api/products", body)))
+    assert found is None
+
+
+def test_the_channel_window_replaces_the_page_default_window() -> None:
+    from datetime import date, timedelta
+
+    from amazoniax_dagster.core.messages import WebSourceConfig
+    from fetcher_codegen.provenance import Context, date_source
+
+    today = date(2026, 3, 10)
+    cfg = WebSourceConfig.model_validate(
+        {"url": f"{ORIGIN}/events", "navigation_details": {"date_range": {"last_days": 30}}}
+    )
+    ctx = Context(cfg, today, [])
+    page_default = date_source((today - timedelta(days=7)).isoformat(), ctx)
+    assert page_default is not None
+    assert page_default.template == "${window.start:%Y-%m-%d}"  # 30 days at run time, not 7
+    assert date_source("2019-01-01", ctx) is None  # an old constant is not the window
