@@ -82,9 +82,12 @@ def test_a_new_site_is_generated_then_healed_then_handed_to_a_person(
         events = harness.instance.all_logs(run1.run_id)
         step_pids = {e.dagster_event.pid for e in events if e.step_key and e.dagster_event} - {None}
         assert len(step_pids) == 1, step_pids
+        # The fetcher's checks, and the channel's own: its files came in the same run.
         assert _checks(harness, run1) == {
             "reproduces_capture": True,
             "validated_on_mapped_channels": True,
+            "files_well_formed": True,
+            "not_empty_where_history_has_data": True,
         }
         proof = {
             key: value.value
