@@ -15,10 +15,13 @@ def test_snapshot_of_names() -> None:
     repo = defs.get_repository_def()
     assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == [
         "channel_files",
+        "channel_records",
         "fetcher_code",
     ]
     assert sorted(s.name for s in repo.sensor_defs) == [
+        "health_alert_sensor",
         "kafka_fetcher_sensor",
+        "records_automation",
         "status_on_cancel",
         "status_on_failure",
         "status_on_success",
@@ -27,6 +30,11 @@ def test_snapshot_of_names() -> None:
     assert sorted(k.name for k in defs.get_assets_def("channel_files").check_keys) == [
         "files_well_formed",
         "not_empty_where_history_has_data",
+    ]
+    assert sorted(k.name for k in defs.get_assets_def("channel_records").check_keys) == [
+        "every_record_loaded_or_counted",
+        "mapped_fields_found",
+        "one_row_per_external_id",
     ]
     assert sorted(k.name for k in defs.get_assets_def("fetcher_code").check_keys) == [
         "reproduces_capture",
