@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from amazoniax_dagster.shell.dagster_jobs import channel_files_job, fetcher_code_job
 from assets import channel_files, channel_records, fetcher_code
+from assets.asset_jobs import channel_files_job, fetcher_code_job
 from resources import (
     BedrockResource,
     CodegenSettingsResource,

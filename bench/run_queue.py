@@ -458,11 +458,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
+    from amazoniax_dagster.core import run_tags
     from amazoniax_dagster.core.sealing import SecretCipher
     from amazoniax_dagster.db import FetcherDB
     from amazoniax_dagster.devstack.ports import free_port
     from amazoniax_dagster.devstack.session import ensure_database
-    from amazoniax_dagster.shell import tags
     from bench.common import (
         SOURCE_BUCKET,
         Row,
@@ -513,7 +513,12 @@ def main(argv: list[str] | None = None) -> int:
                 submit_noop_runs(port, repository, 1, "warm")
                 warm_filter = dg.RunsFilter(tags={BATCH_TAG: "warm"})
                 wait_for_batch(
-                    instance, dg.RunsFilter(tags={tags.JOB_ID: warm["job_id"]}), 1, 120, proc, log
+                    instance,
+                    dg.RunsFilter(tags={run_tags.JOB_ID: warm["job_id"]}),
+                    1,
+                    120,
+                    proc,
+                    log,
                 )
                 wait_for_batch(instance, warm_filter, 1, 120, proc, log)
 
@@ -522,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"product: {args.jobs} job messages",
                     "product",
                     lambda: produce_jobs(ep, messages),
-                    dg.RunsFilter(tags={tags.JOB_ID: [m["job_id"] for m in messages]}),
+                    dg.RunsFilter(tags={run_tags.JOB_ID: [m["job_id"] for m in messages]}),
                     args.jobs,
                     instance=instance,
                     proc=proc,

@@ -18,9 +18,9 @@ def health_alert_sensor(
     kafka: KafkaResource,
     output_bucket: OutputBucketResource,
 ) -> dg.SkipReason:
-    from amazoniax_dagster.api import health
-    from amazoniax_dagster.api.alerts import Incidents, alert_message
     from amazoniax_dagster.clients.kafka import Topics
+    from amazoniax_dagster.records.api import health
+    from amazoniax_dagster.records.api.alerts import Incidents, alert_message
 
     bucket = output_bucket.get_bucket(max_connections=1)
     try:

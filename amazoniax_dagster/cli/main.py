@@ -287,8 +287,8 @@ def api(host: str, port: int, env_file: Path | None) -> None:
     /health and the docs when AMAZONIAX_API_TOKEN is set."""
     import uvicorn
 
-    from amazoniax_dagster.api.app import ApiSettings, create_app
     from amazoniax_dagster.clients.output_bucket import OutputSettings
+    from amazoniax_dagster.records.api.app import ApiSettings, create_app
 
     settings = _settings(env_file)
     token = os.environ.get("AMAZONIAX_API_TOKEN", "").strip() or None
