@@ -37,8 +37,10 @@ async ({url, method, headers, form}) => {
 """
 FIND_NEXT_JS = """
 () => {
-  const words = new RegExp("^(next|next page|more|load more|show more|see more|view more|"
-    + "more results|older|older posts|older entries|›|»|>|→|next ›|next »|next >|next →)$", "i");
+  // "Next", "Next page »", "Older posts →": the words, then at most a few arrows or signs
+  const words = new RegExp("^(?:(?:next|next page|more|load more|show more|see more|"
+    + "view more|more results|older|older posts|older entries)[^\\\\p{L}\\\\p{N}]{0,3}"
+    + "|[›»>→]{1,2})$", "iu");
   // "More offers", "Load more jobs", "Show 20 more": a short label built around "more"
   const moreWords = /^((load|show|see|view|get)\\s+)?(\\d+\\s+)?more(\\s+[\\w-]+){0,2}$/i;
   const visible = (el) => {
