@@ -23,7 +23,11 @@ from fetcher_codegen.synthesize_base import (
 class _BrowserBuilder(_Builder):
     def build(self) -> Synthesis:
         data = self.analysis.html_data[0]
-        entry = data.group.first
+        # the first page of this kind that showed records (a form's empty page does not count)
+        entry = next(
+            (p.entry for p in data.pages if p.records is not None and p.records.count),
+            data.group.first,
+        )
         resource = resource_name(entry.path, "page")
         recipe: dict[str, Any] = {
             "version": 1,
@@ -47,13 +51,15 @@ class _BrowserBuilder(_Builder):
         start = _pagination_start(self.capture.steps)
         if start is not None:  # pages are clicked through from where the clicking began
             recipe["start_url"] = (
-                "" if start == self.capture.channel_url else url_template(start, self.config)
+                ""
+                if start == self.capture.channel_url
+                else url_template(start, self.config, keep_query=True)
             )
         else:
             recipe["start_url"] = (
                 ""
                 if entry.url == self.config.url or not opened
-                else url_template(entry.url, self.config)
+                else url_template(entry.url, self.config, keep_query=True)
             )
         container, item = _container_selectors(data)
         steps: list[dict[str, Any]] = [{"type": "expect", "selector": container}]
