@@ -15,7 +15,7 @@ from amazoniax_dagster.records.readers import Read
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
 
-BATCH = 500
+BATCH = 5000
 
 COLUMNS = (
     "source_type, source_name, external_id, title, content, url, published_at, raw, "
@@ -162,7 +162,8 @@ def _flush(cur: cursor, rows: list[str]) -> tuple[int, int, int]:
     """COPY ``rows`` into the stage and merge them: (inserted, inserted + updated, sent)."""
     data = ("\n".join(rows) + "\n").encode()
     cur.execute("TRUNCATE records_stage")
-    cur.copy_expert(f"COPY records_stage ({COLUMNS}) FROM STDIN", io.BytesIO(data))
+    # One read of the whole batch: each read takes the GIL back from the mapping thread.
+    cur.copy_expert(f"COPY records_stage ({COLUMNS}) FROM STDIN", io.BytesIO(data), len(data))
     cur.execute(MERGE)
     inserted, merged = cur.fetchone() or (0, 0)
     return inserted, merged, len(rows)
