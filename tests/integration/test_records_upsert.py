@@ -22,18 +22,22 @@ def items(records: list[dict[str, Any]]) -> list[Item]:
 
 
 def load(db: FetcherDB, channel: str, records: list[dict[str, Any]], batch: int) -> Counts:
-    counts = Counts()
     with db.database.transaction() as sql:
-        upsert(
-            sql.cursor,
-            items(records),
-            source_type="api",
-            source_name=channel,
-            job_id="j",
-            file_key="k",
-            counts=counts,
-            batch=batch,
-        )
+        return upsert_in(sql.cursor, channel, records, batch)
+
+
+def upsert_in(cur: Any, channel: str, records: list[dict[str, Any]], batch: int) -> Counts:
+    counts = Counts()
+    upsert(
+        cur,
+        items(records),
+        source_type="api",
+        source_name=channel,
+        job_id="j",
+        file_key="k",
+        counts=counts,
+        batch=batch,
+    )
     return counts
 
 
@@ -83,7 +87,6 @@ def test_new_changed_and_unchanged_rows_in_one_batch_and_across_batches(
 def test_two_loads_of_one_channel_at_once_wait_for_each_other(fetcher_db: FetcherDB) -> None:
     channel = f"ups-{uuid.uuid4().hex[:8]}"
     records = [{"id": f"c{i}", "title": f"t{i}"} for i in range(50)]
-    first = Counts()
     second: list[Counts | BaseException] = []
 
     def other_load() -> None:
@@ -93,19 +96,10 @@ def test_two_loads_of_one_channel_at_once_wait_for_each_other(fetcher_db: Fetche
             second.append(exc)
 
     with fetcher_db.database.transaction() as sql:
-        upsert(
-            sql.cursor,
-            items(records),
-            source_type="api",
-            source_name=channel,
-            job_id="j",
-            file_key="k",
-            counts=first,
-            batch=20,
-        )
+        first = upsert_in(sql.cursor, channel, records, batch=20)
         other = threading.Thread(target=other_load)
         other.start()
-        while not lock_waiters(fetcher_db):  # the other load waits for this transaction
+        while not lock_waiters(fetcher_db):  # the other load waits on this transaction
             assert other.is_alive(), second
             time.sleep(0.02)
     other.join()
@@ -116,7 +110,5 @@ def test_two_loads_of_one_channel_at_once_wait_for_each_other(fetcher_db: Fetche
 
 def lock_waiters(db: FetcherDB) -> int:
     with db.database.transaction() as sql:
-        found = sql.first(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        )
+        found = sql.first("SELECT count(*) FROM pg_locks WHERE NOT granted")
     return int(found[0]) if found else 0
