@@ -1,5 +1,5 @@
-"""Customer-bucket clients side by side: the product's botocore client vs botocore's signer over
-urllib3, listing and reading many small objects on SeaweedFS.
+"""Customer-bucket clients side by side: a boto3 client vs botocore's signer over urllib3 (the
+product's ``S3Reader``), listing and reading many small objects on SeaweedFS.
 
     uv run python -m bench.s3_client_ab                      # 10,000 x 10 KiB, 1,000 x 100 KiB
     uv run python -m bench.s3_client_ab --small 1000 --large 200 --repeats 1   # while developing
@@ -20,13 +20,13 @@ import resource
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from typing import Any, Protocol
-from urllib.parse import quote, unquote_plus, urlencode
+from typing import Protocol
+from urllib.parse import unquote_plus
 
+from amazoniax_dagster.clients import s3 as s3util
 from amazoniax_dagster.clients.s3_reader import ReaderSettings, S3Reader
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from bench.common import (
@@ -57,7 +57,39 @@ class Client(Protocol):
 
 
 class Boto(Client):
-    """A: the product's client (``clients/s3_reader.py``)."""
+    """A: a boto3 client (``clients.s3.make_client``), keys listed url-encoded and unquoted."""
+
+    def __init__(self, ep: StackEndpoints) -> None:
+        self._client = s3util.make_client(
+            endpoint_url=ep.s3_endpoint_url,
+            access_key_id=ep.channel_s3_access_key_id,
+            secret_access_key=ep.channel_s3_secret_access_key,
+            region=ep.s3_region,
+            max_pool_connections=2 * PARALLEL,
+        )
+
+    def keys(self, bucket: str, prefix: str) -> Iterator[str]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, EncodingType="url"
+        )
+        for page in pages:
+            for item in page.get("Contents", ()):
+                yield unquote_plus(item["Key"])
+
+    def read(self, bucket: str, key: str) -> int:
+        body = self._client.get_object(Bucket=bucket, Key=key)["Body"]
+        total = 0
+        while chunk := body.read(CHUNK):
+            total += len(chunk)
+        return total
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class Signer(Client):
+    """B: the product's reader (``clients/s3_reader.py``): botocore's SigV4 signer and
+    urllib3 session, the two XML replies parsed with defusedxml."""
 
     def __init__(self, ep: StackEndpoints) -> None:
         self._reader = S3Reader(
@@ -82,59 +114,6 @@ class Boto(Client):
 
     def close(self) -> None:
         self._reader.close()
-
-
-class Signer(Client):
-    """B: botocore's SigV4 signer over a urllib3 pool, replies parsed with ElementTree."""
-
-    def __init__(self, ep: StackEndpoints) -> None:
-        import urllib3
-        from botocore.auth import S3SigV4Auth
-        from botocore.credentials import Credentials
-
-        credentials = Credentials(ep.channel_s3_access_key_id, ep.channel_s3_secret_access_key)
-        self._auth = S3SigV4Auth(credentials, "s3", ep.s3_region)
-        self._pool = urllib3.PoolManager(maxsize=2 * PARALLEL, block=True, retries=False)
-        self._base = ep.s3_endpoint_url.rstrip("/")
-
-    def _send(self, path: str, query: dict[str, str] | None = None) -> Any:
-        from botocore.awsrequest import AWSRequest
-
-        url = self._base + quote(path, safe="/~")
-        if query:
-            url += "?" + urlencode(sorted(query.items()), quote_via=quote, safe="~")
-        request = AWSRequest(method="GET", url=url)
-        self._auth.add_auth(request)
-        response = self._pool.request(
-            "GET", url, headers=dict(request.headers.items()), preload_content=False
-        )
-        if response.status != 200:
-            raise RuntimeError(f"GET {path}: {response.status} {response.read()[:200]!r}")
-        return response
-
-    def keys(self, bucket: str, prefix: str) -> Iterator[str]:
-        query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
-        while True:
-            response = self._send(f"/{bucket}", query)
-            root = ET.fromstring(response.read())
-            ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-            for item in root.iter(ns + "Contents"):
-                yield unquote_plus(item.findtext(ns + "Key") or "")
-            token = root.findtext(ns + "NextContinuationToken")
-            if root.findtext(ns + "IsTruncated") != "true" or not token:
-                return
-            query["continuation-token"] = token
-
-    def read(self, bucket: str, key: str) -> int:
-        response = self._send(f"/{bucket}/{key}")
-        total = 0
-        while chunk := response.read(CHUNK):
-            total += len(chunk)
-        response.release_conn()
-        return total
-
-    def close(self) -> None:
-        self._pool.clear()
 
 
 CLIENTS: dict[str, Callable[[StackEndpoints], Client]] = {"boto3": Boto, "signer": Signer}
@@ -217,7 +196,10 @@ def main() -> None:
                         extra={"boto3": a, "signer": b},
                     )
                 )
-        print_table("customer S3 client A/B: boto3 (product) vs botocore signer over urllib3", rows)
+        print_table(
+            "customer S3 client A/B: boto3 vs botocore's signer over urllib3 (S3Reader)",
+            rows,
+        )
         write_results("s3_client_ab", vars(args), rows)
 
 

@@ -120,6 +120,11 @@ def test_wrong_keys_are_a_config_error(stack: StackEndpoints) -> None:
 
 SLOW_DOWN = b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
 DENIED = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+BOMB = (
+    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+    b"<ListBucketResult><Name>&lol2;</Name></ListBucketResult>"
+)
 
 
 def page(keys: list[str], token: str | None) -> bytes:
@@ -137,6 +142,10 @@ ROUTES: dict[tuple[str, str], tuple[int, dict[str, str], bytes]] = {
     ("GET", "/b/denied"): (403, {}, DENIED),
     ("GET", "/b/gateway"): (502, {"Content-Type": "text/html"}, b"<html>bad gateway</html>"),
     ("GET", "/b/short"): (200, {"Content-Length": "100"}, b"only ten b"),
+    ("GET", "/b/a//b/../c/"): (200, {}, b"exact"),
+    ("GET", "/bomb" + LIST): (200, {}, BOMB),
+    # the same bomb in UTF-16, where no "<!" byte pair shows the DOCTYPE
+    ("GET", "/wide" + LIST): (200, {}, BOMB.decode().encode("utf-16")),
     # three pages; the second page's token has an XML escape in it, keys are URL-encoded
     ("GET", "/pages" + LIST): (200, {}, page(["a%2F%2Fb", "c%2F"], "t1")),
     ("GET", "/pages" + AFTER.format("t1")): (200, {}, page(["d%0A", "e+f"], "t&amp;2")),
@@ -146,6 +155,7 @@ ROUTES: dict[tuple[str, str], tuple[int, dict[str, str], bytes]] = {
     ("GET", "/loop" + AFTER.format("t1")): (200, {}, page(["b"], "t1")),
 }
 REQUESTED: list[str] = []  # paths the canned server was asked for, in order
+HEADERS: list[dict[str, str]] = []  # and their headers
 
 
 def _route(path: str) -> str:
@@ -168,6 +178,7 @@ def canned() -> Iterator[str]:
                 self.rfile.read(length)
             path = _route(self.path)
             REQUESTED.append(path)
+            HEADERS.append({k.lower(): v for k, v in self.headers.items()})
             status, headers, body = ROUTES.get((self.command, path), (404, {}, b""))
             self.send_response(status)
             headers = {"Content-Length": str(len(body))} | headers
@@ -234,14 +245,33 @@ def test_pages_are_followed_and_keys_unquoted_exactly(canned_reader: S3Reader) -
     ]
 
 
+def test_a_key_is_sent_exactly_as_listed(canned_reader: S3Reader) -> None:
+    REQUESTED.clear()
+    assert canned_reader.get_object("b", "a//b/../c/", what="get").read() == b"exact"
+    assert REQUESTED == ["/b/a//b/../c/"]  # no folding of "//" or "..", the trailing "/" kept
+
+
+def test_xml_with_entities_is_refused_not_expanded(canned_reader: S3Reader) -> None:
+    for bucket in ("bomb", "wide"):
+        with pytest.raises(TransientError, match="not valid XML"):
+            list(canned_reader.list_objects(bucket, "", what="list"))
+
+
+def test_without_keys_requests_go_unsigned(canned: str) -> None:
+    anonymous = reader_for(canned, access_key_id=None, secret_access_key=None)
+    HEADERS.clear()
+    assert anonymous.get_object("b", "a//b/../c/", what="get").read() == b"exact"
+    anonymous.close()
+    signed = reader_for(canned)
+    signed.get_object("b", "a//b/../c/", what="get").read()
+    signed.close()
+    assert "authorization" not in HEADERS[0]
+    assert HEADERS[1]["authorization"].startswith("AWS4-HMAC-SHA256 Credential=k/")
+
+
 def test_a_repeated_continuation_token_is_an_error_not_a_loop(canned_reader: S3Reader) -> None:
     with pytest.raises(TransientError, match="repeats a continuation token"):
         list(canned_reader.list_objects("loop", "", what="list"))
-
-
-def test_an_endpoint_that_is_not_http_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="endpoint"):
-        reader_for("ftp//example.com")
 
 
 # --- TLS ----------------------------------------------------------------------------------
