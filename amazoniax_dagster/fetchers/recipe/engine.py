@@ -70,16 +70,25 @@ def run_http(recipe: HttpRecipe, ctx: FetchContext, settings: ClientSettings) ->
 
 def run_step(step: Step, session: Session) -> None:
     paginator = make_paginator(step.paginate, max_pages=session.ctx.limits.max_pages)
+    cursor = session.cursor if step.incremental else None
     received = 0
     hints: list[str] = []
     while True:
-        scope = session.scope(**paginator.variables())
+        start = {"incremental_start": cursor.start_value} if cursor else {}
+        scope = session.scope(**paginator.variables(), **start)
         request = paginator.prepare(session.render_request(step.request, scope))
+        if cursor:
+            request = request.with_params(**cursor.params())
         page = session.send(request)
         page.records = records_of(step, page)
+        past_start = False
         if page.records is not None:
             session.report.records = (session.report.records or 0) + len(page.records)
             received += len(page.records)
+            if cursor:
+                where = f"step {step.name!r}, {page.shown_url}"
+                values = [cursor.value_of(record, where) for record in page.records]
+                past_start = not cursor.observe(values, where)
         if paginator.pages == 0:  # values for later steps come from a step's first page
             session.extracts.update(
                 extract(step.extract, page, session.client.cookies, step=step.name)
@@ -87,6 +96,8 @@ def run_step(step: Step, session: Session) -> None:
         for save in step.save:
             SAVERS[save.type](save, page, scope, session, step.name)
         more = paginator.advance(page)
+        if more and past_start and cursor and cursor.spec.row_order == "desc":
+            more, paginator.stop_reason = False, "reached records before the checkpoint"
         if not more:
             hints = _unfollowed(step, page, received, request)
         session.release(page)
