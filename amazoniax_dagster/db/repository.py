@@ -13,6 +13,7 @@ from typing import Any
 
 from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
 from amazoniax_dagster.core.sealing import SecretCipher
+from amazoniax_dagster.db.checkpoints import CheckpointsMixin
 from amazoniax_dagster.db.delivery_history import DeliveryHistoryMixin
 from amazoniax_dagster.db.fetcher_versions import FetcherRegistryMixin
 from amazoniax_dagster.db.operator_views import OperatorViewsMixin
@@ -33,7 +34,7 @@ _JOB_COLUMNS = (
 )
 
 
-class FetcherDB(FetcherRegistryMixin, DeliveryHistoryMixin, OperatorViewsMixin):
+class FetcherDB(FetcherRegistryMixin, DeliveryHistoryMixin, OperatorViewsMixin, CheckpointsMixin):
     def __init__(self, url: str, cipher: SecretCipher, *, pool_size: int = 5) -> None:
         self.url = url  # holds the password: never log it
         self.database = Database(url, pool_size=pool_size)
