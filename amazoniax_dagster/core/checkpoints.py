@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-CursorType = Literal["timestamp", "id"]
-CURSOR_TYPES: tuple[CursorType, ...] = ("timestamp", "id")
+CursorType = Literal["timestamp", "id", "page"]
+CURSOR_TYPES: tuple[CursorType, ...] = ("timestamp", "id", "page")
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The greatest cursor value a successful job saw, as the records carry it."""
+    """The greatest cursor value a successful job saw, as the records carry it (for ``page``:
+    the last page number or offset that had records)."""
 
     cursor_type: str  # one of CURSOR_TYPES
     value: str

@@ -1,12 +1,15 @@
 """Incremental recipes run by the engine against a real local site: a paged feed stops at the
 first page with entries before the checkpoint, an RSS feed keeps entries after it by their
-published date, a newest-first API stops paging at the checkpoint (``row_order: desc``)."""
+published date, a newest-first API stops paging at the checkpoint (``row_order: desc``), and
+page cursors resume an append-only list at its last page (by number or by offset)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from amazoniax_dagster.core.checkpoints import Checkpoint
 from tests.integration.recipe_sites import SiteState
@@ -81,3 +84,33 @@ def test_a_newest_first_api_stops_paging_at_the_checkpoint(
     assert report.checkpoint == Checkpoint("id", "5")
     assert report.metadata["steps"]["items"]["stopped"] == "reached records before the checkpoint"
     assert report.metadata["incremental"]["records_after_start"] == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "paginate", "hits", "checkpoint"),
+    [
+        ("/pages", "{type: page_number, param: page}", 4, "3"),
+        ("/offset", "{type: offset, param: offset, limit: 2, limit_param: limit}", 3, "4"),
+    ],
+)
+def test_a_page_cursor_resumes_at_the_last_page_that_had_records(
+    tmp_path: Path,
+    origin: str,
+    state: SiteState,
+    path: str,
+    paginate: str,
+    hits: int,
+    checkpoint: str,
+) -> None:
+    recipe = http_recipe(
+        f"  - name: items\n    request: {{url: {path}}}\n    records: items\n"
+        f"    paginate: {paginate}\n    incremental: {{cursor_type: page}}\n"
+        "    save: [{type: body}]\n"
+    )
+    first = run(recipe, context(tmp_path / "1", origin))
+    assert state.hits[path] == hits and first.checkpoint == Checkpoint("page", checkpoint)
+
+    ctx = replace(context(tmp_path / "2", origin), checkpoint=first.checkpoint)
+    again = run(recipe, ctx)
+    assert [r["id"] for r in records(ctx, again)] == [5], "only the last page is read again"
+    assert again.checkpoint == first.checkpoint and again.incremental

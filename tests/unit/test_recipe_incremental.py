@@ -41,9 +41,11 @@ def test_an_incremental_step_loads_and_matches_the_published_schema() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (STEP % "{cursor_path: a, cursor_type: page}", "steps[0].incremental.cursor_type"),
+        (STEP % "{cursor_type: month}", "steps[0].incremental.cursor_type"),
+        (STEP % "{cursor_path: a, cursor_type: page}", "a page cursor is the paginator's"),
+        (STEP % "{cursor_type: page}", "a page cursor needs page_number or offset"),
         (STEP % "{cursor_path: a, initial_value: '${extract.x}'}", "initial_value: templates"),
-        (STEP % "{start_param: since}", "steps[0].incremental.cursor_path"),
+        (STEP % "{start_param: since}", "a timestamp cursor needs cursor_path"),
         (STEP.replace("    records: items\n", "") % "{cursor_path: a}", "needs records"),
         (
             (STEP % "{cursor_path: a}").replace("/api/changes", "'/x?s=${incremental.start_value}'")

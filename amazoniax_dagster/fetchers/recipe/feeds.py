@@ -94,7 +94,7 @@ def after_checkpoint(
     placed), a date that does not parse is a changed feed."""
     if cursor is None:
         return entries
-    field = cursor.spec.cursor_path
+    field = cursor.spec.cursor_path or "updated"
     dated = [entry for entry in entries if entry.get(field)]
     cursor.observe([entry[field] for entry in dated], f"feed {where}")
     return [e for e in entries if not e.get(field) or cursor.is_newer(e[field], where)]

@@ -10,7 +10,9 @@ the job stores it only when it succeeds::
     (or initial_value)                                                   (on success only)
 
 Values are kept as the records carry them (the API gets its own format back) and compared as
-timestamps (ISO 8601, RFC 2822, epoch seconds) or ids (numbers, else text).
+timestamps (ISO 8601, RFC 2822, epoch seconds) or ids (numbers, else text). A ``page``
+cursor needs no record field: for an append-only list paged by number or offset, the
+checkpoint is the last page that had records, and the next job's paging starts there.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from amazoniax_dagster.core.checkpoints import Checkpoint, CursorType
 from amazoniax_dagster.core.errors import ConfigError, SiteChangedError
@@ -36,9 +38,11 @@ _MILLIS_FROM = 10**10
 class Incremental(Model):
     """Only records after the checkpoint: ``{cursor_path: updated_at, start_param: since}``."""
 
-    cursor_path: JsonPath = Field(description="the growing field of each record (feeds: updated)")
+    cursor_path: JsonPath | None = Field(
+        default=None, description="the growing field of each record (feeds: updated)"
+    )
     cursor_type: CursorType = Field(
-        default="timestamp", description="compare values as timestamps or as ids"
+        default="timestamp", description="timestamps, ids, or the page (number or offset)"
     )
     start_param: str | None = Field(
         default=None, description="query parameter that carries the start value"
@@ -49,6 +53,18 @@ class Incremental(Model):
     row_order: Literal["asc", "desc"] | None = Field(
         default=None, description="desc: stop paging at the first record not after the start"
     )
+
+    @model_validator(mode="after")
+    def _cursor_source(self) -> Incremental:
+        if self.cursor_type == "page":
+            if self.cursor_path or self.start_param or self.row_order:
+                raise ValueError(
+                    "a page cursor is the paginator's position: no cursor_path, start_param "
+                    "or row_order"
+                )
+        elif self.cursor_path is None:
+            raise ValueError(f"a {self.cursor_type} cursor needs cursor_path")
+        return self
 
 
 def timestamp(value: Any) -> datetime:
@@ -77,7 +93,18 @@ def identifier(value: Any) -> tuple[int, Any]:
     return (0, float(text)) if _NUMBER.fullmatch(text) else (1, text)
 
 
-SORT_KEYS: dict[str, Callable[[Any], Any]] = {"timestamp": timestamp, "id": identifier}
+def position(value: Any) -> int:
+    """A page number or offset."""
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise ValueError(f"{value!r} is not a page number or offset")
+    return int(str(value).strip())
+
+
+SORT_KEYS: dict[str, Callable[[Any], Any]] = {
+    "timestamp": timestamp,
+    "id": identifier,
+    "page": position,
+}
 
 
 def as_text(value: Any) -> str:
@@ -107,8 +134,13 @@ class Cursor:
             return {}
         return {self.spec.start_param: self.start_value}
 
+    @property
+    def by_page(self) -> bool:
+        return self.spec.cursor_type == "page"
+
     def value_of(self, record: Any, where: str) -> Any:
-        found = jsonpath.find(record, self.spec.cursor_path) if isinstance(record, dict) else None
+        path = self.spec.cursor_path or ""
+        found = jsonpath.find(record, path) if isinstance(record, dict) else None
         if found is None or found is jsonpath.MISSING:
             raise SiteChangedError(
                 f"{where}: a record has no cursor value at {self.spec.cursor_path!r} "
@@ -168,4 +200,12 @@ class Cursor:
             ) from None
 
 
-__all__ = ["SORT_KEYS", "Cursor", "Incremental", "as_text", "identifier", "timestamp"]
+__all__ = [
+    "SORT_KEYS",
+    "Cursor",
+    "Incremental",
+    "as_text",
+    "identifier",
+    "position",
+    "timestamp",
+]

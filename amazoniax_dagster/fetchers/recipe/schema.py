@@ -415,6 +415,9 @@ def _step_problems(steps: list[Step]) -> list[str]:
             problems += _incremental_problems(f"{where}.incremental", step.incremental)
             if step.records is None:
                 problems.append(f"{where}.incremental: needs records (the list the cursor is in)")
+            paged = isinstance(step.paginate, PageNumberPaginate | OffsetPaginate)
+            if step.incremental.cursor_type == "page" and not paged:
+                problems.append(f"{where}.incremental: a page cursor needs page_number or offset")
         extracted.update(step.extract)
         paginate = step.paginate
         stops = (step.records, *(_stop_paths(paginate) if paginate else ()))
