@@ -29,13 +29,11 @@ class CheckpointsMixin:
         return Checkpoint(*row) if row else None
 
     def save_checkpoint(self, channel_id: str, checkpoint: Checkpoint, *, job_id: str) -> None:
-        """Store ``checkpoint`` as written by ``job_id`` (call it only when the job succeeded)."""
+        """Store ``checkpoint`` as written by ``job_id`` (jobs store theirs with
+        ``finish_job``, in the transaction that marks them succeeded)."""
         with self._transaction("store the channel checkpoint") as s:
             s.execute(
-                "INSERT INTO channel_checkpoints (channel_id, cursor_type, value, job_id)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (channel_id) DO UPDATE SET"
-                " cursor_type = EXCLUDED.cursor_type, value = EXCLUDED.value,"
-                " job_id = EXCLUDED.job_id, updated_at = now()",
+                _UPSERT + " VALUES (%s, %s, %s, %s)" + _ON_CONFLICT,
                 (channel_id, checkpoint.cursor_type, checkpoint.value, job_id),
             )
 
@@ -49,4 +47,20 @@ class CheckpointsMixin:
         return row is not None
 
 
-__all__ = ["CheckpointsMixin"]
+def store_for_job(s: Sql, job_id: str, checkpoint: Checkpoint) -> None:
+    """Store ``checkpoint`` for the channel of ``job_id``, inside the caller's transaction."""
+    s.execute(
+        _UPSERT
+        + " SELECT channel_id, %s, %s, job_id FROM job_runs WHERE job_id = %s"
+        + _ON_CONFLICT,
+        (checkpoint.cursor_type, checkpoint.value, job_id),
+    )
+
+
+_UPSERT = "INSERT INTO channel_checkpoints (channel_id, cursor_type, value, job_id)"
+_ON_CONFLICT = (
+    " ON CONFLICT (channel_id) DO UPDATE SET cursor_type = EXCLUDED.cursor_type,"
+    " value = EXCLUDED.value, job_id = EXCLUDED.job_id, updated_at = now()"
+)
+
+__all__ = ["CheckpointsMixin", "store_for_job"]

@@ -93,11 +93,9 @@ def fetch_site(
                 "fetch_warnings": len(report.warnings),
             }
             | checkpoint_metadata(checkpoint, report),
+            # Stored with the job's success, never by a failed or killed job.
+            checkpoint=report.checkpoint if report.checkpoint != checkpoint else None,
         )
-    # sync_source has marked the job succeeded: only now may the checkpoint advance.
-    if report.checkpoint is not None and report.checkpoint != checkpoint:
-        services.db.save_checkpoint(request.channel_id, report.checkpoint, job_id=request.job_id)
-        log.info("checkpoint of channel %s now %s", request.channel_id, report.checkpoint.value)
     return result
 
 
