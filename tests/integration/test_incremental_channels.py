@@ -1,6 +1,7 @@
 """An API channel with a timestamp checkpoint, on the real stack: the first job fetches
 everything, the next asks only for records after the checkpoint, a failed job leaves the
-checkpoint where it was, and the checkpoint shows in the ``channel_files`` materialization."""
+checkpoint where it was, and the checkpoint shows in the ``channel_files`` materialization
+and in ``amazoniax channels checkpoint``, which can also reset it."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import pytest
 from amazoniax_dagster.core.checkpoints import Checkpoint
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.devstack.demo_sites import RunningSite, serve
+from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from tests.integration.changes_site import ChangesSite
 from tests.integration.harness import Harness
+from tests.integration.test_cli import invoke
 from tests.integration.test_web_channels import publisher, run
 
 __all__ = ["publisher"]  # the fixture, used by name
@@ -73,7 +76,11 @@ def materialized(harness: Harness, run_id: str) -> dict[str, Any]:
 
 
 def test_a_timestamp_checkpoint_advances_only_when_a_job_succeeds(
-    site: RunningSite, publisher: Any, harness: Harness, fetcher_db: FetcherDB
+    site: RunningSite,
+    publisher: Any,
+    harness: Harness,
+    fetcher_db: FetcherDB,
+    stack: StackEndpoints,
 ) -> None:
     publisher(site, RECIPE)
     channel = f"ch-{uuid.uuid4().hex[:8]}"
@@ -119,3 +126,9 @@ def test_a_timestamp_checkpoint_advances_only_when_a_job_succeeds(
     third = Checkpoint("timestamp", site.ground_truth()[-1]["updated_at"])
     assert fetcher_db.checkpoint(channel) == third
     assert materialized(harness, run4.run_id)["checkpoint_started_after"] == second.value
+
+    # The operator sees it, and can make the next job start from the beginning.
+    shown_by_cli = invoke(["channels", "checkpoint", channel], stack.env())
+    assert shown_by_cli.output.strip() == f"{channel}: timestamp {third.value}"
+    reset = invoke(["channels", "checkpoint", channel, "--reset"], stack.env())
+    assert reset.exit_code == 0 and fetcher_db.checkpoint(channel) is None
