@@ -133,6 +133,11 @@ def make_app(state: SiteState) -> Starlette:
         page = int(request.query_params.get("page", "1"))
         return JSONResponse({"items": ITEMS[(page - 1) * 2 : page * 2]})
 
+    async def newest(request: Request) -> Response:
+        count(request)
+        page = int(request.query_params.get("page", "1"))
+        return JSONResponse({"items": ITEMS[::-1][(page - 1) * 2 : page * 2]})
+
     async def offsets(request: Request) -> Response:
         count(request)
         offset = int(request.query_params["offset"])
@@ -159,8 +164,8 @@ def make_app(state: SiteState) -> Starlette:
         count(request)
         page = int(request.query_params.get("page", "1"))
         entries = "".join(
-            f"<entry><id>urn:e{n}</id><title>Entry {n}</title><updated>2026-01-01T00:00:00Z"
-            f"</updated><link href='/news/{n}'/></entry>"
+            f"<entry><id>urn:e{n}</id><title>Entry {n}</title><updated>2026-01-{20 - n:02d}"
+            f"T00:00:00Z</updated><link href='/news/{n}'/></entry>"
             for n in range((page - 1) * 2 + 1, page * 2 + 1)
         )
         following = f"<link rel='next' href='/paged.atom?page={page + 1}'/>" if page < 3 else ""
@@ -253,6 +258,7 @@ def make_app(state: SiteState) -> Starlette:
             Route("/reports", reports),
             Route("/files/{name}", files),
             Route("/pages", pages),
+            Route("/newest", newest),
             Route("/offset", offsets),
             Route("/linked", linked),
             Route("/next-url", next_url),
