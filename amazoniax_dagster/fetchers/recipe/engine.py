@@ -128,7 +128,8 @@ def observe(cursor: Cursor, step: Step, page: Page, variables: dict[str, Any]) -
 def _unfollowed(step: Step, page: Page, received: int, request: PreparedRequest) -> list[str]:
     """Signs of more data on a step's last page (a full page counts only without paginate)."""
     params = {**dict(httpx.URL(request.url).params), **request.params}
-    return more_hints(page, received, params if step.paginate is None else {})
+    paginated = step.paginate is not None
+    return more_hints(page, received, {} if paginated else params, paginated=paginated)
 
 
 def records_of(step: Step, page: Page) -> list[Any] | None:
