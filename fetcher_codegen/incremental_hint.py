@@ -29,17 +29,20 @@ def propose(
     query: Mapping[str, str], records: Sequence[Mapping[str, Any]]
 ) -> dict[str, str] | None:
     """The ``incremental`` spec for a step, or None when the capture shows no such cursor."""
-    param = next((name for name in query if SINCE_PARAM.fullmatch(name)), None)
-    field = next(
-        (f for f in CURSOR_FIELDS if records and all(_is_time(r.get(f)) for r in records)), None
-    )
+    # A value from a paginator or an extract moves each page: that is paging, not a start.
+    param = next((n for n in query if SINCE_PARAM.fullmatch(n) and _static(query[n])), None)
+    fields = (f for f in CURSOR_FIELDS if records and all(_is_time(r.get(f)) for r in records))
+    field = next(fields, None)
     if param is None or field is None:
         return None
-    spec = {"cursor_path": field, "start_param": param}
-    value = query[param]
-    if {expr.root for expr in expressions(value)} <= _STATIC_ROOTS:
-        spec["initial_value"] = value  # the first job asks from where the capture asked
-    return spec
+    # The first job asks from where the capture asked (a date of the window, or that moment).
+    return {"cursor_path": field, "start_param": param, "initial_value": query[param]}
+
+
+def _static(value: str) -> bool:
+    """A template of the run's own values, or a literal moment (what the engine can send)."""
+    roots = {expr.root for expr in expressions(value)}
+    return roots <= _STATIC_ROOTS if roots else _is_time(value)
 
 
 def _is_time(value: Any) -> bool:

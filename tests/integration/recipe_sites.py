@@ -35,12 +35,14 @@ ITEMS = [{"id": n, "name": f"item {n}"} for n in range(1, 6)]
 @dataclass
 class SiteState:
     hits: Counter[str] = field(default_factory=Counter)
+    queries: list[dict[str, str]] = field(default_factory=list)  # each request's query
     sessions: set[str] = field(default_factory=set)
     issued_tokens: list[str] = field(default_factory=list)
     csrf: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def reset(self) -> None:
         self.hits.clear()
+        self.queries.clear()
         self.sessions.clear()
         self.issued_tokens.clear()
 
@@ -53,6 +55,7 @@ async def form_of(request: Request) -> dict[str, str]:
 def make_app(state: SiteState) -> Starlette:
     def count(request: Request) -> None:
         state.hits[request.url.path] += 1
+        state.queries.append(dict(request.query_params))
 
     async def bearer_items(request: Request) -> Response:
         count(request)

@@ -80,6 +80,7 @@ def test_a_newest_first_api_stops_paging_at_the_checkpoint(
     ctx = replace(context(tmp_path, origin), checkpoint=Checkpoint("id", "3"))
     report = run(recipe, ctx)
     assert state.hits["/newest"] == 2, "the page holding id 3 is the last one asked"
+    assert [q["after"] for q in state.queries] == ["3", "3"]  # ${incremental.start_value}
     assert [r["id"] for r in records(ctx, report)] == [5, 4, 3, 2]
     assert report.checkpoint == Checkpoint("id", "5")
     assert report.metadata["steps"]["items"]["stopped"] == "reached records before the checkpoint"

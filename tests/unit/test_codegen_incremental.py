@@ -46,5 +46,7 @@ def test_no_proposal_without_both_a_since_parameter_and_timestamped_records() ->
     assert propose({"from": "2026-03-01"}, records) is None  # a window, not a change cursor
     assert propose({"since": "2026-03-01"}, [{"id": "1", "updated_at": "soon"}]) is None
     assert propose({"since": "2026-03-01"}, [{"id": "1", "updated": "7"}]) is None
-    spec = propose({"since": "${extract.last}"}, records)
-    assert spec == {"cursor_path": "updated_at", "start_param": "since"}  # not static: no initial
+    # A since parameter the paginator or an earlier step fills is paging, not a start.
+    assert propose({"since": "${cursor}"}, records) is None
+    assert propose({"updated_after": "${extract.last}"}, records) is None
+    assert propose({"since": "last-week"}, records) is None  # no moment the engine could send

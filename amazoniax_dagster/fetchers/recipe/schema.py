@@ -11,7 +11,6 @@ at load time. Regenerate the published schema with
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,6 +25,7 @@ from pydantic import (
 )
 
 from amazoniax_dagster.core.errors import ConfigError
+from amazoniax_dagster.fetchers.recipe.date_range import DateRange
 from amazoniax_dagster.fetchers.recipe.fields import (
     JsonPath,
     Model,
@@ -40,7 +40,6 @@ from amazoniax_dagster.fetchers.recipe.fields import (
 from amazoniax_dagster.fetchers.recipe.incremental import Incremental
 from amazoniax_dagster.fetchers.recipe.templating import (
     SAVE_NAME_ROOTS,
-    DateWindow,
     expressions,
     template_strings,
 )
@@ -287,33 +286,6 @@ class Step(Model):
         request = self.request.model_dump(by_alias=True, exclude={"method"})
         names = [s.name for s in self.save if isinstance(s, SaveBody) and s.name]
         return template_strings(request) + names
-
-
-# --- date windows ----------------------------------------------------------------------------
-
-
-class DateRange(Model):
-    """``{last_days: 7}`` (the 7 days up to the run date) or ``{from: ..., to: ...}``."""
-
-    last_days: Annotated[int, Field(ge=0, le=3660)] | None = None
-    from_: date | None = Field(default=None, alias="from")
-    to: date | None = None
-
-    @model_validator(mode="after")
-    def _one_form(self) -> DateRange:
-        if (self.last_days is None) == (self.from_ is None):
-            raise ValueError("set either last_days or from (with an optional to)")
-        if self.last_days is not None and self.to is not None:
-            raise ValueError("'to' goes with 'from', not with last_days")
-        if self.from_ is not None and self.to is not None and self.to < self.from_:
-            raise ValueError("'to' is before 'from'")
-        return self
-
-    def window(self, run_date: date) -> DateWindow:
-        if self.last_days is not None:
-            return DateWindow(run_date - timedelta(days=self.last_days), run_date)
-        assert self.from_ is not None  # the validator guarantees one form
-        return DateWindow(self.from_, self.to or run_date)
 
 
 # --- recipes ---------------------------------------------------------------------------------

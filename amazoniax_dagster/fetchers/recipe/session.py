@@ -23,6 +23,7 @@ from amazoniax_dagster.core.errors import ConfigError
 from amazoniax_dagster.core.redaction import Redactor
 from amazoniax_dagster.fetchers.base import FetchContext, FetchedFile, FetchReport
 from amazoniax_dagster.fetchers.recipe.auth import AuthStrategy, make_auth
+from amazoniax_dagster.fetchers.recipe.date_range import DateRange
 from amazoniax_dagster.fetchers.recipe.files import (
     OutputFolder,
     extension_for,
@@ -40,7 +41,6 @@ from amazoniax_dagster.fetchers.recipe.http import (
 from amazoniax_dagster.fetchers.recipe.incremental import Cursor
 from amazoniax_dagster.fetchers.recipe.paginators import Paginator
 from amazoniax_dagster.fetchers.recipe.schema import (
-    DateRange,
     FeedRecipe,
     HttpRecipe,
     RequestSpec,
