@@ -24,9 +24,13 @@ COLUMNS = (
 )
 # One loader per channel at a time: a batch's new rows are found, then COPYed straight in.
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+# One probe of the unique index per key (LIMIT keeps the planner from scanning the channel).
 EXISTING = """
-SELECT external_id, content_hash FROM unified_items
-WHERE source_type = %s AND source_name = %s AND external_id = ANY(%s)
+SELECT k.external_id, u.content_hash FROM unnest(%s::text[]) AS k(external_id)
+CROSS JOIN LATERAL (
+    SELECT content_hash FROM unified_items
+    WHERE source_type = %s AND source_name = %s AND external_id = k.external_id LIMIT 1
+) AS u
 """
 # Changed rows are COPYed into a session-local staging table, then updated in one statement.
 STAGE = (
@@ -175,7 +179,7 @@ class _Sender:
 
     def flush(self, pending: dict[str, tuple[str, str]]) -> tuple[int, int, int]:
         """Write one batch (external_id -> (COPY row, hash)): (inserted, updated, unchanged)."""
-        self.cur.execute(EXISTING, (self.source_type, self.source_name, list(pending)))
+        self.cur.execute(EXISTING, (list(pending), self.source_type, self.source_name))
         stored = dict(self.cur.fetchall())
         new = [row for key, (row, _) in pending.items() if key not in stored]
         changed = [
