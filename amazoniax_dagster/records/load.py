@@ -52,7 +52,12 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 def _cell(value: object) -> str:
     if value is None:
         return "\\N"
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return _text_cell(value.isoformat() if hasattr(value, "isoformat") else str(value))
+
+
+def _text_cell(text: str | None) -> str:
+    if text is None:
+        return "\\N"
     if "\\" not in text and text.isprintable():  # no tab, newline, CR or NUL: as it is
         return text
     return text.replace("\x00", "").translate(_ESCAPES)
@@ -60,14 +65,15 @@ def _cell(value: object) -> str:
 
 def _row(fixed: str, item: Item, tail: str) -> str:
     """``item`` as a line of COPY text; its JSON body has no raw tab or newline to escape."""
+    published = item.published_at
     return "\t".join(
         (
             fixed,
-            _cell(item.external_id),
-            _cell(item.title),
-            _cell(item.content),
-            _cell(item.url),
-            _cell(item.published_at),
+            _text_cell(item.external_id),
+            _text_cell(item.title),
+            _text_cell(item.content),
+            _text_cell(item.url),
+            "\\N" if published is None else published.isoformat(),
             item.body.decode().replace("\\", "\\\\"),
             item.content_hash,
             tail,
