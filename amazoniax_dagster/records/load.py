@@ -24,9 +24,13 @@ COLUMNS = (
 )
 # One loader per channel at a time: a batch's new rows are found, then COPYed straight in.
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+# One probe of the unique index per key (LIMIT keeps the planner from scanning the channel).
 EXISTING = """
-SELECT external_id, content_hash FROM unified_items
-WHERE source_type = %s AND source_name = %s AND external_id = ANY(%s)
+SELECT k.external_id, u.content_hash FROM unnest(%s::text[]) AS k(external_id)
+CROSS JOIN LATERAL (
+    SELECT content_hash FROM unified_items
+    WHERE source_type = %s AND source_name = %s AND external_id = k.external_id LIMIT 1
+) AS u
 """
 # Changed rows are COPYed into a session-local staging table, then updated in one statement.
 STAGE = (
@@ -48,7 +52,12 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 def _cell(value: object) -> str:
     if value is None:
         return "\\N"
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return _text_cell(value.isoformat() if hasattr(value, "isoformat") else str(value))
+
+
+def _text_cell(text: str | None) -> str:
+    if text is None:
+        return "\\N"
     if "\\" not in text and text.isprintable():  # no tab, newline, CR or NUL: as it is
         return text
     return text.replace("\x00", "").translate(_ESCAPES)
@@ -56,14 +65,15 @@ def _cell(value: object) -> str:
 
 def _row(fixed: str, item: Item, tail: str) -> str:
     """``item`` as a line of COPY text; its JSON body has no raw tab or newline to escape."""
+    published = item.published_at
     return "\t".join(
         (
             fixed,
-            _cell(item.external_id),
-            _cell(item.title),
-            _cell(item.content),
-            _cell(item.url),
-            _cell(item.published_at),
+            _text_cell(item.external_id),
+            _text_cell(item.title),
+            _text_cell(item.content),
+            _text_cell(item.url),
+            "\\N" if published is None else published.isoformat(),
             item.body.decode().replace("\\", "\\\\"),
             item.content_hash,
             tail,
@@ -175,7 +185,7 @@ class _Sender:
 
     def flush(self, pending: dict[str, tuple[str, str]]) -> tuple[int, int, int]:
         """Write one batch (external_id -> (COPY row, hash)): (inserted, updated, unchanged)."""
-        self.cur.execute(EXISTING, (self.source_type, self.source_name, list(pending)))
+        self.cur.execute(EXISTING, (list(pending), self.source_type, self.source_name))
         stored = dict(self.cur.fetchall())
         new = [row for key, (row, _) in pending.items() if key not in stored]
         changed = [

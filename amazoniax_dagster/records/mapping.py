@@ -44,6 +44,7 @@ DETECT: dict[str, tuple[str, ...]] = {
     ),
 }
 MAX_TEXT = 1_000_000
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 # A record shape (its keys in order) -> where each field is detected; shapes kept per mapper.
 MAX_SHAPES = 1024
 
@@ -169,7 +170,7 @@ def parse_time(value: Any) -> datetime | None:
         seconds = value / 1000 if abs(value) > 1e11 else value
         return datetime.fromtimestamp(seconds, UTC)
     text = str(value).strip()
-    if re.fullmatch(r"-?\d+(\.\d+)?", text):
+    if _NUMBER.fullmatch(text):
         return parse_time(float(text))
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
