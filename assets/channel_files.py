@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from amazoniax_dagster.shell import tags
-from amazoniax_dagster.shell.partitions import channels_partitions
+from amazoniax_dagster.core import run_tags
 from assets.checks import CHECK_SPECS, check_results
 from assets.job_services import job_services
+from assets.partitions import channels_partitions
 from resources import (
     FetcherDBResource,
     FetcherRepoResource,
@@ -50,9 +50,9 @@ def channel_files(
     from amazoniax_dagster.jobs.services import JobRequest
 
     request = JobRequest(
-        job_id=tags.job_id_for_run(context.run.tags, context.run.run_id),
+        job_id=run_tags.job_id_for_run(context.run.tags, context.run.run_id),
         channel_id=context.partition_key,
-        flow=Flow(context.run.tags.get(tags.FLOW, Flow.EXISTING)),
+        flow=Flow(context.run.tags.get(run_tags.FLOW, Flow.EXISTING)),
         run_id=context.run.run_id,
     )
     services = job_services(

@@ -7,8 +7,8 @@ stopped half-way is finished by the next one.
 
 import dagster as dg
 
-from amazoniax_dagster.shell.partitions import channels_partitions
 from assets.channel_files import channel_files
+from assets.partitions import channels_partitions
 from resources import FetcherDBResource, OutputBucketResource
 
 ALL_LOADED = "every_record_loaded_or_counted"

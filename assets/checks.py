@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from amazoniax_dagster.shell.partitions import channels_partitions
+from assets.partitions import channels_partitions
 
 if TYPE_CHECKING:
     from amazoniax_dagster.sync.engine import SyncResult

@@ -14,11 +14,11 @@ import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from amazoniax_dagster.api.app import ApiSettings, create_app
 from amazoniax_dagster.clients.output_bucket import OutputSettings
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.devstack.ports import free_port
+from amazoniax_dagster.records.api.app import ApiSettings, create_app
 from amazoniax_dagster.records.load import Counts, upsert
 from amazoniax_dagster.records.mapping import RecordMapping, to_item
 

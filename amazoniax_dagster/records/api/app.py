@@ -15,9 +15,9 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from amazoniax_dagster.api import health, queries
 from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings
 from amazoniax_dagster.db.pg import Database
+from amazoniax_dagster.records.api import health, queries
 
 
 @dataclass(frozen=True)
