@@ -5,6 +5,11 @@ Requests go through obstore (Rust ``object_store``, the GIL released while it wo
 files are one PUT; large files are multipart uploads whose parts the sync engine hands over
 while it is still downloading (:meth:`OutputBucket.start_upload`), and which are completed or
 dropped when the file's hash decides.
+
+obstore retries a failed request itself (``make_store``: 3 times, within 60 s) and reports
+nothing about a retry that then succeeded, so the job's ``retries`` count leaves those out.
+They are not turned off to make them countable: a multipart upload is one ``put`` over the
+part stream, so a part that failed once would restart the whole file.
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
 """Customer S3 buckets: ListObjectsV2 and GetObject, signed by botocore, sent by botocore's
 urllib3 session, with the channel's own settings only.
 
-Why not a boto3 client: measured on SeaweedFS (``bench/s3_client_ab.py``, bench/README.md) a
-boto3 GET costs ~1.3 ms of CPU against ~0.5 ms here, and parsing a 10,000-key listing 0.6 s
-against 0.07 s; in the 2-core sync benchmark that is the difference against rclone. What is
-ours is only the request line and reading two XML shapes; signing (SigV4), connection pooling,
-TLS, proxies and network errors are botocore's.
+A boto3 client took more than twice the CPU per GET and four times per listed key
+(``bench/s3_client_ab.py``; figures in docs/performance.md). Only the URL and the two XML
+replies (listing, error) are ours; signing (SigV4), connection pooling, TLS, proxies and
+network errors are botocore's.
 
-Nothing is read from the process's AWS settings (no credential chain, no ``AWS_PROFILE``, no
-``AWS_ENDPOINT_URL``): a customer's store never gets the process's identity. Keys are listed
-with ``encoding-type=url`` and unquoted here, so control characters, ``//`` and a trailing
-``/`` arrive byte for byte; GETs send the exact key. Each request is sent once: the job's
-``RetryPolicy`` is the one retry layer, so the channel's ``max_simple_retries`` bounds every
-request and the job's ``retries`` counts every re-send. Errors leave translated.
+Nothing of the process's AWS identity or endpoint is used (no credential chain, profile,
+config file or ``AWS_ENDPOINT_URL``): a customer's store never gets the process's identity.
+The deployment's network settings do apply: ``AWS_CA_BUNDLE`` and the proxy variables.
+
+Keys are listed with ``encoding-type=url`` and unquoted here, so control characters, ``//``
+and a trailing ``/`` arrive byte for byte; GETs send the exact key. Each request is sent once:
+the job's ``RetryPolicy`` is the one retry layer, so the channel's ``max_simple_retries``
+bounds every request and the job's ``retries`` counts every re-send. Errors leave translated.
 """
 
 from __future__ import annotations
