@@ -106,7 +106,10 @@ class ApiExplorer(Browsing):
             if records is None or not records.count:
                 return
             accepted = None
-            for probe in next_page_probes(current.url, body, records.count, documented)[:4]:
+            probes = next_page_probes(
+                current.url, body, records.count, documented, records.items[-1]
+            )
+            for probe in probes[:6]:
                 reply = self.fetch(probe.url, headers=headers)
                 if not 200 <= reply.status < 300:
                     continue

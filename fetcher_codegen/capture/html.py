@@ -1,12 +1,17 @@
-"""Exploring HTML pages: fetch feed and file links, click "next", scroll, and follow links that
-look like data pages when nothing was found."""
+"""Exploring HTML pages: fetch feed and file links, submit a search form that shows no results
+yet, click "next", scroll, and follow links that look like data pages when nothing was found."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from fetcher_codegen.capture.browsing import Browsing
-from fetcher_codegen.capture_scripts import DATA_LINKS_JS, FIND_NEXT_JS, next_selector
+from fetcher_codegen.capture_scripts import (
+    DATA_LINKS_JS,
+    FIND_NEXT_JS,
+    FIND_SEARCH_FORM_JS,
+    next_selector,
+)
 from fetcher_codegen.har import Entry
 from fetcher_codegen.probes import data_link_score
 from fetcher_codegen.records import find_records
@@ -15,6 +20,8 @@ from fetcher_codegen.records import find_records
 class HtmlExplorer(Browsing):
     def explore_html(self) -> None:
         self.follow_data_links()
+        if not self.data_seen():
+            self.submit_search_form()
         self.click_next()
         self.scroll()
         if not self.data_seen():
@@ -46,6 +53,23 @@ class HtmlExplorer(Browsing):
         if wanted:
             self.step("follow links", f"fetched {len(wanted)} feed/file links")
         return len(wanted)
+
+    def submit_search_form(self) -> None:
+        """A page with a search or filter form and no records yet: submit it with the defaults
+        the page gives, as a person asking for "everything" would (GET forms only)."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            found = self.page.evaluate(FIND_SEARCH_FORM_JS)
+            if not found:
+                return
+            self.page.locator("[data-amazoniax-submit]").first.click()
+            self.page.wait_for_load_state("load")
+        except PlaywrightError as exc:
+            self.warn(f"submitting the search form failed: {exc.message}")
+            return
+        self.settle()
+        self.step("submit form", f"submitted the form with its defaults ({found.get('label')!r})")
 
     def click_next(self) -> None:
         from playwright.sync_api import Error as PlaywrightError

@@ -1,10 +1,10 @@
 """Signs in a response that the site has more data than the page brought.
 
 The last page a step fetched is read for them (the recipe reached the site's own end only when
-it shows none): ``hasNextPage``/``has_more`` true, a next URL or cursor, a ``Link`` rel=next
-header, a ``total`` above the records the step received, or a page as full as the size it asked
-for. Names follow the common API conventions; nested ``pageInfo``/``meta``/``links`` objects
-are searched a few levels down.
+it shows none): ``hasNextPage``/``has_more`` true, a next URL or cursor, a next page number,
+a ``Link`` rel=next header, a ``total`` above the records the step received, a page count above
+the current page, or a page as full as the size it asked for. Names follow the common API
+conventions; nested ``pageInfo``/``meta``/``links`` objects are searched a few levels down.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ _NEXT = re.compile(
     r"next_?page_?token|continuation(_?token)?)$",
     re.IGNORECASE,
 )
+_NEXT_NUMBER = re.compile(r"^next_?page(_?(number|no|num))?$", re.IGNORECASE)
+_TOTAL_PAGES = re.compile(
+    r"^(total_?pages|page_?count|num_?pages|last_?page|pages)$", re.IGNORECASE
+)
+_CURRENT_PAGE = re.compile(r"^(page|current_?page|page_?number)$", re.IGNORECASE)
 _TOTAL = re.compile(r"^(total|total_?count|total_?results|total_?items|count)$", re.IGNORECASE)
 _SIZE = re.compile(
     r"^(limit|per_?page|page_?size|size|max_?results|take|items_?per_page|first)$", re.IGNORECASE
@@ -46,11 +51,17 @@ def more_hints(page: Page, received: int, params: Mapping[str, str]) -> list[str
     if "next" in page.links:
         hints.append("a Link header rel=next")
     data = _json_or_none(page)
-    for name, value in _fields(data):
+    fields = list(_fields(data))
+    current = next((v for n, v in fields if _CURRENT_PAGE.match(n) and _is_int(v)), None)
+    for name, value in fields:
         if _HAS_MORE.match(name) and value is True:
             hints.append(f"{name} is true")
         elif _NEXT.match(name) and isinstance(value, str) and value.strip():
             hints.append(f"{name} is set")
+        elif _NEXT_NUMBER.match(name) and _is_int(value) and value > 0:
+            hints.append(f"{name} is {value}")
+        elif _TOTAL_PAGES.match(name) and _is_int(value) and value > (current or 1):
+            hints.append(f"{name} is {value}, this is page {current or 1}")
         elif _TOTAL.match(name) and isinstance(value, int) and not isinstance(value, bool):
             if page.records is not None and value > received:
                 hints.append(f"{name} is {value}, {received} records received")
@@ -59,6 +70,10 @@ def more_hints(page: Page, received: int, params: Mapping[str, str]) -> list[str
             if _SIZE.match(name) and value.isdigit() and int(value) == len(page.records) > 1:
                 hints.append(f"a full page ({name}={value}) with no page after it")
     return list(dict.fromkeys(hints))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _json_or_none(page: Page) -> Any:
