@@ -10,7 +10,8 @@ fresh folder (``fetcher_codegen.prove.run``, the product's own runners), read th
 records in the files it wrote, by type, and compare them with the site's ``ground_truth()``.
 A site succeeds when every ground-truth id was fetched. Target: at least 7 of 8.
 
-Ids by file type: JSON — every value of a key named ``id``/``guid`` (any depth); CSV — the
+Ids by file type: JSON — every value of a key named ``id``/``guid`` (any depth), and the
+strings of a list of strings; CSV — the
 ``id`` column; XML — ``<guid>``/``<id>`` texts and ``id`` attributes; HTML — ``data-id`` and
 ``data-*-id`` attributes, and every text shown (ids in table cells).
 """
@@ -90,6 +91,8 @@ def _json_ids(data: Any, out: set[str]) -> None:
                 out.add(str(value))
             _json_ids(value, out)
     elif isinstance(data, list):
+        if data and all(isinstance(item, str) for item in data):
+            out.update(data)  # a one-field list: its strings are the records (ids)
         for item in data:
             _json_ids(item, out)
 

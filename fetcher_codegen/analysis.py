@@ -7,7 +7,7 @@ kind and keeps the groups whose bodies hold records (:mod:`fetcher_codegen.recor
   an attachment, or a document the browser opened whose name ends in a data-file extension:
   csv, tsv, json, jsonl, xml, xlsx, zip, pdf, ...);
 * API documentation (the channel's ``api_documentation_path``, OpenAPI/Swagger documents),
-  token replies and login pages are not;
+  token replies, login pages, robots.txt and sitemaps are not;
 * HTML documents count only when nothing else carries records: their records are in the
   markup (repeated blocks), and the data is then read from the rendered pages.
 
@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from amazoniax_dagster.core.messages import WebSourceConfig
+from amazoniax_dagster.fetchers.recipe.sitemaps import read_sitemap
 from fetcher_codegen.har import Entry, Format, Group, group_by_kind, noise_reason
 from fetcher_codegen.pagination import Page
 from fetcher_codegen.probes import DATA_EXTENSIONS
@@ -132,6 +133,8 @@ def _not_data(entry: Entry, config: WebSourceConfig) -> str | None:
         return "API documentation"
     if entry.format == "html" and 'type="password"' in entry.text.replace("'", '"'):
         return "login page"
+    if entry.format != "json" and read_sitemap(entry.text.encode(), entry.url).kind != "none":
+        return "sitemap"
     return None
 
 

@@ -115,7 +115,8 @@ def candidate_from_capture(
     check_recipe(synthesis.kind, synthesis.text)
     synthesized = time.monotonic()
     data = analysis.data or analysis.html_data[:1]
-    expected = expected_values(r for group in data for r in group.records)
+    records = synthesis.records or [r for group in data for r in group.records]
+    expected = expected_values(records)
     proof = prove(synthesis.text, config, expected, policy=policy, run_date=run_date)
     provenance = _provenance(
         capture,

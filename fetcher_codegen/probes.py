@@ -396,7 +396,27 @@ def data_link_score(href: str, text: str) -> int:
     return 0
 
 
+_NAMED_URL = re.compile(
+    r"""(?:https?://[^\s"'<>`]+|(?<![\w.])/[A-Za-z0-9_\-./~%]+(?:\?[^\s"'<>`]*)?)"""
+)
+
+
+def moved_to(text: str | None, base: str) -> list[str]:
+    """Same-site URLs an error reply names ("API v1 is gone; use /api/v2/items?skip=&take="):
+    where the resource went. Parameters named without a value are dropped."""
+    found = []
+    origin = urlsplit(base)[:2]
+    for match in _NAMED_URL.findall(text or ""):
+        parts = urlsplit(urljoin(base, match.rstrip(".,;:)")))
+        if parts[:2] != origin or parts.path == urlsplit(base).path:
+            continue
+        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if v])
+        found.append(urlunsplit((*parts[:3], query, "")))
+    return list(dict.fromkeys(found))
+
+
 __all__ = [
+    "moved_to",
     "DATA_EXTENSIONS",
     "AuthAttempt",
     "Probe",

@@ -137,8 +137,28 @@ def json_records(data: Any) -> Records | None:
         if best is None or score > best[0]:
             best = (score, json_path(parts), flat)
     if best is None:
-        return None
+        return _scalar_records(data)
     return Records("json", best[1], tuple(best[2]))
+
+
+def _scalar_records(data: Any) -> Records | None:
+    """Without object lists: the longest list of distinct strings of one shape with digits
+    (``RPT-0001``, ``RPT-0002``: ids), one record each, its field ``value``."""
+    best: tuple[int, str, list[Record]] | None = None
+    for parts, items in json_lists(data):
+        if len(items) < 2 or not all(isinstance(item, str) and item for item in items):
+            continue
+        shape, alike = Counter(_shape(item) for item in items).most_common(1)[0]
+        if len(set(items)) < len(items) or alike < 0.8 * len(items) or "9" not in shape:
+            continue
+        if best is None or len(items) > best[0]:
+            best = (len(items), json_path(parts), [{"value": item} for item in items])
+    return None if best is None else Records("json", best[1], tuple(best[2]))
+
+
+def _shape(text: str) -> str:
+    """``RPT-0042`` -> ``A-9``: runs of letters and of digits by class, the rest kept."""
+    return re.sub(r"[A-Za-z]+", "A", re.sub(r"\d+", "9", text))
 
 
 # --- CSV -------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@
   ``links`` save on that page's step, keeping the server's file names. A session cookie from
   a login form is ``login_form`` auth; a token from a token endpoint is ``token_endpoint``.
 * Only feeds: a ``feed`` recipe (entries as JSON, and the document itself).
+* Records one page each, on pages the sitemaps list: an ``http`` recipe that reads the
+  sitemaps and downloads the listed pages (:mod:`.synthesize_sitemap`).
 * Records only in rendered pages: a ``browser`` recipe that logs in like the capture did,
   opens the page, pages through it the way the capture did (click next / scroll) and saves
   each page's DOM.
@@ -51,6 +53,7 @@ from fetcher_codegen.synthesize_base import (
     url_template,
 )
 from fetcher_codegen.synthesize_browser import _BrowserBuilder
+from fetcher_codegen.synthesize_sitemap import SitemapBuilder
 
 _BROWSER_ACCEPT = re.compile(r"^(\*/\*|text/html,application/xhtml\+xml.*)$")
 _AUTH_SCHEMES = ("bearer", "token", "jwt")
@@ -62,6 +65,9 @@ def synthesize(analysis: Analysis, capture: Capture, config: WebSourceConfig) ->
         if all(d.format in ("rss", "atom") for d in analysis.data):
             return _FeedBuilder(analysis, capture, config).build()
         return _HttpBuilder(analysis, capture, config).build()
+    sitemap = SitemapBuilder(analysis, capture, config).build()
+    if sitemap is not None:
+        return sitemap
     if analysis.html_data:
         return _BrowserBuilder(analysis, capture, config).build()
     raise NoFetcherError(

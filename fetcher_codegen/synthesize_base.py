@@ -19,6 +19,7 @@ from fetcher_codegen.provenance import (
     Context,
     Source,
 )
+from fetcher_codegen.records import Records
 
 RecipeKind = Literal["http", "feed", "browser"]
 
@@ -32,6 +33,8 @@ class Synthesis:
     recipe: dict[str, Any]
     requests: list[dict[str, Any]] = field(default_factory=list)  # provenance per data kind
     warnings: list[str] = field(default_factory=list)
+    # what the proof looks for when not the analysis' data (records spread over pages)
+    records: list[Records] | None = None
 
     @property
     def text(self) -> str:

@@ -7,7 +7,8 @@ One capture, bounded by :class:`CaptureLimits` (pages, seconds, requests)::
         ──► read the API documentation (api_documentation_path), when there is one
         ──► JSON page: follow its URLs when it is an index; ask for the next page
             HTML page: fetch feed and file links; click "next"/"more" until none; scroll
-            until nothing grows; nothing found: follow links that look like data pages
+            until nothing grows; nothing found: follow links that look like data pages;
+            read the sitemaps (robots.txt, /sitemap.xml, index files) and a few listed pages
         ──► every JSON kind seen once: ask for its next page (probes.next_page_probes)
 
 Each step (a page-level action) leaves a screenshot and the DOM in ``work_dir/steps``. The HAR

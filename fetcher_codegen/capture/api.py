@@ -8,7 +8,13 @@ from urllib.parse import urlsplit
 
 from fetcher_codegen.capture.browsing import Browsing
 from fetcher_codegen.capture.model import Seen
-from fetcher_codegen.probes import auth_attempts, documented_params, json_links, next_page_probes
+from fetcher_codegen.probes import (
+    auth_attempts,
+    documented_params,
+    json_links,
+    moved_to,
+    next_page_probes,
+)
 from fetcher_codegen.records import json_records
 
 
@@ -74,6 +80,8 @@ class ApiExplorer(Browsing):
             if self.authorized is not None:
                 self.explore_json(self.authorized)
             return
+        if start.status >= 400 and self.follow_moved(start):
+            return
         followed = 0
         for probe in json_links(body, start.url, self.limits.max_follow_links):
             if self.time_left() <= 0 or followed >= self.limits.max_follow_links:
@@ -86,6 +94,19 @@ class ApiExplorer(Browsing):
                 self.probe_chain(reply)
         if followed:
             self.step("follow links", f"followed {followed} URLs of the JSON index")
+
+    def follow_moved(self, start: Seen) -> bool:
+        """An error reply that names where the resource went (404/410 "use /api/v2/..."):
+        explore the first named URL that answers with records."""
+        for url in moved_to(start.text, start.url)[:3]:
+            if self.time_left() <= 0 or not self._allowed(url):
+                break
+            reply = self.fetch(url, headers={"accept": "application/json", **self.api_headers})
+            if 200 <= reply.status < 300 and json_records(reply.json()) is not None:
+                self.step("follow moved", f"HTTP {start.status} named {urlsplit(url).path}")
+                self.probe_chain(reply)
+                return True
+        return False
 
     def probe_chain(self, start: Seen) -> None:
         """Ask for the pages after ``start`` until a probe brings nothing new."""

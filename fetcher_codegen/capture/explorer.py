@@ -13,6 +13,7 @@ from amazoniax_dagster.core.redaction import redact_url
 from fetcher_codegen.capture.api import ApiExplorer
 from fetcher_codegen.capture.credentials import PASSWORD_KEYS, USERNAME_KEYS, credential
 from fetcher_codegen.capture.html import HtmlExplorer
+from fetcher_codegen.capture.sitemap import SitemapExplorer
 from fetcher_codegen.capture_scripts import SELECTOR_JS
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 _EXPLORER_SHARE = 0.3  # of the capture's time, kept for the explorer after the agent
 
 
-class Explorer(ApiExplorer, HtmlExplorer):
+class Explorer(ApiExplorer, HtmlExplorer, SitemapExplorer):
     def run(self, agent: AgentDriver | None = None) -> None:
         main = self.open()
         if main is None:
@@ -37,6 +38,7 @@ class Explorer(ApiExplorer, HtmlExplorer):
                 self.explore_json(current)
             else:
                 self.explore_html()
+                self.read_sitemaps()
         self.complete_pagination()
 
     def drive_with(self, agent: AgentDriver) -> bool:
@@ -104,6 +106,7 @@ class Explorer(ApiExplorer, HtmlExplorer):
         if not self.data_seen():
             self.step("agent found no data", "the explorer takes over")
             self.explore_html()
+        self.read_sitemaps()
 
     def login(self) -> None:
         user, password = (

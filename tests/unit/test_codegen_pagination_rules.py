@@ -183,3 +183,15 @@ def test_a_clicked_through_browser_recipe_starts_where_the_clicking_began() -> N
     ]
     assert _pagination_start(hub) == f"{origin}/archive?year=2026"
     assert _pagination_start([step(0, "open", f"{origin}/")]) is None
+
+
+def test_an_error_reply_names_where_the_resource_moved() -> None:
+    from fetcher_codegen.probes import moved_to
+
+    base = "https://shop.test/v1/orders"
+    assert moved_to('{"error": "Gone. See /v3/orders?cursor=&size=20."}', base) == [
+        "https://shop.test/v3/orders?size=20"
+    ]
+    reply = "moved to https://shop.test/new/orders, docs at https://elsewhere.test/x"
+    assert moved_to(reply, base) == ["https://shop.test/new/orders"]
+    assert moved_to("Not found: /v1/orders", base) == []  # itself is not a new place

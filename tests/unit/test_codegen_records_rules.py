@@ -67,3 +67,14 @@ def test_json_assigned_in_an_inline_script_is_read() -> None:
     assert html_records("<script>var rows = [{id: 1, t: 'x'}, {id: 2, t: 'y'}]</script>") is None
     src = f'<script src="/app.js">var rows = {json.dumps(rows)}</script>'
     assert html_records(src) is None
+
+
+def test_a_list_of_id_strings_is_records_and_other_string_lists_are_not() -> None:
+    from fetcher_codegen.records import json_records
+
+    found = json_records({"items": ["AB-7", "AB-12", "AB-130"], "next": 2, "tags": ["x", "y"]})
+    assert found is not None and found.path == "items"
+    assert [r["value"] for r in found.items] == ["AB-7", "AB-12", "AB-130"]
+    assert json_records({"tags": ["red", "green", "blue"]}) is None  # words, not ids
+    assert json_records({"ids": ["A-1", "A-1"]}) is None  # repeated: not one record each
+    assert json_records({"rows": [{"id": "A-1"}], "codes": ["A-1", "A-2"]}).path == "rows"

@@ -36,6 +36,7 @@ from amazoniax_dagster.fetchers.recipe.schema import (
 )
 from amazoniax_dagster.fetchers.recipe.selectors import extract, link_urls
 from amazoniax_dagster.fetchers.recipe.session import ClientSettings, Session
+from amazoniax_dagster.fetchers.recipe.sitemaps import save_sitemap
 from amazoniax_dagster.fetchers.recipe.templating import SAVE_NAME_ROOTS, Scope, render
 
 DEFAULT_BODY_NAME = "${step}_${page}.${ext}"
@@ -158,6 +159,7 @@ def save_links(save: SaveLinks, page: Page, scope: Scope, session: Session, step
 SAVERS: Mapping[str, Callable[[Any, Page, Scope, Session, str], None]] = {
     "body": save_body,
     "links": save_links,
+    "sitemap": save_sitemap,
 }
 # One runner per recipe kind; a new kind (e.g. "browser") adds its runner here.
 RUNNERS: Mapping[str, Callable[[Any, FetchContext, ClientSettings], FetchReport]] = {

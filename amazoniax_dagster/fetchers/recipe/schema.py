@@ -249,7 +249,16 @@ class SaveLinks(Model):
     select: LinkSelector
 
 
-SaveConfig = Annotated[SaveBody | SaveLinks, Field(discriminator="type")]
+class SaveSitemap(_Model):
+    """Download every page the reply's sitemaps list (robots.txt ``Sitemap:`` lines, sitemap
+    index files and sitemaps, read in turn), named after the page's last path segment."""
+
+    type: Literal["sitemap"]
+    pattern: Regex = Field(default=".", description="page URLs that match (re.search)")
+    max_sitemaps: Annotated[int, Field(ge=1)] = Field(default=50, description="documents read")
+
+
+SaveConfig = Annotated[SaveBody | SaveLinks | SaveSitemap, Field(discriminator="type")]
 
 
 class RequestSpec(Model):
