@@ -249,7 +249,7 @@ class SaveLinks(Model):
     select: LinkSelector
 
 
-class SaveSitemap(_Model):
+class SaveSitemap(Model):
     """Download every page the reply's sitemaps list (robots.txt ``Sitemap:`` lines, sitemap
     index files and sitemaps, read in turn), named after the page's last path segment."""
 
