@@ -127,15 +127,14 @@ def submit(
       2  invalid batch or settings: nothing was sent
       3  --timeout passed before every job reported its status
     """
-    from amazoniax_dagster.cli.output import SubmitProgress, make_console, summary_table
-    from amazoniax_dagster.cli.submit import (
-        EXIT_INVALID,
+    from amazoniax_dagster.cli.batch_file import (
         BatchError,
         batch_redactor,
         prepare_batch,
         read_batch_file,
-        submit_jobs,
     )
+    from amazoniax_dagster.cli.output import SubmitProgress, make_console, summary_table
+    from amazoniax_dagster.cli.submit import EXIT_INVALID, submit_jobs
     from amazoniax_dagster.core.errors import AmazoniaxError
 
     settings = _settings(env_file)

@@ -14,18 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from amazoniax_dagster.cli import main as cli
+from amazoniax_dagster.cli.batch_file import BatchError, PreparedJob, prepare_batch
 from amazoniax_dagster.cli.doctor import Check, CheckFailed, CheckResult, DoctorReport, run_checks
 from amazoniax_dagster.cli.job_status import JobsOverview
 from amazoniax_dagster.cli.settings import load_settings, read_env_file
-from amazoniax_dagster.cli.submit import (
-    BatchError,
-    JobProgress,
-    PreparedJob,
-    StatusUpdate,
-    count,
-    prepare_batch,
-    submit_jobs,
-)
+from amazoniax_dagster.cli.submit import JobProgress, StatusUpdate, count, submit_jobs
 from amazoniax_dagster.core.errors import ConfigError, TransientError
 from amazoniax_dagster.db.rows import JobFailure
 
