@@ -325,3 +325,64 @@ def test_https_is_verified_against_the_ca_bundle(
     client = reader_for(url)
     assert list(client.list_objects("b", "", what="list")) == []
     client.close()
+
+
+# --- timeouts and parallel requests -------------------------------------------------------
+
+
+@pytest.fixture()
+def gated() -> Iterator[tuple[str, threading.Barrier, threading.Event]]:
+    """A server whose GETs answer only once four of them wait together (``/b/together``), or
+    never (``/b/silent``: until the test ends)."""
+    barrier, release = threading.Barrier(4, timeout=20), threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path == "/b/silent":
+                release.wait()
+                return
+            try:
+                barrier.wait()
+                status, body = 200, b"together"
+            except threading.BrokenBarrierError:
+                status, body = 500, b""
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", barrier, release
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_one_reader_serves_the_engines_parallel_gets(
+    gated: tuple[str, threading.Barrier, threading.Event],
+) -> None:
+    url, _, _ = gated
+    client = reader_for(url, max_connections=4)
+    with ThreadPoolExecutor(4) as pool:
+        bodies = list(
+            pool.map(lambda _: client.get_object("b", "together", what="g").read(), "abcd")
+        )
+    client.close()
+    assert bodies == [b"together"] * 4  # four requests in flight at once on one reader
+
+
+def test_a_silent_server_fails_after_the_configured_timeout(
+    gated: tuple[str, threading.Barrier, threading.Event],
+) -> None:
+    url, _, _ = gated
+    client = reader_for(url, timeout_seconds=0.5)
+    with pytest.raises(TransientError, match="ReadTimeoutError"):
+        client.get_object("b", "silent", what="get")
+    client.close()
