@@ -37,9 +37,10 @@ async ({url, method, headers, form}) => {
 """
 FIND_NEXT_JS = """
 () => {
-  // "Next", "Next page »", "Older posts →": the words, then at most a few arrows or signs
-  const words = new RegExp("^(?:(?:next|next page|more|load more|show more|see more|"
-    + "view more|more results|older|older posts|older entries)[^\\\\p{L}\\\\p{N}]{0,3}"
+  // "Next", "Next page »", "Older invoices →": the words (next/older/earlier and at most two
+  // more words), then at most a few arrows or signs
+  const words = new RegExp("^(?:(?:(?:next|older|earlier)(?:\\\\s+[\\\\p{L}-]+){0,2}|more|"
+    + "load more|show more|see more|view more|more results)[^\\\\p{L}\\\\p{N}]{0,3}"
     + "|[›»>→]{1,2})$", "iu");
   // "More offers", "Load more jobs", "Show 20 more": a short label built around "more"
   const moreWords = /^((load|show|see|view|get)\\s+)?(\\d+\\s+)?more(\\s+[\\w-]+){0,2}$/i;
