@@ -61,7 +61,9 @@ FIND_NEXT_JS = """
   document.querySelectorAll("[data-amazoniax-next]")
     .forEach((e) => e.removeAttribute("data-amazoniax-next"));
   const all = [...document.querySelectorAll(
-    "a[href], button, [role=button], input[type=button], input[type=submit]")]
+    "a[href], button, [role=button], input[type=button], input[type=submit], "
+    // controls a script makes clickable: a link target in a data attribute, an onclick
+    + "[data-href], [data-url], [data-next], [data-next-url], [onclick]")]
     .filter((el) => visible(el) && local(el) && !el.closest("form[method=post]"));
   const rules = [
     ["rel", (el) => /(^|\\s)next(\\s|$)/i.test(el.getAttribute("rel") || "")],

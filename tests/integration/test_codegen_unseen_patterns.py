@@ -5,7 +5,7 @@ rules were fixed on other shapes: a separate holdout of five sites). Covered: a 
 body names under ``pagination``, ``hasMore`` with keyset paging by the last id, a filter form
 that shows results only once submitted, and a blog whose first page is ``/`` while the next
 ones are ``/page/N``; a retired URL whose 410 names its successor, records that are bare id
-strings, and an "Earlier entries »" link.
+strings, an "Earlier entries »" link, and a "Next page" ``<span>`` a script makes clickable.
 """
 
 from __future__ import annotations
@@ -156,6 +156,24 @@ def journal(path: str, query: dict[str, str]) -> Reply:
     return _html(f"<main>{items}</main><nav>{earlier if page * 5 < len(ENTRIES) else ''}</nav>")
 
 
+POSTS = [{"id": f"B{i:02d}", "title": f"Board post {i}"} for i in range(1, 14)]
+_GO = "<script>document.querySelectorAll('[data-url]').forEach((e) => e.addEventListener("
+_GO += "'click', () => { location.href = e.dataset.url; }));</script>"
+
+
+def board(path: str, query: dict[str, str]) -> Reply:
+    """A board, 4 posts a page; "Next page" is a ``<span data-url>`` a script makes a link."""
+    if path != "/board":
+        return _html("<p>nothing here</p>", 404)
+    page = int(query.get("page") or 1)
+    items = "".join(
+        f'<li class="post" data-post-id="{p["id"]}">{p["title"]}</li>'
+        for p in POSTS[(page - 1) * 4 : page * 4]
+    )
+    more = f'<span class="go" data-url="/board?page={page + 1}">Next page</span>'
+    return _html(f"<ul>{items}</ul>{more if page * 4 < len(POSTS) else ''}{_GO}")
+
+
 @contextmanager
 def serve(site: Site) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
@@ -216,6 +234,7 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         (parts, "/inventory/v1/parts", PARTS, "id"),
         (codes, "/codes", [{"[]": c} for c in CODES], "[]"),
         (journal, "/journal", ENTRIES, "id"),
+        (board, "/board", POSTS, "id"),
     ],
     ids=[
         "next-page-number",
@@ -225,6 +244,7 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         "retired-url-names-its-successor",
         "bare-id-strings",
         "earlier-entries-link",
+        "script-made-next-control",
     ],
 )
 def test_every_record_of_a_new_shape_is_fetched(
