@@ -77,6 +77,10 @@ def channel_files(
     )
 
 
+# An incremental channel's checkpoint: where the job started, where the next one starts.
+CHECKPOINT_KEYS = ("checkpoint_started_after", "checkpoint")
+
+
 def job_metadata(outcome: "JobOutcome") -> dict[str, Any]:
     """A ``channel_files`` materialization's metadata, the same whichever run did the job.
 
@@ -85,7 +89,7 @@ def job_metadata(outcome: "JobOutcome") -> dict[str, Any]:
     """
     assert outcome.result is not None
     summary = outcome.result.summary()
-    return {
+    metadata = {
         "job_id": outcome.request.job_id,
         "channel": outcome.request.channel_id,
         "s3_output_path": dg.MetadataValue.path(outcome.result.output_uri)
@@ -103,7 +107,10 @@ def job_metadata(outcome: "JobOutcome") -> dict[str, Any]:
         "bytes_downloaded": summary["bytes_downloaded"],
         "duration_seconds": summary["duration_seconds"],
         "retries": summary["retries"],
-    } | _log_link(outcome)
+    }
+    extra = outcome.result.extra
+    checkpoint = {key: extra[key] for key in CHECKPOINT_KEYS if key in extra}
+    return metadata | checkpoint | _log_link(outcome)
 
 
 def job_failure(outcome: "JobOutcome") -> dg.Failure:

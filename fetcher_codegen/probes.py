@@ -46,6 +46,7 @@ _NEXT_PAGE_NUMBER = ("next_page", "nextPage", "next_page_number", "nextPageNumbe
 _CURRENT_PAGE = ("page", "current_page", "currentPage", "page_number", "pageNumber")
 _MORE_FLAGS = (
     "has_more", "hasMore", "has_next", "hasNext", "has_next_page", "hasNextPage", "more",
+    "more_results", "moreResults", "has_more_results", "hasMoreResults",
 )  # fmt: skip
 _TOTAL_PAGES = (
     "total_pages", "totalPages", "pages", "page_count", "pageCount", "last_page", "lastPage",
@@ -301,8 +302,12 @@ class AuthAttempt:
     params: Mapping[str, str] | None = None
 
 
-def auth_attempts(keys: Mapping[str, str]) -> list[AuthAttempt]:
-    """Ways to use ``auth_keys`` on an API that answered 401/403, most specific first."""
+def auth_attempts(
+    keys: Mapping[str, str], *, challenge: str | None = None, refusal: str = ""
+) -> list[AuthAttempt]:
+    """Ways to use ``auth_keys`` on an API that answered 401/403, most specific first: what
+    the refusal asked for (its ``WWW-Authenticate`` scheme, a header its message names), then
+    the common ways."""
     lowered = {k.lower(): (k, v) for k, v in keys.items()}
     attempts: list[AuthAttempt] = []
     token_url = next(
@@ -322,19 +327,63 @@ def auth_attempts(keys: Mapping[str, str]) -> list[AuthAttempt]:
                 },
             )
         )
-    for key, (name, value) in lowered.items():
-        if "url" in key or key in ("client_id", "client_secret") or not value:
-            continue
-        if "token" in key or "bearer" in key or "access" in key:
-            attempts.append(
+    credentials = [
+        (key, name, value)
+        for key, (name, value) in lowered.items()
+        if value and "url" not in key and key not in ("client_id", "client_secret")
+    ]
+    scheme = _challenge_scheme(challenge)
+    named = _named_headers(refusal)
+    asked: list[AuthAttempt] = []
+    for _, name, value in credentials:
+        if scheme:
+            asked.append(
                 AuthAttempt(
-                    f"{name} as a Bearer token", headers={"Authorization": f"Bearer {value}"}
+                    f"{name} with the {scheme} scheme the server asked for",
+                    headers={"Authorization": f"{scheme} {value}"},
                 )
             )
+        for header in named:
+            asked.append(
+                AuthAttempt(
+                    f"{name} in the {header} header the server named", headers={header: value}
+                )
+            )
+    common: list[AuthAttempt] = []
+    for key, name, value in credentials:
+        bearer = AuthAttempt(
+            f"{name} as a Bearer token", headers={"Authorization": f"Bearer {value}"}
+        )
+        if "token" in key or "bearer" in key or "access" in key:
+            common.append(bearer)
         if "key" in key:
-            attempts.append(AuthAttempt(f"{name} as X-API-Key", headers={"X-API-Key": value}))
-            attempts.append(AuthAttempt(f"{name} as a query parameter", params={name: value}))
-    return attempts[:5]
+            common.append(AuthAttempt(f"{name} as X-API-Key", headers={"X-API-Key": value}))
+            common.append(AuthAttempt(f"{name} as a query parameter", params={name: value}))
+            common.append(bearer)
+    return attempts + asked[:4] + common[:5]
+
+
+_NOT_A_SCHEME = frozenset({"basic", "digest", "negotiate", "ntlm"})
+_HEADER_NAME = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+\b")
+
+
+def _challenge_scheme(challenge: str | None) -> str | None:
+    """The scheme of a ``WWW-Authenticate`` challenge a key can answer (``Token``, ``Bearer``)."""
+    scheme = (challenge or "").strip().split(" ", 1)[0].split(",", 1)[0]
+    if not re.fullmatch(r"[A-Za-z][\w.-]*", scheme) or scheme.lower() in _NOT_A_SCHEME:
+        return None
+    return scheme
+
+
+def _named_headers(text: str) -> list[str]:
+    """Header names a refusal's message mentions (``missing X-Api-Token header``)."""
+    found = [
+        name
+        for name in _HEADER_NAME.findall(text[:2000])
+        if re.search(r"key|token|auth", name, re.IGNORECASE)
+        and name.lower() not in ("www-authenticate", "content-type")
+    ]
+    return list(dict.fromkeys(found))[:2]
 
 
 def data_link_score(href: str, text: str) -> int:

@@ -10,6 +10,7 @@ Operating a deployment (settings from AMAZONIAX_* or --env-file):
 amazoniax submit FILE       send a batch of jobs and follow them to the end
 amazoniax channels import   store channels from a registry file (secrets sealed)
 amazoniax channels list     the stored channels (ids and source types only)
+amazoniax channels checkpoint ID [--reset]   a channel's incremental checkpoint
 amazoniax doctor            is every service reachable and set up?
 amazoniax status            jobs by state and the most recent failures
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import click
 
+from amazoniax_dagster.cli.checkpoints import checkpoint
 from amazoniax_dagster.cli.local_stack import dev, stack
 from amazoniax_dagster.cli.options import (
     EXIT_USAGE,
@@ -185,6 +187,9 @@ def submit(
 @main.group()
 def channels() -> None:
     """The channel registry in the fetcher DB."""
+
+
+channels.add_command(checkpoint)
 
 
 @channels.command("import", short_help="Store channels from a registry file (secrets sealed).")

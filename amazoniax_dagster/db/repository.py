@@ -11,8 +11,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from amazoniax_dagster.core.checkpoints import Checkpoint
 from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
 from amazoniax_dagster.core.sealing import SecretCipher
+from amazoniax_dagster.db.checkpoints import CheckpointsMixin, store_for_job
 from amazoniax_dagster.db.delivery_history import DeliveryHistoryMixin
 from amazoniax_dagster.db.fetcher_versions import FetcherRegistryMixin
 from amazoniax_dagster.db.operator_views import OperatorViewsMixin
@@ -33,7 +35,7 @@ _JOB_COLUMNS = (
 )
 
 
-class FetcherDB(FetcherRegistryMixin, DeliveryHistoryMixin, OperatorViewsMixin):
+class FetcherDB(FetcherRegistryMixin, DeliveryHistoryMixin, OperatorViewsMixin, CheckpointsMixin):
     def __init__(self, url: str, cipher: SecretCipher, *, pool_size: int = 5) -> None:
         self.url = url  # holds the password: never log it
         self.database = Database(url, pool_size=pool_size)
@@ -199,7 +201,10 @@ class FetcherDB(FetcherRegistryMixin, DeliveryHistoryMixin, OperatorViewsMixin):
         message: str,
         metadata: Mapping[str, Any] | None = None,
         s3_output_path: str | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
+        """Record how the job ended; ``checkpoint`` (of a succeeded job) is stored for its
+        channel in the same transaction."""
         values: dict[str, Any] = {
             "status": status,
             "message": message,
@@ -211,6 +216,8 @@ class FetcherDB(FetcherRegistryMixin, DeliveryHistoryMixin, OperatorViewsMixin):
             values["s3_output_path"] = s3_output_path
         with self._transaction("record the job result") as s:
             _update_job(s, job_id, values)
+            if checkpoint is not None:
+                store_for_job(s, job_id, checkpoint)
 
     def mark_published(self, job_id: str, *, parsers: bool = False, status: bool = False) -> None:
         values = {}

@@ -24,7 +24,8 @@ class ApiExplorer(Browsing):
         keys = {k: v.get_secret_value() for k, v in (self.config.auth_keys or {}).items()}
         if main is None or main.status not in (401, 403) or not keys:
             return
-        for attempt in auth_attempts(keys):
+        challenge = main.response_headers.get("www-authenticate")
+        for attempt in auth_attempts(keys, challenge=challenge, refusal=main.text or ""):
             headers = dict(attempt.headers or {})
             if attempt.token_request is not None:
                 fields = dict(attempt.token_request)

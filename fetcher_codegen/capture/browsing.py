@@ -118,6 +118,7 @@ class Browsing:
                 text,
                 request_headers,
                 request.resource_type,
+                {k.lower(): v for k, v in headers.items()},
             )  # fmt: skip
         )
 

@@ -98,6 +98,7 @@ class Seen:
     text: str | None
     request_headers: dict[str, str]
     resource_type: str
+    response_headers: dict[str, str] = field(default_factory=dict)  # lower-case names
 
     def entry(self) -> Entry:
         body = (self.text or "").encode("utf-8")

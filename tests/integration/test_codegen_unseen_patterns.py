@@ -4,8 +4,9 @@ Each site is a few lines of the standard library's HTTP server, written for this
 rules were fixed on other shapes: a separate holdout of five sites). Covered: a page number the
 body names under ``pagination``, ``hasMore`` with keyset paging by the last id, a filter form
 that shows results only once submitted, and a blog whose first page is ``/`` while the next
-ones are ``/page/N``; a retired URL whose 410 names its successor, records that are bare id
-strings, an "Earlier entries »" link, and a "Next page" ``<span>`` a script makes clickable.
+ones are ``/page/N``; a key presented in the scheme only the 401's challenge names; a retired
+URL whose 410 names its successor, records that are bare id strings, an "Earlier entries »"
+link, and a "Next page" ``<span>`` a script makes clickable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import ipaddress
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,11 +34,24 @@ pytestmark = pytest.mark.integration
 
 LOOPBACK = NetworkPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
 Reply = tuple[int, str, bytes]
-Site = Callable[[str, dict[str, str]], Reply]
+Site = Callable[..., Reply]
 
 
 def _json(body: Any, status: int = 200) -> Reply:
     return status, "application/json", json.dumps(body).encode()
+
+
+KEY = "unseen-key-42"
+SHIPMENTS = [{"id": f"SH{i}", "weight": i} for i in range(1, 12)]
+
+
+def shipments(path: str, query: dict[str, str], headers: Mapping[str, str]) -> Reply:
+    """A key in ``Authorization: Key <key>``, a scheme only the 401's challenge names."""
+    if path != "/carrier/shipments":
+        return _json({"error": "not found"}, 404)
+    if headers.get("Authorization") != f"Key {KEY}":
+        return 401, "application/json", b'{"error": "unauthorized"}'
+    return _json({"shipments": SHIPMENTS})
 
 
 def _html(body: str, status: int = 200) -> Reply:
@@ -183,8 +197,13 @@ def serve(site: Site) -> Iterator[str]:
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-            status, content_type, body = site(parts.path, query)
+            if site is shipments:
+                status, content_type, body = site(parts.path, query, self.headers)
+            else:
+                status, content_type, body = site(parts.path, query)
             self.send_response(status)
+            if status == 401:
+                self.send_header("WWW-Authenticate", 'Key realm="carrier"')
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -231,6 +250,7 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         (events, "/audit/events", EVENTS, "uuid"),
         (stores, "/stores", STORES, "id"),
         (notes, "/", NOTES, "id"),
+        (shipments, "/carrier/shipments", SHIPMENTS, "id"),
         (parts, "/inventory/v1/parts", PARTS, "id"),
         (codes, "/codes", [{"[]": c} for c in CODES], "[]"),
         (journal, "/journal", ENTRIES, "id"),
@@ -241,6 +261,7 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         "has-more-keyset",
         "filter-form",
         "blog-first-page-at-root",
+        "auth-scheme-from-the-challenge",
         "retired-url-names-its-successor",
         "bare-id-strings",
         "earlier-entries-link",
@@ -251,8 +272,9 @@ def test_every_record_of_a_new_shape_is_fetched(
     tmp_path: Path, site: Site, path: str, truth: list[dict[str, str]], key: str
 ) -> None:
     with serve(site) as origin:
+        keys = {"auth_keys": {"carrier_key": KEY}} if site is shipments else {}
         config = WebSourceConfig.model_validate(
-            {"url": origin + path, "channel_name": f"unseen {site.__name__}"}
+            {"url": origin + path, "channel_name": f"unseen {site.__name__}", **keys}
         )
         candidate = generate_deterministic(config, tmp_path / "capture", policy=LOOPBACK)
         assert candidate.proof.ok, candidate.proof

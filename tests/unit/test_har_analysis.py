@@ -546,3 +546,21 @@ def test_summary_is_compact_and_redacted(tmp_path: Path) -> None:
     assert "tok-AbC123xyz" not in text and "cs-secret-9876" not in text
     assert "records at 'results': 3, 3 per response" in text
     assert "query offset = —, 3" in text and "1 static asset" in text
+
+
+def test_auth_attempts_answer_what_the_refusal_asked_for() -> None:
+    keys = {"secret_token": "s3"}
+    asked = auth_attempts(keys, challenge='ApiKey realm="partners"', refusal="")
+    assert asked[0].headers == {"Authorization": "ApiKey s3"}
+    named = auth_attempts(keys, refusal='{"message": "Api-Key header required"}')
+    assert named[0].headers == {"Api-Key": "s3"}
+    # a Basic challenge is for a user and a password, not a key: the common ways only
+    basic = auth_attempts(keys, challenge='Basic realm="x"', refusal="Unauthorized")
+    assert basic[0].headers == {"Authorization": "Bearer s3"}
+    # a plain "api_key" is also tried as a Bearer token, after the key-shaped ways
+    plain = auth_attempts({"api_key": "k"})
+    assert [a.why for a in plain] == [
+        "api_key as X-API-Key",
+        "api_key as a query parameter",
+        "api_key as a Bearer token",
+    ]
