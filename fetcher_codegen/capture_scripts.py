@@ -37,9 +37,10 @@ async ({url, method, headers, form}) => {
 """
 FIND_NEXT_JS = """
 () => {
-  // "Next", "Next page »", "Older posts →": the words, then at most a few arrows or signs
-  const words = new RegExp("^(?:(?:next|next page|more|load more|show more|see more|"
-    + "view more|more results|older|older posts|older entries)[^\\\\p{L}\\\\p{N}]{0,3}"
+  // "Next", "Next page »", "Older invoices →": the words (next/older/earlier and at most two
+  // more words), then at most a few arrows or signs
+  const words = new RegExp("^(?:(?:(?:next|older|earlier)(?:\\\\s+[\\\\p{L}-]+){0,2}|more|"
+    + "load more|show more|see more|view more|more results)[^\\\\p{L}\\\\p{N}]{0,3}"
     + "|[›»>→]{1,2})$", "iu");
   // "More offers", "Load more jobs", "Show 20 more": a short label built around "more"
   const moreWords = /^((load|show|see|view|get)\\s+)?(\\d+\\s+)?more(\\s+[\\w-]+){0,2}$/i;
@@ -60,7 +61,9 @@ FIND_NEXT_JS = """
   document.querySelectorAll("[data-amazoniax-next]")
     .forEach((e) => e.removeAttribute("data-amazoniax-next"));
   const all = [...document.querySelectorAll(
-    "a[href], button, [role=button], input[type=button], input[type=submit]")]
+    "a[href], button, [role=button], input[type=button], input[type=submit], "
+    // controls a script makes clickable: a link target in a data attribute, an onclick
+    + "[data-href], [data-url], [data-next], [data-next-url], [onclick]")]
     .filter((el) => visible(el) && local(el) && !el.closest("form[method=post]"));
   const rules = [
     ["rel", (el) => /(^|\\s)next(\\s|$)/i.test(el.getAttribute("rel") || "")],

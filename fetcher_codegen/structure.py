@@ -2,7 +2,8 @@
 
 Validation compares a candidate fetcher's files with a channel's history by these features,
 not by bytes: records change every day, their shape does not. JSON and XML are reduced to
-their key/element paths (array positions collapsed), CSV to its header, HTML to its
+their key/element paths (array positions collapsed; JSON also keeps key names and values, which
+survive a redesign around the same records), CSV to its header, HTML to its
 landmarks (repeated ``tag.class`` blocks, ids, headings) plus the words and numbers of its
 visible text and data-* attributes, so a
 markup change that keeps the data still shares the text, and a page that lost its data
@@ -22,6 +23,7 @@ from html.parser import HTMLParser
 _DIGITS = re.compile(r"\d+")
 _HEXISH = re.compile(r"[0-9a-f]{12,}", re.IGNORECASE)
 _MAX_BYTES = 4 * 1024 * 1024  # a signature needs the head of a file, not all of it
+_MAX_VALUES = 5000  # JSON scalar values kept per file
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Signature:
     features: frozenset[str]
     # Secondary features: visible text (HTML), cell values (CSV), key names (JSON).
     text: frozenset[str] = frozenset()
+    values: frozenset[str] = frozenset()  # JSON scalar values: the data itself
 
 
 def name_shape(path: str) -> str:
@@ -52,9 +55,10 @@ def signature(name: str, data: bytes) -> Signature:
     if suffix in ("json", "jsonl", "ndjson") or stripped[:1] in ("{", "["):
         parsed = _json_features(text)
         if parsed is not None:
-            # Key names wherever they sit: a renamed wrapper keeps the records' own keys.
-            keys = frozenset(p.rsplit(".", 1)[-1].removesuffix("[]") for p in parsed)
-            return Signature("json", parsed, keys)
+            # Key names wherever they sit: a renamed wrapper keeps the records' own keys; and
+            # the values: an API redesigned around the same records keeps its data.
+            keys = frozenset(p.rsplit(".", 1)[-1].removesuffix("[]") for p in parsed[0])
+            return Signature("json", parsed[0], keys, parsed[1])
     if suffix in ("csv", "tsv"):
         return _csv_signature(text, "\t" if suffix == "tsv" else ",")
     if suffix in ("html", "htm") or stripped[:15].lower().startswith(("<!doctype html", "<html")):
@@ -67,7 +71,8 @@ def signature(name: str, data: bytes) -> Signature:
     return Signature("text", frozenset({suffix}), lines)
 
 
-def _json_features(text: str) -> frozenset[str] | None:
+def _json_features(text: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The key paths and the scalar values (strings and numbers of 2+ characters)."""
     try:
         values = [json.loads(text)]
     except json.JSONDecodeError:
@@ -76,22 +81,27 @@ def _json_features(text: str) -> frozenset[str] | None:
         except json.JSONDecodeError:
             return None
     paths: set[str] = set()
+    scalars: set[str] = set()
     for value in values:
-        _walk(value, "$", paths, depth=0)
-    return frozenset(paths)
+        _walk(value, "$", paths, scalars, depth=0)
+    return frozenset(paths), frozenset(scalars)
 
 
-def _walk(value: object, path: str, out: set[str], depth: int) -> None:
+def _walk(value: object, path: str, out: set[str], scalars: set[str], depth: int) -> None:
     if depth > 6 or len(out) > 2000:
         return
     if isinstance(value, dict):
         for key, item in value.items():
             child = f"{path}.{key}"
             out.add(child)
-            _walk(item, child, out, depth + 1)
+            _walk(item, child, out, scalars, depth + 1)
     elif isinstance(value, list):
-        for item in value[:20]:
-            _walk(item, f"{path}[]", out, depth + 1)
+        for item in value[:1000]:
+            _walk(item, f"{path}[]", out, scalars, depth + 1)
+    elif isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = str(value).strip()
+        if len(text) >= 2 and len(scalars) < _MAX_VALUES:
+            scalars.add(text)
 
 
 def _csv_signature(text: str, delimiter: str) -> Signature:

@@ -195,6 +195,7 @@ def _union(signatures: Iterable[Signature]) -> Signature:
         found[0].kind,
         frozenset().union(*(s.features for s in found)),
         frozenset().union(*(s.text for s in found)),
+        frozenset().union(*(s.values for s in found)),
     )
 
 
@@ -202,6 +203,9 @@ def _score(new: Signature, old: Signature) -> float:
     if old.text and not new.text:
         return 0.0  # the data is gone: a CSV with only its header, a page without text
     shape = similarity(new.features, old.features)
+    if new.values and old.values:
+        # An API redesigned around the same records (new keys, new paging) keeps the values.
+        shape = max(shape, similarity(new.values, old.values))
     if new.text or old.text:
         # Markup, columns or wrappers may change while the data stays: either may match.
         return max(shape, similarity(new.text, old.text))

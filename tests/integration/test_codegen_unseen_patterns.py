@@ -4,7 +4,9 @@ Each site is a few lines of the standard library's HTTP server, written for this
 rules were fixed on other shapes: a separate holdout of five sites). Covered: a page number the
 body names under ``pagination``, ``hasMore`` with keyset paging by the last id, a filter form
 that shows results only once submitted, and a blog whose first page is ``/`` while the next
-ones are ``/page/N``, and a key presented in the scheme only the 401's challenge names.
+ones are ``/page/N``; a key presented in the scheme only the 401's challenge names; a retired
+URL whose 410 names its successor, records that are bare id strings, an "Earlier entries »"
+link, and a "Next page" ``<span>`` a script makes clickable.
 """
 
 from __future__ import annotations
@@ -123,6 +125,69 @@ def notes(path: str, query: dict[str, str]) -> Reply:
     return _html(f'<section class="notes">{posts}</section><footer>{older}</footer>')
 
 
+PARTS = [{"id": f"P-{i}", "name": f"Part {i}"} for i in range(1, 21)]
+
+
+def parts(path: str, query: dict[str, str]) -> Reply:
+    """``/inventory/v1/parts`` is retired (410, the reply names ``/inventory/v3/parts``), which
+    echoes ``page``/``per_page`` and a ``total``."""
+    if path == "/inventory/v1/parts":
+        return _json({"error": "retired; use /inventory/v3/parts?page=&per_page= instead"}, 410)
+    if path != "/inventory/v3/parts":
+        return _json({"error": "not found"}, 404)
+    page, size = int(query.get("page") or 1), int(query.get("per_page") or 6)
+    chunk = PARTS[(page - 1) * size : page * size]
+    return _json({"parts": chunk, "page": page, "per_page": size, "total": len(PARTS)})
+
+
+CODES = [f"ZX-{n}" for n in range(100, 3000, 137)]
+
+
+def codes(path: str, query: dict[str, str]) -> Reply:
+    """``{"codes": ["ZX-100", ...], "next": "/codes?page=2" | null}``: records are bare ids."""
+    if path != "/codes":
+        return _json({"error": "not found"}, 404)
+    page = int(query.get("page") or 1)
+    more = page * 8 < len(CODES)
+    body = {"codes": CODES[(page - 1) * 8 : page * 8], "next": f"/codes?page={page + 1}"}
+    return _json(body if more else {**body, "next": None})
+
+
+ENTRIES = [{"id": f"E{i:02d}", "title": f"Log entry {i}"} for i in range(1, 17)]
+
+
+def journal(path: str, query: dict[str, str]) -> Reply:
+    """A journal, 5 entries a page, paged by an "Earlier entries »" link."""
+    if path != "/journal":
+        return _html("<p>nothing here</p>", 404)
+    page = int(query.get("p") or 1)
+    chunk = ENTRIES[(page - 1) * 5 : page * 5]
+    items = "".join(
+        f'<article class="entry" data-entry-id="{e["id"]}"><h3>{e["title"]}</h3></article>'
+        for e in chunk
+    )
+    earlier = f'<a href="/journal?p={page + 1}">Earlier entries »</a>'
+    return _html(f"<main>{items}</main><nav>{earlier if page * 5 < len(ENTRIES) else ''}</nav>")
+
+
+POSTS = [{"id": f"B{i:02d}", "title": f"Board post {i}"} for i in range(1, 14)]
+_GO = "<script>document.querySelectorAll('[data-url]').forEach((e) => e.addEventListener("
+_GO += "'click', () => { location.href = e.dataset.url; }));</script>"
+
+
+def board(path: str, query: dict[str, str]) -> Reply:
+    """A board, 4 posts a page; "Next page" is a ``<span data-url>`` a script makes a link."""
+    if path != "/board":
+        return _html("<p>nothing here</p>", 404)
+    page = int(query.get("page") or 1)
+    items = "".join(
+        f'<li class="post" data-post-id="{p["id"]}">{p["title"]}</li>'
+        for p in POSTS[(page - 1) * 4 : page * 4]
+    )
+    more = f'<span class="go" data-url="/board?page={page + 1}">Next page</span>'
+    return _html(f"<ul>{items}</ul>{more if page * 4 < len(POSTS) else ''}{_GO}")
+
+
 @contextmanager
 def serve(site: Site) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
@@ -165,6 +230,8 @@ def fetched_ids(out: Path, key: str) -> set[str]:
                     found.add(v)
                 walk(v)
         elif isinstance(value, list):
+            if key == "[]":  # records that are bare strings
+                found.update(v for v in value if isinstance(v, str))
             for v in value:
                 walk(v)
 
@@ -184,6 +251,10 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         (stores, "/stores", STORES, "id"),
         (notes, "/", NOTES, "id"),
         (shipments, "/carrier/shipments", SHIPMENTS, "id"),
+        (parts, "/inventory/v1/parts", PARTS, "id"),
+        (codes, "/codes", [{"[]": c} for c in CODES], "[]"),
+        (journal, "/journal", ENTRIES, "id"),
+        (board, "/board", POSTS, "id"),
     ],
     ids=[
         "next-page-number",
@@ -191,6 +262,10 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         "filter-form",
         "blog-first-page-at-root",
         "auth-scheme-from-the-challenge",
+        "retired-url-names-its-successor",
+        "bare-id-strings",
+        "earlier-entries-link",
+        "script-made-next-control",
     ],
 )
 def test_every_record_of_a_new_shape_is_fetched(

@@ -152,3 +152,21 @@ def test_a_failed_proof_says_how_many_values_were_missing() -> None:
     candidate = Candidate("example.com", "http", "", {"proof": proof.describe(), "attempts": 3})
     with pytest.raises(FetcherCodeError, match=r"\(27 of 37 record values missing, 3 attempts\)"):
         fail_proof(candidate)
+
+
+def test_an_api_redesigned_around_the_same_records_passes_and_losing_them_fails() -> None:
+    old = [{"sku": f"SKU-{i}", "title": f"Chair {i}", "price": 40 + i} for i in range(30)]
+    history = _window({f"chairs_{n}.json": json.dumps(old[n * 10 : n * 10 + 10]).encode()
+                       for n in range(3)}, [3])  # fmt: skip
+    # v2: an envelope with other key names, bare values where objects were
+    redesigned = {
+        f"catalog_{n}.json": json.dumps(
+            {"result": {"rows": [[r["sku"], r["title"], r["price"]] for r in old[n * 10 :][:10]]},
+             "cursor": f"c{n + 1}"}
+        ).encode()
+        for n in range(3)
+    }  # fmt: skip
+    assert compare("c1", redesigned, history, SETTINGS).checks["structure"] is True
+    emptied = {f"catalog_{n}.json": b'{"result": {"rows": []}, "cursor": null}' for n in range(3)}
+    verdict = compare("c1", emptied, history, SETTINGS)
+    assert verdict.checks["structure"] is False and not verdict.passed
