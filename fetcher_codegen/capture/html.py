@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from fetcher_codegen.capture.browsing import Browsing
+from fetcher_codegen.capture.detail import DetailExplorer
 from fetcher_codegen.capture_scripts import (
     DATA_LINKS_JS,
     FIND_NEXT_JS,
@@ -17,9 +17,10 @@ from fetcher_codegen.probes import data_link_score
 from fetcher_codegen.records import find_records
 
 
-class HtmlExplorer(Browsing):
+class HtmlExplorer(DetailExplorer):
     def explore_html(self) -> None:
-        self.follow_data_links()
+        if not self.follow_data_links():
+            self.follow_detail_pages()
         if not self.data_seen():
             self.submit_search_form()
         self.click_next()

@@ -242,11 +242,26 @@ class SaveBody(Model):
     name: NameTemplate | None = Field(default=None, description="default ${step}_${page}.${ext}")
 
 
+class FollowPages(Model):
+    """What to take from each page a ``links`` save opens (a list's detail pages)."""
+
+    select: LinkSelector | None = Field(default=None, description="data-file links to download")
+    save_page: bool = Field(default=False, description="also keep each detail page itself")
+
+    @model_validator(mode="after")
+    def _takes_something(self) -> FollowPages:
+        if self.select is None and not self.save_page:
+            raise ValueError("follow needs a select, save_page: true, or both")
+        return self
+
+
 class SaveLinks(Model):
-    """Download every linked file, named as the server names it."""
+    """Download every linked file, named as the server names it; with ``follow``, the links
+    are pages on the same host (a list's items): open each and take what ``follow`` says."""
 
     type: Literal["links"]
     select: LinkSelector
+    follow: FollowPages | None = None
 
 
 SaveConfig = Annotated[SaveBody | SaveLinks, Field(discriminator="type")]
