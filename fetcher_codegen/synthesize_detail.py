@@ -1,0 +1,106 @@
+"""List -> detail page -> data file: files the capture fetched from a list's detail pages
+become one ``links`` save with ``follow`` on the list page's step (the engine opens every item
+the list selects, not only the few the capture opened)."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from amazoniax_dagster.fetchers.recipe.selectors import scan_html
+from fetcher_codegen.analysis import DataGroup
+from fetcher_codegen.capture.detail import file_links
+from fetcher_codegen.har import Entry
+from fetcher_codegen.probes import DATA_EXTENSIONS
+
+if TYPE_CHECKING:
+    from fetcher_codegen.synthesize import _HttpBuilder
+
+
+def _page_links(entry: Entry) -> set[str]:
+    urls = (urljoin(entry.url, href.strip()) for href in scan_html(entry.text).links)
+    return {url.split("#")[0] for url in urls}
+
+
+def _html_pages(entries: Sequence[Entry], before: int) -> list[Entry]:
+    return [
+        e
+        for e in entries[:before]
+        if e.method == "GET" and 200 <= e.status < 300 and e.format == "html"
+    ]
+
+
+def detail_plan(entries: Sequence[Entry], files: Sequence[Entry]) -> tuple[Entry, set[str]] | None:
+    """The list page and the detail pages that link ``files`` (≥ 2 detail pages, all linked
+    from that one list page); None when the files are not reached that way."""
+    details: dict[str, Entry] = {}
+    for file in files:
+        url = file.url.split("#")[0]
+        pages = reversed(_html_pages(entries, file.index))
+        page = next((p for p in pages if url in file_links(p.text, p.url)), None)
+        if page is None:
+            return None
+        details[page.url.split("#")[0]] = page
+    if len(details) < 2:
+        return None
+    first = min(page.index for page in details.values())
+    for candidate in reversed(_html_pages(entries, first)):
+        if set(details) <= _page_links(candidate) and candidate.url not in details:
+            return candidate, set(details)
+    return None
+
+
+def item_selector(details: set[str]) -> dict[str, Any] | None:
+    """``html_links`` for the list's items: hrefs under the detail pages' common parent path."""
+    parents = {posixpath.dirname(urlsplit(url).path.rstrip("/")) for url in details}
+    if len(parents) != 1:
+        return None
+    parent = parents.pop().rstrip("/") + "/"
+    return {"type": "html_links", "pattern": re.escape(parent) + r"[^/?#]+/?(\?|#|$)"}
+
+
+def file_selector(details: Sequence[Entry]) -> dict[str, Any]:
+    """``html_links`` for every data-file kind the detail pages link (optional per page)."""
+    kinds = {
+        ext.lstrip(".")
+        for page in details
+        for url in file_links(page.text, page.url)
+        for ext in DATA_EXTENSIONS
+        if urlsplit(url).path.lower().endswith(ext)
+    }
+    pattern = r"\.(" + "|".join(re.escape(k) for k in sorted(kinds)) + r")(\?|#|$)"
+    return {"type": "html_links", "pattern": pattern, "required": False}
+
+
+def follow_details(builder: _HttpBuilder, data: DataGroup) -> bool:
+    """A ``links`` save with ``follow`` on the list page's step when ``data``'s files came from
+    a list's detail pages; True when they did (a second kind of file there is covered too)."""
+    entries = builder.analysis.entries
+    files = [e for e in data.entries if 200 <= e.status < 300]
+    if not files or (found := detail_plan(entries, files)) is None:
+        return False
+    listing, details = found
+    if details <= builder.detail_pages:
+        return True  # the same detail pages' save already takes every file kind they link
+    select = item_selector(details)
+    if select is None:
+        return False
+    pages = [e for e in entries if e.url.split("#")[0] in details]
+    step = builder._dependency(listing.index, 0)
+    save = {"type": "links", "select": select, "follow": {"select": file_selector(pages)}}
+    step.setdefault("save", []).append(save)
+    builder.detail_pages |= details
+    detail = f"files linked from the detail pages that {listing.method} {listing.path} lists"
+    builder.requests.append(
+        {
+            **builder.data_provenance(data, None),
+            "values": [{"slot": "url", "kind": "extract", "detail": detail}],
+        }
+    )
+    return True
+
+
+__all__ = ["detail_plan", "file_selector", "follow_details", "item_selector"]
