@@ -12,7 +12,7 @@ from urllib.parse import urljoin, urlsplit
 
 from amazoniax_dagster.fetchers.recipe.selectors import scan_html
 from fetcher_codegen.analysis import DataGroup
-from fetcher_codegen.capture.detail import file_links
+from fetcher_codegen.capture.detail import MIN_ITEMS, file_links
 from fetcher_codegen.har import Entry
 from fetcher_codegen.probes import DATA_EXTENSIONS
 
@@ -34,8 +34,8 @@ def _html_pages(entries: Sequence[Entry], before: int) -> list[Entry]:
 
 
 def detail_plan(entries: Sequence[Entry], files: Sequence[Entry]) -> tuple[Entry, set[str]] | None:
-    """The list page and the detail pages that link ``files`` (≥ 2 detail pages, all linked
-    from that one list page); None when the files are not reached that way."""
+    """The list page and its item links (≥ 3 under the parent path of the detail pages that
+    link ``files``); None when the files are not reached that way."""
     details: dict[str, Entry] = {}
     for file in files:
         url = file.url.split("#")[0]
@@ -44,18 +44,26 @@ def detail_plan(entries: Sequence[Entry], files: Sequence[Entry]) -> tuple[Entry
         if page is None:
             return None
         details[page.url.split("#")[0]] = page
-    if len(details) < 2:
+    parents = {_parent(url) for url in details}
+    if len(parents) != 1:
         return None
+    parent = parents.pop()
     first = min(page.index for page in details.values())
     for candidate in reversed(_html_pages(entries, first)):
-        if set(details) <= _page_links(candidate) and candidate.url not in details:
-            return candidate, set(details)
+        links = _page_links(candidate)
+        items = {url for url in links if _parent(url) == parent and urlsplit(url).path != parent}
+        if set(details) <= items and len(items) >= MIN_ITEMS and candidate.url not in items:
+            return candidate, items
     return None
+
+
+def _parent(url: str) -> str:
+    return posixpath.dirname(urlsplit(url).path.rstrip("/"))
 
 
 def item_selector(details: set[str]) -> dict[str, Any] | None:
     """``html_links`` for the list's items: hrefs under the detail pages' common parent path."""
-    parents = {posixpath.dirname(urlsplit(url).path.rstrip("/")) for url in details}
+    parents = {_parent(url) for url in details}
     if len(parents) != 1:
         return None
     parent = parents.pop().rstrip("/") + "/"
@@ -82,17 +90,17 @@ def follow_details(builder: _HttpBuilder, data: DataGroup) -> bool:
     files = [e for e in data.entries if 200 <= e.status < 300]
     if not files or (found := detail_plan(entries, files)) is None:
         return False
-    listing, details = found
-    if details <= builder.detail_pages:
+    listing, items = found
+    if items <= builder.detail_pages:
         return True  # the same detail pages' save already takes every file kind they link
-    select = item_selector(details)
+    select = item_selector(items)
     if select is None:
         return False
-    pages = [e for e in entries if e.url.split("#")[0] in details]
+    pages = [e for e in entries if e.url.split("#")[0] in items]
     step = builder._dependency(listing.index, 0)
     save = {"type": "links", "select": select, "follow": {"select": file_selector(pages)}}
     step.setdefault("save", []).append(save)
-    builder.detail_pages |= details
+    builder.detail_pages |= items
     detail = f"files linked from the detail pages that {listing.method} {listing.path} lists"
     builder.requests.append(
         {

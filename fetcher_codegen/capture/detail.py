@@ -11,6 +11,7 @@ from urllib.parse import urljoin, urlsplit
 
 from amazoniax_dagster.fetchers.recipe.selectors import scan_html
 from fetcher_codegen.capture.browsing import Browsing
+from fetcher_codegen.har import Entry
 from fetcher_codegen.probes import data_link_score
 
 MIN_ITEMS = 3  # links in a group before it counts as a list's items
@@ -65,6 +66,12 @@ def file_links(html: str, base: str) -> list[str]:
     )
 
 
+def linked_files(entries: Sequence[Entry]) -> set[str]:
+    """Data-file URLs that the capture's HTML pages link (fetched, one is a file, not a call)."""
+    pages = (e for e in entries if e.method == "GET" and e.format == "html" and e.status < 300)
+    return {url for page in pages for url in file_links(page.text, page.url)}
+
+
 class DetailExplorer(Browsing):
     def follow_detail_pages(self) -> int:
         """Open a few of the page's item links; fetch the data files they link. Files fetched."""
@@ -95,4 +102,4 @@ class DetailExplorer(Browsing):
         return len(files)
 
 
-__all__ = ["ITEM_LINKS_JS", "DetailExplorer", "file_links", "item_links"]
+__all__ = ["ITEM_LINKS_JS", "DetailExplorer", "file_links", "item_links", "linked_files"]
