@@ -7,17 +7,27 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from amazoniax_dagster.fetchers.recipe.selectors import scan_html
-from fetcher_codegen.analysis import DataGroup
+from fetcher_codegen.analysis import Analysis, DataGroup
 from fetcher_codegen.capture.detail import MIN_ITEMS, file_links
 from fetcher_codegen.har import Entry
+from fetcher_codegen.pagination import Pagination
 from fetcher_codegen.probes import DATA_EXTENSIONS
 
-if TYPE_CHECKING:
-    from fetcher_codegen.synthesize import _HttpBuilder
+
+class _StepBuilder(Protocol):
+    """What of the http recipe builder a follow save needs."""
+
+    analysis: Analysis
+    requests: list[dict[str, Any]]
+    detail_pages: set[str]
+
+    def _dependency(self, index: int, depth: int) -> dict[str, Any]: ...
+
+    def data_provenance(self, data: DataGroup, pagination: Pagination | None) -> dict[str, Any]: ...
 
 
 def _page_links(entry: Entry) -> set[str]:
@@ -83,7 +93,7 @@ def file_selector(details: Sequence[Entry]) -> dict[str, Any]:
     return {"type": "html_links", "pattern": pattern, "required": False}
 
 
-def follow_details(builder: _HttpBuilder, data: DataGroup) -> bool:
+def follow_details(builder: _StepBuilder, data: DataGroup) -> bool:
     """A ``links`` save with ``follow`` on the list page's step when ``data``'s files came from
     a list's detail pages; True when they did (a second kind of file there is covered too)."""
     entries = builder.analysis.entries
