@@ -13,8 +13,8 @@ from urllib.parse import urljoin, urlsplit
 from amazoniax_dagster.fetchers.recipe.selectors import scan_html
 from fetcher_codegen.analysis import Analysis, DataGroup
 from fetcher_codegen.capture.detail import MIN_ITEMS, file_links
-from fetcher_codegen.har import Entry
-from fetcher_codegen.pagination import Pagination
+from fetcher_codegen.har import Entry, resource_name
+from fetcher_codegen.pagination import Page, Pagination, infer
 from fetcher_codegen.probes import DATA_EXTENSIONS
 
 
@@ -26,6 +26,14 @@ class _StepBuilder(Protocol):
     detail_pages: set[str]
 
     def _dependency(self, index: int, depth: int) -> dict[str, Any]: ...
+
+    def _unique_name(self, base: str) -> str: ...
+
+    def _add(self, step: dict[str, Any], index: int) -> None: ...
+
+    def _request(
+        self, entries: Sequence[Entry], pagination: Pagination | None, *, depth: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
     def data_provenance(self, data: DataGroup, pagination: Pagination | None) -> dict[str, Any]: ...
 
@@ -71,6 +79,24 @@ def _parent(url: str) -> str:
     return posixpath.dirname(urlsplit(url).path.rstrip("/"))
 
 
+def _list_step(builder: _StepBuilder, listing: Entry) -> dict[str, Any]:
+    """The list page's step, with the paging the capture saw when it paged the list by a
+    parameter of the same path (``?page=2``)."""
+    same = [
+        Page(e, None)
+        for e in _html_pages(builder.analysis.entries, len(builder.analysis.entries))
+        if e.index >= listing.index and e.path == listing.path
+    ]
+    pagination = infer(same)[0] if len({p.entry.url for p in same}) > 1 else None
+    if pagination is None:
+        return builder._dependency(listing.index, 0)
+    request, _ = builder._request([p.entry for p in same], pagination, depth=0)
+    name = builder._unique_name(f"{resource_name(listing.path, 'page')}_page")
+    step = {"name": name, "request": request, "paginate": pagination.config}
+    builder._add(step, listing.index)
+    return step
+
+
 def item_selector(details: set[str]) -> dict[str, Any] | None:
     """``html_links`` for the list's items: hrefs under the detail pages' common parent path."""
     parents = {_parent(url) for url in details}
@@ -107,7 +133,9 @@ def follow_details(builder: _StepBuilder, data: DataGroup) -> bool:
     if select is None:
         return False
     pages = [e for e in entries if e.url.split("#")[0] in items]
-    step = builder._dependency(listing.index, 0)
+    step = _list_step(builder, listing)
+    if "paginate" in step:
+        select["required"] = False  # the page after the last one lists no items: paging stops
     save = {"type": "links", "select": select, "follow": {"select": file_selector(pages)}}
     step.setdefault("save", []).append(save)
     builder.detail_pages |= items

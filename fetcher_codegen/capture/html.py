@@ -19,13 +19,12 @@ from fetcher_codegen.records import find_records
 
 class HtmlExplorer(DetailExplorer):
     def explore_html(self) -> None:
-        if not self.follow_data_links():
-            self.follow_detail_pages()
+        in_details = 0 if self.follow_data_links() else self.follow_detail_pages()
         if not self.data_seen():
             self.submit_search_form()
         self.click_next()
         self.scroll()
-        if not self.data_seen():
+        if not in_details and not self.data_seen():
             self.follow_hub_links()
 
     def follow_data_links(self) -> int:

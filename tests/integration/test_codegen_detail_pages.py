@@ -1,6 +1,6 @@
-"""Generation on a list whose items link detail pages that hold the data files: a catalogue
-of products, each product page linking a PDF datasheet (relative href) and a JSON spec (another
-path). Another shape than the holdout's publications -> CSV, so the rule is the general one."""
+"""Generation on a list whose items link detail pages that hold the data files: a paged
+catalogue of products, each product page linking a PDF datasheet (relative href) and a JSON
+spec (another path). Another shape than the holdout's one-page publications -> CSV."""
 
 from __future__ import annotations
 
@@ -20,18 +20,24 @@ from tests.integration.test_codegen_unseen_patterns import Reply, _html, _json, 
 pytestmark = pytest.mark.integration
 
 LOOPBACK = NetworkPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
-PRODUCTS = [f"drill-{n}" for n in ("alpha", "bravo", "charlie", "delta", "echo")]
+PRODUCTS = [f"drill-{n}" for n in ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf")]
+PER_PAGE = 3
 
 
 def catalogue(path: str, query: dict[str, str]) -> Reply:
+    """``/catalogue?page=N``, three product cards a page and "Next »" while more follow."""
     if path == "/catalogue":
+        page = int(query.get("page", "1"))
+        chunk = PRODUCTS[(page - 1) * PER_PAGE : page * PER_PAGE]
         cards = "".join(
             f'<div class="card"><h2>{slug.title()}</h2>'
             f'<a class="more" href="/catalogue/products/{slug}/">Details</a></div>'
-            for slug in PRODUCTS
+            for slug in chunk
         )
+        more = page * PER_PAGE < len(PRODUCTS)
+        pager = f'<a rel="next" href="/catalogue?page={page + 1}">Next »</a>' if more else ""
         nav = '<nav><a href="/">Home</a><a href="/about">About</a></nav>'
-        return _html(f"{nav}<h1>Products</h1><section class='grid'>{cards}</section>")
+        return _html(f"{nav}<h1>Products</h1><section class='grid'>{cards}</section>{pager}")
     for slug in PRODUCTS:
         if path == f"/catalogue/products/{slug}/":
             spec = f"/api/specs/{slug}.json"

@@ -21,6 +21,8 @@ def save_detail_pages(save: SaveLinks, follow: FollowPages, page: Page, session:
     cookies = session.client.cookies
     host = host_of(page.url)
     urls = [url for url in link_urls(save.select, page, cookies, step=step) if host_of(url) == host]
+    if page.records is None:
+        page.records = urls  # a list page's records are its items: a page of none ends paging
     opened = session.report.metadata.setdefault("detail_pages", {})
     limit = session.ctx.limits.max_pages
     fresh = [url for url in urls if url not in opened]

@@ -407,11 +407,13 @@ def _step_problems(steps: list[Step]) -> list[str]:
                 problems.append(f"{where}.incremental: a page cursor needs page_number or offset")
         extracted.update(step.extract)
         paginate = step.paginate
-        stops = (step.records, *(_stop_paths(paginate) if paginate else ()))
+        items = any(isinstance(save, SaveLinks) and save.follow for save in step.save)
+        stops = (step.records, items, *(_stop_paths(paginate) if paginate else ()))
         if isinstance(paginate, PageNumberPaginate | OffsetPaginate) and not any(stops):
             problems.append(
                 f"{where}.paginate: a {paginate.type} paginator needs records, has_more_path, "
-                "total_path or total_pages_path to know where to stop"
+                "total_path, total_pages_path or a links save with follow (its items) to know "
+                "where to stop"
             )
     return problems
 
