@@ -26,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 
 from amazoniax_dagster.core.messages import WebSourceConfig
 from amazoniax_dagster.fetchers.recipe.sitemaps import read_sitemap
+from fetcher_codegen.capture.detail import linked_files
 from fetcher_codegen.har import Entry, Format, Group, group_by_kind, noise_reason
 from fetcher_codegen.pagination import Page
 from fetcher_codegen.probes import DATA_EXTENSIONS
@@ -82,6 +83,7 @@ def analyze(
     analysis = Analysis(list(entries))
     analysis.dom_texts = _dom_texts(doms)
     kept = []
+    linked = linked_files(entries)
     for entry in entries:
         reason = noise_reason(entry) or _not_data(entry, config)
         if reason:
@@ -92,7 +94,7 @@ def analyze(
         pages = [Page(entry, find_records(entry)) for entry in group.entries]
         formats = Counter(entry.format for entry in group.entries)
         fmt = formats.most_common(1)[0][0]
-        downloads = any(_is_file(entry) for entry in group.entries) or fmt == "csv"
+        downloads = any(_is_file(e) or e.url in linked for e in group.entries) or fmt == "csv"
         if not any(page.records and page.records.count for page in pages) and not downloads:
             analysis.noise["no records"] += len(group.entries)
             continue

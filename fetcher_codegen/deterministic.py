@@ -31,6 +31,7 @@ from fetcher_codegen.analysis import Analysis, analyze
 from fetcher_codegen.capture import Capture, CaptureLimits, capture_site
 from fetcher_codegen.har import load_har
 from fetcher_codegen.prove import ProofResult, expected_values, prove
+from fetcher_codegen.prove_files import captured_files
 from fetcher_codegen.synthesize import synthesize
 from fetcher_codegen.synthesize_base import RecipeKind
 
@@ -117,7 +118,10 @@ def candidate_from_capture(
     data = analysis.data or analysis.html_data[:1]
     records = synthesis.records or [r for group in data for r in group.records]
     expected = expected_values(records)
-    proof = prove(synthesis.text, config, expected, policy=policy, run_date=run_date)
+    files = captured_files(analysis.data)
+    proof = prove(
+        synthesis.text, config, expected, policy=policy, run_date=run_date, expected_files=files
+    )
     provenance = _provenance(
         capture,
         analysis,

@@ -4,7 +4,8 @@ Run the recipe at once against the site, through the real runners (the recipe en
 ``http``/``feed``, the browser runtime for ``browser``), into a temp folder, then check:
 
 * every sampled record value of the captured data responses appears in the output files
-  (at most :data:`MAX_VALUES`; each record contributes its identifying values first);
+  (at most :data:`MAX_VALUES`; each record contributes its identifying values first), and
+  every captured download without records (``expected_files``) was fetched again;
 * the run stopped by itself: no error, and no pagination guard (``max_pages``) hit;
 * the run reached the site's own end (completeness): the last page of every step shows no
   sign of more data (``hasNextPage``/``has_more`` true, a next URL or cursor, a Link
@@ -38,6 +39,7 @@ from amazoniax_dagster.core.messages import WebSourceConfig
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.redaction import Redactor
 from amazoniax_dagster.fetchers.base import FetchContext, FetchLimits, FetchReport
+from fetcher_codegen.prove_files import files_missing
 from fetcher_codegen.records import Record, Records, html_texts, scalar_text
 
 MAX_VALUES = 300
@@ -109,6 +111,7 @@ def prove(
     run_date: date | None = None,
     limits: FetchLimits = PROOF_LIMITS,
     out_dir: Path | None = None,
+    expected_files: Sequence[str] = (),
 ) -> ProofResult:
     """Run the recipe into ``out_dir`` (a temp folder, removed, when None) and check it."""
     return prove_fetcher(
@@ -119,6 +122,7 @@ def prove(
         run_date=run_date,
         limits=limits,
         out_dir=out_dir,
+        expected_files=expected_files,
     )
 
 
@@ -131,6 +135,7 @@ def prove_fetcher(
     run_date: date | None = None,
     limits: FetchLimits = PROOF_LIMITS,
     out_dir: Path | None = None,
+    expected_files: Sequence[str] = (),
 ) -> ProofResult:
     """:func:`prove` for any fetcher (a Python module runs in its sandbox through ``fetch``)."""
     started = time.monotonic()
@@ -160,13 +165,14 @@ def prove_fetcher(
         found, blob = output_values(folder, files)
         secrets = set(_secrets(config))
         missing = [v for v in expected if v not in found and v not in blob]
+        missing += files_missing(report, expected_files)  # downloads no value vouches for
         terminated = not any(_GUARD.search(w) for w in report.warnings)
         unfollowed = unfollowed_hints(report)
         return ProofResult(
             ok=bool(files) and not missing and terminated and not unfollowed,
             seconds=round(time.monotonic() - started, 2),
             files=files,
-            checked=len(expected),
+            checked=len(expected) + len(expected_files),
             missing=[redactor(v)[:80] for v in missing if v not in secrets][:MAX_SHOWN_MISSING],
             missing_count=len(missing),
             terminated=terminated,

@@ -54,6 +54,7 @@ from fetcher_codegen.synthesize_base import (
 )
 from fetcher_codegen.synthesize_browser import _BrowserBuilder
 from fetcher_codegen.synthesize_sitemap import SitemapBuilder
+from fetcher_codegen.synthesize_detail import follow_details
 
 _BROWSER_ACCEPT = re.compile(r"^(\*/\*|text/html,application/xhtml\+xml.*)$")
 _AUTH_SCHEMES = ("bearer", "token", "jwt")
@@ -87,10 +88,11 @@ class _HttpBuilder(_Builder):
         self.step_for: dict[int, dict[str, Any]] = {}  # entry index -> its step
         self.auth: dict[str, Any] | None = None
         self.requests: list[dict[str, Any]] = []
+        self.detail_pages: set[str] = set()  # detail pages a follow save already opens
 
     def build(self) -> Synthesis:
         for data in sorted(self.analysis.data, key=lambda d: d.group.first.index):
-            if data.downloads and self._links(data):
+            if follow_details(self, data) or (data.downloads and self._links(data)):
                 continue
             self._data_step(data)
         recipe: dict[str, Any] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from fetcher_codegen.capture.browsing import Browsing
+from fetcher_codegen.capture.detail import DetailExplorer
 from fetcher_codegen.capture_scripts import (
     DATA_LINKS_JS,
     FIND_NEXT_JS,
@@ -17,14 +17,14 @@ from fetcher_codegen.probes import data_link_score
 from fetcher_codegen.records import find_records
 
 
-class HtmlExplorer(Browsing):
+class HtmlExplorer(DetailExplorer):
     def explore_html(self) -> None:
-        self.follow_data_links()
+        in_details = 0 if self.follow_data_links() else self.follow_detail_pages()
         if not self.data_seen():
             self.submit_search_form()
         self.click_next()
         self.scroll()
-        if not self.data_seen():
+        if not in_details and not self.data_seen():
             self.follow_hub_links()
 
     def follow_data_links(self) -> int:

@@ -19,6 +19,7 @@ import httpx
 from amazoniax_dagster.core.errors import ConfigError, SiteChangedError
 from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
 from amazoniax_dagster.fetchers.recipe import jsonpath
+from amazoniax_dagster.fetchers.recipe.detail_pages import save_detail_pages
 from amazoniax_dagster.fetchers.recipe.feeds import run_feed
 from amazoniax_dagster.fetchers.recipe.files import extension_for
 from amazoniax_dagster.fetchers.recipe.hints import more_hints
@@ -152,6 +153,8 @@ def save_body(save: SaveBody, page: Page, scope: Scope, session: Session, step: 
 
 
 def save_links(save: SaveLinks, page: Page, scope: Scope, session: Session, step: str) -> None:
+    if save.follow is not None:
+        return save_detail_pages(save, save.follow, page, session, step)
     for url in link_urls(save.select, page, session.client.cookies, step=step):
         session.download(url, label=step)
 

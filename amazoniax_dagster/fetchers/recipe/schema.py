@@ -242,11 +242,26 @@ class SaveBody(Model):
     name: NameTemplate | None = Field(default=None, description="default ${step}_${page}.${ext}")
 
 
+class FollowPages(Model):
+    """What to take from each page a ``links`` save opens (a list's detail pages)."""
+
+    select: LinkSelector | None = Field(default=None, description="data-file links to download")
+    save_page: bool = Field(default=False, description="also keep each detail page itself")
+
+    @model_validator(mode="after")
+    def _takes_something(self) -> FollowPages:
+        if self.select is None and not self.save_page:
+            raise ValueError("follow needs a select, save_page: true, or both")
+        return self
+
+
 class SaveLinks(Model):
-    """Download every linked file, named as the server names it."""
+    """Download every linked file, named as the server names it; with ``follow``, the links
+    are pages on the same host (a list's items): open each and take what ``follow`` says."""
 
     type: Literal["links"]
     select: LinkSelector
+    follow: FollowPages | None = None
 
 
 class SaveSitemap(Model):
@@ -401,11 +416,13 @@ def _step_problems(steps: list[Step]) -> list[str]:
                 problems.append(f"{where}.incremental: a page cursor needs page_number or offset")
         extracted.update(step.extract)
         paginate = step.paginate
-        stops = (step.records, *(_stop_paths(paginate) if paginate else ()))
+        items = any(isinstance(save, SaveLinks) and save.follow for save in step.save)
+        stops = (step.records, items, *(_stop_paths(paginate) if paginate else ()))
         if isinstance(paginate, PageNumberPaginate | OffsetPaginate) and not any(stops):
             problems.append(
                 f"{where}.paginate: a {paginate.type} paginator needs records, has_more_path, "
-                "total_path or total_pages_path to know where to stop"
+                "total_path, total_pages_path or a links save with follow (its items) to know "
+                "where to stop"
             )
     return problems
 

@@ -76,6 +76,7 @@ class Session:
         self.ctx = ctx
         self.redactor = Redactor(secret.get_secret_value() for secret in secrets.values())
         self.extracts: dict[str, Any] = {}
+        self.downloaded: set[str] = set()  # file URLs a detail-page save fetched
         self._base = Scope(
             url=config.url,
             channel_name=config.channel_name,
