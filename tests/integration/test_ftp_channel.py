@@ -275,11 +275,15 @@ def test_invalid_files_fail_the_check_and_follow_the_channel_policy(
     if policy == "flag":
         assert set(folder) == set(BROKEN) and quarantine == {}
         assert parsers[0]["file_count"] == 5
-        assert "4 files failed validation (uploaded and flagged)" in status["message"]
+        assert status["message"].startswith("5 files uploaded to s3://")
+        assert status["message"].endswith(
+            "; 5 files listed: 5 new; 4 invalid files uploaded and flagged"
+        )
     else:
         assert set(folder) == {"good.json"} and set(quarantine) == INVALID
         assert parsers[0]["file_count"] == 1
-        assert "4 files failed validation (quarantined)" in status["message"]
+        assert status["message"].startswith("1 file uploaded to s3://")
+        assert status["message"].endswith("; 5 files listed: 5 new; 4 invalid files quarantined")
 
 
 def test_sftp_channel_end_to_end(

@@ -168,7 +168,8 @@ def test_s3_channel_end_to_end(
     assert f"job {job1}: s3 channel {channel}" in job_log
     lines = job_log.strip().splitlines()
     assert lines and all(f"job={job1} channel={channel} " in line for line in lines)
-    assert "3 new or updated files uploaded" in job_log
+    uploaded_to = f"s3://{stack.output_bucket}/raw/{channel}/{job1}/"
+    assert f"job {job1}: 3 files uploaded to {uploaded_to}; 3 files listed: 3 new" in job_log
 
     parsers = [
         m for m in read_json(bus, TOPICS.parsers, parsers_from) if m["channel_id"] == channel
