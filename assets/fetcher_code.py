@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from amazoniax_dagster.shell import tags
+from amazoniax_dagster.shell.failures import ExpectedFailure
 from amazoniax_dagster.shell.partitions import sites_partitions
 from assets.channel_files import job_failure, job_metadata
 from assets.checks import ASSET_KEY as CHANNEL_FILES
@@ -89,9 +90,7 @@ def _step(context: dg.OpExecutionContext, fetcher_db: FetcherDBResource) -> Iter
                 message=text,
                 metadata={"error_class": error_class, "site": context.partition_key},
             )
-        raise dg.Failure(
-            description=text, metadata={"error_class": error_class}, allow_retries=False
-        )
+        raise ExpectedFailure(text, {"error_class": error_class}).without_stack()
 
 
 @dg.op(description="Open the site in Chromium as its channel would; record a HAR and screenshots.")

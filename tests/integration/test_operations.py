@@ -7,10 +7,12 @@ and what happens to a run that takes too long.
    the output bucket and two ``success`` statuses are on ``amazoniax_status``.
 2. 30 Kafka job messages with the run queue limited to 5: never more than 5 runs STARTED at
    once (sampled every 200 ms), all 30 succeed and report success.
-3. A run whose source answers too slowly for its ``dagster/max_runtime`` is terminated by the
+3. A run of a channel whose bucket does not exist fails with its message and metadata on the
+   run page, and no stack trace (an expected failure).
+4. A run whose source answers too slowly for its ``dagster/max_runtime`` is terminated by the
    monitoring daemon and reported ``failed`` on ``amazoniax_status`` by the run status sensors.
 
-All three share one module-scoped set of Dagster processes (see ``dagster_server``).
+All share one module-scoped set of Dagster processes (see ``dagster_server``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 import pytest
@@ -46,6 +48,9 @@ from tests.integration.dagster_server import (
 from tests.integration.faults import FaultPlan, flaky_proxy
 from tests.integration.ftp_servers import PASSWORD, USER, FtpServer
 from tests.integration.harness import end_offsets
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.integration
 
@@ -571,3 +576,61 @@ def test_thirty_jobs_never_run_more_than_five_at_once(
         f"STARTED and {max_in_progress} STARTING+STARTED at once ({samples} samples); "
         f"{timeline}"
     )
+
+
+@contextmanager
+def chromium_page(chromium: str, failure_screenshot: str) -> Iterator[Page]:
+    """A Chromium page; a screenshot of it named ``failure_screenshot`` when the body fails."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)  # the machine is busy with Dagster processes
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            try:
+                yield page
+            except BaseException:
+                with suppress(Exception):  # never hide the failure behind a screenshot error
+                    page.screenshot(path=str(ARTIFACTS / failure_screenshot))
+                raise
+        finally:
+            browser.close()
+
+
+def test_a_wrong_bucket_run_shows_its_message_without_a_traceback(
+    dagster: DagsterServer,
+    chromium: str,
+    stack: StackEndpoints,
+    fetcher_db: FetcherDB,
+) -> None:
+    from playwright.sync_api import expect
+
+    channel = f"nobucket-{uuid.uuid4().hex[:6]}"
+    missing = f"missing-{uuid.uuid4().hex[:12]}"  # never created
+    fetcher_db.save_channel(channel, "s3", s3_config(stack, missing, "/exports/"))
+    dagster.instance.add_dynamic_partitions(CHANNELS, [channel])
+    run_id = launch_ui_run(dagster, channel, {})
+
+    def finished() -> dg.DagsterRun | None:
+        run = dagster.instance.get_run_by_id(run_id)
+        return run if run is not None and run.is_finished else None
+
+    run = wait_for(f"run {run_id} to end", finished, timeout=120, server=dagster)
+    assert run.status is dg.DagsterRunStatus.FAILURE, run.status
+
+    with chromium_page(chromium, "operations-wrong-bucket-failure.png") as page:
+        page.goto(f"{dagster.url}/runs/{run_id}")
+        expect(page.get_by_text("the bucket does not exist").first).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(ARTIFACTS / "operations-wrong-bucket-run.png"))
+        text = page.inner_text("body")
+    # The message on the step's and on the run's failure, with its metadata; no stack.
+    message = f"config error: cannot list s3://{missing}/exports/: the bucket does not exist"
+    assert text.count(message) >= 3, text  # the job's log line, STEP_FAILURE, RUN_FAILURE
+    for shown in ("error_class\nconfig", f"channel\n{channel}", "job_log\ns3://"):
+        assert shown in text, shown
+    assert "Traceback" not in text and "Stack Trace" not in text, text
+    assert not re.search(r'File "[^"]+", line \d+', text), text
