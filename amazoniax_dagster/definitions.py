@@ -17,6 +17,7 @@ from resources import (
     PythonFetchersResource,
 )
 from sensors import (
+    dead_letters_asset,
     health_alert_sensor,
     kafka_fetcher_sensor,
     records_automation,
@@ -27,7 +28,7 @@ from sensors import (
 )
 
 defs = dg.Definitions(
-    assets=[channel_files, channel_records, fetcher_code],
+    assets=[channel_files, channel_records, fetcher_code, dead_letters_asset],
     jobs=[channel_files_job, fetcher_code_job],
     sensors=[
         kafka_fetcher_sensor,

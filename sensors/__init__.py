@@ -1,5 +1,6 @@
 """Sensors: Kafka intake, and status publication when channel runs end."""
 
+from sensors.dead_letters import dead_letters_asset
 from sensors.health_alerts import health_alert_sensor
 from sensors.kafka import kafka_fetcher_sensor
 from sensors.records import records_automation
@@ -7,6 +8,7 @@ from sensors.run_status import status_on_cancel, status_on_failure, status_on_su
 from sensors.schedules import stored_channels_sensor
 
 __all__ = [
+    "dead_letters_asset",
     "health_alert_sensor",
     "kafka_fetcher_sensor",
     "records_automation",

@@ -9,7 +9,9 @@ and what happens to a run that takes too long.
    once (sampled every 200 ms), all 30 succeed and report success.
 3. A run of a channel whose bucket does not exist fails with its message and metadata on the
    run page, and no stack trace (an expected failure).
-4. A run whose source answers too slowly for its ``dagster/max_runtime`` is terminated by the
+4. Refused job messages show on the ``fetcher_dead_letters`` asset (a table of the letters)
+   and in the Kafka sensor's tick list (the running count leads its cursor).
+5. A run whose source answers too slowly for its ``dagster/max_runtime`` is terminated by the
    monitoring daemon and reported ``failed`` on ``amazoniax_status`` by the run status sensors.
 
 All share one module-scoped set of Dagster processes (see ``dagster_server``).
@@ -38,6 +40,7 @@ from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.devstack.session import PROJECT_ROOT
 from amazoniax_dagster.shell import tags
 from amazoniax_dagster.shell.partitions import CHANNELS
+from sensors.dead_letters import DEAD_LETTERS
 from tests.integration.dagster_server import (
     LOCATION,
     REPOSITORY,
@@ -634,3 +637,54 @@ def test_a_wrong_bucket_run_shows_its_message_without_a_traceback(
         assert shown in text, shown
     assert "Traceback" not in text and "Stack Trace" not in text, text
     assert not re.search(r'File "[^"]+", line \d+', text), text
+
+
+def test_dead_letters_show_on_their_asset_and_in_the_sensor_ticks(
+    dagster: DagsterServer, chromium: str, module_bus: KafkaBus
+) -> None:
+    from playwright.sync_api import expect
+
+    tag = uuid.uuid4().hex[:6]
+    unknown_type, no_config = f"dl-{tag}-gopher", f"dl-{tag}-noconfig"
+    bad = [
+        {"job_id": unknown_type, "channel_id": f"dl-{tag}", "source_type": "gopher"},
+        # a channel never stored, and the message has no config to run on
+        {"job_id": no_config, "channel_id": f"dl-{tag}-new", "source_type": "s3"},
+    ]
+    for message in bad:
+        module_bus.publish(TOPICS.fetcher, json.dumps(message).encode(), key=b"dl")
+
+    def observed() -> dict[str, dict[str, Any]] | None:
+        """job_id -> its row in the dead-letter tables the sensor's ticks recorded."""
+        records = dagster.instance.fetch_observations(DEAD_LETTERS, limit=20).records
+        rows: dict[str, dict[str, Any]] = {}
+        for record in records:
+            observation = record.asset_observation
+            assert observation is not None
+            table = observation.metadata["dead_letters"].value
+            rows |= {row.data["job_id"]: row.data for row in table.records}
+        return rows if {unknown_type, no_config} <= rows.keys() else None
+
+    rows = wait_for("the dead letters' observations", observed, timeout=60, server=dagster)
+    assert "source_type" in rows[unknown_type]["reason"]
+    assert "has no stored config" in rows[no_config]["reason"]
+    latest = dagster.instance.fetch_observations(DEAD_LETTERS, limit=1).records[0]
+    assert latest.asset_observation is not None
+    metadata = {k: v.value for k, v in latest.asset_observation.metadata.items()}
+    assert metadata["topic"] == TOPICS.dead_letter
+    assert metadata["dead_letters_total"] >= 2 and metadata["dead_lettered"] >= 1
+
+    with chromium_page(chromium, "operations-dead-letters-failure.png") as page:
+        page.goto(f"{dagster.url}/assets/fetcher_dead_letters")
+        expect(page.get_by_text("has no stored config").first).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(ARTIFACTS / "operations-dead-letters-asset.png"), full_page=True)
+        asset_text = page.inner_text("body")
+
+        page.goto(f"{dagster.url}/locations/{LOCATION}/sensors/kafka_fetcher_sensor")
+        ticks = page.get_by_text(re.compile(r'\{"dead_letters": [1-9]\d*, '))
+        expect(ticks.first).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(ARTIFACTS / "operations-dead-letters-ticks.png"))
+    for shown in ("dead_lettered", "dead_letters_total", "latest_reason", no_config):
+        assert shown in asset_text, shown

@@ -18,6 +18,8 @@ from amazoniax_dagster.core.errors import TransientError
 from amazoniax_dagster.db import FetcherDB, RetryConfig
 from amazoniax_dagster.devstack.local_stack import LocalStack, StackEndpoints
 from amazoniax_dagster.shell import tags
+from sensors.dead_letters import DEAD_LETTERS
+from sensors.kafka import Cursor
 from tests.integration.faults import FaultPlan, flaky_proxy
 from tests.integration.harness import (
     Harness,
@@ -308,10 +310,23 @@ def test_bad_messages_are_dead_lettered_and_the_sensor_goes_on(
                    secret_access_key=wrong)
     )  # fmt: skip
     harness.produce(s3_message(stack, job_id=good_job, channel_id="good", bucket=bucket))
+    dead_before = Cursor.parse(harness.cursor).dead_letters
     result = harness.tick()
     assert sorted(r.run_key or "" for r in result.run_requests or []) == sorted(
         [bad_secret_job, good_job]
     )
+    # The tick shows what it refused, though it started runs: an observation of the
+    # dead-letter asset, and the running count in its cursor.
+    (observation,) = result.asset_events or []
+    assert isinstance(observation, dg.AssetObservation)
+    assert observation.asset_key == DEAD_LETTERS
+    assert observation.metadata["dead_lettered"].value == 2
+    table = observation.metadata["dead_letters"].value
+    assert [row.data["job_id"] for row in table.records] == ["?", unknown_job]
+    assert observation.description and observation.description.startswith(
+        "2 messages dead-lettered; latest: "
+    )
+    assert Cursor.parse(result.cursor).dead_letters == dead_before + 2
 
     letters = read_json(bus, TOPICS.dead_letter, dlq_from)
     assert len(letters) == 2
