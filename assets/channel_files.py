@@ -11,7 +11,7 @@ import dagster as dg
 from amazoniax_dagster.shell import tags
 from amazoniax_dagster.shell.failures import ExpectedFailure
 from amazoniax_dagster.shell.partitions import channels_partitions
-from assets.checks import CHECK_SPECS, check_results
+from assets.checks import CHECK_SPECS, check_results, failing_channels
 from assets.job_services import job_services
 from resources import (
     FetcherDBResource,
@@ -73,6 +73,7 @@ def channel_files(
             outcome.result,
             channel_id=request.channel_id,
             policy=outcome.result.invalid_files_policy,
+            failing=failing_channels(context.instance),
         ),
         metadata=job_metadata(outcome),
     )

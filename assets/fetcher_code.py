@@ -21,7 +21,7 @@ from amazoniax_dagster.shell.failures import ExpectedFailure
 from amazoniax_dagster.shell.partitions import sites_partitions
 from assets.channel_files import job_failure, job_metadata
 from assets.checks import ASSET_KEY as CHANNEL_FILES
-from assets.checks import check_evaluations
+from assets.checks import check_evaluations, failing_channels
 from assets.job_services import job_services
 from resources import (
     BedrockResource,
@@ -297,6 +297,7 @@ def fetch_for_job(
         outcome.result,
         channel_id=request.channel_id,
         policy=outcome.result.invalid_files_policy,
+        failing=failing_channels(context.instance),
     ):
         # log_event handles check evaluations at runtime; its UserEvent hint predates them.
         context.log_event(evaluation)  # type: ignore[arg-type]

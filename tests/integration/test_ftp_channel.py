@@ -252,10 +252,10 @@ def test_invalid_files_fail_the_check_and_follow_the_channel_policy(
     # Per channel: the result is the channel's partition's, and names the channel.
     assert check.partition == channel
     assert check.metadata["channel"].value == channel
-    assert (
-        check.description
-        == f"{channel}: 4 of {check.metadata['checked'].value} checked files invalid"
+    assert (check.description or "").startswith(
+        f"{channel}: 4 of {check.metadata['checked'].value} checked files invalid; "
     )
+    assert channel in check.metadata["failing_channels"].value.split(", ")
     assert check.metadata["invalid"].value == 4
     rows = {r.data["file"]: r.data for r in check.metadata["files"].value.records}
     assert {f for f, row in rows.items() if row["verdict"] == "invalid"} == INVALID

@@ -98,6 +98,16 @@ def wait_for(
         time.sleep(interval)
 
 
+def wait_for_run(server: DagsterServer, run_id: str, *, timeout: float) -> dg.DagsterRun:
+    """The run, once it has ended."""
+
+    def finished() -> dg.DagsterRun | None:
+        run = server.instance.get_run_by_id(run_id)
+        return run if run is not None and run.is_finished else None
+
+    return wait_for(f"run {run_id} to end", finished, timeout=timeout, server=server)
+
+
 @dataclass
 class StatusReader:
     """Reads ``amazoniax_status`` from where it ended when the reader was made."""
@@ -384,16 +394,38 @@ def test_a_person_backfills_two_channels_from_the_asset_page(
                 page.wait_for_load_state("networkidle")
                 page.screenshot(path=str(ARTIFACTS / "operations-asset-partitions.png"))
 
-                # Which channel failed its file check, whichever ran last.
+                # North runs again, so that the latest check result is a pass: the asset
+                # must still show that south failed. (The overview's "Latest check results"
+                # are the latest materialization's, north's: see the screenshot.)
+                rerun = wait_for_run(dagster, launch_ui_run(dagster, north, {}), timeout=120)
+                assert rerun.status is dg.DagsterRunStatus.SUCCESS, rerun.status
+                page.goto(f"{dagster.url}/assets/channel_files")
+                expect(page.get_by_text("Latest check results")).to_be_visible()
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(ARTIFACTS / "operations-asset-after-rerun.png"))
+
+                # The checks tab: the check is Failed (some channel fails it), and its latest
+                # result, north's pass, names south as the channel still failing.
                 page.goto(f"{dagster.url}/assets/channel_files?view=checks")
-                expect(page.get_by_text("files_well_formed").first).to_be_visible()
+                expect(page.get_by_text(f"1 other channel failing: {south}")).to_be_visible()
                 page.wait_for_load_state("networkidle")
                 page.screenshot(path=str(ARTIFACTS / "operations-asset-checks.png"))
                 checks_text = page.inner_text("body")
-                # The latest result is per channel: south's failure shows, named, though
-                # north ran too.
-                assert f"{south}: 1 of 1 checked files invalid" in checks_text, checks_text
-                assert "Failed" in checks_text and f"Partition\n{south}" in checks_text
+                assert "files_well_formed\nFailed" in checks_text, checks_text
+                assert (
+                    f"{north}: 0 checked files well formed; 1 other channel failing: {south}"
+                    in checks_text
+                ), checks_text
+                assert f"Partition\n{north}" in checks_text
+                assert f"failing_channels\n{south}" in checks_text, checks_text
+                # The check's partitions: one channel failed, one passed, by name.
+                page.get_by_role("tab", name="Partitions").last.click()
+                expect(page.get_by_text("Failed (1)")).to_be_visible()
+                page.get_by_text(south, exact=True).last.click()
+                expect(page.get_by_text(f"{south}: 1 of 1 checked file invalid")).to_be_visible()
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(ARTIFACTS / "operations-check-partitions.png"))
+                assert "Passed (1)" in page.inner_text("body")
                 page.goto(f"{dagster.url}/assets/channel_files?view=partitions&partition={south}")
                 expect(page.get_by_text("invalid_files").first).to_be_visible()
                 page.wait_for_load_state("networkidle")
@@ -454,11 +486,7 @@ def test_a_run_that_exceeds_its_max_runtime_is_failed_and_reported(
         dagster.instance.add_dynamic_partitions(CHANNELS, [channel])
         run_id = launch_ui_run(dagster, channel, {"dagster/max_runtime": str(max_runtime)})
 
-        def finished() -> dg.DagsterRun | None:
-            run = dagster.instance.get_run_by_id(run_id)
-            return run if run is not None and run.is_finished else None
-
-        run = wait_for(f"run {run_id} to end", finished, timeout=90, server=dagster)
+        run = wait_for_run(dagster, run_id, timeout=90)
         stats = dagster.instance.get_run_stats(run_id)
         job_id = f"ui-{run_id}"
         reported = statuses.wait([job_id], timeout=60, server=dagster)
@@ -617,11 +645,7 @@ def test_a_wrong_bucket_run_shows_its_message_without_a_traceback(
     dagster.instance.add_dynamic_partitions(CHANNELS, [channel])
     run_id = launch_ui_run(dagster, channel, {})
 
-    def finished() -> dg.DagsterRun | None:
-        run = dagster.instance.get_run_by_id(run_id)
-        return run if run is not None and run.is_finished else None
-
-    run = wait_for(f"run {run_id} to end", finished, timeout=120, server=dagster)
+    run = wait_for_run(dagster, run_id, timeout=120)
     assert run.status is dg.DagsterRunStatus.FAILURE, run.status
 
     with chromium_page(chromium, "operations-wrong-bucket-failure.png") as page:
