@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from amazoniax_dagster.shell.dagster_jobs import channel_files_job, fetcher_code_job
 from assets import channel_files, channel_records, fetcher_code
+from assets.asset_jobs import channel_files_job, fetcher_code_job
 from resources import (
     BedrockResource,
     CodegenSettingsResource,
@@ -17,6 +17,7 @@ from resources import (
     PythonFetchersResource,
 )
 from sensors import (
+    component_alert_job,
     dead_letters_asset,
     health_alert_sensor,
     kafka_fetcher_sensor,
@@ -29,7 +30,7 @@ from sensors import (
 
 defs = dg.Definitions(
     assets=[channel_files, channel_records, fetcher_code, dead_letters_asset],
-    jobs=[channel_files_job, fetcher_code_job],
+    jobs=[channel_files_job, fetcher_code_job, component_alert_job],
     sensors=[
         kafka_fetcher_sensor,
         stored_channels_sensor,

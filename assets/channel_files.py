@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from amazoniax_dagster.shell import tags
-from amazoniax_dagster.shell.failures import ExpectedFailure
-from amazoniax_dagster.shell.partitions import channels_partitions
+from amazoniax_dagster.core import run_tags
 from assets.checks import CHECK_SPECS, check_results, failing_channels
+from assets.failures import ExpectedFailure
 from assets.job_services import job_services
+from assets.partitions import channels_partitions
 from resources import (
     FetcherDBResource,
     FetcherRepoResource,
@@ -51,9 +51,9 @@ def channel_files(
     from amazoniax_dagster.jobs.services import JobRequest
 
     request = JobRequest(
-        job_id=tags.job_id_for_run(context.run.tags, context.run.run_id),
+        job_id=run_tags.job_id_for_run(context.run.tags, context.run.run_id),
         channel_id=context.partition_key,
-        flow=Flow(context.run.tags.get(tags.FLOW, Flow.EXISTING)),
+        flow=Flow(context.run.tags.get(run_tags.FLOW, Flow.EXISTING)),
         run_id=context.run.run_id,
     )
     services = job_services(
@@ -79,6 +79,10 @@ def channel_files(
     )
 
 
+# An incremental channel's checkpoint: where the job started, where the next one starts.
+CHECKPOINT_KEYS = ("checkpoint_started_after", "checkpoint")
+
+
 def job_metadata(outcome: "JobOutcome") -> dict[str, Any]:
     """A ``channel_files`` materialization's metadata, the same whichever run did the job.
 
@@ -87,7 +91,7 @@ def job_metadata(outcome: "JobOutcome") -> dict[str, Any]:
     """
     assert outcome.result is not None
     summary = outcome.result.summary()
-    return {
+    metadata = {
         "job_id": outcome.request.job_id,
         "channel": outcome.request.channel_id,
         "s3_output_path": dg.MetadataValue.path(outcome.result.output_uri)
@@ -105,7 +109,10 @@ def job_metadata(outcome: "JobOutcome") -> dict[str, Any]:
         "bytes_downloaded": summary["bytes_downloaded"],
         "duration_seconds": summary["duration_seconds"],
         "retries": summary["retries"],
-    } | _log_link(outcome)
+    }
+    extra = outcome.result.extra
+    checkpoint = {key: extra[key] for key in CHECKPOINT_KEYS if key in extra}
+    return metadata | checkpoint | _log_link(outcome)
 
 
 def job_failure(outcome: "JobOutcome") -> dg.Failure:

@@ -7,9 +7,9 @@ stopped half-way is finished by the next one.
 
 import dagster as dg
 
-from amazoniax_dagster.shell.failures import ExpectedFailure
-from amazoniax_dagster.shell.partitions import channels_partitions
 from assets.channel_files import channel_files
+from assets.failures import ExpectedFailure
+from assets.partitions import channels_partitions
 from resources import FetcherDBResource, OutputBucketResource
 
 ALL_LOADED = "every_record_loaded_or_counted"

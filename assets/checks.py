@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from amazoniax_dagster.shell.partitions import channels_partitions
 from amazoniax_dagster.sync.wording import count
+from assets.partitions import channels_partitions
 
 if TYPE_CHECKING:
     from amazoniax_dagster.sync.engine import SyncResult

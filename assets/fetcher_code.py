@@ -16,13 +16,13 @@ from typing import Any
 
 import dagster as dg
 
-from amazoniax_dagster.shell import tags
-from amazoniax_dagster.shell.failures import ExpectedFailure
-from amazoniax_dagster.shell.partitions import sites_partitions
+from amazoniax_dagster.core import run_tags
 from assets.channel_files import job_failure, job_metadata
 from assets.checks import ASSET_KEY as CHANNEL_FILES
 from assets.checks import check_evaluations, failing_channels
+from assets.failures import ExpectedFailure
 from assets.job_services import job_services
+from assets.partitions import sites_partitions
 from resources import (
     BedrockResource,
     CodegenSettingsResource,
@@ -51,14 +51,14 @@ VALIDATED = dg.AssetCheckSpec(
 
 def _trigger(context: dg.OpExecutionContext) -> dict[str, str] | None:
     """The job that asked for this run (new site or heal request), if any."""
-    run_tags = context.run.tags
-    if tags.JOB_ID not in run_tags or tags.CHANNEL_ID not in run_tags:
+    tags = context.run.tags
+    if run_tags.JOB_ID not in tags or run_tags.CHANNEL_ID not in tags:
         return None
     return {
-        "job_id": run_tags[tags.JOB_ID],
-        "channel_id": run_tags[tags.CHANNEL_ID],
-        "source_type": run_tags.get(tags.SOURCE_TYPE, "html"),
-        "flow": run_tags.get(tags.FLOW, "new"),
+        "job_id": tags[run_tags.JOB_ID],
+        "channel_id": tags[run_tags.CHANNEL_ID],
+        "source_type": tags.get(run_tags.SOURCE_TYPE, "html"),
+        "flow": tags.get(run_tags.FLOW, "new"),
     }
 
 

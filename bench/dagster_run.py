@@ -56,17 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-id", default="")
     parser.add_argument("--executor", choices=("multiprocess", "in_process"), default="")
     args = parser.parse_args(argv)
-    from amazoniax_dagster.shell import tags
+    from amazoniax_dagster.core import run_tags
 
     t_imported = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         if args.job == "channel":
             instance.add_dynamic_partitions("channels", [args.channel])
             run_tags = {
-                tags.JOB_ID: args.job_id,
-                tags.CHANNEL_ID: args.channel,
-                tags.SOURCE_TYPE: "s3",
-                tags.FLOW: "existing",
+                run_tags.JOB_ID: args.job_id,
+                run_tags.CHANNEL_ID: args.channel,
+                run_tags.SOURCE_TYPE: "s3",
+                run_tags.FLOW: "existing",
                 "dagster/partition": args.channel,
                 "dagster/run_key": args.job_id,
             }

@@ -63,7 +63,7 @@ from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.sealing import SecretCipher
 from amazoniax_dagster.core.sites import structure_id
 from amazoniax_dagster.db import FetcherDB, RetryConfig
-from amazoniax_dagster.db.fetchers import FetcherVersion
+from amazoniax_dagster.db.fetcher_versions import FetcherVersion
 from amazoniax_dagster.devstack.demo_sites import CATALOG, RunningSite, serve
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.fetchers.base import LoadedFetcher

@@ -50,12 +50,12 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("validation", ("validation.py",)),
     ("kafka publish", ("kafka.py",)),
     (
-        "client setup (boto3 / S3Http / FTP, SSH connect)",
+        "client setup (boto3 / S3Reader / FTP, SSH connect)",
         (
             "make_client",
             "boto3/session",
             "botocore/session",
-            "S3Http.__init__",
+            "S3Reader.__init__",
             "FtpSource._connect",
             "SftpSource._session",
         ),

@@ -37,8 +37,10 @@ async ({url, method, headers, form}) => {
 """
 FIND_NEXT_JS = """
 () => {
-  const words = new RegExp("^(next|next page|more|load more|show more|see more|view more|"
-    + "more results|older|older posts|older entries|›|»|>|→|next ›|next »|next >|next →)$", "i");
+  // "Next", "Next page »", "Older posts →": the words, then at most a few arrows or signs
+  const words = new RegExp("^(?:(?:next|next page|more|load more|show more|see more|"
+    + "view more|more results|older|older posts|older entries)[^\\\\p{L}\\\\p{N}]{0,3}"
+    + "|[›»>→]{1,2})$", "iu");
   // "More offers", "Load more jobs", "Show 20 more": a short label built around "more"
   const moreWords = /^((load|show|see|view|get)\\s+)?(\\d+\\s+)?more(\\s+[\\w-]+){0,2}$/i;
   const visible = (el) => {
@@ -89,6 +91,30 @@ FIND_NEXT_JS = """
   return null;
 }
 """
+FIND_SEARCH_FORM_JS = """
+() => {
+  // A visible form that asks for no password and sends with GET (the default): a search or a
+  // filter. Its submit control is marked; its fields keep the defaults the page gives them.
+  const visible = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== "hidden";
+  };
+  document.querySelectorAll("[data-amazoniax-submit]")
+    .forEach((e) => e.removeAttribute("data-amazoniax-submit"));
+  for (const form of document.querySelectorAll("form")) {
+    if ((form.getAttribute("method") || "get").toLowerCase() !== "get") continue;
+    if (form.querySelector("input[type=password]") || !visible(form)) continue;
+    const submit = form.querySelector(
+      "button[type=submit], button:not([type]), input[type=submit], input[type=image]");
+    if (!submit || !visible(submit) || submit.disabled) continue;
+    submit.setAttribute("data-amazoniax-submit", "1");
+    const label = (submit.innerText || submit.value || submit.getAttribute("aria-label") || "")
+      .trim().slice(0, 60);
+    return {label, fields: form.querySelectorAll("input, select, textarea").length};
+  }
+  return null;
+}
+"""
 SELECTOR_JS = """
 (el) => {
   const tag = el.tagName.toLowerCase();
@@ -116,7 +142,7 @@ DATA_LINKS_JS = """
 """
 
 
-__all__ = ["DATA_LINKS_JS", "FETCH_JS", "FIND_NEXT_JS", "SELECTOR_JS"]
+__all__ = ["DATA_LINKS_JS", "FETCH_JS", "FIND_NEXT_JS", "FIND_SEARCH_FORM_JS", "SELECTOR_JS"]
 
 
 def next_selector(found: Mapping[str, Any]) -> str:

@@ -30,7 +30,7 @@ from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.redaction import collect_secret_values
 from amazoniax_dagster.core.sites import structure_id
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.db.fetchers import FetcherVersion
+from amazoniax_dagster.db.fetcher_versions import FetcherVersion
 from amazoniax_dagster.fetchers.base import FetchLimits, LoadedFetcher
 from amazoniax_dagster.fetchers.loader import (
     BrowserFetcher,

@@ -7,7 +7,11 @@ page the way a person reading the response (and the API's documentation) would:
 * a page number one higher (the parameter the URL already has, one the documentation lists,
   or the name of a ``page`` field in the body);
 * an offset one page further (``offset``/``limit``-like parameters from the URL or the
-  documentation, with the page's record count as the step).
+  documentation, with the page's record count as the step);
+* when the body says there is more (``has_more`` true, ``next_page`` = 2, ``total_pages`` or
+  ``total`` beyond this page) but names no parameter, the common ones: the next page number
+  as ``page``, the last record's id after ``starting_after``/``after``/``since_id`` (keyset),
+  the record count as ``offset``.
 
 Every candidate is only a guess: the explorer keeps one when its response brings records the
 previous page did not (the HAR keeps the rest, and pagination inference ignores them).
@@ -37,6 +41,20 @@ _CURSOR_KEYS = (
     "continuation", "next_page_token", "nextPageToken",
 )  # fmt: skip
 _NESTS = ("meta", "pagination", "paging", "page_info", "pageInfo", "links", "_links")
+_NEST_DEPTH = 3
+_NEXT_PAGE_NUMBER = ("next_page", "nextPage", "next_page_number", "nextPageNumber")
+_CURRENT_PAGE = ("page", "current_page", "currentPage", "page_number", "pageNumber")
+_MORE_FLAGS = (
+    "has_more", "hasMore", "has_next", "hasNext", "has_next_page", "hasNextPage", "more",
+    "more_results", "moreResults", "has_more_results", "hasMoreResults",
+)  # fmt: skip
+_TOTAL_PAGES = (
+    "total_pages", "totalPages", "pages", "page_count", "pageCount", "last_page", "lastPage",
+    "num_pages",
+)  # fmt: skip
+_TOTALS = ("total", "total_count", "totalCount", "total_results", "totalResults", "totalItems")
+_KEYSET_PARAMS = ("starting_after", "after", "since_id", "after_id")
+_ID_FIELDS = ("id", "uuid", "_id", "key")
 _PAGE_PARAMS = ("page", "p", "page_number", "pageNumber", "pageNo", "pg")
 _SIZE_PARAMS = ("per_page", "page_size", "pageSize", "limit", "size")
 _OFFSET_PARAMS = ("offset", "start", "skip")
@@ -75,24 +93,49 @@ def with_params(url: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _fields(body: Any, names: Sequence[str]) -> Iterator[tuple[str, Any]]:
-    if not isinstance(body, dict):
+def _fields(body: Any, names: Sequence[str], depth: int = 0) -> Iterator[tuple[str, Any]]:
+    """(name, value) of the fields called ``names``: at the top, then in nested paging objects
+    (``meta.pagination.total_pages``)."""
+    if not isinstance(body, dict) or depth > _NEST_DEPTH:
         return
     for name in names:
         if name in body:
             yield name, body[name]
     for nest in _NESTS:
-        inner = body.get(nest)
-        if isinstance(inner, dict):
-            for name in names:
-                if name in inner:
-                    yield name, inner[name]
+        yield from _fields(body.get(nest), names, depth + 1)
+
+
+def _number(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def says_more(body: Any, record_count: int) -> bool:
+    """Whether the body says the site has records beyond this page."""
+    if any(value is True for _, value in _fields(body, _MORE_FLAGS)):
+        return True
+    if any((_number(v) or 0) > 1 for _, v in _fields(body, _NEXT_PAGE_NUMBER)):
+        return True
+    current = next((n for _, v in _fields(body, _CURRENT_PAGE) if (n := _number(v))), 1)
+    if any((_number(v) or 0) > current for _, v in _fields(body, _TOTAL_PAGES)):
+        return True
+    return record_count > 0 and any(
+        (_number(v) or 0) > record_count for _, v in _fields(body, _TOTALS)
+    )
 
 
 def next_page_probes(
-    url: str, body: Any, record_count: int, documented: Sequence[str] = ()
+    url: str,
+    body: Any,
+    record_count: int,
+    documented: Sequence[str] = (),
+    last_record: Mapping[str, str] | None = None,
 ) -> list[Probe]:
-    """Requests that may return the page after ``url`` (whose JSON ``body`` is given)."""
+    """Requests that may return the page after ``url`` (whose JSON ``body`` is given, and
+    whose records end with ``last_record``), the likeliest first."""
     probes: list[Probe] = []
     query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
     for name, value in _fields(body, _NEXT_KEYS):
@@ -108,14 +151,48 @@ def next_page_probes(
             params += [base, "cursor", "after"]
             for param in dict.fromkeys(params):
                 probes.append(Probe(with_params(url, **{param: str(value)}), f"cursor as {param}"))
+    for name, value in _fields(body, _NEXT_PAGE_NUMBER):
+        number = _number(value)
+        if number is not None and number > 0:
+            for param in _page_names(query, documented):
+                probes.append(Probe(with_params(url, **{param: str(number)}), f"{name} as {param}"))
     if record_count:
-        probes += _page_probes(url, body, query, documented)
-        probes += _offset_probes(url, body, query, documented, record_count)
+        more = says_more(body, record_count)
+        probes += _page_probes(url, body, query, documented, guess=more)
+        if more:
+            probes += _keyset_probes(url, query, documented, last_record)
+        probes += _offset_probes(url, body, query, documented, record_count, guess=more)
     return list({probe.url: probe for probe in probes if probe.url != url}.values())
 
 
+def _page_names(query: Mapping[str, str], documented: Sequence[str]) -> list[str]:
+    """The page-number parameter: the one the URL has, else documented ones, else ``page``."""
+    names = [p for p in query if p in _PAGE_PARAMS] + [p for p in documented if p in _PAGE_PARAMS]
+    return list(dict.fromkeys(names))[:2] or ["page"]
+
+
+def _keyset_probes(
+    url: str,
+    query: Mapping[str, str],
+    documented: Sequence[str],
+    last_record: Mapping[str, str] | None,
+) -> list[Probe]:
+    if not last_record:
+        return []
+    value = next((last_record[f] for f in _ID_FIELDS if last_record.get(f)), None)
+    if value is None:
+        return []
+    names = [p for p in query if p in _KEYSET_PARAMS] + [
+        p for p in documented if p in _KEYSET_PARAMS
+    ]
+    return [
+        Probe(with_params(url, **{name: value}), f"the last id after {name}")
+        for name in dict.fromkeys(names or _KEYSET_PARAMS)
+    ]
+
+
 def _page_probes(
-    url: str, body: Any, query: Mapping[str, str], documented: Sequence[str]
+    url: str, body: Any, query: Mapping[str, str], documented: Sequence[str], *, guess: bool
 ) -> list[Probe]:
     for name in _PAGE_PARAMS:
         if name in query and query[name].isdigit():
@@ -126,7 +203,7 @@ def _page_probes(
         None,
     )  # fmt: skip
     names = [p for p in documented if p in _PAGE_PARAMS]
-    if current is not None and not names:
+    if (current is not None or guess) and not names:
         names = ["page"]
     return [
         Probe(with_params(url, **{name: str((current or 1) + 1)}), f"documented {name}")
@@ -135,7 +212,13 @@ def _page_probes(
 
 
 def _offset_probes(
-    url: str, body: Any, query: Mapping[str, str], documented: Sequence[str], count: int
+    url: str,
+    body: Any,
+    query: Mapping[str, str],
+    documented: Sequence[str],
+    count: int,
+    *,
+    guess: bool,
 ) -> list[Probe]:
     for name in _OFFSET_PARAMS:
         if name in query and query[name].isdigit():
@@ -144,7 +227,7 @@ def _offset_probes(
             return [
                 Probe(with_params(url, **{name: str(int(query[name]) + step)}), f"{name} + {step}")
             ]
-    offsets = [p for p in documented if p in _OFFSET_PARAMS]
+    offsets = [p for p in documented if p in _OFFSET_PARAMS] or (["offset"] if guess else [])
     if not offsets:
         return []
     limits = [p for p in documented if p in _LIMIT_PARAMS]
@@ -219,8 +302,12 @@ class AuthAttempt:
     params: Mapping[str, str] | None = None
 
 
-def auth_attempts(keys: Mapping[str, str]) -> list[AuthAttempt]:
-    """Ways to use ``auth_keys`` on an API that answered 401/403, most specific first."""
+def auth_attempts(
+    keys: Mapping[str, str], *, challenge: str | None = None, refusal: str = ""
+) -> list[AuthAttempt]:
+    """Ways to use ``auth_keys`` on an API that answered 401/403, most specific first: what
+    the refusal asked for (its ``WWW-Authenticate`` scheme, a header its message names), then
+    the common ways."""
     lowered = {k.lower(): (k, v) for k, v in keys.items()}
     attempts: list[AuthAttempt] = []
     token_url = next(
@@ -240,19 +327,63 @@ def auth_attempts(keys: Mapping[str, str]) -> list[AuthAttempt]:
                 },
             )
         )
-    for key, (name, value) in lowered.items():
-        if "url" in key or key in ("client_id", "client_secret") or not value:
-            continue
-        if "token" in key or "bearer" in key or "access" in key:
-            attempts.append(
+    credentials = [
+        (key, name, value)
+        for key, (name, value) in lowered.items()
+        if value and "url" not in key and key not in ("client_id", "client_secret")
+    ]
+    scheme = _challenge_scheme(challenge)
+    named = _named_headers(refusal)
+    asked: list[AuthAttempt] = []
+    for _, name, value in credentials:
+        if scheme:
+            asked.append(
                 AuthAttempt(
-                    f"{name} as a Bearer token", headers={"Authorization": f"Bearer {value}"}
+                    f"{name} with the {scheme} scheme the server asked for",
+                    headers={"Authorization": f"{scheme} {value}"},
                 )
             )
+        for header in named:
+            asked.append(
+                AuthAttempt(
+                    f"{name} in the {header} header the server named", headers={header: value}
+                )
+            )
+    common: list[AuthAttempt] = []
+    for key, name, value in credentials:
+        bearer = AuthAttempt(
+            f"{name} as a Bearer token", headers={"Authorization": f"Bearer {value}"}
+        )
+        if "token" in key or "bearer" in key or "access" in key:
+            common.append(bearer)
         if "key" in key:
-            attempts.append(AuthAttempt(f"{name} as X-API-Key", headers={"X-API-Key": value}))
-            attempts.append(AuthAttempt(f"{name} as a query parameter", params={name: value}))
-    return attempts[:5]
+            common.append(AuthAttempt(f"{name} as X-API-Key", headers={"X-API-Key": value}))
+            common.append(AuthAttempt(f"{name} as a query parameter", params={name: value}))
+            common.append(bearer)
+    return attempts + asked[:4] + common[:5]
+
+
+_NOT_A_SCHEME = frozenset({"basic", "digest", "negotiate", "ntlm"})
+_HEADER_NAME = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+\b")
+
+
+def _challenge_scheme(challenge: str | None) -> str | None:
+    """The scheme of a ``WWW-Authenticate`` challenge a key can answer (``Token``, ``Bearer``)."""
+    scheme = (challenge or "").strip().split(" ", 1)[0].split(",", 1)[0]
+    if not re.fullmatch(r"[A-Za-z][\w.-]*", scheme) or scheme.lower() in _NOT_A_SCHEME:
+        return None
+    return scheme
+
+
+def _named_headers(text: str) -> list[str]:
+    """Header names a refusal's message mentions (``missing X-Api-Token header``)."""
+    found = [
+        name
+        for name in _HEADER_NAME.findall(text[:2000])
+        if re.search(r"key|token|auth", name, re.IGNORECASE)
+        and name.lower() not in ("www-authenticate", "content-type")
+    ]
+    return list(dict.fromkeys(found))[:2]
 
 
 def data_link_score(href: str, text: str) -> int:
@@ -274,5 +405,6 @@ __all__ = [
     "documented_params",
     "json_links",
     "next_page_probes",
+    "says_more",
     "with_params",
 ]

@@ -38,10 +38,11 @@ _VOID = frozenset(
      "track", "wbr"}
 )  # fmt: skip
 _SKIP_TAGS = frozenset({"script", "style", "head", "noscript", "template", "svg"})
-_JSON_SCRIPT = re.compile(
-    r"<script\b[^>]*\btype\s*=\s*[\"']?application/(?:ld\+)?json[\"']?[^>]*>(.*?)</script>",
-    re.IGNORECASE | re.DOTALL,
-)
+_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.IGNORECASE | re.DOTALL)
+_JSON_TYPE = re.compile(r"\btype\s*=\s*[\"']?application/(?:ld\+)?json", re.IGNORECASE)
+_SCRIPT_SRC = re.compile(r"\bsrc\s*=", re.IGNORECASE)
+# `window.__STATE__ = {`, `var data = [`: a JSON literal assigned to a name
+_ASSIGNMENT = re.compile(r"[\w$.\[\]\"']+\s*=\s*(?=[\[{])")
 _SIMPLE_KEY = re.compile(r"[A-Za-z_][\w-]*")
 
 
@@ -307,16 +308,31 @@ def repeated_blocks(root: Node, minimum: int = 3) -> tuple[str, list[Node]] | No
 
 
 def script_json_records(text: str) -> Records | None:
-    """The records of the JSON embedded in ``<script type="application/json">`` blocks."""
+    """The records of JSON embedded in the page's scripts: ``<script type="application/json">``
+    blocks, and JSON assigned in inline scripts (``window.__INITIAL_STATE__ = {...}``)."""
     best: Records | None = None
-    for number, match in enumerate(_JSON_SCRIPT.finditer(text)):
-        try:
-            found = json_records(json.loads(match.group(1)))
-        except ValueError:
-            continue
+    for number, data in enumerate(_script_json(text)):
+        found = json_records(data)
         if found is not None and (best is None or found.count > best.count):
             best = Records("json", f"script[{number}] {found.path}", found.items)
     return best
+
+
+def _script_json(text: str) -> Iterator[Any]:
+    decoder = json.JSONDecoder()
+    for match in _SCRIPT.finditer(text):
+        attrs, body = match.group(1), match.group(2)
+        if _JSON_TYPE.search(attrs):
+            try:
+                yield json.loads(body)
+            except ValueError:
+                continue
+        elif not _SCRIPT_SRC.search(attrs):
+            for assignment in _ASSIGNMENT.finditer(body):
+                try:
+                    yield decoder.raw_decode(body, assignment.end())[0]
+                except ValueError:
+                    continue
 
 
 def html_records(text: str) -> Records | None:

@@ -28,7 +28,8 @@ from amazoniax_dagster.core.messages import WebSourceConfig
 from fetcher_codegen.analysis import Analysis, DataGroup
 from fetcher_codegen.capture import Capture
 from fetcher_codegen.har import Entry, path_template, resource_name
-from fetcher_codegen.pagination import Pagination, distinct_pages, infer
+from fetcher_codegen.incremental_hint import propose
+from fetcher_codegen.pagination import Page, Pagination, distinct_pages, infer
 from fetcher_codegen.probes import DATA_EXTENSIONS
 from fetcher_codegen.provenance import (
     Slot,
@@ -122,6 +123,11 @@ class _HttpBuilder(_Builder):
             step["records"] = data.records_path
         if pagination is not None:
             step["paginate"] = pagination.config
+        if "records" in step and (since := propose(request.get("query", {}), _items(pages))):
+            del request["query"][since["start_param"]]  # the engine sends it from now on
+            if not request["query"]:
+                del request["query"]
+            step["incremental"] = since
         name = f"{resource}_${{page}}.${{ext}}" if pagination else f"{resource}.${{ext}}"
         step["save"] = [{"type": "body", "name": name}]
         self._add(step, entries[0].index)
@@ -387,6 +393,10 @@ class _HttpBuilder(_Builder):
             )
             return True
         return False
+
+
+def _items(pages: Sequence[Page]) -> list[dict[str, str]]:
+    return [item for page in pages if page.records for item in page.records.items]
 
 
 def _listed(values: Mapping[str, Any]) -> list[dict[str, Any]]:

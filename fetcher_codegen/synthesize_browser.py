@@ -3,11 +3,14 @@ browser sees."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from fetcher_codegen.analysis import DataGroup
+from fetcher_codegen.capture import CaptureStep
 from fetcher_codegen.har import resource_name
 from fetcher_codegen.synthesize_base import (
     Synthesis,
@@ -20,7 +23,11 @@ from fetcher_codegen.synthesize_base import (
 class _BrowserBuilder(_Builder):
     def build(self) -> Synthesis:
         data = self.analysis.html_data[0]
-        entry = data.group.first
+        # the first page of this kind that showed records (a form's empty page does not count)
+        entry = next(
+            (p.entry for p in data.pages if p.records is not None and p.records.count),
+            data.group.first,
+        )
         resource = resource_name(entry.path, "page")
         recipe: dict[str, Any] = {
             "version": 1,
@@ -41,11 +48,19 @@ class _BrowserBuilder(_Builder):
         # A fragment a script fetched is reached from the page that fetched it (its scripts set
         # cookies and state the fragment needs): start there, as a person would.
         opened = entry.resource_type in ("document", "")
-        recipe["start_url"] = (
-            ""
-            if entry.url == self.config.url or not opened
-            else url_template(entry.url, self.config)
-        )
+        start = _pagination_start(self.capture.steps)
+        if start is not None:  # pages are clicked through from where the clicking began
+            recipe["start_url"] = (
+                ""
+                if start == self.capture.channel_url
+                else url_template(start, self.config, keep_query=True)
+            )
+        else:
+            recipe["start_url"] = (
+                ""
+                if entry.url == self.config.url or not opened
+                else url_template(entry.url, self.config, keep_query=True)
+            )
         container, item = _container_selectors(data)
         steps: list[dict[str, Any]] = [{"type": "expect", "selector": container}]
         save = {"type": "save_page", "name": f"{resource}_${{page}}.html"}
@@ -69,6 +84,14 @@ class _BrowserBuilder(_Builder):
         recipe["steps"] = steps
         requests = [{**self.data_provenance(data, None), "pagination": detail, "values": []}]
         return Synthesis("browser", recipe, requests, self.warnings)
+
+
+def _pagination_start(steps: Sequence[CaptureStep]) -> str | None:
+    """The page the explorer was on when it first clicked "next" (the first page of records)."""
+    for before, step in itertools.pairwise(steps):
+        if step.action == "click next":
+            return before.url
+    return None
 
 
 def _container_selectors(data: DataGroup) -> tuple[str, str]:

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from amazoniax_dagster.shell import tags
-from amazoniax_dagster.shell.dagster_jobs import channel_files_job, fetcher_code_job
-from amazoniax_dagster.shell.partitions import (
+from amazoniax_dagster.core import run_tags
+from amazoniax_dagster.sync.wording import count
+from assets.asset_jobs import channel_files_job, fetcher_code_job
+from assets.partitions import (
     CHANNELS,
     SITES,
     channels_partitions,
     sites_partitions,
 )
-from amazoniax_dagster.sync.wording import count
 from resources import FetcherDBResource, FetchSettings, KafkaResource
 from sensors.dead_letters import dead_letters_observation, describe
 
@@ -216,25 +216,25 @@ def _after_a_bug(
 def _run_request(
     job: "FetcherJob", site: str | None, *, generate: bool, attempt: int | None
 ) -> dg.RunRequest:
-    run_tags = {
-        tags.JOB_ID: job.job_id,
-        tags.CHANNEL_ID: job.channel_id,
-        tags.SOURCE_TYPE: str(job.source_type),
-        tags.FLOW: str(job.flow),
-    } | ({tags.SITE: site} if site else {})
+    tags = {
+        run_tags.JOB_ID: job.job_id,
+        run_tags.CHANNEL_ID: job.channel_id,
+        run_tags.SOURCE_TYPE: str(job.source_type),
+        run_tags.FLOW: str(job.flow),
+    } | ({run_tags.SITE: site} if site else {})
     run_key = job.job_id
     if attempt and attempt > 1:
-        run_tags[tags.ATTEMPT] = str(attempt)
+        tags[run_tags.ATTEMPT] = str(attempt)
         run_key = f"{job.job_id}:attempt-{attempt}"
     if generate and site:
         return dg.RunRequest(
-            run_key=run_key, job_name=fetcher_code_job.name, partition_key=site, tags=run_tags
+            run_key=run_key, job_name=fetcher_code_job.name, partition_key=site, tags=tags
         )
     return dg.RunRequest(
         run_key=run_key,
         job_name=channel_files_job.name,
         partition_key=job.channel_id,
-        tags=run_tags,
+        tags=tags,
     )
 
 
@@ -243,10 +243,10 @@ def _next_attempts(instance: dg.DagsterInstance, job_ids: list[str]) -> dict[str
     run that is queued, running or succeeded (a re-delivered message must not start another)."""
     if not job_ids:
         return {}
-    records = instance.get_run_records(filters=dg.RunsFilter(tags={tags.JOB_ID: job_ids}))
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={run_tags.JOB_ID: job_ids}))
     runs: dict[str, list[dg.DagsterRun]] = {}
     for record in records:
-        runs.setdefault(record.dagster_run.tags[tags.JOB_ID], []).append(record.dagster_run)
+        runs.setdefault(record.dagster_run.tags[run_tags.JOB_ID], []).append(record.dagster_run)
     attempts: dict[str, Any] = {}
     for job_id in job_ids:
         earlier = runs.get(job_id, [])

@@ -8,8 +8,8 @@ backfilled from an asset page run as Dagster's own asset job. Only runs that mat
 
 import dagster as dg
 
-from amazoniax_dagster.shell import tags
-from amazoniax_dagster.shell.dagster_jobs import channel_files_job
+from amazoniax_dagster.core import run_tags
+from assets.asset_jobs import channel_files_job
 from resources import FetcherDBResource, KafkaResource, OutputBucketResource
 
 CHANNEL_FILES = dg.AssetKey("channel_files")
@@ -19,7 +19,7 @@ def is_channel_run(run: dg.DagsterRun) -> bool:
     """A run of the channel_files asset, however it was launched: by the sensors (tagged), as
     channel_files_job from the Jobs page, or as Dagster's asset job from an asset page."""
     return (
-        tags.CHANNEL_ID in run.tags
+        run_tags.CHANNEL_ID in run.tags
         or run.job_name == channel_files_job.name
         or CHANNEL_FILES in (run.asset_selection or set())
     )
@@ -38,14 +38,14 @@ def _report(
     run = context.dagster_run
     if not is_channel_run(run):
         return
-    channel_id = run.tags.get(tags.CHANNEL_ID) or run.tags.get("dagster/partition")
+    channel_id = run.tags.get(run_tags.CHANNEL_ID) or run.tags.get("dagster/partition")
     if channel_id is None:
         context.log.warning(f"run {run.run_id} has no channel; no status published")
         return
     stats = context.instance.get_run_stats(run.run_id)
     seconds = stats.end_time - stats.start_time if stats.start_time and stats.end_time else None
     db = fetcher_db.get_db()
-    job_id = tags.job_id_for_run(run.tags, run.run_id)
+    job_id = run_tags.job_id_for_run(run.tags, run.run_id)
     if outcome in ("failure", "canceled"):
         from amazoniax_dagster.jobs.cleanup import remove_unrecorded_uploads
 

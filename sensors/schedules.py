@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from amazoniax_dagster.shell import tags
-from amazoniax_dagster.shell.dagster_jobs import channel_files_job
-from amazoniax_dagster.shell.partitions import CHANNELS, channels_partitions
+from amazoniax_dagster.core import run_tags
+from assets.asset_jobs import channel_files_job
+from assets.partitions import CHANNELS, channels_partitions
 from resources import FetcherDBResource
 
 INTERVAL_SECONDS = 60
@@ -43,10 +43,10 @@ def stored_channels_sensor(
             run_key=job.job_id,
             partition_key=job.channel_id,
             tags={
-                tags.JOB_ID: job.job_id,
-                tags.CHANNEL_ID: job.channel_id,
-                tags.SOURCE_TYPE: job.source_type,
-                tags.FLOW: "existing",
+                run_tags.JOB_ID: job.job_id,
+                run_tags.CHANNEL_ID: job.channel_id,
+                run_tags.SOURCE_TYPE: job.source_type,
+                run_tags.FLOW: "existing",
             },
         )
         for job in due_jobs(scheduled, since=since, until=now)

@@ -79,6 +79,8 @@ def make_store(settings: StoreSettings, *, max_connections: int = 32) -> S3Store
     endpoint = settings.endpoint_url or f"https://s3.{region}.amazonaws.com"
     config: S3Config = {
         "endpoint": endpoint.rstrip("/"),
+        # obstore lets AWS_ENDPOINT_URL_S3 override "endpoint"; set it too, to ours.
+        "aws_endpoint_url_s3": endpoint.rstrip("/"),
         "region": region,
         "virtual_hosted_style_request": False,
     }

@@ -1,8 +1,7 @@
 """boto3 S3 clients and the translation of S3 errors into the error tree (house rule 3).
 
-boto3 is imported lazily: loading the code location must not pay for it. The sync engine's
-own requests go through :mod:`amazoniax_dagster.clients.s3http`; its error replies are translated by
-:func:`error_for_code`, the same tables as boto3's ``ClientError``.
+boto3 is imported lazily: loading the code location must not pay for it. Customer buckets are
+read through :mod:`amazoniax_dagster.clients.s3_reader`, whose errors are translated here.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 # Error codes that mean "the configuration is wrong": retrying cannot help.
-_CONFIG_CODES = {
+CONFIG_CODES = {
     "AccessDenied": "access denied",
     "AllAccessDisabled": "access denied",
     "InvalidAccessKeyId": "the access key is not known to the server",
@@ -29,7 +28,7 @@ _CONFIG_CODES = {
     "403": "access denied",
     "404": "not found",
 }
-_TRANSIENT_CODES = {
+TRANSIENT_CODES = {
     "SlowDown",
     "Throttling",
     "ThrottlingException",
@@ -136,9 +135,9 @@ def error_for_code(
     retry_after: float | None = None,
 ) -> AmazoniaxError:
     """The error an S3 error reply means (its ``Code`` and HTTP status), whoever parsed it."""
-    if code in _CONFIG_CODES:
-        return ConfigError(f"cannot {what}: {_CONFIG_CODES[code]} ({code})")
-    if code in _TRANSIENT_CODES or (status is not None and (status >= 500 or status == 429)):
+    if code in CONFIG_CODES:
+        return ConfigError(f"cannot {what}: {CONFIG_CODES[code]} ({code})")
+    if code in TRANSIENT_CODES or (status is not None and (status >= 500 or status == 429)):
         return TransientError(
             f"cannot {what}: server said {code or status}", retry_after=retry_after
         )

@@ -149,6 +149,8 @@ class S3SourceConfig(FileChecks):
     file_pattern: str = "**"
     endpoint_url: str | None = None
     region: str | None = None
+    # Seconds before connecting or a silent server counts as failed (TransientError).
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
     # "listing": trust (key, size, etag) to skip unchanged objects without downloading them;
     # "always_hash": download and hash everything (for stores whose listings lie).
     verify: Literal["listing", "always_hash"] = "listing"

@@ -184,3 +184,8 @@ def json_param(value: Any) -> Any:
 
 
 __all__ = ["Database", "Sql", "json_param", "libpq_url"]
+
+
+def unnest_columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column, for ``unnest(%s::type[], ...)``, which turns them back."""
+    return [[row[i] for row in rows] for i in range(width)]

@@ -11,22 +11,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from amazoniax_dagster.core.checkpoints import Checkpoint
 from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
 from amazoniax_dagster.core.sealing import SecretCipher
-from amazoniax_dagster.db.fetchers import FetcherRegistryMixin
-from amazoniax_dagster.db.pg import Database, Sql, json_param
+from amazoniax_dagster.db.checkpoints import CheckpointsMixin, store_for_job
+from amazoniax_dagster.db.delivery_history import DeliveryHistoryMixin
+from amazoniax_dagster.db.fetcher_versions import FetcherRegistryMixin
+from amazoniax_dagster.db.operator_views import OperatorViewsMixin
+from amazoniax_dagster.db.pg import Database, Sql, json_param, unnest_columns
 from amazoniax_dagster.db.rows import (
-    ChannelHistory,
-    ChannelHost,
-    ChannelSummary,
-    DeadLetterRow,
-    DeliveredFile,
     DeliveredOutput,
-    JobFailure,
     JobRecord,
     RecentOutputs,
     RetryConfig,
-    SourceIdentity,
     StoredChannel,
     _fetched_count,
 )
@@ -38,7 +35,7 @@ _JOB_COLUMNS = (
 )
 
 
-class FetcherDB(FetcherRegistryMixin):
+class FetcherDB(FetcherRegistryMixin, DeliveryHistoryMixin, OperatorViewsMixin, CheckpointsMixin):
     def __init__(self, url: str, cipher: SecretCipher, *, pool_size: int = 5) -> None:
         self.url = url  # holds the password: never log it
         self.database = Database(url, pool_size=pool_size)
@@ -111,7 +108,7 @@ class FetcherDB(FetcherRegistryMixin):
                     " SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[])"
                     " ON CONFLICT (channel_id) DO UPDATE SET source_type = EXCLUDED.source_type,"
                     " config_json = EXCLUDED.config_json, updated_at = now()",
-                    _columns([(c, t, sealed) for c, (t, sealed) in latest.items()], 3),
+                    unnest_columns([(c, t, sealed) for c, (t, sealed) in latest.items()], 3),
                 )
             if job_rows:
                 # One row per job_id (a batch may repeat a message): an upsert touches a row once.
@@ -125,7 +122,7 @@ class FetcherDB(FetcherRegistryMixin):
                     " flow = EXCLUDED.flow, config_json = EXCLUDED.config_json,"
                     " status = 'queued', message = NULL"
                     " WHERE job_runs.status IN ('failed', 'canceled', 'requires_human_review')",
-                    _columns(job_rows, 5),
+                    unnest_columns(job_rows, 5),
                 )
 
     def get_channel(self, channel_id: str) -> StoredChannel:
@@ -204,7 +201,10 @@ class FetcherDB(FetcherRegistryMixin):
         message: str,
         metadata: Mapping[str, Any] | None = None,
         s3_output_path: str | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
+        """Record how the job ended; ``checkpoint`` (of a succeeded job) is stored for its
+        channel in the same transaction."""
         values: dict[str, Any] = {
             "status": status,
             "message": message,
@@ -216,6 +216,8 @@ class FetcherDB(FetcherRegistryMixin):
             values["s3_output_path"] = s3_output_path
         with self._transaction("record the job result") as s:
             _update_job(s, job_id, values)
+            if checkpoint is not None:
+                store_for_job(s, job_id, checkpoint)
 
     def mark_published(self, job_id: str, *, parsers: bool = False, status: bool = False) -> None:
         values = {}
@@ -292,208 +294,6 @@ class FetcherDB(FetcherRegistryMixin):
             record_counts=[int(m["records"]) for m in metadata if m.get("records") is not None],
         )
 
-    # -- read-only summaries (the command line) ------------------------------------------------
-
-    def list_channels(self) -> list[ChannelSummary]:
-        """Every stored channel, by id, without its config."""
-        with self._transaction("list channels") as s:
-            rows = s.all(
-                "SELECT channel_id, source_type, created_at, updated_at FROM channels"
-                " ORDER BY channel_id"
-            )
-        return [ChannelSummary(*row) for row in rows]
-
-    def channel_source_types(self, channel_ids: Iterable[str]) -> dict[str, str]:
-        """channel_id -> source_type for the given channels that are stored."""
-        ids = sorted(set(channel_ids))
-        if not ids:
-            return {}
-        with self._transaction("read channel source types") as s:
-            rows = s.all(
-                "SELECT channel_id, source_type FROM channels WHERE channel_id = ANY(%s)", (ids,)
-            )
-        return dict(rows)
-
-    def channel_hosts(self) -> list[ChannelHost]:
-        """The server address of every stored FTP/FTPS/SFTP channel (never its secrets)."""
-        with self._transaction("list channel hosts") as s:
-            rows = s.all(
-                "SELECT channel_id, config_json FROM channels WHERE source_type = 'ftp'"
-                " ORDER BY channel_id"
-            )
-        hosts = []
-        for channel_id, config in rows:
-            host = config.get("host") if isinstance(config, dict) else None
-            if not isinstance(host, str) or not host:
-                continue
-            port = config.get("port")
-            protocol = config.get("protocol") or "ftp"
-            hosts.append(
-                ChannelHost(
-                    channel_id,
-                    host,
-                    int(port) if isinstance(port, int | str) and str(port).isdigit() else None,
-                    str(protocol),
-                )
-            )
-        return hosts
-
-    def job_status_counts(self) -> dict[str, int]:
-        """How many jobs are in each status (queued, running, success, failed, ...)."""
-        with self._transaction("count jobs") as s:
-            rows = s.all("SELECT status, count(*) FROM job_runs GROUP BY status")
-        return {status: int(count) for status, count in rows}
-
-    def job_statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
-        """job_id -> status for the given jobs that the fetcher knows."""
-        ids = sorted(set(job_ids))
-        if not ids:
-            return {}
-        with self._transaction("read job statuses") as s:
-            rows = s.all("SELECT job_id, status FROM job_runs WHERE job_id = ANY(%s)", (ids,))
-        return dict(rows)
-
-    def recent_failures(self, limit: int = 10) -> list[JobFailure]:
-        """The most recent jobs that did not succeed (failed, canceled, needing review)."""
-        with self._transaction("read recent failures") as s:
-            rows = s.all(
-                "SELECT job_id, channel_id, status, message,"
-                " coalesce(finished_at, started_at, created_at) AS at FROM job_runs"
-                " WHERE status IN ('failed', 'canceled', 'requires_human_review')"
-                " ORDER BY at DESC, id DESC LIMIT %s",
-                (limit,),
-            )
-        return [JobFailure(*row) for row in rows]
-
-    def record_dead_letter(
-        self,
-        *,
-        job_id: str | None,
-        channel_id: str | None,
-        error_class: str,
-        reason: str,
-        topic: str,
-        partition: int,
-        offset: int,
-    ) -> None:
-        """Count a refused message (its reason already redacted)."""
-        with self._transaction("record a dead letter") as s:
-            s.execute(
-                "INSERT INTO dead_letters (job_id, channel_id, error_class, reason, topic,"
-                ' partition, "offset") VALUES (%s, %s, %s, %s, %s, %s, %s)',
-                (
-                    job_id,
-                    channel_id,
-                    error_class,
-                    reason[:2000].replace("\x00", "\ufffd"),
-                    topic,
-                    partition,
-                    offset,
-                ),  # fmt: skip
-            )
-
-    def recent_dead_letters(self, limit: int = 10) -> tuple[int, list[DeadLetterRow]]:
-        """How many messages were dead-lettered in all, and the latest ``limit`` of them."""
-        with self._transaction("read dead letters") as s:
-            total = int(s.scalar("SELECT count(*) FROM dead_letters") or 0)
-            rows = s.all(
-                "SELECT job_id, channel_id, error_class, reason, created_at FROM dead_letters"
-                " ORDER BY created_at DESC, id DESC LIMIT %s",
-                (limit,),
-            )
-        return total, [DeadLetterRow(*row) for row in rows]
-
-    # -- files --------------------------------------------------------------------------------
-
-    def load_history(self, channel_id: str, *, exclude_job_id: str | None = None) -> ChannelHistory:
-        """The channel's delivery history in two queries. ``exclude_job_id`` leaves out a job's
-        own records, so that re-running a job classifies its files exactly as the first try."""
-        history = ChannelHistory()
-        # A job id is never NULL, so "<> NULL" would leave out every row: spell it out.
-        other_jobs = "AND job_id <> %s" if exclude_job_id is not None else ""
-        params = (channel_id, exclude_job_id) if exclude_job_id is not None else (channel_id,)
-        with self._transaction("read the channel history") as s:
-            files = s.all(
-                "SELECT file_path, content_hash FROM file_metadata"
-                f" WHERE channel_id = %s {other_jobs} ORDER BY id",
-                params,
-            )
-            idents = s.all(
-                "SELECT source_key, file_path, size, etag, mtime, content_hash FROM source_files"
-                f" WHERE channel_id = %s {other_jobs}",
-                params,
-            )
-        for path, digest in files:
-            history.latest_hash_by_path[path] = digest  # ordered by id: last one wins
-            history.delivered_hashes.add(digest)
-        for row in idents:
-            history.identities[row[0]] = SourceIdentity(*row)
-        return history
-
-    def record_files(
-        self,
-        *,
-        job_id: str,
-        channel_id: str,
-        delivered: Iterable[DeliveredFile],
-        identities: Iterable[SourceIdentity],
-    ) -> None:
-        """Store a job's delivered files and the listing identities it saw, in one transaction.
-        Idempotent: re-recording the same job changes nothing.
-
-        One statement per table whatever the count (one array per column, unnested by the
-        server): a row-by-row ``executemany`` took 2-4 s for 10,000 files."""
-        files = [
-            (
-                f.file_path,
-                f.s3_key,
-                f.content_hash,
-                f.file_size,
-                f.classification,
-                f.validation,
-                f.quarantined,
-            )
-            for f in delivered
-        ]
-        # One row per source key: ON CONFLICT DO UPDATE may not touch a row twice in one
-        # statement (a listing has each key once; the last one wins, as before).
-        idents = [
-            (i.source_key, i.file_path, i.size, i.etag, i.mtime, i.content_hash)
-            for i in {i.source_key: i for i in identities}.values()
-        ]
-        with self._transaction("record the job's files") as s:
-            if files:
-                s.execute(
-                    "INSERT INTO file_metadata (job_id, channel_id, file_path, s3_key,"
-                    " content_hash, file_size, classification, validation, quarantined)"
-                    " SELECT %s, %s, * FROM unnest(%s::text[], %s::text[], %s::text[],"
-                    " %s::bigint[], %s::text[], %s::text[], %s::boolean[])"
-                    " ON CONFLICT (job_id, file_path) DO NOTHING",
-                    (job_id, channel_id, *_columns(files, 7)),
-                )
-            if idents:
-                s.execute(
-                    "INSERT INTO source_files (channel_id, job_id, source_key, file_path, size,"
-                    " etag, mtime, content_hash)"
-                    " SELECT %s, %s, * FROM unnest(%s::text[], %s::text[], %s::bigint[],"
-                    " %s::text[], %s::timestamptz[], %s::text[])"
-                    " ON CONFLICT (channel_id, source_key) DO UPDATE SET"
-                    " file_path = EXCLUDED.file_path, size = EXCLUDED.size,"
-                    " etag = EXCLUDED.etag, mtime = EXCLUDED.mtime,"
-                    " content_hash = EXCLUDED.content_hash, job_id = EXCLUDED.job_id,"
-                    " updated_at = now()",
-                    (channel_id, job_id, *_columns(idents, 6)),
-                )
-
-    def job_files(self, job_id: str) -> list[DeliveredFile]:
-        with self._transaction("read the job's files") as s:
-            rows = s.all(
-                "SELECT file_path, s3_key, content_hash, file_size, classification, validation,"
-                " quarantined FROM file_metadata WHERE job_id = %s ORDER BY id",
-                (job_id,),
-            )
-        return [DeliveredFile(*row) for row in rows]
-
     # -- settings -----------------------------------------------------------------------------
 
     def retry_config(self, channel_id: str | None = None) -> RetryConfig:
@@ -556,11 +356,6 @@ def _update_job(s: Sql, job_id: str, values: Mapping[str, Any]) -> None:
     # The column names come from this module, never from input.
     sets = ", ".join(f"{column} = %s" for column in values)
     s.execute(f"UPDATE job_runs SET {sets} WHERE job_id = %s", (*values.values(), job_id))
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as one list per column (``unnest`` turns them back into rows)."""
-    return [[row[i] for row in rows] for i in range(width)]
 
 
 def _first_line(exc: BaseException) -> str:

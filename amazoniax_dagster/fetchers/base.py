@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
+from amazoniax_dagster.core.checkpoints import Checkpoint
 from amazoniax_dagster.core.messages import WebSourceConfig
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
 
@@ -43,6 +44,8 @@ class FetchContext:
     # None = a plain sandboxed subprocess) and their limits (python_runtime.SandboxLimits).
     python_launcher: Any = None
     python_limits: Any = None
+    # The channel's checkpoint from its last successful job (recipes with ``incremental``).
+    checkpoint: Checkpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ class FetchReport:
     records: int | None = None
     warnings: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The checkpoint to store when the job succeeds; None when the fetcher keeps none.
+    checkpoint: Checkpoint | None = None
+    # True when the fetch asked only for data after a checkpoint: a short fetch is expected.
+    incremental: bool = False
 
 
 class Fetcher(Protocol):

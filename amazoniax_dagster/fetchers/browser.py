@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from pydantic import SecretStr
 
@@ -53,10 +53,10 @@ from amazoniax_dagster.core.errors import (
     InfrastructureError,
     SiteChangedError,
     TransientError,
-    UnsafeURLError,
 )
 from amazoniax_dagster.core.redaction import Redactor, collect_secret_values, redact_url
 from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
+from amazoniax_dagster.fetchers.browser_guard import PageGuardMixin
 from amazoniax_dagster.fetchers.browser_proxy import PolicyProxy
 from amazoniax_dagster.fetchers.browser_schema import (
     BROWSER_ROOTS,
@@ -73,49 +73,15 @@ from amazoniax_dagster.fetchers.browser_schema import (
     ScrollPagination,
     WaitForStep,
 )
+from amazoniax_dagster.fetchers.chromium import CHROMIUM_ARGS, launch_chromium
 from amazoniax_dagster.fetchers.recipe.templating import Scope, render
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 log = logging.getLogger(__name__)
 
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # WebRTC could reach addresses over UDP, around the proxy.
-    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
-    # Chromium's own calls home (autofill, hints, safe browsing pings) are no page traffic.
-    # Since Chromium 150 a context also asks www.google.com for AI-mode eligibility
-    # (/async/folae: AimEnabled) and preconnects to the search engine (PreconnectToSearch);
-    # through the policy proxy they showed up as blocked requests of every run.
-    "--disable-features=AutofillServerCommunication,OptimizationHints,MediaRouter,Translate,"
-    "NetworkTimeServiceQuerying,AimEnabled,PreconnectToSearch",
-    "--disable-client-side-phishing-detection",
-    "--disable-domain-reliability",
-    "--no-pings",
-)
 _POLL_SECONDS = 0.1
-
-
-def launch_chromium(playwright: Playwright) -> Browser:
-    """The Debian package's Chromium (``playwright install`` is not used)."""
-    from playwright.sync_api import Error as PlaywrightError
-
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        raise InfrastructureError(
-            "Chromium not found on PATH: install the Debian package 'chromium'"
-        )
-    try:
-        return playwright.chromium.launch(executable_path=path, args=list(CHROMIUM_ARGS))
-    except PlaywrightError as exc:
-        raise InfrastructureError(f"cannot start Chromium ({path}): {exc.message}") from exc
 
 
 def run_browser_recipe(
@@ -143,7 +109,7 @@ def _config_secrets(ctx: FetchContext) -> dict[str, SecretStr]:
     return {**(ctx.config.login_credentials or {}), **(ctx.config.auth_keys or {})}
 
 
-class _BrowserRun:
+class _BrowserRun(PageGuardMixin):
     """The state of one recipe run: page, scope, output, counters and policy findings."""
 
     def __init__(self, recipe: BrowserRecipe, ctx: FetchContext) -> None:
@@ -225,86 +191,6 @@ class _BrowserRun:
         for step in steps:
             _STEP_RUNNERS[type(step)](self, step)
             self._raise_if_blocked()
-
-    # --- network policy --------------------------------------------------------------
-
-    def _guard(self, route: Route) -> None:
-        """Let a request through only when the policy allows its URL."""
-        request = route.request
-        url = request.url
-        try:
-            if not url.startswith(("http://", "https://")):
-                route.continue_()
-                return
-            self.requests += 1
-            refusal = self._policy_refusal(url)
-            if refusal is None and self.requests > self.ctx.limits.max_requests:
-                refusal = TransientError(
-                    f"more than {self.ctx.limits.max_requests} requests (FetchLimits.max_requests)"
-                )
-            if refusal is None:
-                route.continue_()
-                return
-            self._warn(f"blocked {self._shown(url)}: {self.redact(str(refusal))}")
-            if request.is_navigation_request() and request.frame == self.page.main_frame:
-                self.blocked_navigation = refusal
-            route.abort("blockedbyclient")
-        except Exception as exc:  # never let a handler die with the request hanging
-            log.debug("route handler for %s failed: %s", self._shown(url), exc)
-
-    def _policy_refusal(self, url: str) -> AmazoniaxError | None:
-        parts = urlsplit(url)
-        key = f"{parts.scheme}://{parts.netloc}"
-        if key not in self._policy_cache:
-            try:
-                self.ctx.policy.check_url(url)
-                self._policy_cache[key] = None
-            except AmazoniaxError as exc:
-                self._policy_cache[key] = exc
-        return self._policy_cache[key]
-
-    def _on_response(self, response: Any) -> None:
-        try:
-            request = response.request
-            if request.is_navigation_request() and response.frame == self.page.main_frame:
-                self.document_status = (response.url, response.status)
-        except Exception as exc:
-            log.debug("response handler failed: %s", exc)
-
-    def _collect_proxy_findings(self) -> list[Any]:
-        new = self.proxy.blocked[self._proxy_seen :]
-        self._proxy_seen += len(new)
-        for blocked in new:
-            self._warn(f"blocked {blocked.target}: {self.redact(blocked.reason)}")
-        return new
-
-    def _raise_if_blocked(self) -> None:
-        """A refused main-frame navigation (by the route or by the proxy) ends the run."""
-        refusal, self.blocked_navigation = self.blocked_navigation, None
-        if refusal is not None:
-            raise refusal
-        current = urlsplit(self.page.url)
-        for blocked in self._collect_proxy_findings():
-            if (current.hostname or "").lower() == blocked.host and (
-                current.port or (443 if current.scheme == "https" else 80)
-            ) == blocked.port:
-                raise UnsafeURLError(self.redact(blocked.reason))
-
-    def _check_document(self) -> None:
-        """The HTTP status of the last main-frame document, as the recipe engine maps it."""
-        if self.document_status is None:
-            return
-        url, status = self.document_status
-        self.document_status = None
-        shown = self._shown(url)
-        if status in (401, 403):
-            raise ConfigError(f"credentials were refused: HTTP {status} for {shown}")
-        if status in (404, 410):
-            raise SiteChangedError(f"page gone: HTTP {status} for {shown}")
-        if status == 429 or status >= 500:
-            raise TransientError(f"HTTP {status} for {shown}")
-        if status >= 400:
-            raise SiteChangedError(f"unexpected HTTP {status} for {shown}")
 
     # --- error translation -----------------------------------------------------------
 

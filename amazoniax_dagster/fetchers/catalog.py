@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amazoniax_dagster.db import FetcherDB
-from amazoniax_dagster.db.fetchers import FetcherVersion
+from amazoniax_dagster.db.fetcher_versions import FetcherVersion
 from amazoniax_dagster.fetchers.base import LoadedFetcher
 from amazoniax_dagster.fetchers.loader import load_fetcher
 from amazoniax_dagster.fetchers.registry import FetcherRepo

@@ -1,10 +1,12 @@
-"""The fetcher repository's Git remote: which URLs are accepted, shown, and how Git failures are
-classified."""
+"""The fetcher repository's Git remote: which URLs are accepted, shown, how Git failures are
+classified, and :class:`GitCommand`, which runs git with them."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
@@ -112,3 +114,53 @@ def _summary(stderr: str) -> str:
         lines = [*lines[:2], "...", *lines[-2:]]
     text = " / ".join(lines)
     return text[:500] or "no message from git"
+
+
+class GitCommand:
+    """Runs ``git`` in one directory with the registry's environment; translates failures."""
+
+    def __init__(
+        self,
+        cwd: Path,
+        env: Mapping[str, str],
+        redact: _Redact,
+        where: str,
+        timeout: float,
+    ) -> None:
+        self.cwd, self.env, self.redact, self.where, self.timeout = cwd, env, redact, where, timeout
+
+    def __call__(self, *args: str, what: str, network: bool = False) -> str:
+        import git
+
+        try:
+            return git.Git(str(self.cwd)).execute(
+                ["git", *args],
+                env=dict(self.env),
+                kill_after_timeout=self.timeout if network else None,
+            )
+        except git.GitCommandError as exc:
+            stderr = self.redact(_stderr_text(exc))
+            error = classify_git_failure(stderr)
+            raise error(f"could not {what} ({self.where}): {_summary(stderr)}") from self._scrubbed(
+                exc
+            )
+        except (git.GitError, OSError) as exc:
+            raise InfrastructureError(
+                f"could not {what} ({self.where}): git did not run ({type(exc).__name__}: "
+                f"{self.redact(str(exc))})"
+            ) from exc
+
+    def _scrubbed(self, exc: GitCommandError) -> GitCommandError:
+        """A copy of ``exc`` whose command line and output have the credentials masked: the
+        original would show them in any traceback that includes the cause."""
+        import git
+
+        status = exc.status if isinstance(exc.status, int) else self.redact(str(exc.status))
+        clean = git.GitCommandError([self.redact(str(a)) for a in exc.command], status)
+        clean.stdout = self.redact(str(exc.stdout or ""))
+        clean.stderr = self.redact(str(exc.stderr or ""))
+        return clean
+
+
+class _Redact(Protocol):
+    def __call__(self, text: str, /) -> str: ...

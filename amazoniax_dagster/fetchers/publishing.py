@@ -12,7 +12,7 @@ from amazoniax_dagster.core.fetcher_names import (
 )
 
 if TYPE_CHECKING:
-    from amazoniax_dagster.db.fetchers import FetcherVersion
+    from amazoniax_dagster.db.fetcher_versions import FetcherVersion
 from amazoniax_dagster.fetchers.registry import FetcherRepo
 
 

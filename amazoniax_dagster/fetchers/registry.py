@@ -50,7 +50,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from amazoniax_dagster.core.errors import ConfigError, FetcherCodeError, InfrastructureError
 from amazoniax_dagster.core.fetcher_names import (
@@ -67,8 +67,7 @@ from amazoniax_dagster.core.fetcher_names import (
 )
 from amazoniax_dagster.core.redaction import MASK, Redactor
 from amazoniax_dagster.fetchers.git_remote import (
-    _stderr_text,
-    _summary,
+    GitCommand,
     _url_secrets,
     check_remote_url,
     classify_git_failure,
@@ -82,7 +81,7 @@ from amazoniax_dagster.fetchers.repo_files import (
 )
 
 if TYPE_CHECKING:
-    from git import GitCommandError
+    pass
 
 
 _README = """# amazoniax fetchers
@@ -356,19 +355,19 @@ class FetcherRepo:
                 f"{type(exc).__name__}"
             ) from exc
 
-    def _first_commit(self, git: _Git) -> None:
+    def _first_commit(self, git: GitCommand) -> None:
         if self._has_commits(git):
             return
         (self.path / "README.md").write_text(_README, encoding="utf-8")
         git("add", "--", "README.md", what="stage the README")
         git("commit", "-q", "-m", "Start the fetchers repository", what="make the first commit")
 
-    def _commit(self, git: _Git, name: str, message: str) -> None:
+    def _commit(self, git: GitCommand, name: str, message: str) -> None:
         git("add", "-A", "--", name, what=f"stage {name}")
         if git("status", "--porcelain", "--", name, what=f"check {name}"):
             git("commit", "-q", "-m", message, "--", name, what=f"commit {name}")
 
-    def _push(self, git: _Git, branch: str) -> None:
+    def _push(self, git: GitCommand, branch: str) -> None:
         """Push ``HEAD`` to ``branch``; when the remote moved on, rebase onto it and retry."""
         failure: InfrastructureError | None = None
         for attempt in range(1, self.push_attempts + 1):
@@ -400,7 +399,7 @@ class FetcherRepo:
             f"{self.push_attempts} attempts: {failure}"
         ) from failure
 
-    def _rebase(self, git: _Git, onto: str) -> None:
+    def _rebase(self, git: GitCommand, onto: str) -> None:
         try:
             git("rebase", "-q", onto, what=f"rebase onto {onto}")
         except (InfrastructureError, ConfigError):
@@ -431,14 +430,14 @@ class FetcherRepo:
         return (self.path / ".git").is_dir()
 
     @staticmethod
-    def _has_commits(git: _Git) -> bool:
+    def _has_commits(git: GitCommand) -> bool:
         return bool(git("rev-list", "-n", "1", "--all", what="look for commits"))
 
     def _where(self) -> str:
         return f"{self.path} ({self.shown_remote})" if self.remote_url else str(self.path)
 
-    def _git(self, cwd: Path) -> _Git:
-        return _Git(cwd, self._env, self._redact, self._where(), self.network_timeout)
+    def _git(self, cwd: Path) -> GitCommand:
+        return GitCommand(cwd, self._env, self._redact, self._where(), self.network_timeout)
 
     def _redact(self, text: str) -> str:
         if self.remote_url:
@@ -449,62 +448,6 @@ class FetcherRepo:
     def _lock(self, *, shared: bool) -> Iterator[None]:
         with file_lock(self.lock_path, shared=shared, timeout=self.lock_timeout):
             yield
-
-
-class _Git:
-    """Runs ``git`` in one directory with the registry's environment; translates failures."""
-
-    def __init__(
-        self,
-        cwd: Path,
-        env: Mapping[str, str],
-        redact: _Redact,
-        where: str,
-        timeout: float,
-    ) -> None:
-        self.cwd, self.env, self.redact, self.where, self.timeout = cwd, env, redact, where, timeout
-
-    def __call__(self, *args: str, what: str, network: bool = False) -> str:
-        import git
-
-        try:
-            return git.Git(str(self.cwd)).execute(
-                ["git", *args],
-                env=dict(self.env),
-                kill_after_timeout=self.timeout if network else None,
-            )
-        except git.GitCommandError as exc:
-            stderr = self.redact(_stderr_text(exc))
-            error = classify_git_failure(stderr)
-            raise error(f"could not {what} ({self.where}): {_summary(stderr)}") from self._scrubbed(
-                exc
-            )
-        except (git.GitError, OSError) as exc:
-            raise InfrastructureError(
-                f"could not {what} ({self.where}): git did not run ({type(exc).__name__}: "
-                f"{self.redact(str(exc))})"
-            ) from exc
-
-    def _scrubbed(self, exc: GitCommandError) -> GitCommandError:
-        """A copy of ``exc`` whose command line and output have the credentials masked: the
-        original would show them in any traceback that includes the cause."""
-        import git
-
-        status = exc.status if isinstance(exc.status, int) else self.redact(str(exc.status))
-        clean = git.GitCommandError([self.redact(str(a)) for a in exc.command], status)
-        clean.stdout = self.redact(str(exc.stdout or ""))
-        clean.stderr = self.redact(str(exc.stderr or ""))
-        return clean
-
-
-class _Redact(Protocol):
-    def __call__(self, text: str, /) -> str: ...
-
-
-# -- files and locks ---------------------------------------------------------------------------
-
-
-# -- publishing (DB + Git) ---------------------------------------------------------------------
 
 
 __all__ = [

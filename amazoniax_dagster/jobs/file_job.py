@@ -6,6 +6,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from amazoniax_dagster.core.checkpoints import Checkpoint
 from amazoniax_dagster.core.messages import (
     FileChecks,
     FtpSourceConfig,
@@ -89,8 +90,10 @@ def sync_source(
     *,
     trust_listing: bool,
     extra: dict[str, Any] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> SyncResult:
-    """Hash, classify, validate and upload what ``source`` lists, then record and announce."""
+    """Hash, classify, validate and upload what ``source`` lists, then record and announce;
+    ``checkpoint`` is stored with the job's success."""
     db = services.db
     # The history (one query) loads while the source is listed.
     loading = ThreadPoolExecutor(1, thread_name_prefix="amazoniax-history")
@@ -112,14 +115,19 @@ def sync_source(
     result = engine.run(channel_id=request.channel_id, job_id=request.job_id, history=history)
     result.retries = policy.made.value
     result.extra = dict(extra or {})
-    finish(request, result, services, policy)
+    finish(request, result, services, policy, checkpoint)
     return result
 
 
 def finish(
-    request: JobRequest, result: SyncResult, services: JobServices, policy: RetryPolicy
+    request: JobRequest,
+    result: SyncResult,
+    services: JobServices,
+    policy: RetryPolicy,
+    checkpoint: Checkpoint | None = None,
 ) -> None:
-    """Record the files, announce the job folder when it has files, and mark the job done."""
+    """Record the files, announce the job folder when it has files, and mark the job done
+    (storing the channel's new ``checkpoint`` in the same transaction)."""
     db = services.db
     db.record_files(
         job_id=request.job_id,
@@ -152,5 +160,6 @@ def finish(
         message=text,
         metadata=summary | result.extra | {"files_processed": uploaded},
         s3_output_path=result.output_uri if uploaded else None,
+        checkpoint=checkpoint,
     )
     log.info("job %s: %s", request.job_id, text)

@@ -16,6 +16,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from amazoniax_dagster.core.checkpoints import Checkpoint
 from amazoniax_dagster.core.errors import SiteChangedError
 from amazoniax_dagster.core.messages import SourceType, WebSourceConfig
 from amazoniax_dagster.core.sites import structure_id
@@ -51,6 +52,7 @@ def fetch_site(
     )
     log.info("site %s: running %s (%s, %s)", site, loaded.name, loaded.fetcher.kind, loaded.how)
     policy = retry_policy(request, services)
+    checkpoint = services.db.checkpoint(request.channel_id)
     with tempfile.TemporaryDirectory(prefix=f"fetch-{request.job_id}-") as tmp:
         out_dir = Path(tmp)
         context = FetchContext(
@@ -62,6 +64,7 @@ def fetch_site(
             retry_delay_seconds=policy.delay_seconds,
             python_launcher=services.python_launcher,
             python_limits=services.python_limits,
+            checkpoint=checkpoint,
         )
         if loaded.fetcher.kind == "recipe":  # the recipe engine retries each request itself
             report = _fetch_fresh(loaded, context)
@@ -71,7 +74,8 @@ def fetch_site(
             )
         if report.records is None:
             report.records = csv_rows(out_dir)
-        _check_against_history(request, report, services, loaded)
+        if not report.incremental:  # after a checkpoint, a short fetch is a quiet day
+            _check_against_history(request, report, services, loaded)
         result = sync_source(
             request,
             FolderSource(out_dir),
@@ -88,9 +92,23 @@ def fetch_site(
                 "pages": report.pages,
                 "records": report.records,
                 "fetch_warnings": len(report.warnings),
-            },
+            }
+            | checkpoint_metadata(checkpoint, report),
+            # Stored with the job's success, never by a failed or killed job.
+            checkpoint=report.checkpoint if report.checkpoint != checkpoint else None,
         )
     return result
+
+
+def checkpoint_metadata(before: Checkpoint | None, report: FetchReport) -> dict[str, str]:
+    """The checkpoint the fetch started after and the one stored when the job succeeds."""
+    if report.checkpoint is None and before is None:
+        return {}
+    after = report.checkpoint or before
+    return {
+        "checkpoint_started_after": before.value if before else "(none)",
+        "checkpoint": after.value if after else "(none)",
+    }
 
 
 def _fetch_fresh(loaded: LoadedFetcher, context: FetchContext) -> FetchReport:

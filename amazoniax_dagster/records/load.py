@@ -4,37 +4,43 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from amazoniax_dagster.db.pg import json_param
-from amazoniax_dagster.records.mapping import Item, RecordError, RecordMapping, to_item
+from amazoniax_dagster.records.mapping import Item, Mapper, RecordError, RecordMapping
 from amazoniax_dagster.records.readers import Read
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
 
-BATCH = 500
+# A batch is at most this many rows or bytes of COPY text; two batches are held at a time.
+BATCH = 20_000
+BATCH_BYTES = 16 << 20
 
 COLUMNS = (
     "source_type, source_name, external_id, title, content, url, published_at, raw, "
     "content_hash, job_id, file_key"
 )
-# A batch is COPYed into a session-local staging table, then merged in one statement.
+# One loader per channel at a time: a batch's new rows are found, then COPYed straight in.
+LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+EXISTING = """
+SELECT external_id, content_hash FROM unified_items
+WHERE source_type = %s AND source_name = %s AND external_id = ANY(%s)
+"""
+# Changed rows are COPYed into a session-local staging table, then updated in one statement.
 STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS records_stage ON COMMIT DELETE ROWS"
     f" AS SELECT {COLUMNS} FROM unified_items WITH NO DATA"
 )
-MERGE = f"""
-INSERT INTO unified_items AS u ({COLUMNS})
-SELECT {COLUMNS} FROM records_stage
-ON CONFLICT (source_type, source_name, external_id) DO UPDATE SET
-    title = EXCLUDED.title, content = EXCLUDED.content, url = EXCLUDED.url,
-    published_at = EXCLUDED.published_at, raw = EXCLUDED.raw,
-    content_hash = EXCLUDED.content_hash, job_id = EXCLUDED.job_id,
-    file_key = EXCLUDED.file_key, updated_at = now()
-WHERE u.content_hash IS DISTINCT FROM EXCLUDED.content_hash
-RETURNING (xmax = 0)
+UPDATE = """
+UPDATE unified_items AS u SET
+    title = s.title, content = s.content, url = s.url, published_at = s.published_at,
+    raw = s.raw, content_hash = s.content_hash, job_id = s.job_id, file_key = s.file_key,
+    updated_at = now()
+FROM records_stage AS s
+WHERE (u.source_type, u.source_name, u.external_id) = (s.source_type, s.source_name, s.external_id)
+    AND u.content_hash IS DISTINCT FROM s.content_hash
 """
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -43,7 +49,26 @@ def _cell(value: object) -> str:
     if value is None:
         return "\\N"
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    if "\\" not in text and text.isprintable():  # no tab, newline, CR or NUL: as it is
+        return text
     return text.replace("\x00", "").translate(_ESCAPES)
+
+
+def _row(fixed: str, item: Item, tail: str) -> str:
+    """``item`` as a line of COPY text; its JSON body has no raw tab or newline to escape."""
+    return "\t".join(
+        (
+            fixed,
+            _cell(item.external_id),
+            _cell(item.title),
+            _cell(item.content),
+            _cell(item.url),
+            _cell(item.published_at),
+            item.body.decode().replace("\\", "\\\\"),
+            item.content_hash,
+            tail,
+        )
+    )
 
 
 @dataclass
@@ -72,13 +97,14 @@ class Counts:
 
 def items_of(reads: Iterable[Read], mapping: RecordMapping, counts: Counts) -> Iterator[Item]:
     """The items of ``reads``; malformed or unmappable records are counted in ``counts``."""
+    mapper = Mapper(mapping)
     for read in reads:
         counts.extracted += 1
         if read.record is None:
             _fail(counts, f"record {read.position}: {read.error}")
             continue
         try:
-            yield to_item(read.record, mapping)
+            yield mapper.item(read.record)
         except RecordError as exc:
             _fail(counts, f"record {read.position}: {exc}")
 
@@ -102,51 +128,73 @@ def upsert(
 ) -> None:
     """Upsert ``items`` in batches of ``batch``; adds inserted/updated/unchanged to ``counts``.
 
-    Within a batch the last item of an ``external_id`` wins (PostgreSQL refuses to update one
-    row twice in a statement)."""
-    pending: dict[str, Item] = {}
-    for item in items:
-        if item.external_id in pending:
-            counts.unchanged += 1  # superseded by a later record of the same id in the file
-        pending[item.external_id] = item
-        if len(pending) >= batch:
-            _flush(cur, pending, source_type, source_name, job_id, file_key, counts)
-            pending = {}
-    if pending:
-        _flush(cur, pending, source_type, source_name, job_id, file_key, counts)
-
-
-def _flush(
-    cur: cursor,
-    pending: dict[str, Item],
-    source_type: str,
-    source_name: str,
-    job_id: str,
-    file_key: str,
-    counts: Counts,
-) -> None:
+    Within a batch the last item of an ``external_id`` wins. Each batch looks up the rows it
+    already has: new rows are COPYed into ``unified_items``, changed ones updated, unchanged
+    ones left alone. A batch is sent by a second thread while the next is mapped, so the
+    database and the mapping work at once. Loads of one channel wait for each other (a
+    transaction lock), so no other load can insert a row between the lookup and the COPY."""
     fixed = "\t".join(map(_cell, (source_type, source_name)))
     tail = "\t".join(map(_cell, (job_id, file_key)))
-    lines = [
-        "\t".join(
-            (
-                fixed,
-                *map(_cell, (i.external_id, i.title, i.content, i.url, i.published_at)),
-                _cell(json_param(i.raw)),
-                i.content_hash,
-                tail,
-            )
-        )
-        for i in pending.values()
-    ]
-    cur.execute(STAGE)
-    cur.execute("TRUNCATE records_stage")
-    cur.copy_expert(
-        f"COPY records_stage ({COLUMNS}) FROM STDIN", io.StringIO("\n".join(lines) + "\n")
-    )
-    cur.execute(MERGE)
-    result = cur.fetchall()
-    inserted = sum(1 for (fresh,) in result if fresh)
+    cur.execute(LOCK, (f"unified_items/{source_type}/{source_name}",))
+    sent = _Sender(cur, source_type, source_name)
+    with ThreadPoolExecutor(1, thread_name_prefix="records-upsert") as sender:
+        sending: Future[tuple[int, int, int]] | None = None
+        pending: dict[str, tuple[str, str]] = {}
+        size = 0
+        for item in items:
+            key = item.external_id.replace("\x00", "")  # as stored: COPY text has no NUL
+            if key in pending:
+                counts.unchanged += 1  # superseded by a later record of the same id in the file
+            row = _row(fixed, item, tail)
+            pending[key] = (row, item.content_hash)
+            size += len(row)
+            if len(pending) >= batch or size >= BATCH_BYTES:
+                _add(counts, sending)
+                sending = sender.submit(sent.flush, pending)
+                pending, size = {}, 0
+        _add(counts, sending)
+        if pending:
+            _add(counts, sender.submit(sent.flush, pending))
+
+
+def _add(counts: Counts, sending: Future[tuple[int, int, int]] | None) -> None:
+    if sending is None:
+        return
+    inserted, updated, unchanged = sending.result()
     counts.inserted += inserted
-    counts.updated += len(result) - inserted
-    counts.unchanged += len(lines) - len(result)
+    counts.updated += updated
+    counts.unchanged += unchanged
+
+
+@dataclass
+class _Sender:
+    cur: cursor
+    source_type: str
+    source_name: str
+    staged: bool = False
+
+    def flush(self, pending: dict[str, tuple[str, str]]) -> tuple[int, int, int]:
+        """Write one batch (external_id -> (COPY row, hash)): (inserted, updated, unchanged)."""
+        self.cur.execute(EXISTING, (self.source_type, self.source_name, list(pending)))
+        stored = dict(self.cur.fetchall())
+        new = [row for key, (row, _) in pending.items() if key not in stored]
+        changed = [
+            row for key, (row, digest) in pending.items() if stored.get(key, digest) != digest
+        ]
+        if new:
+            self._copy("unified_items", new)
+        updated = 0
+        if changed:
+            if not self.staged:
+                self.cur.execute(STAGE)
+                self.staged = True
+            self.cur.execute("TRUNCATE records_stage")
+            self._copy("records_stage", changed)
+            self.cur.execute(UPDATE)
+            updated = self.cur.rowcount
+        return len(new), updated, len(pending) - len(new) - updated
+
+    def _copy(self, table: str, rows: list[str]) -> None:
+        data = ("\n".join(rows) + "\n").encode()
+        # One read of the whole batch: each read takes the GIL back from the mapping thread.
+        self.cur.copy_expert(f"COPY {table} ({COLUMNS}) FROM STDIN", io.BytesIO(data), len(data))

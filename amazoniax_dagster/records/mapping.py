@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import orjson
+
 from amazoniax_dagster.core.records_config import RecordMapping as RecordMapping
 
 FIELDS = ("external_id", "title", "content", "url", "published_at")
@@ -42,6 +44,8 @@ DETECT: dict[str, tuple[str, ...]] = {
     ),
 }
 MAX_TEXT = 1_000_000
+# A record shape (its keys in order) -> where each field is detected; shapes kept per mapper.
+MAX_SHAPES = 1024
 
 
 class RecordError(ValueError):
@@ -59,6 +63,7 @@ class Item:
     published_at: datetime | None
     raw: dict[str, Any]
     content_hash: str
+    body: bytes  # ``raw`` as canonical JSON: what ``content_hash`` hashes and what is stored
 
 
 def canonical(record: Any) -> str:
@@ -67,14 +72,35 @@ def canonical(record: Any) -> str:
     )
 
 
+def canonical_bytes(record: Any) -> bytes:
+    """``record`` as compact JSON with sorted keys, UTF-8 (what ``canonical`` gives, encoded)."""
+    try:
+        return orjson.dumps(record, default=str, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits and the like
+        return canonical(record).encode()
+
+
 def lookup(record: Any, path: str) -> Any:
     """The value at a dotted ``path`` (list items by index), or None when any step is missing."""
+    return _at(record, _steps(path))
+
+
+Steps = tuple[tuple[str, int | None], ...]
+
+
+def _steps(path: str | None) -> Steps:
+    """A dotted path's steps: each a key, and the list index it also stands for."""
+    if not path:
+        return ()
+    return tuple((s, int(s) if s.lstrip("-").isdigit() else None) for s in path.split("."))
+
+
+def _at(record: Any, steps: Steps) -> Any:
     value = record
-    for step in path.split("."):
+    for key, index in steps:
         if isinstance(value, dict):
-            value = value.get(step)
-        elif isinstance(value, list) and step.lstrip("-").isdigit():
-            index = int(step)
+            value = value.get(key)
+        elif isinstance(value, list) and index is not None:
             value = value[index] if -len(value) <= index < len(value) else None
         else:
             return None
@@ -89,18 +115,40 @@ def _norm(key: str) -> str:
 
 
 def detect(record: dict[str, Any], field: str) -> Any:
-    keys = {_norm(k): k for k in record}
-    for name in DETECT[field]:
-        if name in keys and record[keys[name]] not in (None, "", [], {}):
-            return record[keys[name]]
-    if field == "external_id":
-        for norm, key in keys.items():
-            if norm.endswith("id") and isinstance(record[key], str | int) and record[key] != "":
-                return record[key]
+    return _detected(record, _shape(tuple(record))[field])
+
+
+# Where a field is looked for in a record of some shape: (key, loose) pairs in order; a loose
+# key (any "...id" key, for external_id) counts only when it holds a non-empty string or int.
+Shape = dict[str, tuple[tuple[str, bool], ...]]
+
+
+@functools.lru_cache(maxsize=MAX_SHAPES)
+def _shape(keys: tuple[str, ...]) -> Shape:
+    norms = {_norm(k): k for k in keys}
+    shape: Shape = {}
+    for field, names in DETECT.items():
+        found = [(norms[name], False) for name in names if name in norms]
+        if field == "external_id":
+            found += [(key, True) for norm, key in norms.items() if norm.endswith("id")]
+        shape[field] = tuple(found)
+    return shape
+
+
+def _detected(record: dict[str, Any], where: tuple[tuple[str, bool], ...]) -> Any:
+    for key, loose in where:
+        value = record[key]
+        if loose:
+            if isinstance(value, str | int) and value != "":
+                return value
+        elif value not in (None, "", [], {}):
+            return value
     return None
 
 
 def _text(value: Any) -> str | None:
+    if type(value) is str:
+        return value[:MAX_TEXT] if value else None
     if value is None:
         return None
     if isinstance(value, dict):  # feedparser's {"value": ..., "type": ...} and similar
@@ -137,26 +185,46 @@ def _published(value: Any) -> datetime | None:
     return parse_time(value if isinstance(value, int | float) else _text(value))
 
 
+class Mapper:
+    """Maps records by one ``mapping``: paths split once, detection resolved once per shape."""
+
+    def __init__(self, mapping: RecordMapping) -> None:
+        self.required = frozenset(mapping.required)
+        self.paths = tuple(
+            (field, getattr(mapping, field), _steps(getattr(mapping, field))) for field in FIELDS
+        )
+
+    def item(self, record: dict[str, Any]) -> Item:
+        """``record`` in the unified schema, or a ``RecordError`` saying what is wrong with it."""
+        shape = _shape(tuple(record))
+        values: dict[str, Any] = {}
+        for field, path, steps in self.paths:
+            value = _at(record, steps) if steps else None
+            if value is None or value == "":  # not mapped, or not in this file's records
+                value = _detected(record, shape[field])
+            if (value is None or value == "") and field in self.required:
+                raise RecordError(f"{field} is missing (path {path or 'detected'})")
+            values[field] = value
+        body = canonical_bytes(record)
+        digest = hashlib.sha256(body).hexdigest()
+        external = _text(values["external_id"]) or f"sha256:{digest}"
+        return Item(
+            external_id=external[:2000],
+            title=_text(values["title"]),
+            content=_text(values["content"]),
+            url=_text(values["url"]),
+            published_at=_published(values["published_at"]),
+            raw=record,
+            content_hash=digest,
+            body=body,
+        )
+
+
 def to_item(record: dict[str, Any], mapping: RecordMapping) -> Item:
     """``record`` in the unified schema, or a ``RecordError`` saying what is wrong with it."""
-    values: dict[str, Any] = {}
-    for field in FIELDS:
-        path = getattr(mapping, field)
-        value = lookup(record, path) if path else None
-        if value in (None, ""):  # not mapped, or not in this file's records: detected
-            value = detect(record, field)
-        if value in (None, "") and field in mapping.required:
-            raise RecordError(f"{field} is missing (path {path or 'detected'})")
-        values[field] = value
-    body = canonical(record)
-    digest = hashlib.sha256(body.encode()).hexdigest()
-    external = _text(values["external_id"]) or f"sha256:{digest}"
-    return Item(
-        external_id=external[:2000],
-        title=_text(values["title"]),
-        content=_text(values["content"]),
-        url=_text(values["url"]),
-        published_at=_published(values["published_at"]),
-        raw=record,
-        content_hash=digest,
-    )
+    return _mapper(mapping).item(record)
+
+
+@functools.lru_cache(maxsize=64)
+def _mapper(mapping: RecordMapping) -> Mapper:
+    return Mapper(mapping)

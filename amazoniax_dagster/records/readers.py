@@ -16,10 +16,15 @@ from typing import Any, Protocol
 
 import charset_normalizer
 import feedparser  # type: ignore[import-untyped]
+import orjson
 from defusedxml import ElementTree
 
 FEED_ROOTS = ("rss", "feed", "rdf")
 CHUNK = 1 << 16
+# orjson reads integers beyond 64 bits as floats: text with a run of 19 digits is parsed by the
+# standard library, which keeps them exact (runs are found with digits all mapped to "0").
+_DIGITS = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * 19
 
 
 class UnreadableFile(ValueError):
@@ -99,9 +104,19 @@ def _jsonl(lines: Iterator[bytes]) -> Iterator[Read]:
             position += 1
 
 
+def loads(data: bytes) -> Any:
+    """JSON text as Python values, as ``json.loads`` reads it (faster, by orjson)."""
+    if _LONG_RUN in data.translate(_DIGITS):
+        return json.loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)  # its error message, or what only it accepts (NaN, a BOM)
+
+
 def _json_record(position: int, line: bytes) -> Read:
     try:
-        value = json.loads(line)
+        value = loads(line)
     except ValueError as exc:
         return Read(position, error=f"line is not JSON: {exc}")
     if not isinstance(value, dict):
@@ -111,7 +126,7 @@ def _json_record(position: int, line: bytes) -> Read:
 
 def _json_document(key: str, data: bytes) -> Iterator[Read]:
     try:
-        value = json.loads(data)
+        value = loads(data)
     except ValueError as exc:
         raise UnreadableFile(f"{key}: not valid JSON: {exc}") from None
     items = _record_list(value)

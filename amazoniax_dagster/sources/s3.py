@@ -1,6 +1,7 @@
 """S3 channels: list ``bucket``/``remote_path`` with the channel's own credentials, read objects.
 
-Requests go through :mod:`amazoniax_dagster.clients.s3http`, which translates every error it raises.
+Requests go through :mod:`amazoniax_dagster.clients.s3_reader` (botocore), which translates
+every error it raises; the job's ``RetryPolicy`` retries them.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from amazoniax_dagster.clients.s3http import S3Http
+from amazoniax_dagster.clients.s3_reader import ReaderSettings, S3Reader
 from amazoniax_dagster.core.messages import S3SourceConfig
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.paths import (
@@ -23,7 +24,11 @@ from amazoniax_dagster.sources.base import Readable, RejectedFile, RemoteFile
 
 class S3Source:
     def __init__(
-        self, config: S3SourceConfig, *, policy: NetworkPolicy, max_connections: int = 32
+        self,
+        config: S3SourceConfig,
+        *,
+        policy: NetworkPolicy,
+        max_connections: int = 32,
     ) -> None:
         if config.endpoint_url:
             policy.check_url(config.endpoint_url)
@@ -31,18 +36,20 @@ class S3Source:
         self.prefix = remote_prefix(config.remote_path)
         self.pattern = FilePattern.parse(config.file_pattern)
         self.location = f"s3://{self.bucket}/{self.prefix}"
-        self._http = S3Http(
+        settings = ReaderSettings(
             endpoint_url=config.endpoint_url,
             access_key_id=_reveal(config.access_key),
             secret_access_key=_reveal(config.secret_access_key),
             region=config.region,
             max_connections=max_connections,
+            timeout_seconds=config.timeout_seconds,
         )
+        self._reader = S3Reader(settings)
 
     def list_files(self) -> Iterator[RemoteFile | RejectedFile]:
         # a top-level pattern needs no deep listing
         delimiter = None if self.pattern.recursive else "/"
-        listing = self._http.list_objects(
+        listing = self._reader.list_objects(
             self.bucket, self.prefix, delimiter=delimiter, what=f"list {self.location}"
         )
         for obj in listing:
@@ -68,14 +75,14 @@ class S3Source:
     @contextmanager
     def open(self, remote: RemoteFile) -> Iterator[Readable]:
         what = f"download s3://{self.bucket}/{remote.key}"
-        stream = self._http.get_object(self.bucket, remote.key, what=what)
+        stream = self._reader.get_object(self.bucket, remote.key, what=what)
         try:
             yield stream
         finally:
             stream.close()
 
     def close(self) -> None:
-        self._http.close()
+        self._reader.close()
 
 
 def _reveal(secret: Any) -> str | None:

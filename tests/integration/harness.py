@@ -19,9 +19,9 @@ from typing import Any
 import dagster as dg
 
 from amazoniax_dagster.clients.kafka import KafkaBus, Record, Topics
+from amazoniax_dagster.core import run_tags
 from amazoniax_dagster.definitions import defs
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
-from amazoniax_dagster.shell import tags
 from resources import FetcherDBResource, FetchSettings, KafkaResource, OutputBucketResource
 from sensors import kafka_fetcher_sensor, status_on_cancel, status_on_failure, status_on_success
 
@@ -241,7 +241,7 @@ class Harness:
 
 
 def job_id_of(run: dg.DagsterRun) -> str:
-    return tags.job_id_for_run(run.tags, run.run_id)
+    return run_tags.job_id_for_run(run.tags, run.run_id)
 
 
 def s3_get_count(metrics_url: str, bucket: str) -> int:

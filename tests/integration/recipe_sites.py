@@ -35,12 +35,14 @@ ITEMS = [{"id": n, "name": f"item {n}"} for n in range(1, 6)]
 @dataclass
 class SiteState:
     hits: Counter[str] = field(default_factory=Counter)
+    queries: list[dict[str, str]] = field(default_factory=list)  # each request's query
     sessions: set[str] = field(default_factory=set)
     issued_tokens: list[str] = field(default_factory=list)
     csrf: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def reset(self) -> None:
         self.hits.clear()
+        self.queries.clear()
         self.sessions.clear()
         self.issued_tokens.clear()
 
@@ -53,6 +55,7 @@ async def form_of(request: Request) -> dict[str, str]:
 def make_app(state: SiteState) -> Starlette:
     def count(request: Request) -> None:
         state.hits[request.url.path] += 1
+        state.queries.append(dict(request.query_params))
 
     async def bearer_items(request: Request) -> Response:
         count(request)
@@ -133,6 +136,11 @@ def make_app(state: SiteState) -> Starlette:
         page = int(request.query_params.get("page", "1"))
         return JSONResponse({"items": ITEMS[(page - 1) * 2 : page * 2]})
 
+    async def newest(request: Request) -> Response:
+        count(request)
+        page = int(request.query_params.get("page", "1"))
+        return JSONResponse({"items": ITEMS[::-1][(page - 1) * 2 : page * 2]})
+
     async def offsets(request: Request) -> Response:
         count(request)
         offset = int(request.query_params["offset"])
@@ -159,8 +167,8 @@ def make_app(state: SiteState) -> Starlette:
         count(request)
         page = int(request.query_params.get("page", "1"))
         entries = "".join(
-            f"<entry><id>urn:e{n}</id><title>Entry {n}</title><updated>2026-01-01T00:00:00Z"
-            f"</updated><link href='/news/{n}'/></entry>"
+            f"<entry><id>urn:e{n}</id><title>Entry {n}</title><updated>2026-01-{20 - n:02d}"
+            f"T00:00:00Z</updated><link href='/news/{n}'/></entry>"
             for n in range((page - 1) * 2 + 1, page * 2 + 1)
         )
         following = f"<link rel='next' href='/paged.atom?page={page + 1}'/>" if page < 3 else ""
@@ -253,6 +261,7 @@ def make_app(state: SiteState) -> Starlette:
             Route("/reports", reports),
             Route("/files/{name}", files),
             Route("/pages", pages),
+            Route("/newest", newest),
             Route("/offset", offsets),
             Route("/linked", linked),
             Route("/next-url", next_url),

@@ -22,7 +22,8 @@ from amazoniax_dagster.core.retry import RetryPolicy
 from amazoniax_dagster.sources.base import RejectedFile, RemoteFile
 from amazoniax_dagster.sources.ftp import FtpSource
 from amazoniax_dagster.sources.remote_tree import WalkLimits
-from amazoniax_dagster.sources.sftp import READS_IN_FLIGHT, SftpSource
+from amazoniax_dagster.sources.sftp import SftpSource
+from amazoniax_dagster.sources.sftp_stream import READS_IN_FLIGHT
 from tests.integration.ftp_servers import (
     HOST,
     PASSWORD,

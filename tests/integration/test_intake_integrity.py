@@ -16,9 +16,9 @@ import dagster as dg
 import pytest
 
 from amazoniax_dagster.clients.kafka import KafkaBus, Topics
+from amazoniax_dagster.core import run_tags
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
-from amazoniax_dagster.shell import tags
 from tests.integration.faults import FaultPlan, flaky_proxy
 from tests.integration.ftp_servers import PASSWORD, USER, FtpServer
 from tests.integration.harness import Harness, end_offsets, job_id_of, read_json
@@ -320,7 +320,7 @@ def test_a_run_killed_mid_upload_leaves_nothing_and_its_job_id_runs_again(
         worker.join(timeout=30)
         assert worker.exitcode == -signal.SIGKILL
 
-        (run,) = harness.instance.get_runs(filters=dg.RunsFilter(tags={tags.JOB_ID: job_id}))
+        (run,) = harness.instance.get_runs(filters=dg.RunsFilter(tags={run_tags.JOB_ID: job_id}))
         # What run monitoring does when a run worker is gone.
         harness.instance.report_run_failed(run, message="the run worker exited unexpectedly")
         failed = harness.instance.get_run_by_id(run.run_id)
@@ -336,7 +336,7 @@ def test_a_run_killed_mid_upload_leaves_nothing_and_its_job_id_runs_again(
         plan.failures = plan.failed  # the source answers at once again
         harness.produce(message)  # the same job_id, produced again
         (again,) = harness.tick().run_requests or []
-        assert again.tags[tags.ATTEMPT] == "2" and again.run_key == f"{job_id}:attempt-2"
+        assert again.tags[run_tags.ATTEMPT] == "2" and again.run_key == f"{job_id}:attempt-2"
         rerun = harness.launch(again)
         harness.report(rerun)
     assert rerun.status is dg.DagsterRunStatus.SUCCESS

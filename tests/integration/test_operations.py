@@ -35,11 +35,11 @@ import dagster as dg
 import pytest
 
 from amazoniax_dagster.clients.kafka import KafkaBus, Topics
+from amazoniax_dagster.core import run_tags
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.devstack.session import PROJECT_ROOT
-from amazoniax_dagster.shell import tags
-from amazoniax_dagster.shell.partitions import CHANNELS
+from assets.partitions import CHANNELS
 from sensors.dead_letters import DEAD_LETTERS
 from tests.integration.dagster_server import (
     LOCATION,
@@ -546,7 +546,7 @@ def test_thirty_jobs_never_run_more_than_five_at_once(
         module_bus.publish(TOPICS.fetcher, json.dumps(message).encode(), key=channel.encode())
 
     in_progress = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-    job_filter = {tags.JOB_ID: list(jobs.values())}
+    job_filter = {run_tags.JOB_ID: list(jobs.values())}
     max_started = max_in_progress = samples = 0
     # No fixed deadline: how long 30 runs take depends on the machine (130 s here, over 240 s
     # on a loaded CI host). The queue must keep moving: a run must finish every `stall` seconds.
@@ -579,9 +579,9 @@ def test_thirty_jobs_never_run_more_than_five_at_once(
     runs_done = time.monotonic()
 
     assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}, sorted(
-        (r.tags[tags.JOB_ID], r.status.value) for r in runs
+        (r.tags[run_tags.JOB_ID], r.status.value) for r in runs
     )
-    assert sorted(r.tags[tags.JOB_ID] for r in runs) == sorted(jobs.values())
+    assert sorted(r.tags[run_tags.JOB_ID] for r in runs) == sorted(jobs.values())
     assert max_started <= MAX_CONCURRENT_RUNS
     assert max_started >= 2, "the runs never overlapped: the test proves nothing"
 

@@ -128,7 +128,7 @@ def test_wrong_keys_from_the_endpoint_are_refused_by_the_server(
 
 
 def test_stores_with_their_own_keys_never_send_the_process_credentials(
-    stack: StackEndpoints, output_client: Any, monkeypatch: pytest.MonkeyPatch
+    stack: StackEndpoints, output_client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     # SeaweedFS refuses a request that carries a session token it did not issue: had the
     # process's AWS_* variables been mixed into a store, its requests would fail here.
@@ -136,6 +136,17 @@ def test_stores_with_their_own_keys_never_send_the_process_credentials(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "process-secret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "process-session-token")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+    # a profile that does not exist, and a config file whose settings would break every request
+    (tmp_path / "config").write_text(
+        "[default]\nendpoint_url = http://127.0.0.1:9\ns3 =\n  addressing_style = virtual\n"
+    )
+    (tmp_path / "credentials").write_text(
+        "[default]\naws_access_key_id = AKIAFILEKEY000000000\naws_secret_access_key = f\n"
+        "aws_session_token = file-session-token\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     bucket = OutputBucket(
         OutputSettings(
             bucket=stack.output_bucket,
@@ -150,6 +161,7 @@ def test_stores_with_their_own_keys_never_send_the_process_credentials(
 
     from amazoniax_dagster.core.messages import S3SourceConfig
     from amazoniax_dagster.core.netpolicy import NetworkPolicy
+    from amazoniax_dagster.sources.base import RemoteFile
     from amazoniax_dagster.sources.s3 import S3Source
 
     config = S3SourceConfig(
@@ -161,9 +173,13 @@ def test_stores_with_their_own_keys_never_send_the_process_credentials(
         secret_access_key=stack.s3_secret_access_key,
     )
     policy = NetworkPolicy.from_env("127.0.0.0/8")
-    source = S3Source(config, policy=policy, max_connections=2)
-    try:
-        listed = [f.relative_path for f in source.list_files() if hasattr(f, "relative_path")]
-    finally:
-        source.close()
-    assert listed == ["j1/a.csv"]
+    for profile in ("default", "not-a-profile"):
+        monkeypatch.setenv("AWS_PROFILE", profile)
+        source = S3Source(config, policy=policy, max_connections=2)
+        try:
+            (listed,) = [f for f in source.list_files() if isinstance(f, RemoteFile)]
+            with source.open(listed) as stream:
+                assert stream.read() == b"a\n"
+        finally:
+            source.close()
+        assert listed.relative_path == "j1/a.csv"

@@ -14,11 +14,11 @@ import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from amazoniax_dagster.api.app import ApiSettings, create_app
 from amazoniax_dagster.clients.output_bucket import OutputSettings
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.devstack.ports import free_port
+from amazoniax_dagster.records.api.app import ApiSettings, create_app
 from amazoniax_dagster.records.load import Counts, upsert
 from amazoniax_dagster.records.mapping import RecordMapping, to_item
 
@@ -148,3 +148,61 @@ def test_health_is_unhealthy_when_the_database_does_not_answer(stack: StackEndpo
         body = response.json()
         assert body["components"]["database"]["healthy"] is False
         assert body["components"]["kafka"]["healthy"] is True
+
+
+def _durations(api: str) -> dict[tuple[str, ...], float]:
+    """Samples of the job duration histogram, keyed by (name suffix, status, le)."""
+    text = get(api, "/metrics").text
+    (family,) = [
+        f
+        for f in text_string_to_metric_families(text)
+        if f.name == "amazoniax_job_duration_seconds"
+    ]
+    return {
+        (s.name.rsplit("_", 1)[-1], s.labels["status"], s.labels.get("le", "")): s.value
+        for s in family.samples
+        if s.labels["source_type"] == "html"
+    }
+
+
+def test_job_durations_are_a_histogram_by_source_type_and_status(
+    api: str, fetcher_db: FetcherDB
+) -> None:
+    before = _durations(api)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    jobs = [("success", 0.5), ("success", 20.0), ("success", 700.0), ("failed", 3.0)]
+    with fetcher_db.database.transaction() as sql:
+        for status, seconds in jobs:
+            sql.execute(
+                "INSERT INTO job_runs (job_id, channel_id, source_type, flow, status,"
+                " metadata_json, parsers_published, status_published, started_at, finished_at)"
+                " VALUES (%s, 'metrics-chan', 'html', 'normal', %s, '{}', false, false, %s, %s)",
+                (f"m-{uuid.uuid4().hex[:8]}", status, start, start + timedelta(seconds=seconds)),
+            )
+        # A job still running has no duration yet; a queued one has waited two hours.
+        sql.execute(
+            "INSERT INTO job_runs (job_id, channel_id, source_type, flow, status,"
+            " metadata_json, parsers_published, status_published, started_at)"
+            " VALUES (%s, 'metrics-chan', 'html', 'normal', 'running', '{}', false, false, %s)",
+            (f"m-{uuid.uuid4().hex[:8]}", start),
+        )
+        sql.execute(
+            "INSERT INTO job_runs (job_id, channel_id, source_type, flow, status,"
+            " metadata_json, parsers_published, status_published, created_at)"
+            " VALUES (%s, 'metrics-chan', 'html', 'normal', 'queued', '{}', false, false,"
+            " now() - interval '2 hours')",
+            (f"m-{uuid.uuid4().hex[:8]}",),
+        )
+    after = _durations(api)
+    families = {f.name: f for f in text_string_to_metric_families(get(api, "/metrics").text)}
+    with fetcher_db.database.transaction() as sql:
+        sql.execute("DELETE FROM job_runs WHERE channel_id = 'metrics-chan'")
+    assert families["amazoniax_oldest_queued_job_age_seconds"].samples[0].value >= 7200
+    added = {key: value - before.get(key, 0.0) for key, value in after.items()}
+    assert added[("count", "success", "")] == 3 and added[("sum", "success", "")] == 720.5
+    assert [
+        added[("bucket", "success", le)] for le in ("1.0", "15.0", "30.0", "600.0", "1800.0")
+    ] == [1, 1, 2, 2, 3]
+    assert added[("bucket", "success", "+Inf")] == 3
+    assert added[("count", "failed", "")] == 1 and added[("bucket", "failed", "5.0")] == 1
+    assert not [key for key in after if key[1] == "running"]

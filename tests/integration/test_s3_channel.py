@@ -14,10 +14,10 @@ import pytest
 
 from amazoniax_dagster.clients import s3 as s3util
 from amazoniax_dagster.clients.kafka import KafkaBus, Topics
+from amazoniax_dagster.core import run_tags
 from amazoniax_dagster.core.errors import TransientError
 from amazoniax_dagster.db import FetcherDB, RetryConfig
 from amazoniax_dagster.devstack.local_stack import LocalStack, StackEndpoints
-from amazoniax_dagster.shell import tags
 from sensors.dead_letters import DEAD_LETTERS
 from sensors.kafka import Cursor
 from tests.integration.faults import FaultPlan, flaky_proxy
@@ -136,10 +136,10 @@ def test_s3_channel_end_to_end(
     assert request.run_key == job1
     assert request.partition_key == channel
     assert request.tags == {
-        tags.JOB_ID: job1,
-        tags.CHANNEL_ID: channel,
-        tags.SOURCE_TYPE: "s3",
-        tags.FLOW: "existing",
+        run_tags.JOB_ID: job1,
+        run_tags.CHANNEL_ID: channel,
+        run_tags.SOURCE_TYPE: "s3",
+        run_tags.FLOW: "existing",
     }
     assert harness.instance.has_dynamic_partition("channels", channel)
     (run1,) = harness.run_all(result)
@@ -376,7 +376,11 @@ def test_a_crashed_run_still_reports_failed(
     status_from = end_offsets(bus, TOPICS.status)
     run = harness.instance.create_run_for_job(
         job_def=channel_files_job_def(),
-        tags={tags.JOB_ID: job_id, tags.CHANNEL_ID: "crashy", "dagster/partition": "crashy"},
+        tags={
+            run_tags.JOB_ID: job_id,
+            run_tags.CHANNEL_ID: "crashy",
+            "dagster/partition": "crashy",
+        },
     )
     harness.instance.report_run_failed(run, message="run worker process exited unexpectedly")
     run = harness.instance.get_run_by_id(run.run_id)

@@ -10,10 +10,10 @@ import dagster as dg
 import pytest
 
 from amazoniax_dagster.clients import s3 as s3util
+from amazoniax_dagster.core import run_tags
 from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.definitions import defs
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
-from amazoniax_dagster.shell import tags
 from sensors import stored_channels_sensor
 from tests.integration.harness import Harness
 
@@ -73,7 +73,7 @@ def test_a_scheduled_channel_runs_on_its_cadence(
 
     run = harness.launch(request)
     assert run.status is dg.DagsterRunStatus.SUCCESS
-    assert [f.file_path for f in fetcher_db.job_files(request.tags[tags.JOB_ID])] == ["a.csv"]
+    assert [f.file_path for f in fetcher_db.job_files(request.tags[run_tags.JOB_ID])] == ["a.csv"]
 
     # Evaluated again from the new cursor: the same tick is never due twice (a new minute
     # may have begun meanwhile, which is a new tick).

@@ -318,10 +318,15 @@ def test_memory_stays_flat_for_a_file_many_times_the_part_buffers(
     data = os.urandom(size)
     put(output_client, customer_bucket, {"exports/huge.bin": data})
     del data
+    # The clients' one-time cost (botocore's S3 model and endpoint rules) is paid before
+    # tracing: what is measured is what grows with the file.
+    source = source_for(stack, customer_bucket)
+    list(source.list_files())
+    output = output_for(stack)
     tracemalloc.start()
     try:
         with job(stack) as (channel, job_id):
-            engine(source_for(stack, customer_bucket), output_for(stack), part_buffers=3).run(
+            engine(source, output, part_buffers=3).run(
                 channel_id=channel, job_id=job_id, history=ChannelHistory()
             )
         _, peak = tracemalloc.get_traced_memory()

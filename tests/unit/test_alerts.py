@@ -1,6 +1,6 @@
 """Component alerts: once per incident, after the component stays unhealthy."""
 
-from amazoniax_dagster.api.alerts import Incidents
+from amazoniax_dagster.records.api.alerts import Incidents
 
 
 def test_alerts_once_per_incident_after_consecutive_failures() -> None:

@@ -3,7 +3,6 @@ fails for, so the asset's latest result does not hide a failing channel."""
 
 import dagster as dg
 
-from amazoniax_dagster.shell.partitions import CHANNELS, channels_partitions
 from amazoniax_dagster.sync.engine import Classification
 from assets.checks import (
     ASSET_KEY,
@@ -13,6 +12,7 @@ from assets.checks import (
     check_evaluations,
     failing_channels,
 )
+from assets.partitions import CHANNELS, channels_partitions
 from tests.unit.test_wording import result_of
 
 

@@ -158,3 +158,28 @@ def test_the_channel_window_replaces_the_page_default_window() -> None:
     assert page_default is not None
     assert page_default.template == "${window.start:%Y-%m-%d}"  # 30 days at run time, not 7
     assert date_source("2019-01-01", ctx) is None  # an old constant is not the window
+
+
+def test_a_clicked_through_browser_recipe_starts_where_the_clicking_began() -> None:
+    from fetcher_codegen.capture import CaptureStep
+    from fetcher_codegen.synthesize_browser import _pagination_start
+
+    def step(index: int, action: str, url: str) -> CaptureStep:
+        return CaptureStep(index, action, url, None, None)
+
+    origin = "https://news.example.test"
+    # the channel's page is page 1 although later pages have another path (/page/2/)
+    steps = [
+        step(0, "open", f"{origin}/"),
+        step(1, "click next", f"{origin}/page/2/"),
+        step(2, "click next", f"{origin}/page/3/"),
+    ]
+    assert _pagination_start(steps) == f"{origin}/"
+    # a data page reached by a link first: the clicking began there
+    hub = [
+        step(0, "open", f"{origin}/"),
+        step(1, "follow link", f"{origin}/archive?year=2026"),
+        step(2, "click next", f"{origin}/archive?year=2026&p=2"),
+    ]
+    assert _pagination_start(hub) == f"{origin}/archive?year=2026"
+    assert _pagination_start([step(0, "open", f"{origin}/")]) is None

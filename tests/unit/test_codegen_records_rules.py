@@ -50,3 +50,20 @@ def test_json_in_a_script_tag_is_read_when_it_holds_the_records() -> None:
     assert found is not None and found.count == 6
     assert found.items[0]["sku"] == "S0"
     assert "props.offers" in found.path
+
+
+def test_json_assigned_in_an_inline_script_is_read() -> None:
+    state = {"catalog": {"products": [{"sku": f"S{i}", "name": f"n{i}"} for i in range(9)]}}
+    page = (
+        "<html><body><div id=app><p>loading</p></div>"
+        f"<script>window.__INITIAL_STATE__ = {json.dumps(state)};</script></body></html>"
+    )
+    found = html_records(page)
+    assert found is not None and found.count == 9 and found.items[0]["sku"] == "S0"
+    # `var x = [...]` works too; a JavaScript literal that is not JSON, or a script file, not
+    rows = [{"id": i, "t": "x"} for i in range(4)]
+    assigned = html_records(f"<script>var rows = {json.dumps(rows)}</script>")
+    assert assigned is not None and assigned.count == 4
+    assert html_records("<script>var rows = [{id: 1, t: 'x'}, {id: 2, t: 'y'}]</script>") is None
+    src = f'<script src="/app.js">var rows = {json.dumps(rows)}</script>'
+    assert html_records(src) is None

@@ -71,7 +71,7 @@ def test_stopping_leaves_no_process_of_the_group_even_one_restarted_meanwhile() 
 # Waits as `amazoniax dev` does, then takes a second to stop; prints how it ended.
 _WAITER = """
 import time
-from amazoniax_dagster.cli.main import _wait_for_signal
+from amazoniax_dagster.devstack.session import _wait_for_signal
 print("ready", flush=True)
 _wait_for_signal()
 time.sleep(1.0)

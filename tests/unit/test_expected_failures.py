@@ -10,8 +10,8 @@ import pytest
 
 from amazoniax_dagster.jobs.channel_job import JobOutcome
 from amazoniax_dagster.jobs.services import JobRequest
-from amazoniax_dagster.shell.failures import ExpectedFailure
 from assets.channel_files import job_failure
+from assets.failures import ExpectedFailure
 
 
 def step_failure_of(body: Callable[[], None]) -> dg.DagsterEvent:

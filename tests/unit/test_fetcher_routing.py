@@ -1,4 +1,4 @@
-"""Which fetcher a web/API job runs (seed 000 Flow 3, seed 001 API flow)."""
+"""Which fetcher a web/API job runs (docs/architecture.md, "Fetchers")."""
 
 from __future__ import annotations
 

@@ -27,7 +27,13 @@ from fetcher_codegen.har import (
     resource_name,
 )
 from fetcher_codegen.pagination import Page, infer
-from fetcher_codegen.probes import auth_attempts, documented_params, json_links, next_page_probes
+from fetcher_codegen.probes import (
+    auth_attempts,
+    documented_params,
+    json_links,
+    next_page_probes,
+    says_more,
+)
 from fetcher_codegen.provenance import Context, Slot, date_source, explain
 from fetcher_codegen.records import find_records, html_records
 from fetcher_codegen.summary import summarize_har
@@ -444,8 +450,10 @@ def test_nothing_with_records_is_no_fetcher(tmp_path: Path) -> None:
 
 def test_probes_for_the_next_page() -> None:
     body = {"items": items(0, 20), "page": 1, "total_pages": 3}
+    # the page number first; an offset is a later guess when the body says there is more
     assert [p.url for p in next_page_probes(f"{ORIGIN}/api/items", body, 20)] == [
-        f"{ORIGIN}/api/items?page=2"
+        f"{ORIGIN}/api/items?page=2",
+        f"{ORIGIN}/api/items?offset=20",
     ]
     offset = next_page_probes(
         f"{ORIGIN}/api/r", {"count": 41, "results": []}, 25, ["offset", "limit"]
@@ -453,6 +461,42 @@ def test_probes_for_the_next_page() -> None:
     assert [p.url for p in offset] == [f"{ORIGIN}/api/r?offset=25&limit=25"]
     cursor = next_page_probes(f"{ORIGIN}/api/o", {"data": [], "next_cursor": "abc"}, 10, ["after"])
     assert cursor[0].url == f"{ORIGIN}/api/o?after=abc"
+
+
+def test_a_next_page_number_is_asked_for_by_the_page_parameter() -> None:
+    url = f"{ORIGIN}/api/things?page=2"
+    body = {"things": items(0, 5), "paging": {"next_page": 3}}
+    assert next_page_probes(url, body, 5)[0].url == f"{ORIGIN}/api/things?page=3"
+    # no page parameter yet: the common name
+    first = next_page_probes(f"{ORIGIN}/api/things", {"rows": items(0, 5), "nextPage": 2}, 5)
+    assert first[0].url == f"{ORIGIN}/api/things?page=2"
+
+
+def test_more_without_a_cursor_is_probed_by_keyset_page_and_offset() -> None:
+    body = {"object": "list", "entries": items(0, 3), "hasMore": True}
+    last = {"uuid": "u-3", "name": "three"}
+    urls = [p.url for p in next_page_probes(f"{ORIGIN}/v2/entries", body, 3, (), last)]
+    assert urls == [
+        f"{ORIGIN}/v2/entries?page=2",
+        f"{ORIGIN}/v2/entries?starting_after=u-3",
+        f"{ORIGIN}/v2/entries?after=u-3",
+        f"{ORIGIN}/v2/entries?since_id=u-3",
+        f"{ORIGIN}/v2/entries?after_id=u-3",
+        f"{ORIGIN}/v2/entries?offset=3",
+    ]
+    # a documented keyset parameter is the only one tried
+    documented = next_page_probes(f"{ORIGIN}/v2/entries", body, 3, ["after_id"], last)
+    assert [p.url for p in documented if "u-3" in p.url] == [f"{ORIGIN}/v2/entries?after_id=u-3"]
+
+
+def test_what_says_there_is_more() -> None:
+    deep = {"results": items(0, 4), "meta": {"pagination": {"current_page": 1, "last_page": 4}}}
+    assert says_more(deep, 4)
+    assert not says_more({"results": items(0, 4), "meta": {"page": 3, "total_pages": 3}}, 4)
+    assert says_more({"results": items(0, 4), "total": 9}, 4)
+    assert not says_more({"results": items(0, 4), "total": 4, "has_more": False}, 4)
+    # nothing said: no guesses beyond what the URL or the documentation name
+    assert next_page_probes(f"{ORIGIN}/api/x", {"results": items(0, 4)}, 4) == []
 
 
 def test_documented_parameters_index_links_and_auth_attempts() -> None:
@@ -502,3 +546,21 @@ def test_summary_is_compact_and_redacted(tmp_path: Path) -> None:
     assert "tok-AbC123xyz" not in text and "cs-secret-9876" not in text
     assert "records at 'results': 3, 3 per response" in text
     assert "query offset = —, 3" in text and "1 static asset" in text
+
+
+def test_auth_attempts_answer_what_the_refusal_asked_for() -> None:
+    keys = {"secret_token": "s3"}
+    asked = auth_attempts(keys, challenge='ApiKey realm="partners"', refusal="")
+    assert asked[0].headers == {"Authorization": "ApiKey s3"}
+    named = auth_attempts(keys, refusal='{"message": "Api-Key header required"}')
+    assert named[0].headers == {"Api-Key": "s3"}
+    # a Basic challenge is for a user and a password, not a key: the common ways only
+    basic = auth_attempts(keys, challenge='Basic realm="x"', refusal="Unauthorized")
+    assert basic[0].headers == {"Authorization": "Bearer s3"}
+    # a plain "api_key" is also tried as a Bearer token, after the key-shaped ways
+    plain = auth_attempts({"api_key": "k"})
+    assert [a.why for a in plain] == [
+        "api_key as X-API-Key",
+        "api_key as a query parameter",
+        "api_key as a Bearer token",
+    ]

@@ -10,6 +10,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
+from amazoniax_dagster.clients import s3
 from amazoniax_dagster.clients.s3 import translate_error
 from amazoniax_dagster.core.errors import ConfigError, TransientError
 
@@ -68,3 +69,18 @@ def test_retry_after_is_kept() -> None:
 def test_a_foreign_error_is_not_silently_translated() -> None:
     with pytest.raises(TypeError):
         translate_error(ValueError("nope"), "x")
+
+
+@pytest.mark.parametrize("code", sorted(s3.CONFIG_CODES))
+def test_each_configuration_code_is_a_config_error(code: str) -> None:
+    err = translate_error(client_error(code, 403 if code != "NoSuchBucket" else 404), "list")
+    assert type(err) is ConfigError
+    assert s3.CONFIG_CODES[code] in str(err)
+
+
+@pytest.mark.parametrize("code", sorted(c for c in s3.TRANSIENT_CODES if not c.isdigit()))
+def test_each_transient_code_is_transient_whatever_its_status(code: str) -> None:
+    # some of these arrive with a 4xx status (NoSuchKey 404, RequestTimeout 400): the code decides
+    err = translate_error(client_error(code, 400), "get")
+    assert type(err) is TransientError
+    assert code in str(err)

@@ -11,6 +11,7 @@ published JSON Schema (``python -m amazoniax_dagster.fetchers.recipe.schema`` re
 from __future__ import annotations
 
 from amazoniax_dagster.fetchers.recipe.auth import AUTH_TYPES, AuthStrategy, make_auth
+from amazoniax_dagster.fetchers.recipe.date_range import DateRange
 from amazoniax_dagster.fetchers.recipe.engine import RUNNERS, run_recipe
 from amazoniax_dagster.fetchers.recipe.http import (
     CircuitOpenError,
@@ -31,7 +32,6 @@ from amazoniax_dagster.fetchers.recipe.schema import (
     BearerAuth,
     CookieSelector,
     CursorPaginate,
-    DateRange,
     FeedRecipe,
     GraphqlPaginate,
     HeaderSelector,

@@ -23,9 +23,12 @@ from amazoniax_dagster.fetchers.recipe.feeds import run_feed
 from amazoniax_dagster.fetchers.recipe.files import extension_for
 from amazoniax_dagster.fetchers.recipe.hints import more_hints
 from amazoniax_dagster.fetchers.recipe.http import HostBreakers, Page, PreparedRequest
+from amazoniax_dagster.fetchers.recipe.incremental import Cursor, position
 from amazoniax_dagster.fetchers.recipe.paginators import make_paginator
 from amazoniax_dagster.fetchers.recipe.schema import (
     HttpRecipe,
+    OffsetPaginate,
+    PaginateConfig,
     Recipe,
     SaveBody,
     SaveLinks,
@@ -69,17 +72,25 @@ def run_http(recipe: HttpRecipe, ctx: FetchContext, settings: ClientSettings) ->
 
 
 def run_step(step: Step, session: Session) -> None:
-    paginator = make_paginator(step.paginate, max_pages=session.ctx.limits.max_pages)
+    cursor = session.cursor if step.incremental else None
+    paginator = make_paginator(resumed(step, cursor), max_pages=session.ctx.limits.max_pages)
     received = 0
     hints: list[str] = []
     while True:
-        scope = session.scope(**paginator.variables())
+        start = {"incremental_start": cursor.start_value} if cursor else {}
+        variables = paginator.variables()
+        scope = session.scope(**variables, **start)
         request = paginator.prepare(session.render_request(step.request, scope))
+        if cursor:
+            request = request.with_params(**cursor.params())
         page = session.send(request)
         page.records = records_of(step, page)
+        past_start = False
         if page.records is not None:
             session.report.records = (session.report.records or 0) + len(page.records)
             received += len(page.records)
+            if cursor:
+                past_start = not observe(cursor, step, page, variables)
         if paginator.pages == 0:  # values for later steps come from a step's first page
             session.extracts.update(
                 extract(step.extract, page, session.client.cookies, step=step.name)
@@ -87,6 +98,8 @@ def run_step(step: Step, session: Session) -> None:
         for save in step.save:
             SAVERS[save.type](save, page, scope, session, step.name)
         more = paginator.advance(page)
+        if more and past_start and cursor and cursor.spec.row_order == "desc":
+            more, paginator.stop_reason = False, "reached records before the checkpoint"
         if not more:
             hints = _unfollowed(step, page, received, request)
         session.release(page)
@@ -95,10 +108,28 @@ def run_step(step: Step, session: Session) -> None:
     session.step_done(step.name, paginator, hints)
 
 
+def resumed(step: Step, cursor: Cursor | None) -> PaginateConfig | None:
+    """The step's paging, starting at the checkpoint's page for a page cursor."""
+    paginate = step.paginate
+    if cursor is None or not cursor.by_page or cursor.start_value is None or paginate is None:
+        return paginate
+    return paginate.model_copy(update={"start": position(cursor.start_value)})
+
+
+def observe(cursor: Cursor, step: Step, page: Page, variables: dict[str, Any]) -> bool:
+    """Show the cursor a page of records; False when one is not after the start."""
+    where = f"step {step.name!r}, {page.shown_url}"
+    if cursor.by_page:
+        at = "offset" if isinstance(step.paginate, OffsetPaginate) else "page"
+        return cursor.observe([variables[at]] if page.records else [], where)
+    return cursor.observe([cursor.value_of(record, where) for record in page.records or ()], where)
+
+
 def _unfollowed(step: Step, page: Page, received: int, request: PreparedRequest) -> list[str]:
     """Signs of more data on a step's last page (a full page counts only without paginate)."""
     params = {**dict(httpx.URL(request.url).params), **request.params}
-    return more_hints(page, received, params if step.paginate is None else {})
+    paginated = step.paginate is not None
+    return more_hints(page, received, {} if paginated else params, paginated=paginated)
 
 
 def records_of(step: Step, page: Page) -> list[Any] | None:

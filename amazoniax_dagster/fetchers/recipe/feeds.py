@@ -21,6 +21,7 @@ from amazoniax_dagster.core.errors import SiteChangedError
 from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
 from amazoniax_dagster.fetchers.recipe.files import extension_for
 from amazoniax_dagster.fetchers.recipe.http import Page, PreparedRequest
+from amazoniax_dagster.fetchers.recipe.incremental import Cursor
 from amazoniax_dagster.fetchers.recipe.schema import FeedRecipe
 from amazoniax_dagster.fetchers.recipe.session import ClientSettings, Session
 from amazoniax_dagster.fetchers.recipe.templating import SAVE_NAME_ROOTS, render
@@ -37,12 +38,20 @@ def run_feed(recipe: FeedRecipe, ctx: FetchContext, settings: ClientSettings) ->
         entries: list[dict[str, Any]] = []
         pages: list[Page] = []
         seen = {url}
+        skipped = 0
         while True:
-            page = session.send(PreparedRequest("GET", url))
+            # The start parameter goes with the feed URL; next-page URLs carry their own query.
+            params = session.cursor.params() if session.cursor and not pages else {}
+            page = session.send(PreparedRequest("GET", url, params=params))
             raw_entries, next_url = _parse(page)
-            entries += [_entry(raw, page.url) for raw in raw_entries]
+            found = [_entry(raw, page.url) for raw in raw_entries]
             pages.append(page)
+            newer = after_checkpoint(found, session.cursor, page.shown_url)
+            entries += newer
+            skipped += len(found) - len(newer)
             if next_url is None or next_url in seen:
+                break
+            if len(found) > len(newer):  # newest first: later pages are older still
                 break
             if len(pages) >= session.ctx.limits.max_pages:
                 session.warn(
@@ -73,7 +82,22 @@ def run_feed(recipe: FeedRecipe, ctx: FetchContext, settings: ClientSettings) ->
         session.report.metadata.update(
             entries=len(unique), duplicate_entries=len(entries) - len(unique)
         )
+        if session.cursor:
+            session.report.metadata["entries_before_checkpoint"] = skipped
         return session.finish()
+
+
+def after_checkpoint(
+    entries: list[dict[str, Any]], cursor: Cursor | None, where: str
+) -> list[dict[str, Any]]:
+    """The entries after the cursor's start; an entry without a date is kept (it cannot be
+    placed), a date that does not parse is a changed feed."""
+    if cursor is None:
+        return entries
+    field = cursor.spec.cursor_path or "updated"
+    dated = [entry for entry in entries if entry.get(field)]
+    cursor.observe([entry[field] for entry in dated], f"feed {where}")
+    return [e for e in entries if not e.get(field) or cursor.is_newer(e[field], where)]
 
 
 def _parse(page: Page) -> tuple[list[Any], str | None]:
@@ -136,4 +160,4 @@ def entry_files(entries: list[dict[str, Any]], download: str) -> list[str]:
     return list(dict.fromkeys(url for url in urls if url.startswith(("http://", "https://"))))
 
 
-__all__ = ["entry_files", "entry_key", "run_feed", "unique_entries"]
+__all__ = ["after_checkpoint", "entry_files", "entry_key", "run_feed", "unique_entries"]

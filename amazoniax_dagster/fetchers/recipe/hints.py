@@ -1,10 +1,10 @@
 """Signs in a response that the site has more data than the page brought.
 
 The last page a step fetched is read for them (the recipe reached the site's own end only when
-it shows none): ``hasNextPage``/``has_more`` true, a next URL or cursor, a ``Link`` rel=next
-header, a ``total`` above the records the step received, or a page as full as the size it asked
-for. Names follow the common API conventions; nested ``pageInfo``/``meta``/``links`` objects
-are searched a few levels down.
+it shows none): ``hasNextPage``/``has_more`` true, a next URL or cursor, a next page number,
+a ``Link`` rel=next header, a ``total`` above the records the step received, a page count above
+the current page, or a page as full as the size it asked for. Names follow the common API
+conventions; nested ``pageInfo``/``meta``/``links`` objects are searched a few levels down.
 """
 
 from __future__ import annotations
@@ -17,12 +17,21 @@ from typing import Any
 from amazoniax_dagster.fetchers.recipe.http import Page
 
 MAX_DEPTH = 4
-_HAS_MORE = re.compile(r"^(has_?more|has_?next(_?page)?|more)$", re.IGNORECASE)
+_HAS_MORE = re.compile(
+    r"^(has_?more(_?(results|items|pages|data))?|has_?next(_?page)?|more(_?(results|items))?)$",
+    re.IGNORECASE,
+)
+_IS_LAST = re.compile(r"^(is_?last(_?page)?|last)$", re.IGNORECASE)
 _NEXT = re.compile(
     r"^(next|next_?url|next_?page_?url|next_?link|next_?href|next_?cursor|next_?token|"
     r"next_?page_?token|continuation(_?token)?)$",
     re.IGNORECASE,
 )
+_NEXT_NUMBER = re.compile(r"^next_?page(_?(number|no|num))?$", re.IGNORECASE)
+_TOTAL_PAGES = re.compile(
+    r"^(total_?pages|page_?count|num_?pages|last_?page|pages)$", re.IGNORECASE
+)
+_CURRENT_PAGE = re.compile(r"^(page|current_?page|page_?number)$", re.IGNORECASE)
 _TOTAL = re.compile(r"^(total|total_?count|total_?results|total_?items|count)$", re.IGNORECASE)
 _SIZE = re.compile(
     r"^(limit|per_?page|page_?size|size|max_?results|take|items_?per_page|first)$", re.IGNORECASE
@@ -39,18 +48,33 @@ def _fields(data: Any, depth: int = 0) -> Iterator[tuple[str, Any]]:
             yield from _fields(value, depth + 1)
 
 
-def more_hints(page: Page, received: int, params: Mapping[str, str]) -> list[str]:
-    """What ``page`` says about data beyond it; ``received`` counts the step's records so far
-    and ``params`` are the query parameters the page was asked with."""
+def more_hints(
+    page: Page, received: int, params: Mapping[str, str], *, paginated: bool = False
+) -> list[str]:
+    """What ``page`` says about data beyond it; ``received`` counts the step's records so far,
+    ``params`` are the query parameters the page was asked with and ``paginated`` says whether
+    the step paged (then a page count counts only next to the page's own number)."""
     hints = []
     if "next" in page.links:
         hints.append("a Link header rel=next")
-    data = _json_or_none(page)
-    for name, value in _fields(data):
+    fields = list(_fields(_json_or_none(page))) or list(_xml_fields(page))
+    current = next((v for n, v in fields if _CURRENT_PAGE.match(n) and _is_int(v)), None)
+    for name, value in fields:
         if _HAS_MORE.match(name) and value is True:
             hints.append(f"{name} is true")
-        elif _NEXT.match(name) and isinstance(value, str) and value.strip():
+        elif _IS_LAST.match(name) and value is False:
+            hints.append(f"{name} is false")
+        elif _NEXT.match(name) and (_is_int(value) or isinstance(value, str) and value.strip()):
             hints.append(f"{name} is set")
+        elif _NEXT_NUMBER.match(name) and _is_int(value) and value > 0:
+            hints.append(f"{name} is {value}")
+        elif (
+            _TOTAL_PAGES.match(name)
+            and _is_int(value)
+            and (current is not None or not paginated)
+            and value > (current or 1)
+        ):
+            hints.append(f"{name} is {value}, this is page {current or 1}")
         elif _TOTAL.match(name) and isinstance(value, int) and not isinstance(value, bool):
             if page.records is not None and value > received:
                 hints.append(f"{name} is {value}, {received} records received")
@@ -59,6 +83,36 @@ def more_hints(page: Page, received: int, params: Mapping[str, str]) -> list[str
             if _SIZE.match(name) and value.isdigit() and int(value) == len(page.records) > 1:
                 hints.append(f"a full page ({name}={value}) with no page after it")
     return list(dict.fromkeys(hints))
+
+
+def _xml_fields(page: Page) -> Iterator[tuple[str, Any]]:
+    """(local name, typed text) of an XML reply's leaf elements near the top (where paging
+    elements live), and a ``link rel="next"``'s href as ``next``."""
+    if "xml" not in page.content_type:
+        return
+    from defusedxml import ElementTree as SafeET
+
+    try:
+        root = SafeET.fromstring(page.content())
+    except Exception:  # noqa: BLE001 - a reply that is not XML has no XML hints
+        return
+    stack = [(root, 0)]
+    while stack:
+        element, depth = stack.pop()
+        name = str(element.tag).rpartition("}")[2]
+        children = list(element)
+        if name == "link" and (element.get("rel") or "").lower() == "next" and element.get("href"):
+            yield "next", element.get("href")
+        elif not children:
+            text = (element.text or "").strip()
+            typed = {"true": True, "false": False}.get(text.lower(), text)
+            yield name, int(text) if text.isdigit() else typed
+        if depth < MAX_DEPTH - 1:
+            stack.extend((child, depth + 1) for child in children)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _json_or_none(page: Page) -> Any:

@@ -11,31 +11,35 @@ at load time. Regenerate the published schema with
 from __future__ import annotations
 
 import json
-import re
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import limits
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     JsonValue,
-    StringConstraints,
     TypeAdapter,
     ValidationError,
     model_validator,
 )
 
 from amazoniax_dagster.core.errors import ConfigError
-from amazoniax_dagster.fetchers.recipe import jsonpath
+from amazoniax_dagster.fetchers.recipe.date_range import DateRange
+from amazoniax_dagster.fetchers.recipe.fields import (
+    JsonPath,
+    Model,
+    Name,
+    NameTemplate,
+    RateLimit,
+    Regex,
+    Template,
+    VariableName,
+    json_templates,
+)
+from amazoniax_dagster.fetchers.recipe.incremental import Incremental
 from amazoniax_dagster.fetchers.recipe.templating import (
-    ROOTS,
     SAVE_NAME_ROOTS,
-    DateWindow,
     expressions,
     template_strings,
 )
@@ -43,60 +47,10 @@ from amazoniax_dagster.fetchers.recipe.templating import (
 SCHEMA_PATH = Path(__file__).with_name("recipe.schema.json")
 
 
-def _template(text: str) -> str:
-    expressions(text, ROOTS)
-    return text
-
-
-def _name_template(text: str) -> str:
-    expressions(text, SAVE_NAME_ROOTS)
-    return text
-
-
-def _json_templates(data: JsonValue) -> JsonValue:
-    for text in template_strings(data):
-        expressions(text, ROOTS)
-    return data
-
-
-def _json_path(text: str) -> str:
-    jsonpath.parse_path(text)
-    return text
-
-
-def _regex(text: str) -> str:
-    try:
-        re.compile(text)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression: {exc}") from exc
-    return text
-
-
-def _rate(text: str) -> str:
-    try:
-        limits.parse(text)
-    except ValueError:
-        raise ValueError("not a rate limit (write e.g. '10/second' or '100/minute')") from None
-    return text
-
-
-Template = Annotated[str, AfterValidator(_template)]
-NameTemplate = Annotated[str, AfterValidator(_name_template)]
-JsonPath = Annotated[str, AfterValidator(_json_path)]
-Regex = Annotated[str, AfterValidator(_regex)]
-RateLimit = Annotated[str, AfterValidator(_rate)]
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
-VariableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
 # --- auth --------------------------------------------------------------------------------
 
 
-class _AuthBase(_Model):
+class _AuthBase(Model):
     # Credentials go to the channel URL's host, the hosts of the steps' own request URLs and
     # these hosts; never to a host that only a response named (links, next URLs).
     hosts: list[str] = Field(default_factory=list)
@@ -161,7 +115,7 @@ AuthConfig = Annotated[
 # --- pagination --------------------------------------------------------------------------
 
 
-class _PaginateBase(_Model):
+class _PaginateBase(Model):
     """Stop rules every paginator has, besides an empty or repeated page."""
 
     has_more_path: JsonPath | None = Field(default=None, description="stop when this is false")
@@ -232,7 +186,7 @@ PaginateConfig = Annotated[
 # --- selectors: where extracted values and file links come from ---------------------------
 
 
-class _SelectorBase(_Model):
+class _SelectorBase(Model):
     required: bool = Field(default=True, description="nothing found = the site changed")
 
 
@@ -283,12 +237,12 @@ LinkSelector = Annotated[
 # --- steps ---------------------------------------------------------------------------------
 
 
-class SaveBody(_Model):
+class SaveBody(Model):
     type: Literal["body"]
     name: NameTemplate | None = Field(default=None, description="default ${step}_${page}.${ext}")
 
 
-class SaveLinks(_Model):
+class SaveLinks(Model):
     """Download every linked file, named as the server names it."""
 
     type: Literal["links"]
@@ -298,12 +252,12 @@ class SaveLinks(_Model):
 SaveConfig = Annotated[SaveBody | SaveLinks, Field(discriminator="type")]
 
 
-class RequestSpec(_Model):
+class RequestSpec(Model):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     url: Template = Field(description="relative URLs resolve against config.url")
     headers: dict[str, Template] = Field(default_factory=dict)
     query: dict[str, Template] = Field(default_factory=dict)
-    json_body: Annotated[JsonValue, AfterValidator(_json_templates)] = Field(
+    json_body: Annotated[JsonValue, AfterValidator(json_templates)] = Field(
         default=None, alias="json"
     )
     form: dict[str, Template] | None = None
@@ -315,7 +269,7 @@ class RequestSpec(_Model):
         return self
 
 
-class Step(_Model):
+class Step(Model):
     name: Name
     request: RequestSpec
     extract: dict[VariableName, Selector] = Field(default_factory=dict)
@@ -324,38 +278,14 @@ class Step(_Model):
     )
     paginate: PaginateConfig | None = None
     save: list[SaveConfig] = Field(default_factory=list)
+    incremental: Incremental | None = Field(
+        default=None, description="ask only for records after the last successful job's"
+    )
 
     def templates(self) -> list[str]:
         request = self.request.model_dump(by_alias=True, exclude={"method"})
         names = [s.name for s in self.save if isinstance(s, SaveBody) and s.name]
         return template_strings(request) + names
-
-
-# --- date windows ----------------------------------------------------------------------------
-
-
-class DateRange(_Model):
-    """``{last_days: 7}`` (the 7 days up to the run date) or ``{from: ..., to: ...}``."""
-
-    last_days: Annotated[int, Field(ge=0, le=3660)] | None = None
-    from_: date | None = Field(default=None, alias="from")
-    to: date | None = None
-
-    @model_validator(mode="after")
-    def _one_form(self) -> DateRange:
-        if (self.last_days is None) == (self.from_ is None):
-            raise ValueError("set either last_days or from (with an optional to)")
-        if self.last_days is not None and self.to is not None:
-            raise ValueError("'to' goes with 'from', not with last_days")
-        if self.from_ is not None and self.to is not None and self.to < self.from_:
-            raise ValueError("'to' is before 'from'")
-        return self
-
-    def window(self, run_date: date) -> DateWindow:
-        if self.last_days is not None:
-            return DateWindow(run_date - timedelta(days=self.last_days), run_date)
-        assert self.from_ is not None  # the validator guarantees one form
-        return DateWindow(self.from_, self.to or run_date)
 
 
 # --- recipes ---------------------------------------------------------------------------------
@@ -364,7 +294,7 @@ class DateRange(_Model):
 _STATIC_ROOTS = frozenset({"config", "secrets", "window", "run_date"})
 
 
-class _RecipeBase(_Model):
+class _RecipeBase(Model):
     version: Literal[1]
     name: Name
     description: str | None = None
@@ -405,10 +335,18 @@ class FeedRecipe(_RecipeBase):
     save_document: bool = False
     document_name: NameTemplate = "feed.${ext}"
     download: Literal["none", "link", "enclosure"] = "none"
+    incremental: Incremental | None = Field(
+        default=None, description="keep only entries after the last successful job's"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedRecipe:
         problems = self.static_problems() + _static_problems("url", [self.url])
+        if self.incremental:
+            problems += _incremental_problems("incremental", self.incremental)
+            if self.incremental.cursor_path not in _FEED_CURSORS:
+                known = ", ".join(_FEED_CURSORS)
+                problems.append(f"incremental.cursor_path: a feed entry's is one of {known}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -419,8 +357,17 @@ Recipe = Annotated[HttpRecipe | FeedRecipe, Field(discriminator="kind")]
 RECIPE_ADAPTER: TypeAdapter[HttpRecipe | FeedRecipe] = TypeAdapter(Recipe)
 
 
+_FEED_CURSORS = ("updated", "published")
+
+
 def _step_problems(steps: list[Step]) -> list[str]:
     problems: list[str] = []
+    incremental = [index for index, step in enumerate(steps) if step.incremental]
+    if len(incremental) > 1:
+        problems.append(
+            f"steps[{incremental[1]}].incremental: a channel keeps one checkpoint, "
+            f"and steps[{incremental[0]}] already has incremental"
+        )
     extracted: set[str] = set()
     names: set[str] = set()
     for index, step in enumerate(steps):
@@ -434,6 +381,15 @@ def _step_problems(steps: list[Step]) -> list[str]:
                     problems.append(
                         f"{where}: uses ${{{expr.ref}}}, which no earlier step extracts"
                     )
+                if expr.root == "incremental" and step.incremental is None:
+                    problems.append(f"{where}: uses ${{{expr.ref}}} without incremental")
+        if step.incremental:
+            problems += _incremental_problems(f"{where}.incremental", step.incremental)
+            if step.records is None:
+                problems.append(f"{where}.incremental: needs records (the list the cursor is in)")
+            paged = isinstance(step.paginate, PageNumberPaginate | OffsetPaginate)
+            if step.incremental.cursor_type == "page" and not paged:
+                problems.append(f"{where}.incremental: a page cursor needs page_number or offset")
         extracted.update(step.extract)
         paginate = step.paginate
         stops = (step.records, *(_stop_paths(paginate) if paginate else ()))
@@ -443,6 +399,12 @@ def _step_problems(steps: list[Step]) -> list[str]:
                 "total_path or total_pages_path to know where to stop"
             )
     return problems
+
+
+def _incremental_problems(where: str, spec: Incremental) -> list[str]:
+    """The initial value is rendered before any request: no page or extract."""
+    initial = [spec.initial_value] if spec.initial_value else []
+    return _static_problems(f"{where}.initial_value", initial)
 
 
 def _stop_paths(paginate: _PaginateBase) -> tuple[str | None, ...]:

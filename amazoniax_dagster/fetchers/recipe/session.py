@@ -23,6 +23,7 @@ from amazoniax_dagster.core.errors import ConfigError
 from amazoniax_dagster.core.redaction import Redactor
 from amazoniax_dagster.fetchers.base import FetchContext, FetchedFile, FetchReport
 from amazoniax_dagster.fetchers.recipe.auth import AuthStrategy, make_auth
+from amazoniax_dagster.fetchers.recipe.date_range import DateRange
 from amazoniax_dagster.fetchers.recipe.files import (
     OutputFolder,
     extension_for,
@@ -37,9 +38,9 @@ from amazoniax_dagster.fetchers.recipe.http import (
     SafeClient,
     host_of,
 )
+from amazoniax_dagster.fetchers.recipe.incremental import Cursor
 from amazoniax_dagster.fetchers.recipe.paginators import Paginator
 from amazoniax_dagster.fetchers.recipe.schema import (
-    DateRange,
     FeedRecipe,
     HttpRecipe,
     RequestSpec,
@@ -100,6 +101,7 @@ class Session:
         self._spool = Path(tempfile.mkdtemp(prefix=".recipe-spool-", dir=ctx.out_dir))
         self._spooled = 0
         self.report = FetchReport(files=self.output.files, metadata={"recipe": recipe.name})
+        self.cursor = _cursor(recipe, ctx, self._base)
 
     @classmethod
     @contextmanager
@@ -192,6 +194,12 @@ class Session:
         self.report.warnings.append(message)
 
     def finish(self) -> FetchReport:
+        if self.cursor is not None:
+            self.report.checkpoint = self.cursor.checkpoint()
+            self.report.incremental = self.cursor.from_checkpoint
+            self.report.metadata["incremental"] = self.cursor.metadata()
+            if self.cursor.ignored_checkpoint:
+                self.warn("the stored checkpoint has another cursor type: started afresh")
         self.report.requests = self.client.requests
         self.report.metadata["requests"] = self.client.requests
         self.report.metadata["files"] = len(self.report.files)
@@ -201,6 +209,18 @@ class Session:
         """A fresh file name in the spool (removed with the session unless saved)."""
         self._spooled += 1
         return self._spool / f"{self._spooled}.part"
+
+
+def _cursor(recipe: HttpRecipe | FeedRecipe, ctx: FetchContext, base: Scope) -> Cursor | None:
+    """The run's incremental cursor, from the channel's checkpoint or the initial value."""
+    if isinstance(recipe, FeedRecipe):
+        spec = recipe.incremental
+    else:
+        spec = next((step.incremental for step in recipe.steps if step.incremental), None)
+    if spec is None:
+        return None
+    initial = render(spec.initial_value, base) if spec.initial_value else None
+    return Cursor(spec, ctx.checkpoint, initial)
 
 
 def _window(recipe: HttpRecipe | FeedRecipe, ctx: FetchContext) -> DateWindow | None:

@@ -12,6 +12,7 @@ other values). ``$${`` is a literal ``${``. The namespace:
 ``page`` ``offset`` ``cursor``  the current page (1, 2, ...), offset (0, ...), cursor ("")
 ``window.start`` ``window.end`` the date window of the run (``navigation_details.date_range``)
 ``run_date``                    the day of the run
+``incremental.start_value``     the step's checkpoint (or ``initial_value``; "" when none)
 ``step`` ``ext``                only in ``save`` names: the step name, the body's extension
 ==============================  ==========================================================
 
@@ -43,6 +44,7 @@ ROOTS: Mapping[str, frozenset[str] | None] = {
     "offset": None,
     "cursor": None,
     "run_date": None,
+    "incremental": frozenset({"start_value"}),
 }
 SAVE_NAME_ROOTS: Mapping[str, frozenset[str] | None] = {**ROOTS, "step": None, "ext": None}
 
@@ -151,6 +153,8 @@ class Scope:
             return self.window.start if name == "start" else self.window.end
         if expr.root == "run_date":
             return self.run_date
+        if expr.root == "incremental":
+            return self.variables.get("incremental_start")
         if expr.root in self.variables:
             return self.variables[expr.root]
         raise ConfigError(f"template name {expr.ref!r} has no value here")

@@ -1,4 +1,4 @@
-"""Jobs: ``channel_files_job`` materializes one channel partition (one fetcher job);
+"""Asset jobs: ``channel_files_job`` materializes one channel partition (one fetcher job);
 ``fetcher_code_job`` generates (or heals) one site's fetcher, then runs the job that asked."""
 
 from __future__ import annotations

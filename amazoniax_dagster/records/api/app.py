@@ -15,9 +15,9 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from amazoniax_dagster.api import health, queries
 from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings
 from amazoniax_dagster.db.pg import Database
+from amazoniax_dagster.records.api import health, job_metrics, queries
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 ("queue_depth", "Jobs queued and not started"),
             ):
                 Gauge(f"amazoniax_{name}", text, registry=registry).set(counts[name])
+            registry.register(job_metrics.JobDurationCollector(db))
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(Exception)

@@ -1,1 +1,0 @@
-"""Dagster-only pieces shared by ``assets/`` and ``sensors/``: jobs, partitions, tags."""

@@ -1,0 +1,156 @@
+"""Exploring a JSON API: present auth keys, read its documentation, follow an index's links
+and probe the pages after each one seen."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+from fetcher_codegen.capture.browsing import Browsing
+from fetcher_codegen.capture.model import Seen
+from fetcher_codegen.probes import auth_attempts, documented_params, json_links, next_page_probes
+from fetcher_codegen.records import json_records
+
+
+class ApiExplorer(Browsing):
+    def authorize_api(self) -> None:
+        main = self._document()
+        keys = {k: v.get_secret_value() for k, v in (self.config.auth_keys or {}).items()}
+        if main is None or main.status not in (401, 403) or not keys:
+            return
+        challenge = main.response_headers.get("www-authenticate")
+        for attempt in auth_attempts(keys, challenge=challenge, refusal=main.text or ""):
+            headers = dict(attempt.headers or {})
+            if attempt.token_request is not None:
+                fields = dict(attempt.token_request)
+                token_url = fields.pop("url")
+                if not self._allowed(token_url):
+                    continue
+                reply = self.fetch(token_url, method="POST", form=fields,
+                                   headers={"Accept": "application/json"})  # fmt: skip
+                token = token_in(reply.text)
+                if token is None:
+                    continue
+                self.redact.add(token)
+                headers = {"Authorization": f"Bearer {token}"}
+            url = self.config.url
+            if attempt.params:
+                from fetcher_codegen.probes import with_params
+
+                url = with_params(url, **attempt.params)
+            headers.setdefault("Accept", "application/json")
+            reply = self.fetch(url, headers=headers)
+            if 200 <= reply.status < 300:
+                self.api_headers = {k.lower(): v for k, v in headers.items()}
+                self.authorized = reply
+                self.step("authorize", f"the API accepted {attempt.why}")
+                return
+        self.warn("the API refused every way of presenting the channel's auth_keys")
+
+    def read_documentation(self) -> None:
+        doc_path = self.config.api_documentation_path
+        if not doc_path:
+            return
+        url = (
+            doc_path
+            if "://" in doc_path
+            else self.config.url.rstrip("/") + "/" + doc_path.lstrip("/")
+        )
+        if "://" not in doc_path and doc_path.startswith("/"):
+            parts = urlsplit(self.config.url)
+            url = f"{parts.scheme}://{parts.netloc}{doc_path}"
+        if not self._allowed(url):
+            return
+        self.doc_url = url
+        reply = self.fetch(url, headers={"accept": "application/json", **self.api_headers})
+        self.documented = reply.json()
+
+    def explore_json(self, start: Seen) -> None:
+        body = start.json()
+        if json_records(body) is not None or not isinstance(body, dict):
+            self.probe_chain(start)
+            return
+        if start.status in (401, 403):
+            if self.authorized is not None:
+                self.explore_json(self.authorized)
+            return
+        followed = 0
+        for probe in json_links(body, start.url, self.limits.max_follow_links):
+            if self.time_left() <= 0 or followed >= self.limits.max_follow_links:
+                break
+            followed += 1
+            reply = self.fetch(
+                probe.url, headers={"accept": "application/json", **self.api_headers}
+            )
+            if json_records(reply.json()) is not None:
+                self.probe_chain(reply)
+        if followed:
+            self.step("follow links", f"followed {followed} URLs of the JSON index")
+
+    def probe_chain(self, start: Seen) -> None:
+        """Ask for the pages after ``start`` until a probe brings nothing new."""
+        path = urlsplit(start.url).path
+        if path in self.probed:
+            return
+        self.probed.add(path)
+        documented = documented_params(self.documented, path)
+        headers = {
+            k.lower(): v
+            for k, v in start.request_headers.items()
+            if k.lower() in ("authorization", "accept") or k.lower().startswith("x-")
+        }
+        headers.update(self.api_headers)
+        current, pages = start, 1
+        while pages < self.limits.max_pages and self.time_left() > 0:
+            body = current.json()
+            records = json_records(body)
+            if records is None or not records.count:
+                return
+            accepted = None
+            probes = next_page_probes(
+                current.url, body, records.count, documented, records.items[-1]
+            )
+            for probe in probes[:6]:
+                reply = self.fetch(probe.url, headers=headers)
+                if not 200 <= reply.status < 300:
+                    continue
+                found = json_records(reply.json())
+                if found and found.count and found.items[0] != records.items[0]:
+                    accepted = reply
+                    break
+            if accepted is None:
+                return
+            current, pages = accepted, pages + 1
+        if pages > 1:
+            self.step("probe pages", f"{pages} pages of {path}")
+
+    def complete_pagination(self) -> None:
+        """Probe the next page of every JSON kind with records seen on one page only."""
+        by_path: dict[str, list[Seen]] = {}
+        for seen in list(self.seen):
+            if seen.url == self.doc_url:
+                continue
+            if seen.method == "GET" and 200 <= seen.status < 300 and seen.json() is not None:
+                by_path.setdefault(urlsplit(seen.url).path, []).append(seen)
+        for group in by_path.values():
+            if self.time_left() <= 0:
+                return
+            firsts = set()
+            for seen in group:
+                records = json_records(seen.json())
+                firsts.add(json.dumps(records.items[0] if records and records.count else None))
+            if len(firsts) == 1 and json_records(group[0].json()) is not None:
+                self.probe_chain(group[0])
+
+
+def token_in(text: str | None) -> str | None:
+    try:
+        body = json.loads(text or "null")
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    for key in ("access_token", "token", "id_token", "accessToken"):
+        if isinstance(body.get(key), str) and body[key]:
+            return str(body[key])
+    return None
