@@ -18,6 +18,7 @@ from resources import (
 )
 from sensors import (
     component_alert_job,
+    dead_letters_asset,
     health_alert_sensor,
     kafka_fetcher_sensor,
     records_automation,
@@ -28,7 +29,7 @@ from sensors import (
 )
 
 defs = dg.Definitions(
-    assets=[channel_files, channel_records, fetcher_code],
+    assets=[channel_files, channel_records, fetcher_code, dead_letters_asset],
     jobs=[channel_files_job, fetcher_code_job, component_alert_job],
     sensors=[
         kafka_fetcher_sensor,

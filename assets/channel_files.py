@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from amazoniax_dagster.core import run_tags
-from assets.checks import CHECK_SPECS, check_results
+from assets.checks import CHECK_SPECS, check_results, failing_channels
+from assets.failures import ExpectedFailure
 from assets.job_services import job_services
 from assets.partitions import channels_partitions
 from resources import (
@@ -72,6 +73,7 @@ def channel_files(
             outcome.result,
             channel_id=request.channel_id,
             policy=outcome.result.invalid_files_policy,
+            failing=failing_channels(context.instance),
         ),
         metadata=job_metadata(outcome),
     )
@@ -114,20 +116,21 @@ def job_metadata(outcome: "JobOutcome") -> dict[str, Any]:
 
 
 def job_failure(outcome: "JobOutcome") -> dg.Failure:
-    """An expected failure (config, site changed, validation, ...): its message, no traceback.
+    """The failure to raise at once for a failed job: its message and metadata; a fresh
+    exception with a redacted text, so nothing secret is chained into the event log.
 
-    A fresh exception with a redacted text: nothing secret is chained into the event log.
+    Expected failures (config, site changed, validation, ...) are recorded without a stack
+    trace; an unexpected one (``internal``) keeps it, and its job log has the original's.
     """
-    return dg.Failure(
-        description=outcome.error_text,
-        metadata={
-            "error_class": outcome.error_class or "internal",
-            "job_id": outcome.request.job_id,
-            "channel": outcome.request.channel_id,
-        }
-        | _log_link(outcome),
-        allow_retries=False,
-    )
+    metadata = {
+        "error_class": outcome.error_class or "internal",
+        "job_id": outcome.request.job_id,
+        "channel": outcome.request.channel_id,
+    } | _log_link(outcome)
+    description = outcome.error_text or "the job failed"
+    if outcome.error_class in (None, "internal"):
+        return dg.Failure(description=description, metadata=metadata, allow_retries=False)
+    return ExpectedFailure(description, metadata).without_stack()
 
 
 def _log_link(outcome: "JobOutcome") -> dict[str, Any]:

@@ -8,6 +8,7 @@ stopped half-way is finished by the next one.
 import dagster as dg
 
 from assets.channel_files import channel_files
+from assets.failures import ExpectedFailure
 from assets.partitions import channels_partitions
 from resources import FetcherDBResource, OutputBucketResource
 
@@ -65,16 +66,13 @@ def channel_records(
     db = fetcher_db.get_db()
     stored = db.get_channels([channel_id]).get(channel_id)
     if stored is None:
-        raise dg.Failure(
-            description=f"channel {channel_id} has no stored config", allow_retries=False
-        )
+        raise ExpectedFailure(f"channel {channel_id} has no stored config").without_stack()
     try:
         mapping = RecordMapping.model_validate(stored.config.get("records") or {})
     except ValidationError as exc:
-        raise dg.Failure(
-            description=f"channel {channel_id}: invalid records mapping: {exc.errors()[:3]}",
-            allow_retries=False,
-        ) from None
+        raise ExpectedFailure(
+            f"channel {channel_id}: invalid records mapping: {exc.errors()[:3]}"
+        ).without_stack() from None
     bucket = output_bucket.get_bucket(max_connections=4)
     files = pending_files(db.database, channel_id)
     result = load_files(

@@ -19,7 +19,8 @@ import dagster as dg
 from amazoniax_dagster.core import run_tags
 from assets.channel_files import job_failure, job_metadata
 from assets.checks import ASSET_KEY as CHANNEL_FILES
-from assets.checks import check_evaluations
+from assets.checks import check_evaluations, failing_channels
+from assets.failures import ExpectedFailure
 from assets.job_services import job_services
 from assets.partitions import sites_partitions
 from resources import (
@@ -89,9 +90,7 @@ def _step(context: dg.OpExecutionContext, fetcher_db: FetcherDBResource) -> Iter
                 message=text,
                 metadata={"error_class": error_class, "site": context.partition_key},
             )
-        raise dg.Failure(
-            description=text, metadata={"error_class": error_class}, allow_retries=False
-        )
+        raise ExpectedFailure(text, {"error_class": error_class}).without_stack()
 
 
 @dg.op(description="Open the site in Chromium as its channel would; record a HAR and screenshots.")
@@ -298,6 +297,7 @@ def fetch_for_job(
         outcome.result,
         channel_id=request.channel_id,
         policy=outcome.result.invalid_files_policy,
+        failing=failing_channels(context.instance),
     ):
         # log_event handles check evaluations at runtime; its UserEvent hint predates them.
         context.log_event(evaluation)  # type: ignore[arg-type]

@@ -11,11 +11,13 @@ A tick that fails on a bug of ours counts against the oldest unhandled message; 
 """
 
 import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from amazoniax_dagster.core import run_tags
+from amazoniax_dagster.sync.wording import count
 from assets.asset_jobs import channel_files_job, fetcher_code_job
 from assets.partitions import (
     CHANNELS,
@@ -24,6 +26,7 @@ from assets.partitions import (
     sites_partitions,
 )
 from resources import FetcherDBResource, FetchSettings, KafkaResource
+from sensors.dead_letters import dead_letters_observation, describe
 
 if TYPE_CHECKING:
     from amazoniax_dagster.clients.kafka import Batch
@@ -32,24 +35,36 @@ if TYPE_CHECKING:
 _ENDED_BADLY = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 
-def parse_cursor(cursor: str | None) -> tuple[dict[int, int], dict[str, int]]:
-    """(next offset per partition, failed ticks per "partition:offset")."""
-    if not cursor:
-        return {}, {}
-    data = json.loads(cursor)
-    if "offsets" not in data:  # the cursor before failed ticks were counted
-        return {int(p): int(o) for p, o in data.items()}, {}
-    offsets = {int(p): int(o) for p, o in data["offsets"].items()}
-    return offsets, {str(k): int(v) for k, v in data.get("failed_ticks", {}).items()}
+@dataclass(frozen=True)
+class Cursor:
+    """The sensor's cursor: the next offset per partition, failed ticks per "partition:offset",
+    and how many messages it has dead-lettered (first in the JSON: the tick list shows it)."""
 
+    offsets: dict[int, int] = field(default_factory=dict)
+    failed_ticks: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
 
-def format_cursor(offsets: dict[int, int], failed_ticks: dict[str, int] | None = None) -> str:
-    return json.dumps(
-        {
-            "offsets": {str(p): o for p, o in sorted(offsets.items())},
-            "failed_ticks": dict(sorted((failed_ticks or {}).items())),
-        }
-    )
+    @classmethod
+    def parse(cls, cursor: str | None) -> "Cursor":
+        if not cursor:
+            return cls()
+        data = json.loads(cursor)
+        if "offsets" not in data:  # the cursor before failed ticks were counted
+            return cls({int(p): int(o) for p, o in data.items()})
+        return cls(
+            {int(p): int(o) for p, o in data["offsets"].items()},
+            {str(k): int(v) for k, v in data.get("failed_ticks", {}).items()},
+            int(data.get("dead_letters", 0)),
+        )
+
+    def format(self) -> str:
+        return json.dumps(
+            {
+                "dead_letters": self.dead_letters,
+                "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
+                "failed_ticks": dict(sorted(self.failed_ticks.items())),
+            }
+        )
 
 
 @dg.sensor(
@@ -67,31 +82,31 @@ def kafka_fetcher_sensor(
     fetcher_db: FetcherDBResource,
     fetch_settings: FetchSettings,
 ) -> dg.SensorResult:
-    positions, failed_ticks = parse_cursor(context.cursor)
+    cursor = Cursor.parse(context.cursor)
     bus = kafka.get_bus()
     topics = kafka.topics()
     batch = bus.read(
         topics.fetcher,
-        positions,
+        cursor.offsets,
         max_records=kafka.max_messages_per_tick,
         max_seconds=kafka.max_seconds_per_tick,
     )
     if not batch.records:
         return dg.SensorResult(skip_reason=f"no new messages on {topics.fetcher}")
     try:
-        return _handle(context, batch, positions, kafka, fetcher_db, fetch_settings)
+        return _handle(context, batch, cursor, kafka, fetcher_db, fetch_settings)
     except Exception as exc:
         from amazoniax_dagster.core.errors import AmazoniaxError
 
         if isinstance(exc, AmazoniaxError):
             raise  # our infrastructure (DB, Kafka) failing: fail the tick, retry next tick
-        return _after_a_bug(context, batch, positions, failed_ticks, exc, kafka, fetcher_db)
+        return _after_a_bug(context, batch, cursor, exc, kafka, fetcher_db)
 
 
 def _handle(
     context: dg.SensorEvaluationContext,
     batch: "Batch",
-    positions: dict[int, int],
+    cursor: Cursor,
     kafka: KafkaResource,
     fetcher_db: FetcherDBResource,
     fetch_settings: FetchSettings,
@@ -132,33 +147,40 @@ def _handle(
         context.log.error(
             f"stopped early, will retry from the first unhandled message: {intake.error}"
         )
-    if run_requests or intake.dead_lettered:
-        context.log.info(
-            f"{len(batch.records)} messages: {len(run_requests)} runs requested, "
-            f"{len(jobs) - len(run_requests)} already running or done, "
-            f"{intake.dead_lettered} dead-lettered"
+    letters = intake.dead_letters
+    dead_letters = cursor.dead_letters + len(letters)
+    if run_requests or letters:
+        log = context.log.warning if letters else context.log.info
+        log(
+            f"{count(len(batch.records), 'message')}: {count(len(run_requests), 'run')} "
+            f"requested, {len(jobs) - len(run_requests)} already running or done, "
+            f"{len(letters)} dead-lettered" + (f"; latest: {letters[-1].reason}" if letters else "")
         )
     partition_requests = []
     if new_channels:
         partition_requests.append(channels_partitions.build_add_request(new_channels))
     if new_sites:
         partition_requests.append(sites_partitions.build_add_request(new_sites))
+    skipped = f"{count(len(batch.records), 'message')}, no run to start: " + (
+        describe(letters) if letters else "every job is already running or done"
+    )
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=partition_requests,
-        cursor=format_cursor(positions | intake.next_offsets),
-        skip_reason=None
-        if run_requests
-        else f"{len(batch.records)} messages, no run to start "
-        f"({intake.dead_lettered} dead-lettered)",
+        cursor=Cursor(cursor.offsets | intake.next_offsets, {}, dead_letters).format(),
+        skip_reason=None if run_requests else skipped,
+        asset_events=[
+            dead_letters_observation(letters, total=dead_letters, topic=kafka.topics().dead_letter)
+        ]
+        if letters
+        else [],
     )
 
 
 def _after_a_bug(
     context: dg.SensorEvaluationContext,
     batch: "Batch",
-    positions: dict[int, int],
-    failed_ticks: dict[str, int],
+    cursor: Cursor,
     exc: Exception,
     kafka: KafkaResource,
     fetcher_db: FetcherDBResource,
@@ -170,24 +192,24 @@ def _after_a_bug(
 
     head = batch.records[0]
     where = f"{head.partition}:{head.offset}"
-    count = failed_ticks.get(where, 0) + 1
-    context.log.exception(f"the sensor failed on the message at {where} ({count} times)")
-    if count < kafka.failed_ticks_before_dead_letter:
+    failed = cursor.failed_ticks.get(where, 0) + 1
+    context.log.exception(f"the sensor failed on the message at {where} ({count(failed, 'time')})")
+    if failed < kafka.failed_ticks_before_dead_letter:
         return dg.SensorResult(
-            skip_reason=f"failed on the message at {where} ({count} times): {type(exc).__name__}",
-            cursor=format_cursor(positions, {where: count}),
+            skip_reason=f"failed on the message at {where} ({count(failed, 'time')}): "
+            f"{type(exc).__name__}",
+            cursor=Cursor(cursor.offsets, {where: failed}, cursor.dead_letters).format(),
         )
-    reason = f"the sensor failed on this message {count} times: {type(exc).__name__}"
-    dead_letter(
-        head,
-        IntakeBugError(reason),
-        bus=kafka.get_bus(),
-        topics=kafka.topics(),
-        db=fetcher_db.get_db(),
+    reason = f"the sensor failed on this message {count(failed, 'time')}: {type(exc).__name__}"
+    topics = kafka.topics()
+    letter = dead_letter(
+        head, IntakeBugError(reason), bus=kafka.get_bus(), topics=topics, db=fetcher_db.get_db()
     )
+    total = cursor.dead_letters + 1
     return dg.SensorResult(
         skip_reason=f"dead-lettered the message at {where}: {reason}",
-        cursor=format_cursor(positions | {head.partition: head.offset + 1}),
+        cursor=Cursor(cursor.offsets | {head.partition: head.offset + 1}, {}, total).format(),
+        asset_events=[dead_letters_observation([letter], total=total, topic=topics.dead_letter)],
     )
 
 

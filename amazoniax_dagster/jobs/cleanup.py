@@ -13,6 +13,7 @@ import logging
 
 from amazoniax_dagster.clients.output_bucket import OutputBucket
 from amazoniax_dagster.db import FetcherDB
+from amazoniax_dagster.sync.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ def remove_unrecorded_uploads(
     if stray:
         output.delete(stray)
         log.warning(
-            "job %s: removed %d uploaded files that no finished run recorded", job_id, len(stray)
+            "job %s: removed %s that no finished run recorded",
+            job_id,
+            count(len(stray), "uploaded file"),
         )
     return stray

@@ -18,6 +18,7 @@ from amazoniax_dagster.core.retry import RetryPolicy
 from amazoniax_dagster.jobs.services import JobRequest, JobServices
 from amazoniax_dagster.sources.base import Source
 from amazoniax_dagster.sync.engine import SyncEngine, SyncResult, Validator
+from amazoniax_dagster.sync.wording import job_message
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +153,7 @@ def finish(
             what="announce the job folder on the parsers topic",
         )
         db.mark_published(request.job_id, parsers=True)
-    text = (
-        f"{uploaded} new or updated files uploaded to {result.output_uri}"
-        if uploaded
-        else "no new or updated files"
-    )
-    if summary["invalid"]:
-        what = "quarantined" if summary["quarantined"] else "uploaded and flagged"
-        text += f"; {summary['invalid']} files failed validation ({what})"
+    text = job_message(summary, result.output_uri)
     db.finish_job(
         request.job_id,
         status="success",
@@ -168,4 +162,4 @@ def finish(
         s3_output_path=result.output_uri if uploaded else None,
         checkpoint=checkpoint,
     )
-    log.info("%s (%s)", text, ", ".join(f"{k}={v}" for k, v in summary.items()))
+    log.info("job %s: %s", request.job_id, text)

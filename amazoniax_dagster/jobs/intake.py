@@ -66,7 +66,8 @@ class IntakeResult:
     sites: dict[str, str] = field(default_factory=dict)
     #: web/API jobs whose site needs a fetcher generated first (new site, or heal mode)
     generate: set[str] = field(default_factory=set)
-    dead_lettered: int = 0
+    #: the refused records, as sent to the dead-letter topic
+    dead_letters: list[DeadLetter] = field(default_factory=list)
     #: partition -> next offset to read; covers exactly the handled records
     next_offsets: dict[int, int] = field(default_factory=dict)
     #: set when intake stopped early because our own infrastructure failed
@@ -140,11 +141,11 @@ def take_in(
                     return _stopped(result, record, exc, topics)
         else:
             try:
-                dead_letter(record, outcome, bus=bus, topics=topics, db=db)
+                letter = dead_letter(record, outcome, bus=bus, topics=topics, db=db)
             except AmazoniaxError as exc:
                 # Later jobs were stored already: stored again (harmlessly) next time.
                 return _stopped(result, record, exc, topics)
-            result.dead_lettered += 1
+            result.dead_letters.append(letter)
         result.next_offsets[record.partition] = record.offset + 1
     return result
 
@@ -231,9 +232,9 @@ def dead_letter(
     bus: KafkaBus,
     topics: Topics,
     db: FetcherDB | None = None,
-) -> None:
+) -> DeadLetter:
     """Send the record to the dead-letter topic with the reason (secrets redacted), and a
-    ``failed`` status; count it in the fetcher DB when one is given."""
+    ``failed`` status; count it in the fetcher DB when one is given. Returns the letter."""
     job_id, channel_id = _identity(record.value)
     reason = redact_text(str(exc))
     letter = DeadLetter(
@@ -272,6 +273,7 @@ def dead_letter(
         job_id or "?",
         reason,
     )
+    return letter
 
 
 def redacted_original(value: bytes | None) -> str:

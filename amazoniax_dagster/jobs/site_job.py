@@ -26,6 +26,7 @@ from amazoniax_dagster.jobs.file_job import retry_policy, sync_source
 from amazoniax_dagster.jobs.services import JobRequest, JobServices
 from amazoniax_dagster.sources.folder import FolderSource
 from amazoniax_dagster.sync.engine import SyncResult
+from amazoniax_dagster.sync.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +144,14 @@ def _check_against_history(
         )
     if files and fetched < min(files) * SHRINK_LIMIT:
         raise SiteChangedError(
-            f"{loaded.name} fetched {fetched} files where the channel's recent jobs fetched "
-            f"{min(files)} or more: the site has probably changed"
+            f"{loaded.name} fetched {count(fetched, 'file')} where the channel's recent jobs "
+            f"fetched {min(files)} or more: the site has probably changed"
         )
     records = [c for c in recent.record_counts if c]
     if report.records is not None and records and report.records < min(records) * SHRINK_LIMIT:
         raise SiteChangedError(
-            f"{loaded.name} found {report.records} records where the channel's recent jobs "
-            f"found {min(records)} or more: the site has probably changed"
+            f"{loaded.name} found {count(report.records, 'record')} where the channel's recent "
+            f"jobs found {min(records)} or more: the site has probably changed"
         )
 
 

@@ -40,6 +40,7 @@ from amazoniax_dagster.sync.transfer import (
     Transfers,
 )
 from amazoniax_dagster.sync.validation.rules import FileCheck, Verdict
+from amazoniax_dagster.sync.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ class SyncEngine:
         result.rejected = [f for f in listing if isinstance(f, RejectedFile)]
         for rejected in result.rejected:
             log.warning("refused remote file %r: %s", rejected.key, rejected.reason)
-        log.info("listed %d files in %s", len(files), self.source.location)
+        log.info("listed %s in %s", count(len(files), "file"), self.source.location)
         transfers = Transfers(
             self.source,
             self.output,
@@ -345,9 +346,11 @@ class SyncEngine:
             return
         try:
             self.output.delete(keys)
-            log.info("removed %d files uploaded before the failure", len(keys))
+            log.info("removed %s uploaded before the failure", count(len(keys), "file"))
         except Exception as exc:  # the original failure matters more than the clean-up
-            log.warning("could not remove %d files uploaded before the failure: %s", len(keys), exc)
+            log.warning(
+                "could not remove %s uploaded before the failure: %s", count(len(keys), "file"), exc
+            )
 
 
 def _run_all(

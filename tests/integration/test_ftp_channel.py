@@ -252,10 +252,10 @@ def test_invalid_files_fail_the_check_and_follow_the_channel_policy(
     # Per channel: the result is the channel's partition's, and names the channel.
     assert check.partition == channel
     assert check.metadata["channel"].value == channel
-    assert (
-        check.description
-        == f"{channel}: 4 of {check.metadata['checked'].value} checked files invalid"
+    assert (check.description or "").startswith(
+        f"{channel}: 4 of {check.metadata['checked'].value} checked files invalid; "
     )
+    assert channel in check.metadata["failing_channels"].value.split(", ")
     assert check.metadata["invalid"].value == 4
     rows = {r.data["file"]: r.data for r in check.metadata["files"].value.records}
     assert {f for f, row in rows.items() if row["verdict"] == "invalid"} == INVALID
@@ -275,11 +275,15 @@ def test_invalid_files_fail_the_check_and_follow_the_channel_policy(
     if policy == "flag":
         assert set(folder) == set(BROKEN) and quarantine == {}
         assert parsers[0]["file_count"] == 5
-        assert "4 files failed validation (uploaded and flagged)" in status["message"]
+        assert status["message"].startswith("5 files uploaded to s3://")
+        assert status["message"].endswith(
+            "; 5 files listed: 5 new; 4 invalid files uploaded and flagged"
+        )
     else:
         assert set(folder) == {"good.json"} and set(quarantine) == INVALID
         assert parsers[0]["file_count"] == 1
-        assert "4 files failed validation (quarantined)" in status["message"]
+        assert status["message"].startswith("1 file uploaded to s3://")
+        assert status["message"].endswith("; 5 files listed: 5 new; 4 invalid files quarantined")
 
 
 def test_sftp_channel_end_to_end(

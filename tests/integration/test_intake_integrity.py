@@ -235,6 +235,12 @@ def test_a_tick_that_keeps_failing_on_one_message_dead_letters_it_and_goes_on(
     assert last is not None and "dead-lettered" in (last.skip_message or "")
     (letter,) = read_json(bus, TOPICS.dead_letter, dlq_from)
     assert letter["job_id"] == poison and "3 times" in letter["reason"]
+    # Only the tick that dead-lettered records it on the dead-letter asset.
+    assert [len(r.asset_events or []) for r in skipped] == [0, 0, 1]
+    (observation,) = skipped[-1].asset_events or []
+    assert isinstance(observation, dg.AssetObservation)
+    (row,) = observation.metadata["dead_letters"].value.records  # type: ignore[attr-defined]
+    assert row.data["job_id"] == poison and row.data["error_class"] == "internal"
     assert [r.run_key for r in harness.tick().run_requests or []] == [good]
 
 

@@ -7,10 +7,14 @@ and what happens to a run that takes too long.
    the output bucket and two ``success`` statuses are on ``amazoniax_status``.
 2. 30 Kafka job messages with the run queue limited to 5: never more than 5 runs STARTED at
    once (sampled every 200 ms), all 30 succeed and report success.
-3. A run whose source answers too slowly for its ``dagster/max_runtime`` is terminated by the
+3. A run of a channel whose bucket does not exist fails with its message and metadata on the
+   run page, and no stack trace (an expected failure).
+4. Refused job messages show on the ``fetcher_dead_letters`` asset (a table of the letters)
+   and in the Kafka sensor's tick list (the running count leads its cursor).
+5. A run whose source answers too slowly for its ``dagster/max_runtime`` is terminated by the
    monitoring daemon and reported ``failed`` on ``amazoniax_status`` by the run status sensors.
 
-All three share one module-scoped set of Dagster processes (see ``dagster_server``).
+All share one module-scoped set of Dagster processes (see ``dagster_server``).
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 import pytest
@@ -36,6 +40,7 @@ from amazoniax_dagster.db import FetcherDB
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.devstack.session import PROJECT_ROOT
 from assets.partitions import CHANNELS
+from sensors.dead_letters import DEAD_LETTERS
 from tests.integration.dagster_server import (
     LOCATION,
     REPOSITORY,
@@ -46,6 +51,9 @@ from tests.integration.dagster_server import (
 from tests.integration.faults import FaultPlan, flaky_proxy
 from tests.integration.ftp_servers import PASSWORD, USER, FtpServer
 from tests.integration.harness import end_offsets
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +96,16 @@ def wait_for(
             logs = f"\n{server.logs()}" if server is not None else ""
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{logs}")
         time.sleep(interval)
+
+
+def wait_for_run(server: DagsterServer, run_id: str, *, timeout: float) -> dg.DagsterRun:
+    """The run, once it has ended."""
+
+    def finished() -> dg.DagsterRun | None:
+        run = server.instance.get_run_by_id(run_id)
+        return run if run is not None and run.is_finished else None
+
+    return wait_for(f"run {run_id} to end", finished, timeout=timeout, server=server)
 
 
 @dataclass
@@ -376,16 +394,38 @@ def test_a_person_backfills_two_channels_from_the_asset_page(
                 page.wait_for_load_state("networkidle")
                 page.screenshot(path=str(ARTIFACTS / "operations-asset-partitions.png"))
 
-                # Which channel failed its file check, whichever ran last.
+                # North runs again, so that the latest check result is a pass: the asset
+                # must still show that south failed. (The overview's "Latest check results"
+                # are the latest materialization's, north's: see the screenshot.)
+                rerun = wait_for_run(dagster, launch_ui_run(dagster, north, {}), timeout=120)
+                assert rerun.status is dg.DagsterRunStatus.SUCCESS, rerun.status
+                page.goto(f"{dagster.url}/assets/channel_files")
+                expect(page.get_by_text("Latest check results")).to_be_visible()
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(ARTIFACTS / "operations-asset-after-rerun.png"))
+
+                # The checks tab: the check is Failed (some channel fails it), and its latest
+                # result, north's pass, names south as the channel still failing.
                 page.goto(f"{dagster.url}/assets/channel_files?view=checks")
-                expect(page.get_by_text("files_well_formed").first).to_be_visible()
+                expect(page.get_by_text(f"1 other channel failing: {south}")).to_be_visible()
                 page.wait_for_load_state("networkidle")
                 page.screenshot(path=str(ARTIFACTS / "operations-asset-checks.png"))
                 checks_text = page.inner_text("body")
-                # The latest result is per channel: south's failure shows, named, though
-                # north ran too.
-                assert f"{south}: 1 of 1 checked files invalid" in checks_text, checks_text
-                assert "Failed" in checks_text and f"Partition\n{south}" in checks_text
+                assert "files_well_formed\nFailed" in checks_text, checks_text
+                assert (
+                    f"{north}: 0 checked files well formed; 1 other channel failing: {south}"
+                    in checks_text
+                ), checks_text
+                assert f"Partition\n{north}" in checks_text
+                assert f"failing_channels\n{south}" in checks_text, checks_text
+                # The check's partitions: one channel failed, one passed, by name.
+                page.get_by_role("tab", name="Partitions").last.click()
+                expect(page.get_by_text("Failed (1)")).to_be_visible()
+                expect(page.get_by_text("Passed (1)")).to_be_visible()
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(ARTIFACTS / "operations-check-partitions.png"))
+                partitions_text = page.inner_text("body")
+                assert north in partitions_text and south in partitions_text
                 page.goto(f"{dagster.url}/assets/channel_files?view=partitions&partition={south}")
                 expect(page.get_by_text("invalid_files").first).to_be_visible()
                 page.wait_for_load_state("networkidle")
@@ -446,11 +486,7 @@ def test_a_run_that_exceeds_its_max_runtime_is_failed_and_reported(
         dagster.instance.add_dynamic_partitions(CHANNELS, [channel])
         run_id = launch_ui_run(dagster, channel, {"dagster/max_runtime": str(max_runtime)})
 
-        def finished() -> dg.DagsterRun | None:
-            run = dagster.instance.get_run_by_id(run_id)
-            return run if run is not None and run.is_finished else None
-
-        run = wait_for(f"run {run_id} to end", finished, timeout=90, server=dagster)
+        run = wait_for_run(dagster, run_id, timeout=90)
         stats = dagster.instance.get_run_stats(run_id)
         job_id = f"ui-{run_id}"
         reported = statuses.wait([job_id], timeout=60, server=dagster)
@@ -571,3 +607,108 @@ def test_thirty_jobs_never_run_more_than_five_at_once(
         f"STARTED and {max_in_progress} STARTING+STARTED at once ({samples} samples); "
         f"{timeline}"
     )
+
+
+@contextmanager
+def chromium_page(chromium: str, failure_screenshot: str) -> Iterator[Page]:
+    """A Chromium page; a screenshot of it named ``failure_screenshot`` when the body fails."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)  # the machine is busy with Dagster processes
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            try:
+                yield page
+            except BaseException:
+                with suppress(Exception):  # never hide the failure behind a screenshot error
+                    page.screenshot(path=str(ARTIFACTS / failure_screenshot))
+                raise
+        finally:
+            browser.close()
+
+
+def test_a_wrong_bucket_run_shows_its_message_without_a_traceback(
+    dagster: DagsterServer,
+    chromium: str,
+    stack: StackEndpoints,
+    fetcher_db: FetcherDB,
+) -> None:
+    from playwright.sync_api import expect
+
+    channel = f"nobucket-{uuid.uuid4().hex[:6]}"
+    missing = f"missing-{uuid.uuid4().hex[:12]}"  # never created
+    fetcher_db.save_channel(channel, "s3", s3_config(stack, missing, "/exports/"))
+    dagster.instance.add_dynamic_partitions(CHANNELS, [channel])
+    run_id = launch_ui_run(dagster, channel, {})
+
+    run = wait_for_run(dagster, run_id, timeout=120)
+    assert run.status is dg.DagsterRunStatus.FAILURE, run.status
+
+    with chromium_page(chromium, "operations-wrong-bucket-failure.png") as page:
+        page.goto(f"{dagster.url}/runs/{run_id}")
+        expect(page.get_by_text("the bucket does not exist").first).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(ARTIFACTS / "operations-wrong-bucket-run.png"))
+        text = page.inner_text("body")
+    # The message on the step's and on the run's failure, with its metadata; no stack.
+    message = f"config error: cannot list s3://{missing}/exports/: the bucket does not exist"
+    assert text.count(message) >= 3, text  # the job's log line, STEP_FAILURE, RUN_FAILURE
+    for shown in ("error_class\nconfig", f"channel\n{channel}", "job_log\ns3://"):
+        assert shown in text, shown
+    assert "Traceback" not in text and "Stack Trace" not in text, text
+    assert not re.search(r'File "[^"]+", line \d+', text), text
+
+
+def test_dead_letters_show_on_their_asset_and_in_the_sensor_ticks(
+    dagster: DagsterServer, chromium: str, module_bus: KafkaBus
+) -> None:
+    from playwright.sync_api import expect
+
+    tag = uuid.uuid4().hex[:6]
+    unknown_type, no_config = f"dl-{tag}-gopher", f"dl-{tag}-noconfig"
+    bad = [
+        {"job_id": unknown_type, "channel_id": f"dl-{tag}", "source_type": "gopher"},
+        # a channel never stored, and the message has no config to run on
+        {"job_id": no_config, "channel_id": f"dl-{tag}-new", "source_type": "s3"},
+    ]
+    for message in bad:
+        module_bus.publish(TOPICS.fetcher, json.dumps(message).encode(), key=b"dl")
+
+    def observed() -> dict[str, dict[str, Any]] | None:
+        """job_id -> its row in the dead-letter tables the sensor's ticks recorded."""
+        records = dagster.instance.fetch_observations(DEAD_LETTERS, limit=20).records
+        rows: dict[str, dict[str, Any]] = {}
+        for record in records:
+            observation = record.asset_observation
+            assert observation is not None
+            table = observation.metadata["dead_letters"].value
+            rows |= {row.data["job_id"]: row.data for row in table.records}
+        return rows if {unknown_type, no_config} <= rows.keys() else None
+
+    rows = wait_for("the dead letters' observations", observed, timeout=60, server=dagster)
+    assert "source_type" in rows[unknown_type]["reason"]
+    assert "has no stored config" in rows[no_config]["reason"]
+    latest = dagster.instance.fetch_observations(DEAD_LETTERS, limit=1).records[0]
+    assert latest.asset_observation is not None
+    metadata = {k: v.value for k, v in latest.asset_observation.metadata.items()}
+    assert metadata["topic"] == TOPICS.dead_letter
+    assert metadata["dead_letters_total"] >= 2 and metadata["dead_lettered"] >= 1
+
+    with chromium_page(chromium, "operations-dead-letters-failure.png") as page:
+        page.goto(f"{dagster.url}/assets/fetcher_dead_letters")
+        expect(page.get_by_text("has no stored config").first).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(ARTIFACTS / "operations-dead-letters-asset.png"), full_page=True)
+        asset_text = page.inner_text("body")
+
+        page.goto(f"{dagster.url}/locations/{LOCATION}/sensors/kafka_fetcher_sensor")
+        ticks = page.get_by_text(re.compile(r'\{"dead_letters": [1-9]\d*, '))
+        expect(ticks.first).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(ARTIFACTS / "operations-dead-letters-ticks.png"))
+    for shown in ("dead_lettered", "dead_letters_total", "latest_reason", no_config):
+        assert shown in asset_text, shown

@@ -18,6 +18,8 @@ from amazoniax_dagster.core import run_tags
 from amazoniax_dagster.core.errors import TransientError
 from amazoniax_dagster.db import FetcherDB, RetryConfig
 from amazoniax_dagster.devstack.local_stack import LocalStack, StackEndpoints
+from sensors.dead_letters import DEAD_LETTERS
+from sensors.kafka import Cursor
 from tests.integration.faults import FaultPlan, flaky_proxy
 from tests.integration.harness import (
     Harness,
@@ -168,7 +170,8 @@ def test_s3_channel_end_to_end(
     assert f"job {job1}: s3 channel {channel}" in job_log
     lines = job_log.strip().splitlines()
     assert lines and all(f"job={job1} channel={channel} " in line for line in lines)
-    assert "3 new or updated files uploaded" in job_log
+    uploaded_to = f"s3://{stack.output_bucket}/raw/{channel}/{job1}/"
+    assert f"job {job1}: 3 files uploaded to {uploaded_to}; 3 files listed: 3 new" in job_log
 
     parsers = [
         m for m in read_json(bus, TOPICS.parsers, parsers_from) if m["channel_id"] == channel
@@ -307,10 +310,23 @@ def test_bad_messages_are_dead_lettered_and_the_sensor_goes_on(
                    secret_access_key=wrong)
     )  # fmt: skip
     harness.produce(s3_message(stack, job_id=good_job, channel_id="good", bucket=bucket))
+    dead_before = Cursor.parse(harness.cursor).dead_letters
     result = harness.tick()
     assert sorted(r.run_key or "" for r in result.run_requests or []) == sorted(
         [bad_secret_job, good_job]
     )
+    # The tick shows what it refused, though it started runs: an observation of the
+    # dead-letter asset, and the running count in its cursor.
+    (observation,) = result.asset_events or []
+    assert isinstance(observation, dg.AssetObservation)
+    assert observation.asset_key == DEAD_LETTERS
+    assert observation.metadata["dead_lettered"].value == 2
+    table = observation.metadata["dead_letters"].value
+    assert [row.data["job_id"] for row in table.records] == ["?", unknown_job]
+    assert observation.description and observation.description.startswith(
+        "2 messages dead-lettered; latest: "
+    )
+    assert Cursor.parse(result.cursor).dead_letters == dead_before + 2
 
     letters = read_json(bus, TOPICS.dead_letter, dlq_from)
     assert len(letters) == 2

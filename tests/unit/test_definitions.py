@@ -17,6 +17,7 @@ def test_snapshot_of_names() -> None:
         "channel_files",
         "channel_records",
         "fetcher_code",
+        "fetcher_dead_letters",
     ]
     assert sorted(s.name for s in repo.sensor_defs) == [
         "health_alert_sensor",

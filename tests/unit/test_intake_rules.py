@@ -10,7 +10,7 @@ from amazoniax_dagster.core.errors import MessageError, UnsafeURLError
 from amazoniax_dagster.core.messages import SourceType, parse_fetcher_job
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.jobs.intake import MAX_ORIGINAL_CHARS, check_addresses, redacted_original
-from sensors.kafka import format_cursor, parse_cursor
+from sensors.kafka import Cursor
 
 S3 = {"bucket": "source-bucket", "access_key": "AKIAXX", "secret_access_key": "s3cr3t-value"}
 
@@ -188,10 +188,13 @@ def test_dead_letters_of_text_that_is_not_json_are_redacted_and_cut() -> None:
     assert len(shown) < MAX_ORIGINAL_CHARS + 100 and shown.endswith("more characters cut]")
 
 
-def test_the_cursor_keeps_offsets_and_failed_ticks_and_reads_the_old_form() -> None:
-    assert parse_cursor('{"0": 5, "1": 7}') == ({0: 5, 1: 7}, {})
-    cursor = format_cursor({1: 7, 0: 5}, {"0:5": 2})
-    assert parse_cursor(cursor) == ({0: 5, 1: 7}, {"0:5": 2})
+def test_the_cursor_keeps_offsets_failed_ticks_and_dead_letters_and_reads_older_forms() -> None:
+    assert Cursor.parse('{"0": 5, "1": 7}') == Cursor({0: 5, 1: 7})
+    assert Cursor.parse('{"offsets": {"0": 5}, "failed_ticks": {}}') == Cursor({0: 5})
+    cursor = Cursor({1: 7, 0: 5}, {"0:5": 2}, dead_letters=3).format()
+    assert Cursor.parse(cursor) == Cursor({0: 5, 1: 7}, {"0:5": 2}, 3)
+    # The running count comes first: the sensor's tick list shows the cursor cut in the middle.
+    assert cursor.startswith('{"dead_letters": 3, ')
 
 
 def test_a_secret_in_a_message_cut_short_is_masked_too() -> None:
