@@ -53,8 +53,8 @@ from fetcher_codegen.synthesize_base import (
     url_template,
 )
 from fetcher_codegen.synthesize_browser import _BrowserBuilder
-from fetcher_codegen.synthesize_sitemap import SitemapBuilder
 from fetcher_codegen.synthesize_detail import follow_details
+from fetcher_codegen.synthesize_sitemap import SitemapBuilder
 
 _BROWSER_ACCEPT = re.compile(r"^(\*/\*|text/html,application/xhtml\+xml.*)$")
 _AUTH_SCHEMES = ("bearer", "token", "jwt")
