@@ -498,9 +498,6 @@ def _path_in(entry: Entry, text: str) -> bool:
     return entry.path in text or entry.url in text
 
 
-# --- browser ---------------------------------------------------------------------------------
-
-
 __all__ = [
     "synthesize",
 ]
