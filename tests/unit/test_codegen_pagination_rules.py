@@ -195,3 +195,75 @@ def test_an_error_reply_names_where_the_resource_moved() -> None:
     reply = "moved to https://shop.test/new/orders, docs at https://elsewhere.test/x"
     assert moved_to(reply, base) == ["https://shop.test/new/orders"]
     assert moved_to("Not found: /v1/orders", base) == []  # itself is not a new place
+
+
+# --- body probes: the next page of a JSON POST API or GraphQL query --------------------------
+
+SEARCH = "https://shop.test/api/search"
+
+
+def hits(start: int, n: int) -> list[dict[str, Any]]:
+    return [{"id": f"H-{i}", "title": f"Hit {i}"} for i in range(start, start + n)]
+
+
+def probe_bodies(
+    sent: Any, reply: Any, count: int, last: dict[str, str] | None = None
+) -> list[Any]:
+    from fetcher_codegen.probes_body import next_body_probes
+
+    found = next_body_probes(SEARCH, sent, reply, count, last)
+    assert all(p.method == "POST" and p.url == SEARCH for p in found)
+    return [p.json for p in found]
+
+
+def test_a_body_page_number_is_advanced_and_the_filter_kept() -> None:
+    sent = {"filter": {"q": "lamp", "tags": ["a"]}, "page": 1, "size": 20}
+    reply = {"results": hits(0, 20), "total": 55}
+    assert probe_bodies(sent, reply, 20)[0] == {
+        "filter": {"q": "lamp", "tags": ["a"]}, "page": 2, "size": 20,
+    }  # fmt: skip
+
+
+def test_a_body_offset_moves_by_the_size_beside_it_and_keeps_its_type() -> None:
+    sent = {"paging": {"offset": "0", "limit": "25"}, "sort": "date"}
+    assert probe_bodies(sent, {"rows": hits(0, 25)}, 25) == [
+        {"paging": {"offset": "25", "limit": "25"}, "sort": "date"}
+    ]
+
+
+def test_graphql_offset_variables_are_advanced() -> None:
+    query = "query Items($offset: Int, $limit: Int) { items(offset: $offset, limit: $limit) {id} }"
+    sent = {"query": query, "variables": {"offset": 0, "limit": 10}}
+    reply = {"data": {"items": {"nodes": hits(0, 10), "totalCount": 37}}}
+    assert probe_bodies(sent, reply, 10) == [
+        {"query": query, "variables": {"offset": 10, "limit": 10}}
+    ]
+
+
+def test_the_replys_cursor_goes_into_the_body_cursor() -> None:
+    sent = {"cursor": None, "q": "x"}
+    reply = {"items": hits(0, 5), "meta": {"next_cursor": "c-2"}}
+    assert probe_bodies(sent, reply, 5) == [{"cursor": "c-2", "q": "x"}]
+
+
+def test_a_body_without_paging_fields_gets_the_common_ones_when_the_reply_says_more() -> None:
+    sent = {"q": "x"}
+    reply = {"items": hits(0, 5), "has_more": True}
+    assert probe_bodies(sent, reply, 5, {"id": "H-4"}) == [
+        {"q": "x", "page": 2},
+        {"q": "x", "offset": 5},
+        {"q": "x", "after": "H-4"},
+    ]
+
+
+def test_graphql_guesses_only_the_variables_its_query_declares() -> None:
+    query = "query($page: Int!, $q: String) { search(page: $page, q: $q) { hits {id} pages } }"
+    sent = {"query": query, "variables": {"q": "x"}}
+    reply = {"data": {"search": {"hits": hits(0, 10), "pages": 4}}}
+    assert probe_bodies(sent, reply, 10) == [{"query": query, "variables": {"q": "x", "page": 2}}]
+
+
+def test_nothing_is_guessed_when_the_reply_does_not_say_more() -> None:
+    assert probe_bodies({"q": "x"}, {"items": hits(0, 3)}, 3) == []
+    assert probe_bodies({"page": 1}, {"items": []}, 0) == []
+    assert probe_bodies(["not", "an", "object"], {"items": hits(0, 3)}, 3) == []
