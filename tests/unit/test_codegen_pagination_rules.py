@@ -267,3 +267,74 @@ def test_nothing_is_guessed_when_the_reply_does_not_say_more() -> None:
     assert probe_bodies({"q": "x"}, {"items": hits(0, 3)}, 3) == []
     assert probe_bodies({"page": 1}, {"items": []}, 0) == []
     assert probe_bodies(["not", "an", "object"], {"items": hits(0, 3)}, 3) == []
+
+
+# --- pagination read from two POST pages that differ in one body field -----------------------
+
+
+def posted(path: str, body: Any, reply: Any) -> dict[str, Any]:
+    return har_entry(path, reply, request_json=body, method="POST")
+
+
+def test_two_post_pages_differing_in_the_body_page_are_page_numbers() -> None:
+    def body(n: int) -> dict[str, Any]:
+        return {"filter": {"q": "lamp"}, "page": n, "size": 5}
+
+    found, _ = infer(
+        pages(
+            posted("/api/search", body(1), {"results": hits(0, 5), "total": 12}),
+            posted("/api/search", body(2), {"results": hits(5, 5), "total": 12}),
+        )
+    )
+    assert found is not None
+    assert found.config == {
+        "type": "page_number", "param": None, "start": 1, "page_size": 5, "total_path": "total",
+    }  # fmt: skip
+    assert dict(found.templates) == {("json", "page"): "${page}"}
+    assert ("json", "size") not in found.slots  # the size stays in the body
+
+
+def test_graphql_offset_variables_are_an_offset_in_the_body() -> None:
+    query = "query($offset: Int, $limit: Int) { items(offset: $offset, limit: $limit) {id} }"
+
+    def body(offset: int) -> dict[str, Any]:
+        return {"query": query, "variables": {"offset": offset, "limit": 10}}
+
+    found, _ = infer(
+        pages(
+            posted("/graphql", body(0), {"data": {"items": hits(0, 10)}}),
+            posted("/graphql", body(10), {"data": {"items": hits(10, 10)}}),
+            posted("/graphql", body(20), {"data": {"items": hits(20, 4)}}),
+        )
+    )
+    assert found is not None
+    assert found.config == {
+        "type": "offset", "param": None, "limit": 10, "start": 0, "limit_param": None,
+    }  # fmt: skip
+    assert dict(found.templates) == {("json", "variables.offset"): "${offset}"}
+
+
+def test_a_body_cursor_the_previous_reply_gave_is_a_cursor() -> None:
+    found, _ = infer(
+        pages(
+            posted("/api/feed", {"cursor": None}, {"items": hits(0, 5), "next": "Q3VyMDA1"}),
+            posted("/api/feed", {"cursor": "Q3VyMDA1"}, {"items": hits(5, 5), "next": None}),
+        )
+    )
+    assert found is not None
+    assert found.config == {"type": "cursor", "cursor_path": "next", "param": None}
+    assert dict(found.templates) == {("json", "cursor"): "${cursor}"}
+
+
+def test_a_recipe_body_keeps_the_json_types_of_captured_constants() -> None:
+    from fetcher_codegen.json_body import recipe_body
+
+    first = {"page": 1, "size": 20, "exact": True, "cursor": None, "q": "a", "f": {"ids": [1]}}
+    values = {"page": "${page}", "size": "20", "exact": "true", "cursor": "", "q": "a"}
+    assert recipe_body(first, {**values, "f.ids": None}) == {
+        "page": "${page}", "size": 20, "exact": True, "cursor": None, "q": "a", "f": {},
+    }  # fmt: skip
+    nested = {"variables": {"offset": 0, "limit": 10}}
+    assert recipe_body(nested, {"variables.offset": "${offset}", "variables.limit": "10"}) == {
+        "variables": {"offset": "${offset}", "limit": 10}
+    }
