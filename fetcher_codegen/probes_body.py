@@ -39,6 +39,7 @@ from fetcher_codegen.probes import (
     _PAGE_PARAMS,
     _SIZE_PARAMS,
     Probe,
+    _number,
     says_more,
 )
 
@@ -68,7 +69,7 @@ def next_body_probes(
     more = (
         cursor is not None
         or any(says_more(obj, record_count) for obj in objects)
-        or any(_int(v) == record_count for p, v in fields if p[-1] in _SIZES)
+        or any(_number(v) == record_count for p, v in fields if p[-1] in _SIZES)
     )
     last_id = next((last_record[f] for f in _ID_FIELDS if last_record and last_record.get(f)), None)
     changes = _advanced(fields, objects, cursor, record_count, last_id if more else None)
@@ -95,7 +96,7 @@ def _advanced(
     changes: list[tuple[str, dict[BodyPath, Any]]] = []
     following = _first_value(objects, _NEXT_PAGE_NUMBER)
     for path, value in fields:
-        name, number = path[-1], _int(value)
+        name, number = path[-1], _number(value)
         if name in _CURSOR_FIELDS and cursor is not None:
             changes.append((f"the reply's cursor in {dotted(path)}", {path: cursor}))
         if name in _KEYSET_PARAMS and last_id is not None:
@@ -103,7 +104,7 @@ def _advanced(
         if number is None:
             continue
         if name in _PAGE_PARAMS:
-            target = _int(following) or number + 1
+            target = _number(following) or number + 1
             changes.append((f"{dotted(path)} + 1", {path: _like(value, target)}))
         elif name in _OFFSET_PARAMS:
             step = _size(fields, path[:-1]) or count
@@ -120,7 +121,7 @@ def _guessed(
 ) -> list[tuple[str, dict[BodyPath, Any]]]:
     """Paging fields a body without any may take: a GraphQL query's declared variables, else
     the common names."""
-    current = _int(_first_value(objects, _CURRENT_PAGE)) or 1
+    current = _number(_first_value(objects, _CURRENT_PAGE)) or 1
     query = sent.get("query")
     if isinstance(query, str):
         declared = dict(_DECLARED.findall(query))
@@ -170,24 +171,16 @@ def _first_value(objects: Sequence[dict[str, Any]], names: Sequence[str]) -> Any
 def _size(fields: Sequence[tuple[BodyPath, Any]], where: BodyPath) -> int | None:
     """The page size beside a counter (``{"offset": 0, "limit": 25}``)."""
     for path, value in fields:
-        if path[:-1] == where and path[-1] in _SIZES and (size := _int(value)):
+        if path[:-1] == where and path[-1] in _SIZES and (size := _number(value)):
             return size
     return None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 def _like(original: Any, value: Any) -> Any:
     """``value`` in the type the body used: ``"2"`` for a string field, ``2`` for a number."""
     if isinstance(original, str):
         return str(value)
-    number = _int(value)
+    number = _number(value)
     return number if number is not None and isinstance(original, int | type(None)) else value
 
 
