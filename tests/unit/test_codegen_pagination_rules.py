@@ -338,3 +338,21 @@ def test_a_recipe_body_keeps_the_json_types_of_captured_constants() -> None:
     assert recipe_body(nested, {"variables.offset": "${offset}", "variables.limit": "10"}) == {
         "variables": {"offset": "${offset}", "limit": 10}
     }
+
+
+def test_a_body_keyset_gets_the_last_id_and_is_read_back_as_a_keyset() -> None:
+    reply = {"items": hits(0, 5), "hasMore": True}
+    assert probe_bodies({"after": None, "q": "x"}, reply, 5, {"id": "H-4"}) == [
+        {"after": "H-4", "q": "x"}
+    ]
+    found, _ = infer(
+        pages(
+            posted("/api/feed", {"after": None, "q": "x"}, reply),
+            posted("/api/feed", {"after": "H-4", "q": "x"}, {"items": hits(5, 3)}),
+        )
+    )
+    assert found is not None
+    assert found.config == {
+        "type": "cursor", "cursor_path": "items[-1].id", "param": None, "has_more_path": "hasMore",
+    }  # fmt: skip
+    assert dict(found.templates) == {("json", "after"): "${cursor}"}
