@@ -40,6 +40,7 @@ from fetcher_codegen.probes import (
     _SIZE_PARAMS,
     Probe,
     _number,
+    _path_matches,
     says_more,
 )
 
@@ -56,9 +57,11 @@ def next_body_probes(
     reply: Any,
     record_count: int,
     last_record: Mapping[str, str] | None = None,
+    documented: Sequence[str] = (),
 ) -> list[Probe]:
     """POST requests that may return the page after the one ``sent`` asked for (whose JSON
-    ``reply`` held ``record_count`` records ending with ``last_record``), the likeliest first."""
+    ``reply`` held ``record_count`` records ending with ``last_record``), the likeliest first;
+    ``documented`` names the body fields the API's documentation lists."""
     if not isinstance(sent, dict) or not record_count:
         return []
     fields = list(body_fields(sent))
@@ -74,7 +77,7 @@ def next_body_probes(
     last_id = next((last_record[f] for f in _ID_FIELDS if last_record and last_record.get(f)), None)
     changes = _advanced(fields, objects, cursor, record_count, last_id if more else None)
     if not changes and more and not any(_paging_name(path[-1]) for path, _ in fields):
-        changes = _guessed(sent, objects, cursor, record_count, last_id)
+        changes = _guessed(sent, objects, cursor, record_count, last_id, documented)
     probes: dict[str, Probe] = {}
     unchanged = json.dumps(sent, sort_keys=True)
     for why, change in changes:
@@ -118,9 +121,10 @@ def _guessed(
     cursor: str | None,
     count: int,
     last_id: str | None,
+    documented: Sequence[str],
 ) -> list[tuple[str, dict[BodyPath, Any]]]:
     """Paging fields a body without any may take: a GraphQL query's declared variables, else
-    the common names."""
+    the documented ones, else the common names."""
     current = _number(_first_value(objects, _CURRENT_PAGE)) or 1
     query = sent.get("query")
     if isinstance(query, str):
@@ -128,7 +132,7 @@ def _guessed(
         names = [n for n in declared if _paging_name(n)]
         where: BodyPath = ("variables",)
     else:
-        names = ["page", "offset", "after", "cursor"]
+        names = [n for n in documented if _paging_name(n)] or ["page", "offset", "after", "cursor"]
         where = ()
     changes: list[tuple[str, dict[BodyPath, Any]]] = []
     for name in names:
@@ -142,6 +146,33 @@ def _guessed(
         elif name in _KEYSET_PARAMS and last_id is not None:
             changes.append((f"the last id in guessed {dotted(path)}", {path: last_id}))
     return changes
+
+
+def documented_body_fields(doc: Any, path: str) -> list[str]:
+    """Property names of the JSON request body an OpenAPI document gives POST ``path``
+    (a schema inline or one ``$ref`` away)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
+        return []
+    names: list[str] = []
+    for template, item in doc["paths"].items():
+        operation = item.get("post") if isinstance(item, dict) else None
+        if not isinstance(operation, dict) or not _path_matches(str(template), path):
+            continue
+        content = (operation.get("requestBody") or {}).get("content") or {}
+        for media, spec in content.items() if isinstance(content, dict) else ():
+            schema = spec.get("schema") if "json" in media and isinstance(spec, dict) else None
+            names += list(_properties(doc, schema))
+    return list(dict.fromkeys(names))
+
+
+def _properties(doc: dict[str, Any], schema: Any) -> dict[str, Any]:
+    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
+        found: Any = doc
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            found = found.get(part) if isinstance(found, dict) else None
+        schema = found
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return properties if isinstance(properties, dict) else {}
 
 
 def _paging_name(name: str) -> bool:
@@ -184,4 +215,4 @@ def _like(original: Any, value: Any) -> Any:
     return number if number is not None and isinstance(original, int | type(None)) else value
 
 
-__all__ = ["MAX_BODY_PROBES", "next_body_probes"]
+__all__ = ["MAX_BODY_PROBES", "documented_body_fields", "next_body_probes"]

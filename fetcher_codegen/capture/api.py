@@ -15,7 +15,7 @@ from fetcher_codegen.probes import (
     moved_to,
     next_page_probes,
 )
-from fetcher_codegen.probes_body import next_body_probes
+from fetcher_codegen.probes_body import documented_body_fields, next_body_probes
 from fetcher_codegen.records import json_records
 
 
@@ -132,7 +132,12 @@ class ApiExplorer(Browsing):
             accepted = None
             if current.method == "POST":
                 probes = next_body_probes(
-                    current.url, current.request_json(), body, records.count, records.items[-1]
+                    current.url,
+                    current.request_json(),
+                    body,
+                    records.count,
+                    records.items[-1],
+                    documented_body_fields(self.documented, path),
                 )
             else:
                 probes = next_page_probes(

@@ -356,3 +356,28 @@ def test_a_body_keyset_gets_the_last_id_and_is_read_back_as_a_keyset() -> None:
         "type": "cursor", "cursor_path": "items[-1].id", "param": None, "has_more_path": "hasMore",
     }  # fmt: skip
     assert dict(found.templates) == {("json", "after"): "${cursor}"}
+
+
+def test_the_documented_body_fields_are_the_guesses() -> None:
+    from fetcher_codegen.probes_body import documented_body_fields, next_body_probes
+
+    doc = {
+        "paths": {
+            "/api/search": {
+                "post": {
+                    "requestBody": {
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Q"}}
+                        }
+                    }
+                }
+            }
+        },
+        "components": {"schemas": {"Q": {"properties": {"q": {}, "skip": {}, "take": {}}}}},
+    }
+    documented = documented_body_fields(doc, "/api/search")
+    assert documented == ["q", "skip", "take"]
+    assert documented_body_fields(doc, "/api/other") == []
+    reply = {"items": hits(0, 5), "total": 12}
+    probes = next_body_probes(SEARCH, {"q": "x"}, reply, 5, None, documented)
+    assert [p.json for p in probes] == [{"q": "x", "skip": 5}]
