@@ -300,16 +300,20 @@ def test_graphql_offset_variables_are_an_offset_in_the_body() -> None:
     def body(offset: int) -> dict[str, Any]:
         return {"query": query, "variables": {"offset": offset, "limit": 10}}
 
+    def reply(start: int, n: int) -> dict[str, Any]:
+        return {"data": {"members": {"items": hits(start, n), "totalCount": 24}}}
+
     found, _ = infer(
         pages(
-            posted("/graphql", body(0), {"data": {"items": hits(0, 10)}}),
-            posted("/graphql", body(10), {"data": {"items": hits(10, 10)}}),
-            posted("/graphql", body(20), {"data": {"items": hits(20, 4)}}),
+            posted("/graphql", body(0), reply(0, 10)),
+            posted("/graphql", body(10), reply(10, 10)),
+            posted("/graphql", body(20), reply(20, 4)),
         )
     )
     assert found is not None
     assert found.config == {
         "type": "offset", "param": None, "limit": 10, "start": 0, "limit_param": None,
+        "total_path": "data.members.totalCount",  # beside the records
     }  # fmt: skip
     assert dict(found.templates) == {("json", "variables.offset"): "${offset}"}
 
