@@ -343,6 +343,18 @@ def test_secrets_and_channel_url_parts_are_templates() -> None:
     assert unknown.kind == "unexplained" and "zz-unknown-99" not in json.dumps(unknown.describe())
 
 
+def test_a_key_nested_in_a_json_body_is_a_secret_template(tmp_path: Path) -> None:
+    cfg = config(auth_keys={"api_key": "k-8f3a9c2e11"})
+    sent = {"auth": {"key": "k-8f3a9c2e11"}, "q": "x", "exact": False, "max": 50}
+    data = [entry("/api/search", {"hits": items(0, 3)}, method="POST", request_json=sent)]
+    synthesis = synthesize(analyze(har(*data), cfg), capture_for(tmp_path, data), cfg)
+    assert "k-8f3a9c2e11" not in synthesis.text
+    request = yaml.safe_load(synthesis.text)["steps"][0]["request"]
+    assert request["json"] == {
+        "auth": {"key": "${secrets.api_key}"}, "q": "x", "exact": False, "max": 50,
+    }  # fmt: skip
+
+
 def test_csrf_token_in_a_hidden_input_becomes_an_extract_step(tmp_path: Path) -> None:
     form = "<form><input type='hidden' name='csrf_token' value='Xy7-token-42'></form>"
     data = [
