@@ -8,6 +8,7 @@ fetched files and any channel config (credentials) a customer would send.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
@@ -32,6 +33,8 @@ DOCS = [{"id": f"doc{i}", "title": f"Annual report {2000 + i}"} for i in range(1
 ACCOUNTS = [{"id": f"acc-{i}", "name": f"Account {i}"} for i in range(1, 13)]
 INVOICES = [{"id": f"INV-{i:04d}", "amount": i * 10} for i in range(1, 15)]
 VEHICLES = [{"id": f"VIN{i:05d}", "make": "Ford"} for i in range(1, 48)]
+TRADES = [{"id": f"T-{i:04d}", "side": ["buy", "sell"][i % 2], "qty": i} for i in range(1, 31)]
+BOOKS = [{"id": f"978-{i:07d}", "title": f"Volume {i}"} for i in range(1, 35)]
 KEY = "k3y-holdout-123"
 USER, PASSWORD = "ana@example.test", "pw-123"
 HTML = "text/html; charset=utf-8"
@@ -75,6 +78,12 @@ SITES: dict[str, HoldoutSite] = {
     ),  # fmt: skip
     "offset_total": HoldoutSite("/fleet/vehicles", VEHICLES, what="offset/limit, total only"),
     "xml_token": HoldoutSite("/svc/vehicles.xml", VEHICLES, what="XML paged by nextPageToken"),
+    "post_cursor": HoldoutSite(
+        "/trades", TRADES, what='POSTed {"cursor": null}, meta.nextCursor, page 1 shown'
+    ),
+    "graphql_page_default": HoldoutSite(
+        "/books", BOOKS, what="GraphQL $page: Int = 1 (no variables sent), pageInfo.lastPage"
+    ),
 }
 
 
@@ -120,6 +129,12 @@ class Handler(BaseHTTPRequestHandler):
             number = int(json.loads(raw or b"{}").get("page", 1))
             chunk = JOBS[(number - 1) * 5 : number * 5]
             return self.send_json({"jobs": chunk, "more": number * 5 < len(JOBS)})
+        if self.site in ("post_cursor", "graphql_page_default"):
+            try:
+                sent = json.loads(raw)
+            except ValueError:
+                return self.send_json({"error": "send JSON"}, 415)
+            return getattr(self, f"api_{self.site}")(path, sent)
         if self.site == "rails_login" and path == "/users/sign_in":
             form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
             if (form.get("user[email]"), form.get("user[password]")) != (USER, PASSWORD) or (
@@ -297,6 +312,70 @@ class Handler(BaseHTTPRequestHandler):
         token = f"<nextPageToken>{start + 15}</nextPageToken>" if more else ""
         body = f'<?xml version="1.0"?><response><vehicles>{items}</vehicles>{token}</response>'
         self.send(body.encode(), "application/xml")
+
+    def site_post_cursor(self, path: str, q: dict[str, str]) -> None:
+        if path != "/trades":
+            return self.send_json({}, 404)
+        script = (
+            'fetch("/api/trades/query", {method: "POST", headers: {"Content-Type":'
+            ' "application/json"}, body: JSON.stringify({where: {desk: "rates"}, cursor: null,'
+            " limit: 12})}).then((r) => r.json()).then((d) => { for (const t of d.data) {"
+            ' const row = document.createElement("tr"); row.textContent = t.id + " " + t.side;'
+            ' document.getElementById("rows").appendChild(row); } });'
+        )
+        self.send(page(f'<h1>Trades</h1><table id="rows"></table><script>{script}</script>'), HTML)
+
+    def api_post_cursor(self, path: str, sent: Any) -> None:
+        """Opaque cursors; a cursor that is not one this API gave is refused."""
+        if path != "/api/trades/query" or not isinstance(sent, dict):
+            return self.send_json({"error": "not found"}, 404)
+        cursor, limit = sent.get("cursor"), sent.get("limit")
+        start = 0 if cursor is None else _decoded(cursor)
+        if start is None or not isinstance(limit, int) or sent.get("where") != {"desk": "rates"}:
+            return self.send_json({"error": "bad cursor, limit or filter"}, 400)
+        end = start + limit
+        following = _encoded(end) if end < len(TRADES) else None
+        self.send_json({"data": TRADES[start:end], "meta": {"nextCursor": following}})
+
+    def site_graphql_page_default(self, path: str, q: dict[str, str]) -> None:
+        if path != "/books":
+            return self.send_json({}, 404)
+        query = (
+            "query Books($page: Int = 1, $perPage: Int = 10) { books(page: $page, perPage:"
+            " $perPage) { nodes { id title } pageInfo { currentPage lastPage } } }"
+        )
+        script = (
+            'fetch("/graphql", {method: "POST", headers: {"Content-Type": "application/json"},'
+            f" body: JSON.stringify({{query: {json.dumps(query)}, variables: {{}}}})}})"
+            ".then((r) => r.json()).then((d) => { for (const b of d.data.books.nodes) {"
+            ' const li = document.createElement("li"); li.textContent = b.title;'
+            ' document.getElementById("books").appendChild(li); } });'
+        )
+        self.send(page(f'<h1>Books</h1><ul id="books"></ul><script>{script}</script>'), HTML)
+
+    def api_graphql_page_default(self, path: str, sent: Any) -> None:
+        """Variables default to the query's (page 1, 10 a page); pages beyond the last are empty."""
+        if path != "/graphql" or not isinstance(sent, dict) or "books" not in sent.get("query", ""):
+            return self.send_json({"errors": [{"message": "unknown query"}]}, 400)
+        variables = sent.get("variables") or {}
+        number, size = variables.get("page", 1), variables.get("perPage", 10)
+        if not isinstance(number, int) or not isinstance(size, int):
+            return self.send_json({"errors": [{"message": "$page and $perPage are Int"}]}, 400)
+        nodes = BOOKS[(number - 1) * size : number * size]
+        info = {"currentPage": number, "lastPage": -(-len(BOOKS) // size)}
+        self.send_json({"data": {"books": {"nodes": nodes, "pageInfo": info}}})
+
+
+def _encoded(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"trade:{offset}".encode()).decode()
+
+
+def _decoded(cursor: Any) -> int | None:
+    try:
+        kind, _, offset = base64.urlsafe_b64decode(str(cursor)).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return int(offset) if kind == "trade" and offset.isdigit() else None
 
 
 def serve(name: str) -> tuple[ThreadingHTTPServer, str]:

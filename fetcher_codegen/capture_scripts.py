@@ -14,11 +14,14 @@ if TYPE_CHECKING:
     pass
 
 FETCH_JS = """
-async ({url, method, headers, form}) => {
+async ({url, method, headers, form, json}) => {
   const init = {method, headers: Object.assign({}, headers || {}), credentials: "include"};
   if (form) {
     init.body = new URLSearchParams(form).toString();
     init.headers["Content-Type"] = "application/x-www-form-urlencoded";
+  } else if (json !== null && json !== undefined) {
+    init.body = JSON.stringify(json);
+    init.headers["Content-Type"] = "application/json";
   }
   try {
     const r = await fetch(url, init);

@@ -84,6 +84,8 @@ DATA_EXTENSIONS = (
 class Probe:
     url: str
     why: str
+    method: str = "GET"
+    json: Any = None  # the JSON body to send (a POST probe), else None
 
 
 def with_params(url: str, **params: str) -> str:

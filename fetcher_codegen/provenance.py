@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from amazoniax_dagster.core.messages import WebSourceConfig
 from amazoniax_dagster.core.redaction import is_secret_key
 from fetcher_codegen.har import Entry, path_template
+from fetcher_codegen.json_body import body_fields, dotted, text_of
 from fetcher_codegen.records import json_path, parse_html
 
 SlotPlace = Literal["path", "query", "header", "cookie", "form", "json"]
@@ -70,6 +71,11 @@ class Slot:
     @property
     def constant(self) -> bool:
         return len(set(self.values)) == 1
+
+    @property
+    def leaf(self) -> str:
+        """The field's own name (``offset`` of the JSON body's ``variables.offset``)."""
+        return self.name.rsplit(".", 1)[-1] if self.place == "json" else self.name
 
     def __str__(self) -> str:
         return f"{self.place} {self.name}"
@@ -149,11 +155,8 @@ def _slot_values(entry: Entry) -> Iterator[tuple[tuple[SlotPlace, str], str]]:
         yield ("cookie", name), value
     for name, value in (entry.form or {}).items():
         yield ("form", name), value
-    body = entry.json_body
-    if isinstance(body, dict):
-        for name, value in body.items():
-            if not isinstance(value, dict | list):
-                yield ("json", name), "" if value is None else str(value)
+    for path, value in body_fields(entry.json_body):
+        yield ("json", dotted(path)), text_of(value)
 
 
 # --- explaining one value ----------------------------------------------------------------------

@@ -31,6 +31,7 @@ from fetcher_codegen.analysis import Analysis, DataGroup
 from fetcher_codegen.capture import Capture
 from fetcher_codegen.har import Entry, path_template, resource_name
 from fetcher_codegen.incremental_hint import propose
+from fetcher_codegen.json_body import recipe_body
 from fetcher_codegen.pagination import Page, Pagination, distinct_pages, infer
 from fetcher_codegen.probes import DATA_EXTENSIONS
 from fetcher_codegen.provenance import (
@@ -172,7 +173,7 @@ class _HttpBuilder(_Builder):
         query: dict[str, str] = {}
         headers: dict[str, str] = {}
         form: dict[str, str] = {}
-        body: dict[str, Any] = {}
+        body: dict[str, str | None] = {}
         segments: dict[int, str] = {}
         for slot in slots:
             key = (slot.place, slot.name)
@@ -184,9 +185,11 @@ class _HttpBuilder(_Builder):
                 values[str(slot)] = {"kind": "paginator"}
             else:
                 value = self._value(slot, first.index, depth, values)
-            if value is None:
+            if slot.place == "json":
+                body[slot.name] = value  # None: left out of the body
+            elif value is None:
                 continue
-            if slot.place == "query":
+            elif slot.place == "query":
                 query[slot.name] = value
             elif slot.place == "header":
                 headers[_header_name(first, slot.name)] = value
@@ -196,8 +199,6 @@ class _HttpBuilder(_Builder):
                 )
             elif slot.place == "form":
                 form[slot.name] = value
-            elif slot.place == "json":
-                body[slot.name] = value
             elif slot.place == "path":
                 segments[int(slot.name)] = value
         if first.method != "GET":
@@ -207,10 +208,7 @@ class _HttpBuilder(_Builder):
             if mapping:
                 request[name] = mapping
         if isinstance(first.json_body, dict):
-            request["json"] = {
-                **{k: v for k, v in first.json_body.items() if isinstance(v, dict | list)},
-                **body,
-            }
+            request["json"] = recipe_body(first.json_body, body)
         return request, values
 
     def _value(self, slot: Slot, before: int, depth: int, values: dict[str, Any]) -> str | None:

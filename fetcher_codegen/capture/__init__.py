@@ -9,7 +9,8 @@ One capture, bounded by :class:`CaptureLimits` (pages, seconds, requests)::
             HTML page: fetch feed and file links; click "next"/"more" until none; scroll
             until nothing grows; nothing found: follow links that look like data pages;
             read the sitemaps (robots.txt, /sitemap.xml, index files) and a few listed pages
-        ──► every JSON kind seen once: ask for its next page (probes.next_page_probes)
+        ──► every JSON kind seen once: ask for its next page (probes.next_page_probes for a
+            GET, probes_body.next_body_probes for a POST that sent JSON, e.g. GraphQL)
 
 Each step (a page-level action) leaves a screenshot and the DOM in ``work_dir/steps``. The HAR
 (``work_dir/capture.har``, bodies embedded) holds what was typed and every token: it never

@@ -15,6 +15,7 @@ from fetcher_codegen.probes import (
     moved_to,
     next_page_probes,
 )
+from fetcher_codegen.probes_body import documented_body_fields, next_body_probes
 from fetcher_codegen.records import json_records
 
 
@@ -109,11 +110,12 @@ class ApiExplorer(Browsing):
         return False
 
     def probe_chain(self, start: Seen) -> None:
-        """Ask for the pages after ``start`` until a probe brings nothing new."""
+        """Ask for the pages after ``start`` until a probe brings nothing new: the next URL of
+        a GET, the next body of a JSON POST (a search endpoint, a GraphQL query)."""
         path = urlsplit(start.url).path
-        if path in self.probed:
+        if kind_key(start) in self.probed:
             return
-        self.probed.add(path)
+        self.probed.add(kind_key(start))
         documented = documented_params(self.documented, path)
         headers = {
             k.lower(): v
@@ -128,11 +130,23 @@ class ApiExplorer(Browsing):
             if records is None or not records.count:
                 return
             accepted = None
-            probes = next_page_probes(
-                current.url, body, records.count, documented, records.items[-1]
-            )
+            if current.method == "POST":
+                probes = next_body_probes(
+                    current.url,
+                    current.request_json(),
+                    body,
+                    records.count,
+                    records.items[-1],
+                    documented_body_fields(self.documented, path),
+                )
+            else:
+                probes = next_page_probes(
+                    current.url, body, records.count, documented, records.items[-1]
+                )
             for probe in probes[:6]:
-                reply = self.fetch(probe.url, headers=headers)
+                reply = self.fetch(
+                    probe.url, method=probe.method, headers=headers, json_body=probe.json
+                )
                 if not 200 <= reply.status < 300:
                     continue
                 found = json_records(reply.json())
@@ -143,17 +157,21 @@ class ApiExplorer(Browsing):
                 return
             current, pages = accepted, pages + 1
         if pages > 1:
-            self.step("probe pages", f"{pages} pages of {path}")
+            self.step("probe pages", f"{pages} pages of {start.method} {path}")
 
     def complete_pagination(self) -> None:
-        """Probe the next page of every JSON kind with records seen on one page only."""
-        by_path: dict[str, list[Seen]] = {}
+        """Probe the next page of every JSON kind with records seen on one page only: GET
+        requests, and POST requests that sent a JSON object."""
+        by_kind: dict[str, list[Seen]] = {}
         for seen in list(self.seen):
-            if seen.url == self.doc_url:
+            if seen.url == self.doc_url or not 200 <= seen.status < 300:
                 continue
-            if seen.method == "GET" and 200 <= seen.status < 300 and seen.json() is not None:
-                by_path.setdefault(urlsplit(seen.url).path, []).append(seen)
-        for group in by_path.values():
+            probed = seen.method == "GET" or (
+                seen.method == "POST" and isinstance(seen.request_json(), dict)
+            )
+            if probed and seen.json() is not None:
+                by_kind.setdefault(kind_key(seen), []).append(seen)
+        for group in by_kind.values():
             if self.time_left() <= 0:
                 return
             firsts = set()
@@ -162,6 +180,15 @@ class ApiExplorer(Browsing):
                 firsts.add(json.dumps(records.items[0] if records and records.count else None))
             if len(firsts) == 1 and json_records(group[0].json()) is not None:
                 self.probe_chain(group[0])
+
+
+def kind_key(seen: Seen) -> str:
+    """Requests of one kind page together: method and path, and a GraphQL query's text."""
+    key = f"{seen.method} {urlsplit(seen.url).path}"
+    sent = seen.request_json() if seen.method != "GET" else None
+    if isinstance(sent, dict) and isinstance(sent.get("query"), str):
+        key += " " + " ".join(sent["query"].split())
+    return key
 
 
 def token_in(text: str | None) -> str | None:

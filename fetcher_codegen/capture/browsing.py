@@ -3,6 +3,7 @@ screenshots, and requests sent from inside the page."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -109,6 +110,10 @@ class Browsing:
             request_headers = request.all_headers()
         except PlaywrightError:
             request_headers = dict(request.headers)
+        try:
+            sent = request.post_data
+        except (PlaywrightError, UnicodeDecodeError):
+            sent = None
         self.seen.append(
             Seen(
                 request.method,
@@ -119,6 +124,7 @@ class Browsing:
                 request_headers,
                 request.resource_type,
                 {k.lower(): v for k, v in headers.items()},
+                sent,
             )  # fmt: skip
         )
 
@@ -194,8 +200,10 @@ class Browsing:
         method: str = "GET",
         headers: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
+        json_body: Any = None,
     ) -> Seen:
-        """A request from inside the page (it lands in the HAR, with cookies and body)."""
+        """A request from inside the page (it lands in the HAR, with cookies and body); a
+        ``json_body`` is sent as ``application/json``."""
         from playwright.sync_api import Error as PlaywrightError
 
         sent = {k.lower(): v for k, v in (headers or {}).items()}
@@ -207,6 +215,7 @@ class Browsing:
                     "method": method,
                     "headers": sent,
                     "form": dict(form) if form else None,
+                    "json": json_body,
                 },  # fmt: skip
             )
         except PlaywrightError:
@@ -219,6 +228,7 @@ class Browsing:
             result.get("text"),
             sent,
             "fetch",
+            request_body=None if json_body is None else json.dumps(json_body),
         )
 
     def open(self) -> Seen | None:

@@ -99,6 +99,14 @@ class Seen:
     request_headers: dict[str, str]
     resource_type: str
     response_headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    request_body: str | None = None
+
+    def request_json(self) -> Any:
+        """The JSON object or list the request sent, else None."""
+        try:
+            return json.loads(self.request_body) if self.request_body else None
+        except ValueError:
+            return None
 
     def entry(self) -> Entry:
         body = (self.text or "").encode("utf-8")

@@ -25,6 +25,7 @@ TOTAL_PAGES = (
     "page_count",
     "pageCount",
     "last_page",
+    "lastPage",
     "num_pages",
 )
 TOTAL = (
@@ -45,6 +46,7 @@ CURSOR_KEYS = re.compile(
     r"continuation|continuation_token|next_page_token|nextPageToken|scroll_id)$"
 )
 MAX_INFO_DEPTH = 6
+_NESTED_LIST = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")  # data.members.items
 NESTS = ("meta", "pagination", "paging", "page_info", "pageInfo", "links", "_links", "info")
 
 
@@ -92,14 +94,22 @@ def hint_fields(body: Any, names: re.Pattern[str]) -> list[tuple[str, Any]]:
     return found
 
 
-def stop_rules(entry: Entry, *, first_count: int = 0, pages_seen: int = 1) -> dict[str, Any]:
-    """``total_pages_path``, ``total_path`` and ``has_more_path`` the first page supports.
+def stop_rules(
+    entry: Entry, *, first_count: int = 0, pages_seen: int = 1, records_path: str | None = None
+) -> dict[str, Any]:
+    """``total_pages_path``, ``total_path`` and ``has_more_path`` the first page supports: at
+    the top of the body (and in its meta/paging objects), else beside a nested records list
+    (``data.members.totalCount`` next to ``data.members.items``).
 
     A field that contradicts the capture is not a stop rule: a "total" no bigger than the
     first page while more pages were seen counts that page only, and so on.
     """
     body = entry.json
     rules: dict[str, Any] = {}
+    places: list[tuple[str, Any]] = [("", body)]
+    if records_path and _NESTED_LIST.fullmatch(records_path):
+        parent = records_path.rsplit(".", 1)[0]
+        places.append((parent + ".", at_path(body, parent)))
 
     more = pages_seen > 1
 
@@ -117,7 +127,8 @@ def stop_rules(entry: Entry, *, first_count: int = 0, pages_seen: int = 1) -> di
         ("has_more_path", HAS_MORE),
     ):
         pattern = re.compile("|".join(re.escape(n) for n in names))
-        for path, value in hint_fields(body, pattern):
+        found = ((p + path, v) for p, obj in places for path, v in hint_fields(obj, pattern))
+        for path, value in found:
             if agrees(key, value):
                 rules[key] = path
                 break

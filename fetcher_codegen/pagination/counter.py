@@ -26,18 +26,20 @@ def counter(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:
     counts = [page.records.count if page.records else 0 for page in pages]
     candidates = sorted(
         (s for s in slots if not s.constant and s.place in ("query", "json", "form", "path")),
-        key=lambda s: not (PAGE_NAMES.match(s.name) or OFFSET_NAMES.match(s.name)),
+        key=lambda s: not (PAGE_NAMES.match(s.leaf) or OFFSET_NAMES.match(s.leaf)),
     )
     for slot in candidates:
         numbers = _ints(slot.values)
         if numbers is None or any(n is None for n in numbers[1:]):
             continue
-        kind = _counter_kind(slot.name, numbers, counts)
+        kind = _counter_kind(slot.leaf, numbers, counts)
         if kind is None:
             continue
         step, first = kind
         size = _size_slot(slots, slot, counts)
         in_query = slot.place == "query"
+        # a size beside a counter in a body or form stays there, sent as captured
+        size_param = size[0].name if size is not None and in_query else None
         taken = {(slot.place, slot.name)}
         variable = "${page}" if step == 1 else "${offset}"
         templates: dict[tuple[str, str], str] = {}
@@ -47,15 +49,17 @@ def counter(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:
         if step == 1:
             config: dict[str, Any] = {"type": "page_number", "param": param, "start": first}
             if size is not None:
-                config.update(page_size=size[1], page_size_param=size[0].name)
-                taken.add((size[0].place, size[0].name))
+                config["page_size"] = size[1]
+            if size_param is not None:
+                config["page_size_param"] = size_param
+                taken.add((slot.place, size_param))
             detail = f"page number in {slot}"
         else:
             limit = size[1] if size is not None and size[1] >= step else step
             config = {"type": "offset", "param": param, "limit": limit, "start": first}
-            config["limit_param"] = size[0].name if size is not None else None
-            if size is not None:
-                taken.add((size[0].place, size[0].name))
+            config["limit_param"] = size_param
+            if size_param is not None:
+                taken.add((slot.place, size_param))
             detail = f"offset in {slot}, {limit} a page"
         return Pagination(config, frozenset(taken), templates, detail)
     return None
@@ -93,8 +97,11 @@ def _size_slot(
     slots: Sequence[Slot], counter: Slot, counts: Sequence[int]
 ) -> tuple[Slot, int] | None:
     """A parameter holding the page size: constant where present, named or valued like one."""
+    container = counter.name[: -len(counter.leaf)]
     for slot in slots:
         if slot is counter or slot.place != counter.place:
+            continue
+        if slot.name[: -len(slot.leaf)] != container:  # not beside the counter
             continue
         present = set(slot.present)
         if len(present) != 1:
@@ -102,6 +109,6 @@ def _size_slot(
         value = present.pop()
         if not value.isdigit() or int(value) < 1:
             continue
-        if SIZE_NAMES.match(slot.name) or int(value) == max(counts, default=0):
+        if SIZE_NAMES.match(slot.leaf) or int(value) == max(counts, default=0):
             return slot, int(value)
     return None

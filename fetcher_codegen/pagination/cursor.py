@@ -56,7 +56,7 @@ def keyset(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:
     if any(r is None or not r.count for r in records[:-1]) or pages[0].entry.json is None:
         return None
     for slot in slots:
-        counter_like = PAGE_NAMES.match(slot.name) or OFFSET_NAMES.match(slot.name)
+        counter_like = PAGE_NAMES.match(slot.leaf) or OFFSET_NAMES.match(slot.leaf)
         if slot.constant or slot.place not in ("query", "json", "form") or counter_like:
             continue
         fields: set[str] | None = None

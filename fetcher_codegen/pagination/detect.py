@@ -20,7 +20,8 @@ def infer(pages: Sequence[Page]) -> tuple[Pagination | None, list[str]]:
     if not pages:
         return None, []
     first = pages[0].records.count if pages[0].records else 0
-    stops = stop_rules(pages[0].entry, first_count=first, pages_seen=len(pages))
+    where = pages[0].records.path if pages[0].records else None
+    stops = stop_rules(pages[0].entry, first_count=first, pages_seen=len(pages), records_path=where)
     relay = graphql(pages)
     if relay is not None:
         return relay, []

@@ -6,7 +6,9 @@ body names under ``pagination``, ``hasMore`` with keyset paging by the last id, 
 that shows results only once submitted, and a blog whose first page is ``/`` while the next
 ones are ``/page/N``; a key presented in the scheme only the 401's challenge names; a retired
 URL whose 410 names its successor, records that are bare id strings, an "Earlier entries »"
-link, and a "Next page" ``<span>`` a script makes clickable.
+link, and a "Next page" ``<span>`` a script makes clickable; a search API paged by ``page`` in
+a POSTed JSON body and a GraphQL query paged by ``offset``/``limit`` variables, of which the
+page's script asks only the first page.
 """
 
 from __future__ import annotations
@@ -188,6 +190,60 @@ def board(path: str, query: dict[str, str]) -> Reply:
     return _html(f"<ul>{items}</ul>{more if page * 4 < len(POSTS) else ''}{_GO}")
 
 
+TOOLS = [{"sku": f"TL-{i:03d}", "name": f"Tool {i}"} for i in range(1, 21)]
+_RENDER = (
+    "<ul id='out'></ul><script>fetch(%r, {method: 'POST', headers: {'Content-Type': "
+    "'application/json'}, body: JSON.stringify(%s)}).then((r) => r.json()).then((d) => {"
+    "for (const x of %s) { const li = document.createElement('li'); li.textContent = x.%s;"
+    " document.getElementById('out').appendChild(li); } });</script>"
+)
+
+
+def _strict_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def tool_search(path: str, query: dict[str, str], body: Any) -> Reply:
+    """A catalogue page whose script POSTs ``{"filter": {...}, "page": 1, "size": 8}`` to a
+    search API (``{"results": [...], "total": 20}``); no next control: only page 1 is seen."""
+    if path == "/catalog" and body is None:
+        sent = '{filter: {category: "tools", inStock: true}, page: 1, size: 8}'
+        return _html("<h1>Tools</h1>" + _RENDER % ("/api/search", sent, "d.results", "name"))
+    if path != "/api/search" or not isinstance(body, dict):
+        return _json({"error": "POST a JSON search to /api/search"}, 404)
+    page, size = _strict_int(body.get("page")), _strict_int(body.get("size"))
+    if page is None or size is None or body.get("filter", {}).get("category") != "tools":
+        return _json({"error": "page and size must be numbers, filter.category is required"}, 400)
+    return _json({"results": TOOLS[(page - 1) * size : page * size], "total": len(TOOLS)})
+
+
+MEMBERS = [{"handle": f"@member{i}", "joined": f"2025-{i % 12 + 1:02d}-01"} for i in range(27)]
+MEMBERS_QUERY = (
+    "query Members($offset: Int!, $limit: Int!) "
+    "{ members(offset: $offset, limit: $limit) { totalCount items { handle joined } } }"
+)
+
+
+def member_directory(path: str, query: dict[str, str], body: Any) -> Reply:
+    """A directory page whose script asks a GraphQL endpoint for members by ``offset`` and
+    ``limit`` variables (not a relay cursor), 10 a page; only the first page is shown."""
+    if path == "/directory" and body is None:
+        sent = json.dumps({"query": MEMBERS_QUERY, "variables": {"offset": 0, "limit": 10}})
+        items = "d.data.members.items"
+        return _html("<h1>Members</h1>" + _RENDER % ("/graphql", sent, items, "handle"))
+    if path != "/graphql" or not isinstance(body, dict) or "members" not in body.get("query", ""):
+        return _json({"errors": [{"message": "unknown query"}]}, 400)
+    variables = body.get("variables") or {}
+    offset, limit = _strict_int(variables.get("offset")), _strict_int(variables.get("limit"))
+    if offset is None or limit is None:
+        return _json({"errors": [{"message": "$offset and $limit must be Int"}]}, 400)
+    chunk = MEMBERS[offset : offset + limit]
+    return _json({"data": {"members": {"totalCount": len(MEMBERS), "items": chunk}}})
+
+
+BODY_SITES = (tool_search, member_directory)
+
+
 @contextmanager
 def serve(site: Site) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
@@ -198,9 +254,27 @@ def serve(site: Site) -> Iterator[str]:
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
             if site is shipments:
-                status, content_type, body = site(parts.path, query, self.headers)
+                self._reply(*site(parts.path, query, self.headers))
+            elif site in BODY_SITES:
+                self._reply(*site(parts.path, query, None))
             else:
-                status, content_type, body = site(parts.path, query)
+                self._reply(*site(parts.path, query))
+
+        def do_POST(self) -> None:
+            parts = urlsplit(self.path)
+            sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body: Any = None
+            if "json" in (self.headers.get("Content-Type") or ""):
+                try:
+                    body = json.loads(sent)
+                except ValueError:
+                    body = None
+            if site not in BODY_SITES or body is None:
+                self._reply(*_json({"error": "send JSON"}, 415))
+            else:
+                self._reply(*site(parts.path, {}, body))
+
+        def _reply(self, status: int, content_type: str, body: bytes) -> None:
             self.send_response(status)
             if status == 401:
                 self.send_header("WWW-Authenticate", 'Key realm="carrier"')
@@ -255,6 +329,8 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         (codes, "/codes", [{"[]": c} for c in CODES], "[]"),
         (journal, "/journal", ENTRIES, "id"),
         (board, "/board", POSTS, "id"),
+        (tool_search, "/catalog", TOOLS, "sku"),
+        (member_directory, "/directory", MEMBERS, "handle"),
     ],
     ids=[
         "next-page-number",
@@ -266,6 +342,8 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         "bare-id-strings",
         "earlier-entries-link",
         "script-made-next-control",
+        "post-search-paged-in-the-body",
+        "graphql-offset-variables",
     ],
 )
 def test_every_record_of_a_new_shape_is_fetched(

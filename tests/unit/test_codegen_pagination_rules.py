@@ -195,3 +195,193 @@ def test_an_error_reply_names_where_the_resource_moved() -> None:
     reply = "moved to https://shop.test/new/orders, docs at https://elsewhere.test/x"
     assert moved_to(reply, base) == ["https://shop.test/new/orders"]
     assert moved_to("Not found: /v1/orders", base) == []  # itself is not a new place
+
+
+# --- body probes: the next page of a JSON POST API or GraphQL query --------------------------
+
+SEARCH = "https://shop.test/api/search"
+
+
+def hits(start: int, n: int) -> list[dict[str, Any]]:
+    return [{"id": f"H-{i}", "title": f"Hit {i}"} for i in range(start, start + n)]
+
+
+def probe_bodies(
+    sent: Any, reply: Any, count: int, last: dict[str, str] | None = None
+) -> list[Any]:
+    from fetcher_codegen.probes_body import next_body_probes
+
+    found = next_body_probes(SEARCH, sent, reply, count, last)
+    assert all(p.method == "POST" and p.url == SEARCH for p in found)
+    return [p.json for p in found]
+
+
+def test_a_body_page_number_is_advanced_and_the_filter_kept() -> None:
+    sent = {"filter": {"q": "lamp", "tags": ["a"]}, "page": 1, "size": 20}
+    reply = {"results": hits(0, 20), "total": 55}
+    assert probe_bodies(sent, reply, 20)[0] == {
+        "filter": {"q": "lamp", "tags": ["a"]}, "page": 2, "size": 20,
+    }  # fmt: skip
+
+
+def test_a_body_offset_moves_by_the_size_beside_it_and_keeps_its_type() -> None:
+    sent = {"paging": {"offset": "0", "limit": "25"}, "sort": "date"}
+    assert probe_bodies(sent, {"rows": hits(0, 25)}, 25) == [
+        {"paging": {"offset": "25", "limit": "25"}, "sort": "date"}
+    ]
+
+
+def test_graphql_offset_variables_are_advanced() -> None:
+    query = "query Items($offset: Int, $limit: Int) { items(offset: $offset, limit: $limit) {id} }"
+    sent = {"query": query, "variables": {"offset": 0, "limit": 10}}
+    reply = {"data": {"items": {"nodes": hits(0, 10), "totalCount": 37}}}
+    assert probe_bodies(sent, reply, 10) == [
+        {"query": query, "variables": {"offset": 10, "limit": 10}}
+    ]
+
+
+def test_the_replys_cursor_goes_into_the_body_cursor() -> None:
+    sent = {"cursor": None, "q": "x"}
+    reply = {"items": hits(0, 5), "meta": {"next_cursor": "c-2"}}
+    assert probe_bodies(sent, reply, 5) == [{"cursor": "c-2", "q": "x"}]
+
+
+def test_a_body_without_paging_fields_gets_the_common_ones_when_the_reply_says_more() -> None:
+    sent = {"q": "x"}
+    reply = {"items": hits(0, 5), "has_more": True}
+    assert probe_bodies(sent, reply, 5, {"id": "H-4"}) == [
+        {"q": "x", "page": 2},
+        {"q": "x", "offset": 5},
+        {"q": "x", "after": "H-4"},
+    ]
+
+
+def test_graphql_guesses_only_the_variables_its_query_declares() -> None:
+    query = "query($page: Int!, $q: String) { search(page: $page, q: $q) { hits {id} pages } }"
+    sent = {"query": query, "variables": {"q": "x"}}
+    reply = {"data": {"search": {"hits": hits(0, 10), "pages": 4}}}
+    assert probe_bodies(sent, reply, 10) == [{"query": query, "variables": {"q": "x", "page": 2}}]
+
+
+def test_nothing_is_guessed_when_the_reply_does_not_say_more() -> None:
+    assert probe_bodies({"q": "x"}, {"items": hits(0, 3)}, 3) == []
+    assert probe_bodies({"page": 1}, {"items": []}, 0) == []
+    assert probe_bodies(["not", "an", "object"], {"items": hits(0, 3)}, 3) == []
+
+
+# --- pagination read from two POST pages that differ in one body field -----------------------
+
+
+def posted(path: str, body: Any, reply: Any) -> dict[str, Any]:
+    return har_entry(path, reply, request_json=body, method="POST")
+
+
+def test_two_post_pages_differing_in_the_body_page_are_page_numbers() -> None:
+    def body(n: int) -> dict[str, Any]:
+        return {"filter": {"q": "lamp"}, "page": n, "size": 5}
+
+    found, _ = infer(
+        pages(
+            posted("/api/search", body(1), {"results": hits(0, 5), "total": 12}),
+            posted("/api/search", body(2), {"results": hits(5, 5), "total": 12}),
+        )
+    )
+    assert found is not None
+    assert found.config == {
+        "type": "page_number", "param": None, "start": 1, "page_size": 5, "total_path": "total",
+    }  # fmt: skip
+    assert dict(found.templates) == {("json", "page"): "${page}"}
+    assert ("json", "size") not in found.slots  # the size stays in the body
+
+
+def test_graphql_offset_variables_are_an_offset_in_the_body() -> None:
+    query = "query($offset: Int, $limit: Int) { items(offset: $offset, limit: $limit) {id} }"
+
+    def body(offset: int) -> dict[str, Any]:
+        return {"query": query, "variables": {"offset": offset, "limit": 10}}
+
+    def reply(start: int, n: int) -> dict[str, Any]:
+        return {"data": {"members": {"items": hits(start, n), "totalCount": 24}}}
+
+    found, _ = infer(
+        pages(
+            posted("/graphql", body(0), reply(0, 10)),
+            posted("/graphql", body(10), reply(10, 10)),
+            posted("/graphql", body(20), reply(20, 4)),
+        )
+    )
+    assert found is not None
+    assert found.config == {
+        "type": "offset", "param": None, "limit": 10, "start": 0, "limit_param": None,
+        "total_path": "data.members.totalCount",  # beside the records
+    }  # fmt: skip
+    assert dict(found.templates) == {("json", "variables.offset"): "${offset}"}
+
+
+def test_a_body_cursor_the_previous_reply_gave_is_a_cursor() -> None:
+    found, _ = infer(
+        pages(
+            posted("/api/feed", {"cursor": None}, {"items": hits(0, 5), "next": "Q3VyMDA1"}),
+            posted("/api/feed", {"cursor": "Q3VyMDA1"}, {"items": hits(5, 5), "next": None}),
+        )
+    )
+    assert found is not None
+    assert found.config == {"type": "cursor", "cursor_path": "next", "param": None}
+    assert dict(found.templates) == {("json", "cursor"): "${cursor}"}
+
+
+def test_a_recipe_body_keeps_the_json_types_of_captured_constants() -> None:
+    from fetcher_codegen.json_body import recipe_body
+
+    first = {"page": 1, "size": 20, "exact": True, "cursor": None, "q": "a", "f": {"ids": [1]}}
+    values = {"page": "${page}", "size": "20", "exact": "true", "cursor": "", "q": "a"}
+    assert recipe_body(first, {**values, "f.ids": None}) == {
+        "page": "${page}", "size": 20, "exact": True, "cursor": None, "q": "a", "f": {},
+    }  # fmt: skip
+    nested = {"variables": {"offset": 0, "limit": 10}}
+    assert recipe_body(nested, {"variables.offset": "${offset}", "variables.limit": "10"}) == {
+        "variables": {"offset": "${offset}", "limit": 10}
+    }
+
+
+def test_a_body_keyset_gets_the_last_id_and_is_read_back_as_a_keyset() -> None:
+    reply = {"items": hits(0, 5), "hasMore": True}
+    assert probe_bodies({"after": None, "q": "x"}, reply, 5, {"id": "H-4"}) == [
+        {"after": "H-4", "q": "x"}
+    ]
+    found, _ = infer(
+        pages(
+            posted("/api/feed", {"after": None, "q": "x"}, reply),
+            posted("/api/feed", {"after": "H-4", "q": "x"}, {"items": hits(5, 3)}),
+        )
+    )
+    assert found is not None
+    assert found.config == {
+        "type": "cursor", "cursor_path": "items[-1].id", "param": None, "has_more_path": "hasMore",
+    }  # fmt: skip
+    assert dict(found.templates) == {("json", "after"): "${cursor}"}
+
+
+def test_the_documented_body_fields_are_the_guesses() -> None:
+    from fetcher_codegen.probes_body import documented_body_fields, next_body_probes
+
+    doc = {
+        "paths": {
+            "/api/search": {
+                "post": {
+                    "requestBody": {
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Q"}}
+                        }
+                    }
+                }
+            }
+        },
+        "components": {"schemas": {"Q": {"properties": {"q": {}, "skip": {}, "take": {}}}}},
+    }
+    documented = documented_body_fields(doc, "/api/search")
+    assert documented == ["q", "skip", "take"]
+    assert documented_body_fields(doc, "/api/other") == []
+    reply = {"items": hits(0, 5), "total": 12}
+    probes = next_body_probes(SEARCH, {"q": "x"}, reply, 5, None, documented)
+    assert [p.json for p in probes] == [{"q": "x", "skip": 5}]

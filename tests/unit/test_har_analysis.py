@@ -53,6 +53,7 @@ def entry(
     headers: Sequence[tuple[str, str]] = (),
     response_headers: Sequence[tuple[str, str]] = (),
     form: dict[str, str] | None = None,
+    request_json: Any = None,
     resource_type: str = "fetch",
 ) -> dict[str, Any]:
     """One HAR entry as Playwright writes it; a dict/list body is written as JSON."""
@@ -67,6 +68,8 @@ def entry(
             "mimeType": "application/x-www-form-urlencoded",
             "text": urlencode(form),
         }
+    if request_json is not None:
+        request["postData"] = {"mimeType": "application/json", "text": json.dumps(request_json)}
     return {
         "startedDateTime": f"{CAPTURE_DAY.isoformat()}T10:00:00.000Z",
         "_resourceType": resource_type,
@@ -307,6 +310,28 @@ def test_date_parameters_become_window_templates_in_the_recipe(tmp_path: Path) -
     }  # fmt: skip
 
 
+def test_a_graphql_body_pages_by_its_variables_and_takes_dates_from_the_window(
+    tmp_path: Path,
+) -> None:
+    week_ago = (CAPTURE_DAY - timedelta(days=7)).isoformat()
+    cfg = config(navigation_details={"date_range": {"last_days": 7}})
+    query = "query($since: Date, $offset: Int, $limit: Int) { sales {...} }"
+
+    def page(offset: int, n: int) -> dict[str, Any]:
+        sent = {"query": query, "variables": {"since": week_ago, "offset": offset, "limit": 3}}
+        reply = {"data": {"sales": items(offset, n)}}
+        return entry("/graphql", reply, method="POST", request_json=sent)
+
+    step = recipe_of(tmp_path, [page(0, 3), page(3, 3), page(6, 1)], cfg)["steps"][0]
+    assert step["request"]["json"] == {
+        "query": query,
+        "variables": {"since": "${window.start:%Y-%m-%d}", "offset": "${offset}", "limit": 3},
+    }
+    assert step["paginate"] == {
+        "type": "offset", "param": None, "limit": 3, "start": 0, "limit_param": None,
+    }  # fmt: skip
+
+
 def test_secrets_and_channel_url_parts_are_templates() -> None:
     cfg = config(auth_keys={"api_key": "k-8f3a9c2e11"})
     ctx = Context(cfg, CAPTURE_DAY, [])
@@ -316,6 +341,19 @@ def test_secrets_and_channel_url_parts_are_templates() -> None:
     assert (host.kind, host.template) == ("config", "${config.host}")
     unknown = explain(Slot("query", "token", ("zz-unknown-99",)), ctx, 0)
     assert unknown.kind == "unexplained" and "zz-unknown-99" not in json.dumps(unknown.describe())
+
+
+def test_a_key_nested_in_a_json_body_is_a_secret_template(tmp_path: Path) -> None:
+    cfg = config(auth_keys={"api_key": "k-8f3a9c2e11"})
+    sent = {"auth": {"key": "k-8f3a9c2e11"}, "q": "x", "exact": False, "max": 50}
+    data = [entry("/api/search", {"hits": items(0, 3)}, method="POST", request_json=sent)]
+    synthesis = synthesize(analyze(har(*data), cfg), capture_for(tmp_path, data), cfg)
+    assert "k-8f3a9c2e11" not in synthesis.text
+    load_recipe(synthesis.text)  # the engine accepts a secret in a body
+    request = yaml.safe_load(synthesis.text)["steps"][0]["request"]
+    assert request["json"] == {
+        "auth": {"key": "${secrets.api_key}"}, "q": "x", "exact": False, "max": 50,
+    }  # fmt: skip
 
 
 def test_csrf_token_in_a_hidden_input_becomes_an_extract_step(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from amazoniax_dagster.fetchers.recipe import (
     PreparedRequest,
     make_paginator,
 )
+from amazoniax_dagster.fetchers.recipe.templating import Scope, render_data
 
 BASE = "https://api.example.com/items"
 CONFIG = TypeAdapter(PaginateConfig)
@@ -46,13 +47,18 @@ def drive(
     records: str | None = "items",
     max_pages: int = 100,
     request: PreparedRequest | None = None,
+    body: Any = None,
 ) -> Run:
-    """Request pages the way the engine does until the paginator stops (or replies run out)."""
+    """Request pages the way the engine does until the paginator stops (or replies run out);
+    a ``body`` template is rendered with the paginator's variables, as a step's JSON body."""
     paginator = make_paginator(
         CONFIG.validate_python(config) if config else None, max_pages=max_pages
     )
     sent: list[PreparedRequest] = []
     for number, reply in enumerate(replies):
+        if body is not None:
+            scope = Scope(BASE, variables=paginator.variables())
+            request = PreparedRequest("POST", BASE, json=render_data(body, scope))
         prepared = paginator.prepare(request or PreparedRequest("GET", BASE))
         sent.append(prepared)
         page = _page(tmp_path / f"{number}.json", prepared, reply)
@@ -259,3 +265,32 @@ def test_an_unknown_paginator_type_lists_the_known_ones() -> None:
         make_paginator(config, max_pages=1)
     for name in ("cursor", "graphql", "link_header", "next_url", "offset", "page_number"):
         assert name in str(caught.value)
+
+
+def test_a_page_number_in_a_json_body_is_sent_as_a_number(tmp_path: Path) -> None:
+    config = {"type": "page_number", "param": None, "page_size": 2}
+    body = {"filter": {"q": "lamp"}, "page": "${page}", "size": 2}
+    run = drive(tmp_path, config, [items(1, 2), items(3, 4), items(5)], body=body)
+    assert [r.json for r in run.requests] == [
+        {"filter": {"q": "lamp"}, "page": n, "size": 2} for n in (1, 2, 3)
+    ]
+    assert run.requests[0].params == {} and run.stop_reason == "short page"
+
+
+def test_an_offset_in_graphql_variables_moves_by_the_limit(tmp_path: Path) -> None:
+    config = {"type": "offset", "param": None, "limit_param": None, "limit": 2}
+    body = {"query": "q", "variables": {"offset": "${offset}", "limit": 2}}
+    run = drive(tmp_path, config, [items(1, 2), items(3, 4), items()], body=body)
+    assert [r.json["variables"] for r in run.requests] == [
+        {"offset": n, "limit": 2} for n in (0, 2, 4)
+    ]
+    assert run.stop_reason == "empty page"
+
+
+def test_a_body_cursor_is_null_until_the_reply_gives_one(tmp_path: Path) -> None:
+    config = {"type": "cursor", "param": None, "cursor_path": "next"}
+    body = {"cursor": "${cursor}", "q": "x"}
+    replies = [items(1, next="c2"), items(2, next="c3"), items(3, next=None)]
+    run = drive(tmp_path, config, replies, body=body)
+    assert [r.json["cursor"] for r in run.requests] == [None, "c2", "c3"]
+    assert run.stop_reason == "no next cursor"

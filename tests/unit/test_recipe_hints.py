@@ -63,3 +63,14 @@ def test_an_xml_reply_and_a_numeric_cursor_are_read_too(tmp_path: Path) -> None:
     # its last page, paged: the page count alone (no page number it names) is no sign
     end = {"content": [1], "last": True, "totalPages": 3, "number": 2}
     assert more_hints(page(tmp_path, end, 1), 5, {}, paginated=True) == []
+
+
+def test_a_full_page_asked_for_in_a_json_body_is_a_sign(tmp_path: Path) -> None:
+    from amazoniax_dagster.fetchers.recipe.hints import body_params
+
+    sent = {"query": "q", "variables": {"offset": 0, "limit": 3, "exact": True}}
+    assert body_params(sent) == {"offset": "0", "limit": "3"}
+    full = page(tmp_path, {"data": {"items": [1, 2, 3]}}, 3)
+    assert more_hints(full, 3, body_params(sent)) == ["a full page (limit=3) with no page after it"]
+    assert more_hints(page(tmp_path, {"items": [1, 2]}, 2), 2, body_params(sent)) == []
+    assert body_params(None) == {} and body_params(["not", "an", "object"]) == {}

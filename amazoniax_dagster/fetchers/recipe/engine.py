@@ -22,7 +22,7 @@ from amazoniax_dagster.fetchers.recipe import jsonpath
 from amazoniax_dagster.fetchers.recipe.detail_pages import save_detail_pages
 from amazoniax_dagster.fetchers.recipe.feeds import run_feed
 from amazoniax_dagster.fetchers.recipe.files import extension_for
-from amazoniax_dagster.fetchers.recipe.hints import more_hints
+from amazoniax_dagster.fetchers.recipe.hints import body_params, more_hints
 from amazoniax_dagster.fetchers.recipe.http import HostBreakers, Page, PreparedRequest
 from amazoniax_dagster.fetchers.recipe.incremental import Cursor, position
 from amazoniax_dagster.fetchers.recipe.paginators import make_paginator
@@ -129,7 +129,7 @@ def observe(cursor: Cursor, step: Step, page: Page, variables: dict[str, Any]) -
 
 def _unfollowed(step: Step, page: Page, received: int, request: PreparedRequest) -> list[str]:
     """Signs of more data on a step's last page (a full page counts only without paginate)."""
-    params = {**dict(httpx.URL(request.url).params), **request.params}
+    params = {**body_params(request.json), **dict(httpx.URL(request.url).params), **request.params}
     paginated = step.paginate is not None
     return more_hints(page, received, {} if paginated else params, paginated=paginated)
 

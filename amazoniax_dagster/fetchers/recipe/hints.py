@@ -85,6 +85,12 @@ def more_hints(
     return list(dict.fromkeys(hints))
 
 
+def body_params(body: Any) -> dict[str, str]:
+    """The number fields of a JSON request body and of its nested objects (GraphQL
+    ``variables``), by name: a page size sent in the body counts as one sent in the query."""
+    return {name: str(value) for name, value in _fields(body) if _is_int(value)}
+
+
 def _xml_fields(page: Page) -> Iterator[tuple[str, Any]]:
     """(local name, typed text) of an XML reply's leaf elements near the top (where paging
     elements live), and a ``link rel="next"``'s href as ``next``."""
@@ -124,4 +130,4 @@ def _json_or_none(page: Page) -> Any:
         return None
 
 
-__all__ = ["more_hints"]
+__all__ = ["body_params", "more_hints"]

@@ -174,7 +174,8 @@ class CursorPaginator(Paginator[CursorPaginate]):
         self.cursor = ""
 
     def variables(self) -> dict[str, Any]:
-        return {**super().variables(), "cursor": self.cursor}
+        # no cursor yet: null where ``${cursor}`` is a whole JSON body value, else empty text
+        return {**super().variables(), "cursor": self.cursor or None}
 
     def prepare(self, request: PreparedRequest) -> PreparedRequest:
         if self.cursor and self.config.param:
