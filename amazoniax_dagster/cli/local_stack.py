@@ -3,11 +3,13 @@ channels) and ``amazoniax stack up|down`` (the stack alone)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,11 +17,13 @@ from pathlib import Path
 import click
 
 from amazoniax_dagster.cli.options import _fail
+from amazoniax_dagster.devstack.console import OutputRelay
 from amazoniax_dagster.devstack.session import (
     DEFAULT_WORKDIR,
     PROJECT_ROOT,
     _alive,
     _mask,
+    _pause_daemon,
     _stop_process_group,
     _wait_for_signal,
     ensure_database,
@@ -130,10 +134,44 @@ def dev(port: int, workdir: Path, no_demo: bool, log_level: str) -> None:
             if api_port
             else None
         )
-        proc = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+        # Piped through OutputRelay (unbuffered, so that lines come as they are written).
+        proc = subprocess.Popen(
+            command,
+            env=env | {"PYTHONUNBUFFERED": "1"},
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert proc.stdout is not None
+        relay = OutputRelay(proc.stdout, sys.stdout.buffer)
+        relay.start()
+        hurry = threading.Event()
         try:
-            _wait_for_signal(proc)
+            _wait_for_signal(proc, hurry)
         finally:
+            relay.stopping()
+            if proc.poll() is None:
+                _end_runs(f"http://127.0.0.1:{port}", proc, hurry)
             if api_proc is not None:
-                _stop_process_group(api_proc)
-            _stop_process_group(proc)
+                _stop_process_group(api_proc, hurry=hurry)
+            _stop_process_group(proc, hurry=hurry)
+            relay.join(timeout=5)
+            if relay.left_out:
+                click.echo(f"left out {relay.left_out} lines of run output and stack traces")
+
+
+def _end_runs(webserver_url: str, proc: subprocess.Popen[bytes], hurry: threading.Event) -> None:
+    """End the runs in flight before their processes go: with the daemon paused (no new runs),
+    each is terminated through the webserver, then waited for (bounded)."""
+    from amazoniax_dagster.devstack.dagster_runs import DagsterWebserver, end_runs_in_flight
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    _pause_daemon(proc.pid)
+    webserver = DagsterWebserver(webserver_url)
+    try:
+        ended = end_runs_in_flight(webserver, hurry=hurry)
+    finally:
+        webserver.close()
+    if ended.statuses or ended.error:
+        click.echo(ended.summary())
