@@ -151,19 +151,21 @@ def dev(port: int, workdir: Path, no_demo: bool, log_level: str) -> None:
             _wait_for_signal(proc, hurry)
         finally:
             relay.stopping()
-            if proc.poll() is None:
-                _end_runs(f"http://127.0.0.1:{port}", proc, hurry)
+            stuck = proc.poll() is None and _end_runs(f"http://127.0.0.1:{port}", proc, hurry)
             if api_proc is not None:
                 _stop_process_group(api_proc, hurry=hurry)
-            _stop_process_group(proc, hurry=hurry)
+            # A run that ignored its termination has had its time: no second wait for it.
+            bound = {"grace": 5.0, "leftovers": 0.0} if stuck else {}
+            _stop_process_group(proc, hurry=hurry, **bound)
             relay.join(timeout=5)
             if relay.left_out:
                 click.echo(f"left out {relay.left_out} lines of run output and stack traces")
 
 
-def _end_runs(webserver_url: str, proc: subprocess.Popen[bytes], hurry: threading.Event) -> None:
+def _end_runs(webserver_url: str, proc: subprocess.Popen[bytes], hurry: threading.Event) -> bool:
     """End the runs in flight before their processes go: with the daemon paused (no new runs),
-    each is terminated through the webserver, then waited for (bounded)."""
+    each is terminated through the webserver, then waited for (bounded). Whether some did not
+    end in time (and were marked canceled)."""
     from amazoniax_dagster.devstack.dagster_runs import DagsterWebserver, end_runs_in_flight
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
@@ -175,3 +177,4 @@ def _end_runs(webserver_url: str, proc: subprocess.Popen[bytes], hurry: threadin
         webserver.close()
     if ended.statuses or ended.error:
         click.echo(ended.summary())
+    return bool(ended.forced)
