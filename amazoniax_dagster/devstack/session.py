@@ -172,6 +172,12 @@ def _pause_daemon(pgid: int) -> list[int]:
     return paused
 
 
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _group_members(pgid: int) -> list[int]:
     """The processes of process group ``pgid`` that are still running (zombies left out)."""
     import psutil

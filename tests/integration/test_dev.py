@@ -136,3 +136,5 @@ def test_ctrl_c_cancels_the_runs_in_flight_quietly_and_leaves_no_process(tmp_pat
     assert f"ended {RUNS} runs in flight: {RUNS} canceled\n" in stopping, stopping
     assert stopping.count(" - RUN_CANCELED - ") == RUNS, stopping  # one line per run
     assert "Traceback" not in output and "Stack Trace" not in output, stopping
+    errors = [line for line in stopping.splitlines() if "ERROR" in line]
+    assert all(" - RUN_CANCELED - " in line for line in errors), stopping  # none from Dagster
