@@ -22,9 +22,9 @@ from amazoniax_dagster.devstack.session import (
     DEFAULT_WORKDIR,
     PROJECT_ROOT,
     _alive,
+    _daemon_pids,
     _kill,
     _mask,
-    _pause_daemon,
     _stop_process_group,
     _wait_for_signal,
     ensure_database,
@@ -152,16 +152,12 @@ def dev(port: int, workdir: Path, no_demo: bool, log_level: str) -> None:
             _wait_for_signal(proc, hurry)
         finally:
             relay.stopping()
-            stuck, paused = False, []
-            if proc.poll() is None:
-                paused = _pause_daemon(proc.pid)  # no sensor or queue starts a run from now on
-                stuck = _end_runs(f"http://127.0.0.1:{port}", hurry)
+            stuck = proc.poll() is None and _end_runs(f"http://127.0.0.1:{port}", hurry)
             if api_proc is not None:
                 _stop_process_group(api_proc, hurry=hurry)
-            # The paused daemon has nothing left to do: resumed, it would finish a tick against
-            # servers that are stopping and log their errors. Killed just before the group's
-            # SIGTERM, so that dagster dev does not report it gone.
-            _kill(paused)
+            # The daemon has nothing left to do; stopped with the others, it could be inside a
+            # sensor tick against servers that are stopping, and log their errors.
+            _kill(_daemon_pids(proc.pid))
             # A run that ignored its termination has had its time: no second wait for it.
             bound = {"grace": 5.0, "leftovers": 0.0} if stuck else {}
             _stop_process_group(proc, hurry=hurry, **bound)
@@ -171,9 +167,8 @@ def dev(port: int, workdir: Path, no_demo: bool, log_level: str) -> None:
 
 
 def _end_runs(webserver_url: str, hurry: threading.Event) -> bool:
-    """End the runs in flight before their processes go: each is terminated through the
-    webserver, then waited for (bounded). Whether some did not end in time (and were marked
-    canceled)."""
+    """End the runs in flight before their processes go (``end_runs_in_flight``, bounded).
+    Whether some did not end in time (and were marked canceled)."""
     from amazoniax_dagster.devstack.dagster_runs import DagsterWebserver, end_runs_in_flight
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise

@@ -1,7 +1,9 @@
 """Ending the runs in flight when ``amazoniax dev`` stops, through the webserver's GraphQL API as
-the UI's Terminate button does: each run is asked to stop, given a bounded time to reach
-CANCELED, and what is left is then marked canceled ("force termination"), so no run stays
-STARTED in storage after its processes are gone.
+the UI does: the sensors and schedules that start runs are stopped; each run is terminated,
+given a bounded time to reach CANCELED, and what is left is then marked canceled ("force
+termination"), so no run stays STARTED in storage after its processes are gone; and the run
+status sensors get one evaluation after that, so that each canceled run is reported (its job
+leaves "running" in the fetcher DB, its uploads are cleaned up).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,9 @@ CANCELABLE = ("QUEUED", "STARTED")
 
 #: how long the runs get to end on their own before they are marked canceled
 RUNS_TIMEOUT_S = 10.0
+
+#: how long the run status sensors get to report the ended runs
+REPORTS_TIMEOUT_S = 10.0
 
 _RUNS_QUERY = """
 query AmazoniaxRunsInFlight($filter: RunsFilter) {
@@ -52,8 +57,46 @@ mutation AmazoniaxTerminateRuns($runIds: [String!]!, $policy: TerminateRunPolicy
 """
 
 
+_INSTIGATORS = """
+query AmazoniaxInstigators {
+  repositoriesOrError {
+    __typename
+    ... on RepositoryConnection {
+      nodes {
+        sensors {
+          id name sensorType
+          sensorState { status ticks(limit: 1) { status timestamp } }
+        }
+        schedules { id name scheduleState { status } }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+_STOP_SENSOR = """
+mutation AmazoniaxStopSensor($id: String) { stopSensor(id: $id) { __typename } }
+"""
+
+_STOP_SCHEDULE = """
+mutation AmazoniaxStopSchedule($id: String) { stopRunningSchedule(id: $id) { __typename } }
+"""
+
+
 class DagsterApiError(Exception):
     """The webserver could not be reached or answered with an error."""
+
+
+@dataclass(frozen=True)
+class Instigator:
+    """A running sensor or schedule."""
+
+    id: str
+    name: str
+    kind: str  # a sensor's type (STANDARD, RUN_STATUS, ...), or SCHEDULE
+    #: when its latest finished tick began (None: none yet, or one is in progress)
+    last_tick: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +137,31 @@ class DagsterWebserver:
             raise DagsterApiError(f"the Dagster webserver could not list runs: {result}")
         return [Run(r["runId"], r["jobName"], r["status"]) for r in result["results"]]
 
+    def instigators(self) -> list[Instigator]:
+        """The sensors and schedules that are running."""
+        result = self._graphql(_INSTIGATORS, {})["repositoriesOrError"]
+        if result["__typename"] != "RepositoryConnection":
+            raise DagsterApiError(f"the Dagster webserver could not list sensors: {result}")
+        running = []
+        for repository in result["nodes"]:
+            for sensor in repository["sensors"]:
+                state = sensor["sensorState"]
+                if state["status"] == "RUNNING":
+                    ticks = [t for t in state["ticks"] if t["status"] != "STARTED"]
+                    last = ticks[0]["timestamp"] if ticks else None
+                    running.append(
+                        Instigator(sensor["id"], sensor["name"], sensor["sensorType"], last)
+                    )
+            for schedule in repository["schedules"]:
+                if schedule["scheduleState"]["status"] == "RUNNING":
+                    running.append(Instigator(schedule["id"], schedule["name"], "SCHEDULE"))
+        return running
+
+    def stop(self, instigator: Instigator) -> None:
+        """Stop a sensor or schedule (for this instance: ``amazoniax dev`` starts a new one)."""
+        document = _STOP_SCHEDULE if instigator.kind == "SCHEDULE" else _STOP_SENSOR
+        self._graphql(document, {"id": instigator.id})
+
     def terminate(self, run_ids: list[str], *, force: bool = False) -> None:
         """Ask each run to stop (``force``: also mark it canceled at once)."""
         if not run_ids:
@@ -110,61 +178,104 @@ class EndedRuns:
 
     statuses: dict[str, str] = field(default_factory=dict)  # run id -> final status
     forced: list[str] = field(default_factory=list)  # marked canceled after the timeout
+    stopped: list[str] = field(default_factory=list)  # the sensors and schedules stopped
+    reported: bool = True  # the run status sensors evaluated after the runs had ended
     error: str = ""
 
     def summary(self) -> str:
         if self.error:
             return f"runs in flight were not ended: {self.error}"
         counts = Counter(status.lower() for status in self.statuses.values())
-        parts = [f"{n} {status}" for status, n in sorted(counts.items())]
-        forced = f" ({len(self.forced)} marked canceled after {RUNS_TIMEOUT_S:.0f} s)"
+        parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         plural = "" if len(self.statuses) == 1 else "s"
-        return (
-            f"ended {len(self.statuses)} run{plural} in flight: {', '.join(parts)}"
-            f"{forced if self.forced else ''}"
-        )
+        line = f"ended {len(self.statuses)} run{plural} in flight: {parts}"
+        if self.forced:
+            line += f" ({len(self.forced)} marked canceled after {RUNS_TIMEOUT_S:.0f} s)"
+        if not self.reported:
+            line += f"; the run status sensors did not report them within {REPORTS_TIMEOUT_S:.0f} s"
+        return line
 
 
 def end_runs_in_flight(
     webserver: DagsterWebserver,
     *,
     timeout: float = RUNS_TIMEOUT_S,
+    reports_timeout: float = REPORTS_TIMEOUT_S,
     hurry: threading.Event | None = None,
     interval: float = 0.5,
-    clock: Callable[[], float] = time.monotonic,
 ) -> EndedRuns:
-    """Terminate every run in flight and wait until each has ended, at most ``timeout`` seconds
-    (or until ``hurry`` is set); then mark the runs still going canceled.
-
-    Runs that appear meanwhile (a queued run that was starting) are asked to stop as well.
+    """Stop what starts runs, terminate every run in flight and wait until each has ended, at
+    most ``timeout`` seconds; mark the runs still going canceled; then wait (at most
+    ``reports_timeout`` seconds) until each run status sensor has evaluated once since. Setting
+    ``hurry`` cuts both waits short.
     """
     ended = EndedRuns()
-    asked: set[str] = set()
-    deadline = clock() + timeout
+    hurry = hurry or threading.Event()
     try:
-        while True:
-            going = {run.run_id: run for run in webserver.runs()}
-            left = {i for i, s in ended.statuses.items() if s in IN_FLIGHT and i not in going}
-            ended.statuses.update(_final_statuses(webserver, left))
-            for run in going.values():
-                ended.statuses[run.run_id] = run.status
-            if not going:
-                return ended
-            ask = [i for i, r in going.items() if r.status in CANCELABLE and i not in asked]
-            webserver.terminate(ask)
-            asked.update(ask)
-            if clock() >= deadline or (hurry is not None and hurry.is_set()):
-                break
-            if hurry is not None:
-                hurry.wait(interval)
+        reporters = []
+        for instigator in webserver.instigators():
+            if instigator.kind == "RUN_STATUS":
+                reporters.append(instigator.name)
             else:
-                time.sleep(interval)
-        ended.forced = sorted(going)
-        webserver.terminate(ended.forced, force=True)
-        ended.statuses.update(_final_statuses(webserver, set(ended.statuses)))
+                webserver.stop(instigator)
+                ended.stopped.append(instigator.name)
+        _terminate(webserver, ended, timeout, hurry, interval)
+        if ended.statuses and reporters:
+            ended.reported = _wait_for_reports(
+                webserver, reporters, time.time(), reports_timeout, hurry, interval
+            )
     except DagsterApiError as exc:
         ended.error = str(exc)
     return ended
+
+
+def _terminate(
+    webserver: DagsterWebserver,
+    ended: EndedRuns,
+    timeout: float,
+    hurry: threading.Event,
+    interval: float,
+) -> None:
+    """Terminate the runs in flight, and those that appear meanwhile (a queued run that was
+    starting), until none is left or the time is up; then mark what is left canceled."""
+    asked: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        going = {run.run_id: run for run in webserver.runs()}
+        left = {i for i, s in ended.statuses.items() if s in IN_FLIGHT and i not in going}
+        ended.statuses.update(_final_statuses(webserver, left))
+        ended.statuses.update({run.run_id: run.status for run in going.values()})
+        if not going:
+            return
+        ask = [i for i, r in going.items() if r.status in CANCELABLE and i not in asked]
+        webserver.terminate(ask)
+        asked.update(ask)
+        if time.monotonic() >= deadline or hurry.is_set():
+            break
+        hurry.wait(interval)
+    ended.forced = sorted(going)
+    webserver.terminate(ended.forced, force=True)
+    ended.statuses.update(_final_statuses(webserver, set(ended.forced)))
+
+
+def _wait_for_reports(
+    webserver: DagsterWebserver,
+    reporters: list[str],
+    since: float,
+    timeout: float,
+    hurry: threading.Event,
+    interval: float,
+) -> bool:
+    """Whether each of the ``reporters`` (run status sensors) finished a tick that began after
+    ``since`` (a Unix time), within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ticks = {i.name: i.last_tick for i in webserver.instigators() if i.name in reporters}
+        if all(tick is not None and tick > since for tick in ticks.values()):
+            return True
+        if time.monotonic() >= deadline or hurry.is_set():
+            return False
+        hurry.wait(interval)
 
 
 def _final_statuses(webserver: DagsterWebserver, run_ids: set[str]) -> dict[str, str]:

@@ -122,7 +122,7 @@ def _stop_process_group(
     A child of ``dagster dev`` can outlive it: a code server restarted during a shutdown lived
     on until its 45 s heartbeat timeout, logging failed connections to the stopped PostgreSQL.
     So each process of the group, including one that appears during the shutdown, gets one
-    SIGTERM (and a SIGCONT, for one paused by ``_pause_daemon``), and what is left after
+    SIGTERM, and what is left after
     ``leftovers`` seconds, or as soon as ``hurry`` is set, is killed.
     """
     hurry = hurry or threading.Event()
@@ -131,7 +131,6 @@ def _stop_process_group(
         signalled = {proc.pid, *_group_members(proc.pid)}  # what the group's SIGTERM reaches
         try:
             os.killpg(proc.pid, signal.SIGTERM)
-            os.killpg(proc.pid, signal.SIGCONT)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + grace
@@ -145,7 +144,6 @@ def _stop_process_group(
                 signalled.add(pid)
                 try:
                     os.kill(pid, signal.SIGKILL if late else signal.SIGTERM)
-                    os.kill(pid, signal.SIGCONT)
                 except ProcessLookupError:
                     pass
         if late:
@@ -154,22 +152,19 @@ def _stop_process_group(
     proc.wait()
 
 
-def _pause_daemon(pgid: int) -> list[int]:
-    """Pause (SIGSTOP) the ``dagster-daemon`` of process group ``pgid``, so that no sensor,
-    schedule or run queue starts a run while the runs in flight are ended; the pids paused."""
+def _daemon_pids(pgid: int) -> list[int]:
+    """The ``dagster-daemon`` processes of process group ``pgid``."""
     import psutil
 
-    paused = []
+    found = []
     for pid in _group_members(pgid):
         try:
             cmdline = psutil.Process(pid).cmdline()
         except psutil.Error:
             continue
         if "dagster._daemon" in cmdline or any(a.endswith("dagster-daemon") for a in cmdline):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
-                paused.append(pid)
-    return paused
+            found.append(pid)
+    return found
 
 
 def _kill(pids: list[int]) -> None:
