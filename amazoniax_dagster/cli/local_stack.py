@@ -159,7 +159,7 @@ def dev(port: int, workdir: Path, no_demo: bool, log_level: str) -> None:
             # sensor tick against servers that are stopping, and log their errors.
             _kill(_daemon_pids(proc.pid))
             # A run that ignored its termination has had its time: no second wait for it.
-            bound = {"grace": 5.0, "leftovers": 0.0} if stuck else {}
+            bound = {"grace": 2.0, "leftovers": 0.0} if stuck else {}
             _stop_process_group(proc, hurry=hurry, **bound)
             relay.join(timeout=5)
             if relay.left_out:

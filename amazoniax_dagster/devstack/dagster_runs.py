@@ -26,8 +26,8 @@ CANCELABLE = ("QUEUED", "STARTED")
 #: how long the runs get to end on their own before they are marked canceled
 RUNS_TIMEOUT_S = 10.0
 
-#: how long the run status sensors get to report the ended runs
-REPORTS_TIMEOUT_S = 10.0
+#: how long ending the runs takes at most, their reports included
+STOP_BUDGET_S = 15.0
 
 _RUNS_QUERY = """
 query AmazoniaxRunsInFlight($filter: RunsFilter) {
@@ -192,7 +192,7 @@ class EndedRuns:
         if self.forced:
             line += f" ({len(self.forced)} marked canceled after {RUNS_TIMEOUT_S:.0f} s)"
         if not self.reported:
-            line += f"; the run status sensors did not report them within {REPORTS_TIMEOUT_S:.0f} s"
+            line += f"; the run status sensors did not report them within {STOP_BUDGET_S:.0f} s"
         return line
 
 
@@ -200,15 +200,16 @@ def end_runs_in_flight(
     webserver: DagsterWebserver,
     *,
     timeout: float = RUNS_TIMEOUT_S,
-    reports_timeout: float = REPORTS_TIMEOUT_S,
+    budget: float = STOP_BUDGET_S,
     hurry: threading.Event | None = None,
     interval: float = 0.5,
 ) -> EndedRuns:
     """Stop what starts runs, terminate every run in flight and wait until each has ended, at
-    most ``timeout`` seconds; mark the runs still going canceled; then wait (at most
-    ``reports_timeout`` seconds) until each run status sensor has evaluated once since. Setting
-    ``hurry`` cuts both waits short.
+    most ``timeout`` seconds; mark the runs still going canceled; then wait until each run
+    status sensor has evaluated once since, until ``budget`` seconds have passed in all.
+    Setting ``hurry`` cuts both waits short.
     """
+    began = time.monotonic()
     ended = EndedRuns()
     hurry = hurry or threading.Event()
     try:
@@ -221,8 +222,9 @@ def end_runs_in_flight(
                 ended.stopped.append(instigator.name)
         _terminate(webserver, ended, timeout, hurry, interval)
         if ended.statuses and reporters:
+            left = began + budget - time.monotonic()
             ended.reported = _wait_for_reports(
-                webserver, reporters, time.time(), reports_timeout, hurry, interval
+                webserver, reporters, time.time(), left, hurry, interval
             )
     except DagsterApiError as exc:
         ended.error = str(exc)
