@@ -122,8 +122,8 @@ def _stop_process_group(
     A child of ``dagster dev`` can outlive it: a code server restarted during a shutdown lived
     on until its 45 s heartbeat timeout, logging failed connections to the stopped PostgreSQL.
     So each process of the group, including one that appears during the shutdown, gets one
-    SIGTERM, and what is left after
-    ``leftovers`` seconds, or as soon as ``hurry`` is set, is killed.
+    SIGTERM, and what is left after ``leftovers`` seconds, or as soon as ``hurry`` is set, is
+    killed.
     """
     hurry = hurry or threading.Event()
     signalled: set[int] = set()
