@@ -190,7 +190,7 @@ class EndedRuns:
         plural = "" if len(self.statuses) == 1 else "s"
         line = f"ended {len(self.statuses)} run{plural} in flight: {parts}"
         if self.forced:
-            line += f" ({len(self.forced)} marked canceled after {RUNS_TIMEOUT_S:.0f} s)"
+            line += f" ({len(self.forced)} marked canceled without having ended)"
         if not self.reported:
             line += f"; the run status sensors did not report them within {STOP_BUDGET_S:.0f} s"
         return line
