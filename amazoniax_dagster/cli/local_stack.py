@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from amazoniax_dagster.cli.options import _fail
-from amazoniax_dagster.devstack.console import OutputRelay
+from amazoniax_dagster.devstack.console import OutputRelay, output_channel
 from amazoniax_dagster.devstack.session import (
     DEFAULT_WORKDIR,
     PROJECT_ROOT,
@@ -135,17 +135,20 @@ def dev(port: int, workdir: Path, no_demo: bool, log_level: str) -> None:
             if api_port
             else None
         )
-        # Piped through OutputRelay (unbuffered, so that lines come as they are written).
-        proc = subprocess.Popen(
-            command,
-            env=env | {"PYTHONUNBUFFERED": "1"},
-            cwd=PROJECT_ROOT,
-            start_new_session=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        assert proc.stdout is not None
-        relay = OutputRelay(proc.stdout, sys.stdout.buffer)
+        # Its output goes through OutputRelay (unbuffered, so that lines come as written).
+        source, output = output_channel(sys.stdout.isatty())
+        try:
+            proc = subprocess.Popen(
+                command,
+                env=env | {"PYTHONUNBUFFERED": "1"},
+                cwd=PROJECT_ROOT,
+                start_new_session=True,
+                stdout=output,
+                stderr=output,
+            )
+        finally:
+            os.close(output)
+        relay = OutputRelay(source, sys.stdout.buffer)
         relay.start()
         hurry = threading.Event()
         try:

@@ -6,6 +6,8 @@ its stack trace with its step and run events; those lines are left out (counted)
 
 from __future__ import annotations
 
+import os
+import pty
 import re
 import threading
 from typing import IO
@@ -25,6 +27,14 @@ def shown_while_stopping(line: bytes) -> bool:
     if not RECORD_START.match(line):
         return False  # the rest of a record: a stack trace, mostly
     return not RUN_RECORD.search(line) or bool(RUN_EVENT.search(line))
+
+
+def output_channel(terminal: bool) -> tuple[IO[bytes], int]:
+    """Where the children write and the relay reads: a pseudo-terminal when ours is a
+    ``terminal`` (Dagster colors its logs for terminals only), else a pipe. The end to read, and
+    the file descriptor to hand to the children (close it once they have it)."""
+    read_fd, write_fd = pty.openpty() if terminal else os.pipe()
+    return os.fdopen(read_fd, "rb"), write_fd
 
 
 class OutputRelay:
@@ -49,9 +59,14 @@ class OutputRelay:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        for line in iter(self._source.readline, b""):
-            if self._stopping.is_set() and not shown_while_stopping(line):
-                self.left_out += 1
-                continue
-            self._sink.write(line)
-            self._sink.flush()
+        try:
+            for line in iter(self._source.readline, b""):
+                if self._stopping.is_set() and not shown_while_stopping(line):
+                    self.left_out += 1
+                    continue
+                self._sink.write(line)
+                self._sink.flush()
+        except OSError:  # a pseudo-terminal's end: EIO once every writer closed it
+            pass
+        finally:
+            self._source.close()

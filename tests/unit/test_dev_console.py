@@ -4,12 +4,11 @@ run (its run-level event) and none of the stack traces or step events of interru
 from __future__ import annotations
 
 import io
-import os
 import threading
 
 import pytest
 
-from amazoniax_dagster.devstack.console import OutputRelay, shown_while_stopping
+from amazoniax_dagster.devstack.console import OutputRelay, output_channel, shown_while_stopping
 
 RUN = (
     "2026-12-05 18:42:31 +0000 - dagster - ERROR - channel_files_job"
@@ -53,27 +52,33 @@ def test_what_shows_once_the_stop_began(line: str, shown: bool) -> None:
     assert shown_while_stopping(line.encode()) is shown
 
 
-def _relay(before: str, after: str) -> tuple[str, int]:
+def _relay(before: str, after: str, *, terminal: bool) -> tuple[str, int]:
     """Relay ``before``, begin the stop, relay ``after``: what came out, how much was left out."""
-    read_fd, write_fd = os.pipe()
+    source, write_fd = output_channel(terminal)
     sink = io.BytesIO()
-    with open(read_fd, "rb") as source, open(write_fd, "wb", buffering=0) as writer:
-        relay = OutputRelay(source, sink)
-        relay.start()
+
+    def relayed() -> str:  # a terminal ends its lines with CR LF
+        return sink.getvalue().decode().replace("\r\n", "\n")
+
+    relay = OutputRelay(source, sink)
+    relay.start()
+    with open(write_fd, "wb", buffering=0) as writer:
         writer.write(before.encode())
-        while sink.getvalue().decode() != before:  # relayed, before the stop begins
+        while relayed() != before:  # relayed, before the stop begins
             threading.Event().wait(0.01)
         relay.stopping()
         writer.write(after.encode())
-        writer.close()
-        relay.join(timeout=10)
-    return sink.getvalue().decode(), relay.left_out
+    relay.join(timeout=10)
+    return relayed(), relay.left_out
 
 
-def test_everything_passes_while_dagster_runs_and_one_line_per_run_once_stopping() -> None:
+@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "pseudo-terminal"])
+def test_everything_passes_while_dagster_runs_and_one_line_per_run_once_stopping(
+    terminal: bool,
+) -> None:
     before = STEP_FAILED + STACK + TRACEBACK
     after = STEP_FAILED + STACK + CANCELED + STACK + DAEMON + TRACEBACK
-    out, left_out = _relay(before, after)
+    out, left_out = _relay(before, after, terminal=terminal)
     assert out == before + CANCELED + DAEMON
     assert left_out == after.count("\n") - 2
     assert "Traceback" not in out[len(before) :] and "Stack Trace" not in out[len(before) :]
