@@ -154,19 +154,33 @@ def dev(port: int, workdir: Path, no_demo: bool, log_level: str) -> None:
         try:
             _wait_for_signal(proc, hurry)
         finally:
-            relay.stopping()
-            stuck = proc.poll() is None and _end_runs(f"http://127.0.0.1:{port}", hurry)
-            if api_proc is not None:
-                _stop_process_group(api_proc, hurry=hurry)
-            # The daemon has nothing left to do; stopped with the others, it could be inside a
-            # sensor tick against servers that are stopping, and log their errors.
-            _kill(_daemon_pids(proc.pid))
-            # A run that ignored its termination has had its time: no second wait for it.
-            bound = {"grace": 2.0, "leftovers": 0.0} if stuck else {}
-            _stop_process_group(proc, hurry=hurry, **bound)
-            relay.join(timeout=5)
-            if relay.left_out:
-                click.echo(f"left out {relay.left_out} lines of run output and stack traces")
+            _stop_dagster(proc, api_proc, relay, f"http://127.0.0.1:{port}", hurry)
+
+
+def _stop_dagster(
+    proc: subprocess.Popen[bytes],
+    api_proc: subprocess.Popen[bytes] | None,
+    relay: OutputRelay,
+    webserver_url: str,
+    hurry: threading.Event,
+) -> None:
+    """Stop ``dagster dev`` (``proc``) and the read API: the runs in flight first, while the
+    webserver still answers, then the process groups; return when no process of them is left."""
+    stuck = False
+    if proc.poll() is None:  # else all it printed, why it exited included, is relayed
+        relay.stopping()
+        stuck = _end_runs(webserver_url, hurry)
+    if api_proc is not None:
+        _stop_process_group(api_proc, hurry=hurry)
+    # The daemon has nothing left to do; stopped with the others, it could be inside a sensor
+    # tick against servers that are stopping, and log their errors.
+    _kill(_daemon_pids(proc.pid))
+    # A run that ignored its termination has had its time: no second wait for it.
+    bound = {"grace": 2.0, "leftovers": 0.0} if stuck else {}
+    _stop_process_group(proc, hurry=hurry, **bound)
+    relay.join(timeout=5)
+    if relay.left_out:
+        click.echo(f"left out {relay.left_out} lines of run output and stack traces")
 
 
 def _end_runs(webserver_url: str, hurry: threading.Event) -> bool:
