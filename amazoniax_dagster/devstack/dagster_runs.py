@@ -180,6 +180,7 @@ class EndedRuns:
     forced: list[str] = field(default_factory=list)  # marked canceled after the timeout
     stopped: list[str] = field(default_factory=list)  # the sensors and schedules stopped
     reported: bool = True  # the run status sensors evaluated after the runs had ended
+    hurried: bool = False  # a second Ctrl-C cut the waits short
     error: str = ""
 
     def summary(self) -> str:
@@ -192,7 +193,9 @@ class EndedRuns:
         if self.forced:
             line += f" ({len(self.forced)} marked canceled without having ended)"
         if not self.reported:
-            line += f"; the run status sensors did not report them within {STOP_BUDGET_S:.0f} s"
+            line += "; the run status sensors did not report them" + (
+                " (stopped at once)" if self.hurried else f" within {STOP_BUDGET_S:.0f} s"
+            )
         return line
 
 
@@ -228,6 +231,7 @@ def end_runs_in_flight(
             )
     except DagsterApiError as exc:
         ended.error = str(exc)
+    ended.hurried = hurry.is_set()
     return ended
 
 

@@ -91,11 +91,15 @@ def test_runs_that_do_not_end_in_time_are_marked_canceled() -> None:
 
 
 def test_a_second_ctrl_c_marks_them_canceled_without_waiting() -> None:
-    webserver = ScriptedWebserver({"a": "STARTED"}, stuck=True)
+    webserver = ScriptedWebserver({"a": "STARTED"}, stuck=True, reporting=False)
     hurry = threading.Event()
     hurry.set()
-    ended = end_runs_in_flight(webserver, timeout=600, hurry=hurry)
+    ended = end_runs_in_flight(webserver, timeout=600, budget=600, hurry=hurry)
     assert ended.forced == ["a"]
+    assert ended.summary() == (
+        "ended 1 run in flight: 1 canceled (1 marked canceled without having ended)"
+        "; the run status sensors did not report them (stopped at once)"
+    )
 
 
 def test_reports_not_seen_within_the_budget_are_said_so() -> None:
