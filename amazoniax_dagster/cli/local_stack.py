@@ -3,11 +3,13 @@ channels) and ``amazoniax stack up|down`` (the stack alone)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,10 +17,13 @@ from pathlib import Path
 import click
 
 from amazoniax_dagster.cli.options import _fail
+from amazoniax_dagster.devstack.console import OutputRelay, output_channel
 from amazoniax_dagster.devstack.session import (
     DEFAULT_WORKDIR,
     PROJECT_ROOT,
     _alive,
+    _daemon_pids,
+    _kill,
     _mask,
     _stop_process_group,
     _wait_for_signal,
@@ -130,10 +135,65 @@ def dev(port: int, workdir: Path, no_demo: bool, log_level: str) -> None:
             if api_port
             else None
         )
-        proc = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+        # Its output goes through OutputRelay (unbuffered, so that lines come as written).
+        source, output = output_channel(sys.stdout.isatty())
         try:
-            _wait_for_signal(proc)
+            proc = subprocess.Popen(
+                command,
+                env=env | {"PYTHONUNBUFFERED": "1"},
+                cwd=PROJECT_ROOT,
+                start_new_session=True,
+                stdout=output,
+                stderr=output,
+            )
         finally:
-            if api_proc is not None:
-                _stop_process_group(api_proc)
-            _stop_process_group(proc)
+            os.close(output)
+        relay = OutputRelay(source, sys.stdout.buffer)
+        relay.start()
+        hurry = threading.Event()
+        try:
+            _wait_for_signal(proc, hurry)
+        finally:
+            _stop_dagster(proc, api_proc, relay, f"http://127.0.0.1:{port}", hurry)
+
+
+def _stop_dagster(
+    proc: subprocess.Popen[bytes],
+    api_proc: subprocess.Popen[bytes] | None,
+    relay: OutputRelay,
+    webserver_url: str,
+    hurry: threading.Event,
+) -> None:
+    """Stop ``dagster dev`` (``proc``) and the read API: the runs in flight first, while the
+    webserver still answers, then the process groups; return when no process of them is left."""
+    stuck = False
+    if proc.poll() is None:  # else all it printed, why it exited included, is relayed
+        relay.stopping()
+        stuck = _end_runs(webserver_url, hurry)
+    if api_proc is not None:
+        _stop_process_group(api_proc, hurry=hurry)
+    # The daemon has nothing left to do; stopped with the others, it could be inside a sensor
+    # tick against servers that are stopping, and log their errors.
+    _kill(_daemon_pids(proc.pid))
+    # A run that ignored its termination has had its time: no second wait for it.
+    bound = {"grace": 2.0, "leftovers": 0.0} if stuck else {}
+    _stop_process_group(proc, hurry=hurry, **bound)
+    relay.join(timeout=5)
+    if relay.left_out:
+        click.echo(f"left out {relay.left_out} lines of run output and stack traces")
+
+
+def _end_runs(webserver_url: str, hurry: threading.Event) -> bool:
+    """End the runs in flight before their processes go (``end_runs_in_flight``, bounded).
+    Whether some did not end in time (and were marked canceled)."""
+    from amazoniax_dagster.devstack.dagster_runs import DagsterWebserver, end_runs_in_flight
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    webserver = DagsterWebserver(webserver_url)
+    try:
+        ended = end_runs_in_flight(webserver, hurry=hurry)
+    finally:
+        webserver.close()
+    if ended.statuses or ended.error:
+        click.echo(ended.summary())
+    return bool(ended.forced)

@@ -3,6 +3,7 @@ a signal, stop."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -70,30 +71,50 @@ def prepare_dagster_home(home: Path) -> Path:
     return home
 
 
-def _wait_for_signal(proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Return on Ctrl-C or SIGTERM (or when ``proc`` exits). From then on both do nothing.
+#: a second stop request within this many seconds of the first is the same Ctrl-C, forwarded
+SAME_INTERRUPT_S = 0.5
 
-    The stop that follows is ordered (``dagster dev``, then the stack) and bounded. A second
-    interrupt would cut it short and stop the stack under a Dagster still shutting down, and
-    one always comes: ``uv run`` forwards the Ctrl-C that the terminal already sent to us. So
-    the handlers only set a flag, and they stay in place.
+
+def _wait_for_signal(
+    proc: subprocess.Popen[bytes] | None = None, hurry: threading.Event | None = None
+) -> None:
+    """Return on Ctrl-C or SIGTERM (or when ``proc`` exits). From then on both only set ``hurry``.
+
+    The stop that follows is ordered (the runs in flight, ``dagster dev``, then the stack) and
+    bounded. An interrupt must not cut it short and stop the stack under a Dagster still
+    shutting down, and one always comes: ``uv run`` forwards the Ctrl-C that the terminal
+    already sent to us. So the handlers only set flags, and they stay in place; a second
+    Ctrl-C of the person (later than ``SAME_INTERRUPT_S``) sets ``hurry``: the stop no longer
+    waits for runs or for processes to exit on their own.
     """
     stop = threading.Event()
+    first: list[float] = []
 
     def request_stop(signum: int, frame: object) -> None:
-        stop.set()
+        now = time.monotonic()
+        if not first:
+            first.append(now)
+            stop.set()
+        elif hurry is not None and not hurry.is_set() and now - first[0] > SAME_INTERRUPT_S:
+            hurry.set()
+            click.echo("stopping at once ...")
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     while not stop.wait(0.5):
         if proc is not None and proc.poll() is not None:
             click.echo(f"dagster dev exited with {proc.returncode}")
+            first.append(time.monotonic())  # later requests hurry the stop
             return
     click.echo("stopping ...")
 
 
 def _stop_process_group(
-    proc: subprocess.Popen[bytes], *, grace: float = 30.0, leftovers: float = 10.0
+    proc: subprocess.Popen[bytes],
+    *,
+    grace: float = 30.0,
+    leftovers: float = 10.0,
+    hurry: threading.Event | None = None,
 ) -> None:
     """Stop ``proc`` (``dagster dev``, leader of its own process group) and every process of its
     group, and return only when none is left: the stack they use is stopped next.
@@ -101,19 +122,23 @@ def _stop_process_group(
     A child of ``dagster dev`` can outlive it: a code server restarted during a shutdown lived
     on until its 45 s heartbeat timeout, logging failed connections to the stopped PostgreSQL.
     So each process of the group, including one that appears during the shutdown, gets one
-    SIGTERM, and what is left after ``leftovers`` seconds is killed.
+    SIGTERM, and what is left after ``leftovers`` seconds, or as soon as ``hurry`` is set, is
+    killed.
     """
+    hurry = hurry or threading.Event()
     signalled: set[int] = set()
     if proc.poll() is None:
         signalled = {proc.pid, *_group_members(proc.pid)}  # what the group's SIGTERM reaches
         try:
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=grace)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace
+        while proc.poll() is None and time.monotonic() < deadline and not hurry.wait(0.1):
             pass
     deadline = time.monotonic() + leftovers
     while members := _group_members(proc.pid):
-        late = time.monotonic() > deadline
+        late = time.monotonic() > deadline or hurry.is_set()
         for pid in members:
             if late or pid not in signalled:
                 signalled.add(pid)
@@ -125,6 +150,27 @@ def _stop_process_group(
             break
         time.sleep(0.2)
     proc.wait()
+
+
+def _daemon_pids(pgid: int) -> list[int]:
+    """The ``dagster-daemon`` processes of process group ``pgid``."""
+    import psutil
+
+    found = []
+    for pid in _group_members(pgid):
+        try:
+            cmdline = psutil.Process(pid).cmdline()
+        except psutil.Error:
+            continue
+        if "dagster._daemon" in cmdline or any(a.endswith("dagster-daemon") for a in cmdline):
+            found.append(pid)
+    return found
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _group_members(pgid: int) -> list[int]:
