@@ -38,7 +38,8 @@ _NEXT_KEYS = (
 )
 _CURSOR_KEYS = (
     "next_cursor", "nextCursor", "cursor", "next_token", "nextToken", "endCursor", "end_cursor",
-    "continuation", "next_page_token", "nextPageToken",
+    "continuation", "next_page_token", "nextPageToken", "NextToken", "NextContinuationToken",
+    "NextMarker", "NextPageToken",
 )  # fmt: skip
 _NESTS = ("meta", "pagination", "paging", "page_info", "pageInfo", "links", "_links")
 _NEST_DEPTH = 3
@@ -66,7 +67,10 @@ _CURSOR_PARAMS = (
     "pageToken",
     "next_token",
     "continuation",
+    "continuation-token",
     "starting_after",
+    "marker",
+    "NextToken",
 )
 _DOC_WORDS = re.compile(r"doc|openapi|swagger|schema|help|terms|privacy|about", re.IGNORECASE)
 _DATA_WORDS = re.compile(
@@ -97,8 +101,12 @@ def with_params(url: str, **params: str) -> str:
 
 def _fields(body: Any, names: Sequence[str], depth: int = 0) -> Iterator[tuple[str, Any]]:
     """(name, value) of the fields called ``names``: at the top, then in nested paging objects
-    (``meta.pagination.total_pages``)."""
+    (``meta.pagination.total_pages``); a body that is one object under one name (an XML
+    document's root element, a JSON envelope) is read inside it."""
     if not isinstance(body, dict) or depth > _NEST_DEPTH:
+        return
+    if len(body) == 1 and isinstance(wrapped := next(iter(body.values())), dict):
+        yield from _fields(wrapped, names, depth)
         return
     for name in names:
         if name in body:
@@ -149,8 +157,7 @@ def next_page_probes(
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
             params = [p for p in documented if p in _CURSOR_PARAMS]
             params += [p for p in query if p in _CURSOR_PARAMS]
-            base = re.sub(r"^(next_?|end_?)", "", name, flags=re.IGNORECASE).lower() or "cursor"
-            params += [base, "cursor", "after"]
+            params += [*_cursor_param_names(name), "cursor", "after"]
             for param in dict.fromkeys(params):
                 probes.append(Probe(with_params(url, **{param: str(value)}), f"cursor as {param}"))
     for name, value in _fields(body, _NEXT_PAGE_NUMBER):
@@ -165,6 +172,17 @@ def next_page_probes(
             probes += _keyset_probes(url, query, documented, last_record)
         probes += _offset_probes(url, body, query, documented, record_count, guess=more)
     return list({probe.url: probe for probe in probes if probe.url != url}.values())
+
+
+def _cursor_param_names(field: str) -> list[str]:
+    """Parameters a cursor field is sent back as, by its name without ``next``/``end``:
+    ``nextPageToken`` -> ``pageToken``, ``next_token`` -> ``token``, ``NextContinuationToken``
+    -> ``continuationToken``, ``continuation-token``; ``NextToken`` as it is (AWS)."""
+    base = re.sub(r"^(next_?|end_?)", "", field, flags=re.IGNORECASE) or "cursor"
+    camel = base[:1].lower() + base[1:]
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", camel).lower().split("_")
+    names = [camel, "-".join(words), "_".join(words)]
+    return list(dict.fromkeys([*names, field] if field[:1].isupper() else names))
 
 
 def _page_names(query: Mapping[str, str], documented: Sequence[str]) -> list[str]:

@@ -17,7 +17,7 @@ from fetcher_codegen.records import json_path
 def next_url(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:
     paths = set()
     for previous, current in zip(pages, pages[1:], strict=False):
-        body = previous.entry.json
+        body = previous.entry.tree
         if body is None:
             return None
         path = _url_path(body, current.entry.url, previous.entry.url)

@@ -1,0 +1,97 @@
+"""XML replies: records, probes and pagination read the same tree the recipe engine reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amazoniax_dagster.fetchers.recipe.xmltree import parse
+from fetcher_codegen.har import entries_from_har
+from fetcher_codegen.pagination import Page, infer
+from fetcher_codegen.probes import next_page_probes
+from fetcher_codegen.records import find_records
+
+ORIGIN = "http://fleet.test"
+
+
+def xml_entry(path: str, body: str) -> dict[str, Any]:
+    return {
+        "startedDateTime": "2026-03-10T10:00:00.000Z",
+        "_resourceType": "document",
+        "request": {"method": "GET", "url": ORIGIN + path, "headers": []},
+        "response": {
+            "status": 200,
+            "headers": [],
+            "content": {"mimeType": "application/xml", "text": body},
+        },
+    }
+
+
+def pages(*items: dict[str, Any]) -> list[Page]:
+    return [Page(e, find_records(e)) for e in entries_from_har({"log": {"entries": list(items)}})]
+
+
+def token_page(start: int, token: int | None) -> str:
+    rows = "".join(f"<vehicle><id>V{n}</id></vehicle>" for n in range(start, start + 3))
+    more = f"<nextPageToken>{token}</nextPageToken>" if token is not None else ""
+    return f"<response><vehicles>{rows}</vehicles>{more}</response>"
+
+
+def test_xml_records_carry_their_path_in_the_tree() -> None:
+    (page,) = pages(xml_entry("/v.xml", token_page(0, 3)))
+    assert page.records is not None and page.records.path == "response.vehicles.vehicle"
+    assert page.records.items[0] == {"id": "V0"}
+
+
+def test_a_numeric_token_the_reply_names_is_a_cursor_not_an_offset() -> None:
+    found, warnings = infer(
+        pages(
+            xml_entry("/v.xml", token_page(0, 3)),
+            xml_entry("/v.xml?pageToken=3", token_page(3, 6)),
+            xml_entry("/v.xml?pageToken=6", token_page(6, None)),
+        )
+    )
+    assert warnings == [] and found is not None
+    assert found.config == {
+        "type": "cursor",
+        "cursor_path": "response.nextPageToken",
+        "param": "pageToken",
+    }
+
+
+def offset_page(start: int) -> str:
+    rows = "".join(f'<item id="R{n}"/>' for n in range(start, min(start + 2, 5)))
+    return f"<results><totalResults>5</totalResults>{rows}</results>"
+
+
+def test_an_xml_offset_stops_at_the_total_the_reply_gives() -> None:
+    found, _ = infer(
+        pages(
+            xml_entry("/r.xml", offset_page(0)),
+            xml_entry("/r.xml?start=2", offset_page(2)),
+            xml_entry("/r.xml?start=4", offset_page(4)),
+        )
+    )
+    assert found is not None
+    assert found.config["type"] == "offset" and found.config["param"] == "start"
+    assert found.config["total_path"] == "results.totalResults"
+
+
+def test_probes_send_an_xml_token_back_under_its_own_name() -> None:
+    url = ORIGIN + "/v.xml"
+    probes = next_page_probes(url, parse(token_page(0, 3)), 3)
+    assert probes[0].url == url + "?pageToken=3"
+
+
+def test_an_aws_style_continuation_token_is_probed_as_continuation_token() -> None:
+    body = parse(
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        "<IsTruncated>true</IsTruncated><Contents><Key>a</Key></Contents>"
+        "<Contents><Key>b</Key></Contents>"
+        "<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm</NextContinuationToken>"
+        "</ListBucketResult>"
+    )
+    urls = [p.url for p in next_page_probes(ORIGIN + "/bucket?list-type=2", body, 2)]
+    assert (
+        ORIGIN + "/bucket?list-type=2&continuation-token=1ueGcxLPRx1Tr%2FXYExHnhbYLgveDs2J%2Fwm"
+        in urls
+    )
