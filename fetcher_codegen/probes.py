@@ -1,4 +1,5 @@
-"""What the explorer tries next on a JSON API, decided from what it has seen (pure logic).
+"""What the explorer tries next on an API (JSON or XML), decided from what it has seen (pure
+logic).
 
 A browser clicks "Next" on a web page; an API has no button, so the explorer asks for the next
 page the way a person reading the response (and the API's documentation) would:
@@ -11,7 +12,10 @@ page the way a person reading the response (and the API's documentation) would:
 * when the body says there is more (``has_more`` true, ``next_page`` = 2, ``total_pages`` or
   ``total`` beyond this page) but names no parameter, the common ones: the next page number
   as ``page``, the last record's id after ``starting_after``/``after``/``since_id`` (keyset),
-  the record count as ``offset``.
+  the record count as the offset the body echoes (``start: 0``), else as ``offset``.
+
+JSON bodies and XML ones (read as the JSON-shaped tree of
+:mod:`amazoniax_dagster.fetchers.recipe.xmltree`) are read alike.
 
 Every candidate is only a guess: the explorer keeps one when its response brings records the
 previous page did not (the HAR keeps the rest, and pagination inference ignores them).
@@ -59,6 +63,7 @@ _ID_FIELDS = ("id", "uuid", "_id", "key")
 _PAGE_PARAMS = ("page", "p", "page_number", "pageNumber", "pageNo", "pg")
 _SIZE_PARAMS = ("per_page", "page_size", "pageSize", "limit", "size")
 _OFFSET_PARAMS = ("offset", "start", "skip")
+_ECHOED_OFFSETS = (*_OFFSET_PARAMS, "startIndex", "start_index", "from")
 _LIMIT_PARAMS = ("limit", "count", "size", "max", "per_page", "page_size")
 _CURSOR_PARAMS = (
     "cursor",
@@ -247,7 +252,11 @@ def _offset_probes(
             return [
                 Probe(with_params(url, **{name: str(int(query[name]) + step)}), f"{name} + {step}")
             ]
-    offsets = [p for p in documented if p in _OFFSET_PARAMS] or (["offset"] if guess else [])
+    # the name the reply gives its own offset (``<start>0</start>``, ``"startIndex": 0``)
+    echoed = [n for n, v in _fields(body, _ECHOED_OFFSETS) if _number(v) == 0] if guess else []
+    offsets = (
+        [p for p in documented if p in _OFFSET_PARAMS] or echoed or (["offset"] if guess else [])
+    )
     if not offsets:
         return []
     limits = [p for p in documented if p in _LIMIT_PARAMS]

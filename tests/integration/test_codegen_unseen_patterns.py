@@ -8,7 +8,8 @@ ones are ``/page/N``; a key presented in the scheme only the 401's challenge nam
 URL whose 410 names its successor, records that are bare id strings, an "Earlier entries »"
 link, and a "Next page" ``<span>`` a script makes clickable; a search API paged by ``page`` in
 a POSTed JSON body and a GraphQL query paged by ``offset``/``limit`` variables, of which the
-page's script asks only the first page.
+page's script asks only the first page; an XML register paged by ``start`` with
+``<totalResults>``.
 """
 
 from __future__ import annotations
@@ -243,6 +244,23 @@ def member_directory(path: str, query: dict[str, str], body: Any) -> Reply:
 
 BODY_SITES = (tool_search, member_directory)
 
+PERMITS = [{"ref": f"PR-{i:04d}", "holder": f"Holder {i}"} for i in range(1, 24)]
+
+
+def permits(path: str, query: dict[str, str]) -> Reply:
+    """An XML register, 10 permits a page by ``start``, with ``<totalResults>`` and an echoed
+    ``<start>`` (no next token, no link): only the first page is what the URL shows."""
+    if path != "/register/permits.xml":
+        return 404, "application/xml", b"<error>not found</error>"
+    start = int(query.get("start") or 0)
+    rows = "".join(
+        f'<permit status="active"><ref>{p["ref"]}</ref><holder>{p["holder"]}</holder></permit>'
+        for p in PERMITS[start : start + 10]
+    )
+    head = f"<totalResults>{len(PERMITS)}</totalResults><start>{start}</start>"
+    body = f'<?xml version="1.0" encoding="UTF-8"?><register>{head}{rows}</register>'
+    return 200, "application/xml", body.encode()
+
 
 @contextmanager
 def serve(site: Site) -> Iterator[str]:
@@ -294,7 +312,8 @@ def serve(site: Site) -> Iterator[str]:
 
 
 def fetched_ids(out: Path, key: str) -> set[str]:
-    """Values of ``key`` in every JSON file, or of ``data-…id`` attributes in HTML files."""
+    """Values of ``key`` in every JSON file (elements named so in XML files), or of
+    ``data-…id`` attributes in HTML files."""
     found: set[str] = set()
 
     def walk(value: Any) -> None:
@@ -312,6 +331,8 @@ def fetched_ids(out: Path, key: str) -> set[str]:
     for file in out.rglob("*"):
         if file.suffix == ".json":
             walk(json.loads(file.read_text()))
+        elif file.suffix == ".xml":
+            found |= set(re.findall(rf"<{key}>([^<]+)</{key}>", file.read_text()))
         elif file.suffix == ".html":
             found |= set(re.findall(r'data-[\w-]*id="([^"]+)"', file.read_text()))
     return found
@@ -331,6 +352,7 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         (board, "/board", POSTS, "id"),
         (tool_search, "/catalog", TOOLS, "sku"),
         (member_directory, "/directory", MEMBERS, "handle"),
+        (permits, "/register/permits.xml", PERMITS, "ref"),
     ],
     ids=[
         "next-page-number",
@@ -344,6 +366,7 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         "script-made-next-control",
         "post-search-paged-in-the-body",
         "graphql-offset-variables",
+        "xml-offset-with-total-results",
     ],
 )
 def test_every_record_of_a_new_shape_is_fetched(

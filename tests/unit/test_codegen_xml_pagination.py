@@ -95,3 +95,28 @@ def test_an_aws_style_continuation_token_is_probed_as_continuation_token() -> No
         ORIGIN + "/bucket?list-type=2&continuation-token=1ueGcxLPRx1Tr%2FXYExHnhbYLgveDs2J%2Fwm"
         in urls
     )
+
+
+def test_the_offset_an_xml_reply_echoes_is_the_one_probed() -> None:
+    body = parse("<register><totalResults>23</totalResults><start>0</start><p/><p/></register>")
+    urls = [p.url for p in next_page_probes(ORIGIN + "/permits.xml", body, 2)]
+    assert ORIGIN + "/permits.xml?start=2" in urls
+    assert ORIGIN + "/permits.xml?offset=2" not in urls
+
+
+def next_page(number: int, more: bool) -> str:
+    rows = "".join(f"<row><code>C{number}{n}</code></row>" for n in range(3))
+    link = f"<next>{ORIGIN}/rows.xml?cursor=k{number + 1}</next>" if more else ""
+    return f"<dataset><rows>{rows}</rows>{link}</dataset>"
+
+
+def test_a_next_element_holding_a_url_is_a_next_url() -> None:
+    found, _ = infer(
+        pages(
+            xml_entry("/rows.xml", next_page(1, True)),
+            xml_entry("/rows.xml?cursor=k2", next_page(2, True)),
+            xml_entry("/rows.xml?cursor=k3", next_page(3, False)),
+        )
+    )
+    assert found is not None
+    assert found.config == {"type": "next_url", "next_url_path": "dataset.next"}
