@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from amazoniax_dagster.fetchers.recipe import xmltree
 from fetcher_codegen.har import is_tracker
 
 _NEXT_KEYS = (
@@ -153,6 +154,8 @@ def next_page_probes(
     whose records end with ``last_record``), the likeliest first."""
     probes: list[Probe] = []
     query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    if (linked := xmltree.links(body).get("next")) is not None:
+        probes.append(Probe(urljoin(url, linked), "an XML link rel=next"))
     for name, value in _fields(body, _NEXT_KEYS):
         if isinstance(value, str) and value:
             probes.append(Probe(urljoin(url, value), f"next URL in field {name}"))

@@ -120,3 +120,24 @@ def test_a_next_element_holding_a_url_is_a_next_url() -> None:
     )
     assert found is not None
     assert found.config == {"type": "next_url", "next_url_path": "dataset.next"}
+
+
+def linked_page(number: int, last: int) -> str:
+    rows = "".join(f"<row><code>L{number}{n}</code></row>" for n in range(3))
+    links = '<link rel="self" href="/l.xml"/>'
+    links += f'<link rel="prev" href="/l.xml?pg={number - 1}"/>' if number > 1 else ""
+    links += f'<link rel="next" href="/l.xml?pg={number + 1}"/>' if number < last else ""
+    return f"<dataset>{links}<rows>{rows}</rows></dataset>"
+
+
+def test_root_link_elements_rel_next_are_followed_as_links() -> None:
+    found, _ = infer(
+        pages(
+            xml_entry("/l.xml", linked_page(1, 3)),
+            xml_entry("/l.xml?pg=2", linked_page(2, 3)),
+            xml_entry("/l.xml?pg=3", linked_page(3, 3)),
+        )
+    )
+    assert found is not None and found.config == {"type": "link_header"}
+    probes = next_page_probes(ORIGIN + "/l.xml", parse(linked_page(1, 3)), 3)
+    assert probes[0].url == ORIGIN + "/l.xml?pg=2"

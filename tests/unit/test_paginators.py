@@ -375,3 +375,20 @@ def test_an_xml_reply_declaring_entities_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(SiteChangedError, match="expected XML"):
         drive(tmp_path, {"type": "cursor", "cursor_path": "r.next"}, [Reply(bomb)], records=None)
+
+
+def test_a_link_paginator_follows_the_root_link_rel_next_of_an_xml_reply(tmp_path: Path) -> None:
+    def listing(number: int, *rels: str) -> Reply:
+        links = "".join(f'<link rel="{r}" href="/items?p={number + d}"/>' for r, d in rels)
+        # a record's own link is not the document's
+        row = f'<row><link rel="next" href="/rows/{number}"/><id>{number}</id></row>'
+        return Reply(f"<dataset>{links}<rows>{row}{row}</rows></dataset>")
+
+    replies = [
+        listing(1, ("next", 1)),
+        listing(2, ("prev", -1), ("next", 1)),
+        listing(3, ("prev", -1), ("self", 0)),
+    ]
+    run = drive(tmp_path, {"type": "link_header"}, replies, records="dataset.rows.row")
+    assert [r.url for r in run.requests] == [BASE, f"{BASE}?p=2", f"{BASE}?p=3"]
+    assert run.stop_reason == "no next link"

@@ -163,13 +163,18 @@ class Page:
 
     @property
     def links(self) -> dict[str, str]:
-        """``rel`` -> URL from the Link header (absolute, resolved against the page URL)."""
+        """``rel`` -> URL from the Link header and, in an XML reply, from its root's
+        ``<link rel href>`` elements (the header wins); absolute, resolved against the page
+        URL."""
         parsed = httpx.Response(self.status, headers=self.headers).links
-        return {
-            rel: str(httpx.URL(self.url).join(link["url"]))
-            for rel, link in parsed.items()
-            if rel and "url" in link
-        }
+        found = {rel: link["url"] for rel, link in parsed.items() if rel and "url" in link}
+        if self.is_xml():
+            try:
+                body_links = xmltree.links(self.tree())
+            except SiteChangedError:  # a reply that is not XML has no XML links
+                body_links = {}
+            found = {**body_links, **found}
+        return {rel: str(httpx.URL(self.url).join(url)) for rel, url in found.items()}
 
 
 class HostBreakers:

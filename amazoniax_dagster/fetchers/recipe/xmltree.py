@@ -75,6 +75,21 @@ def typed(text: str) -> Any:
     return int(text) if _INTEGER.fullmatch(text) else text
 
 
+def links(tree: Any) -> dict[str, str]:
+    """``rel`` -> ``href`` of the ``<link rel=... href=...>`` children of the document's root
+    (Atom's way, and many XML APIs', of writing the web links a ``Link`` header carries); the
+    first link of a relation wins. Records' own links, deeper down, are not the document's."""
+    root = next(iter(tree.values()), None) if isinstance(tree, dict) and len(tree) == 1 else None
+    candidates = root.get("link") if isinstance(root, dict) else None
+    found: dict[str, str] = {}
+    for link in candidates if isinstance(candidates, list) else [candidates]:
+        if not isinstance(link, dict) or not isinstance(link.get("@href"), str):
+            continue
+        for rel in str(link.get("@rel", "")).split():
+            found.setdefault(rel.lower(), link["@href"])
+    return found
+
+
 def local_name(tag: str) -> str:
     """``{uri}name`` or ``prefix:name`` -> ``name``."""
     return tag.rpartition("}")[2].rpartition(":")[2]
@@ -111,6 +126,7 @@ def looks_like_xml(content: bytes, content_type: str) -> bool:
 __all__ = [
     "XmlTreeError",
     "element_value",
+    "links",
     "local_name",
     "looks_like_xml",
     "parse",
