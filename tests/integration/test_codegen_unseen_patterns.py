@@ -9,7 +9,7 @@ URL whose 410 names its successor, records that are bare id strings, an "Earlier
 link, and a "Next page" ``<span>`` a script makes clickable; a search API paged by ``page`` in
 a POSTed JSON body and a GraphQL query paged by ``offset``/``limit`` variables, of which the
 page's script asks only the first page; an XML register paged by ``start`` with
-``<totalResults>``.
+``<totalResults>``, and an XML list linked by ``<link rel="next">``.
 """
 
 from __future__ import annotations
@@ -262,6 +262,28 @@ def permits(path: str, query: dict[str, str]) -> Reply:
     return 200, "application/xml", body.encode()
 
 
+STATIONS = [{"station": f"ST{i:03d}", "river": f"River {i % 4}"} for i in range(1, 18)]
+
+
+def stations(path: str, query: dict[str, str]) -> Reply:
+    """Gauging stations, 6 a page, linked ``<link rel="next">`` at the root beside ``self`` and
+    ``prev`` (each station has its own ``<link rel="self">``); opaque page keys."""
+    if path != "/hydrology/stations":
+        return 404, "application/xml", b"<error>not found</error>"
+    keys = [f"k{n * 7919:x}" for n in range(3)]
+    page = keys.index(query["page"]) if query.get("page") in keys else 0
+    links = [("self", page)] + [("prev", page - 1)] * (page > 0) + [("next", page + 1)] * (page < 2)
+    head = "".join(
+        f'<link rel="{rel}" href="/hydrology/stations?page={keys[n]}"/>' for rel, n in links
+    )
+    rows = "".join(
+        f"<item><station>{s['station']}</station><river>{s['river']}</river>"
+        f'<link rel="self" href="/hydrology/stations/{s["station"]}"/></item>'
+        for s in STATIONS[page * 6 : page * 6 + 6]
+    )
+    return 200, "application/xml", f"<stations>{head}<items>{rows}</items></stations>".encode()
+
+
 @contextmanager
 def serve(site: Site) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
@@ -353,6 +375,7 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         (tool_search, "/catalog", TOOLS, "sku"),
         (member_directory, "/directory", MEMBERS, "handle"),
         (permits, "/register/permits.xml", PERMITS, "ref"),
+        (stations, "/hydrology/stations", STATIONS, "station"),
     ],
     ids=[
         "next-page-number",
@@ -367,6 +390,7 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         "post-search-paged-in-the-body",
         "graphql-offset-variables",
         "xml-offset-with-total-results",
+        "xml-link-rel-next",
     ],
 )
 def test_every_record_of_a_new_shape_is_fetched(
