@@ -52,7 +52,8 @@ _NEXT_PAGE_NUMBER = ("next_page", "nextPage", "next_page_number", "nextPageNumbe
 _CURRENT_PAGE = ("page", "current_page", "currentPage", "page_number", "pageNumber")
 _MORE_FLAGS = (
     "has_more", "hasMore", "has_next", "hasNext", "has_next_page", "hasNextPage", "more",
-    "more_results", "moreResults", "has_more_results", "hasMoreResults",
+    "more_results", "moreResults", "has_more_results", "hasMoreResults", "IsTruncated",
+    "isTruncated", "is_truncated",
 )  # fmt: skip
 _TOTAL_PAGES = (
     "total_pages", "totalPages", "pages", "page_count", "pageCount", "last_page", "lastPage",

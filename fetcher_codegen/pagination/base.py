@@ -37,7 +37,10 @@ TOTAL = (
     "totalResults",
     "totalItems",
 )
-HAS_MORE = ("has_more", "hasMore", "has_next", "hasNext", "hasNextPage", "more", "has_next_page")
+HAS_MORE = (
+    "has_more", "hasMore", "has_next", "hasNext", "hasNextPage", "more", "has_next_page",
+    "IsTruncated", "isTruncated", "is_truncated",
+)  # fmt: skip
 NEXT_URL_KEYS = re.compile(
     r"^(next|next_url|nextUrl|next_page_url|nextPageUrl|next_link|nextLink|next_href)$"
 )

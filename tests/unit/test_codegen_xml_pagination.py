@@ -141,3 +141,36 @@ def test_root_link_elements_rel_next_are_followed_as_links() -> None:
     assert found is not None and found.config == {"type": "link_header"}
     probes = next_page_probes(ORIGIN + "/l.xml", parse(linked_page(1, 3)), 3)
     assert probes[0].url == ORIGIN + "/l.xml?pg=2"
+
+
+def s3_page(keys: str, token: str | None) -> str:
+    rows = "".join(f"<Contents><Key>{k}.csv</Key><Size>1</Size></Contents>" for k in keys)
+    following = f"<NextContinuationToken>{token}</NextContinuationToken>" if token else ""
+    return (
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>'
+        f"<IsTruncated>{'true' if token else 'false'}</IsTruncated>{rows}{following}"
+        "</ListBucketResult>"
+    )
+
+
+def test_an_aws_style_listing_pages_by_its_continuation_token_while_truncated() -> None:
+    found, warnings = infer(
+        pages(
+            xml_entry("/b?list-type=2", s3_page("abc", "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J")),
+            xml_entry(
+                "/b?list-type=2&continuation-token=1ueGcxLPRx1Tr%2FXYExHnhbYLgveDs2J",
+                s3_page("def", "2pfHdyMQSy2Us/ZAFyIoicZMhwfEt3K"),
+            ),
+            xml_entry(
+                "/b?list-type=2&continuation-token=2pfHdyMQSy2Us%2FZAFyIoicZMhwfEt3K",
+                s3_page("gh", None),
+            ),
+        )
+    )
+    assert warnings == [] and found is not None
+    assert found.config == {
+        "type": "cursor",
+        "cursor_path": "ListBucketResult.NextContinuationToken",
+        "param": "continuation-token",
+        "has_more_path": "ListBucketResult.IsTruncated",
+    }

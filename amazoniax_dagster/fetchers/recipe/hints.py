@@ -19,7 +19,8 @@ from amazoniax_dagster.fetchers.recipe.http import Page
 
 MAX_DEPTH = 4
 _HAS_MORE = re.compile(
-    r"^(has_?more(_?(results|items|pages|data))?|has_?next(_?page)?|more(_?(results|items))?)$",
+    r"^(has_?more(_?(results|items|pages|data))?|has_?next(_?page)?|more(_?(results|items))?|"
+    r"is_?truncated)$",
     re.IGNORECASE,
 )
 _IS_LAST = re.compile(r"^(is_?last(_?page)?|last)$", re.IGNORECASE)
