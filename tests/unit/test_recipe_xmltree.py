@@ -59,3 +59,8 @@ def test_xml_is_told_by_its_media_type_or_its_first_character() -> None:
     assert looks_like_xml(b" <r/>", "text/plain")
     assert not looks_like_xml(b"<!doctype html>", "text/html")
     assert not looks_like_xml(b'{"a": 1}', "application/json")
+
+
+def test_only_canonical_integers_and_booleans_are_typed() -> None:
+    values = "".join(f"<v>{v}</v>" for v in ("0", "-12", "-0", "007", "1.5", "True", "x"))
+    assert parse(f"<r>{values}</r>")["r"]["v"] == [0, -12, "-0", "007", "1.5", "True", "x"]

@@ -28,7 +28,7 @@ from defusedxml import ElementTree as SafeET
 
 from amazoniax_dagster.fetchers.recipe import jsonpath
 
-_INTEGER = re.compile(r"-?(0|[1-9]\d{0,30})")
+_INTEGER = re.compile(r"0|-?[1-9]\d{0,30}")  # canonical: its int prints back the same
 
 
 class XmlTreeError(ValueError):
