@@ -29,6 +29,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from amazoniax_dagster.core.errors import FetcherCodeError
+from amazoniax_dagster.fetchers.recipe import xmltree
 
 Format = Literal["json", "csv", "rss", "atom", "xml", "html", "text", "binary", "empty"]
 
@@ -156,6 +157,17 @@ class Entry:
         if self.format != "json":
             return None
         return json.loads(self.text)
+
+    @cached_property
+    def tree(self) -> Any:
+        """The body as data: JSON, or XML as the JSON-shaped tree recipe paths read
+        (:mod:`amazoniax_dagster.fetchers.recipe.xmltree`); None for other bodies."""
+        if self.format in ("xml", "rss", "atom"):
+            try:
+                return xmltree.parse(self.body)
+            except xmltree.XmlTreeError:
+                return None
+        return self.json
 
     @cached_property
     def filename(self) -> str | None:

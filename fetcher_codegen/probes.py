@@ -1,4 +1,5 @@
-"""What the explorer tries next on a JSON API, decided from what it has seen (pure logic).
+"""What the explorer tries next on an API (JSON or XML), decided from what it has seen (pure
+logic).
 
 A browser clicks "Next" on a web page; an API has no button, so the explorer asks for the next
 page the way a person reading the response (and the API's documentation) would:
@@ -11,7 +12,10 @@ page the way a person reading the response (and the API's documentation) would:
 * when the body says there is more (``has_more`` true, ``next_page`` = 2, ``total_pages`` or
   ``total`` beyond this page) but names no parameter, the common ones: the next page number
   as ``page``, the last record's id after ``starting_after``/``after``/``since_id`` (keyset),
-  the record count as ``offset``.
+  the record count as the offset the body echoes (``start: 0``), else as ``offset``.
+
+JSON bodies and XML ones (read as the JSON-shaped tree of
+:mod:`amazoniax_dagster.fetchers.recipe.xmltree`) are read alike.
 
 Every candidate is only a guess: the explorer keeps one when its response brings records the
 previous page did not (the HAR keeps the rest, and pagination inference ignores them).
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from amazoniax_dagster.fetchers.recipe import xmltree
 from fetcher_codegen.har import is_tracker
 
 _NEXT_KEYS = (
@@ -38,7 +43,8 @@ _NEXT_KEYS = (
 )
 _CURSOR_KEYS = (
     "next_cursor", "nextCursor", "cursor", "next_token", "nextToken", "endCursor", "end_cursor",
-    "continuation", "next_page_token", "nextPageToken",
+    "continuation", "next_page_token", "nextPageToken", "NextToken", "NextContinuationToken",
+    "NextMarker", "NextPageToken",
 )  # fmt: skip
 _NESTS = ("meta", "pagination", "paging", "page_info", "pageInfo", "links", "_links")
 _NEST_DEPTH = 3
@@ -46,7 +52,8 @@ _NEXT_PAGE_NUMBER = ("next_page", "nextPage", "next_page_number", "nextPageNumbe
 _CURRENT_PAGE = ("page", "current_page", "currentPage", "page_number", "pageNumber")
 _MORE_FLAGS = (
     "has_more", "hasMore", "has_next", "hasNext", "has_next_page", "hasNextPage", "more",
-    "more_results", "moreResults", "has_more_results", "hasMoreResults",
+    "more_results", "moreResults", "has_more_results", "hasMoreResults", "IsTruncated",
+    "isTruncated", "is_truncated",
 )  # fmt: skip
 _TOTAL_PAGES = (
     "total_pages", "totalPages", "pages", "page_count", "pageCount", "last_page", "lastPage",
@@ -58,6 +65,7 @@ _ID_FIELDS = ("id", "uuid", "_id", "key")
 _PAGE_PARAMS = ("page", "p", "page_number", "pageNumber", "pageNo", "pg")
 _SIZE_PARAMS = ("per_page", "page_size", "pageSize", "limit", "size")
 _OFFSET_PARAMS = ("offset", "start", "skip")
+_ECHOED_OFFSETS = (*_OFFSET_PARAMS, "startIndex", "start_index", "from")
 _LIMIT_PARAMS = ("limit", "count", "size", "max", "per_page", "page_size")
 _CURSOR_PARAMS = (
     "cursor",
@@ -66,7 +74,10 @@ _CURSOR_PARAMS = (
     "pageToken",
     "next_token",
     "continuation",
+    "continuation-token",
     "starting_after",
+    "marker",
+    "NextToken",
 )
 _DOC_WORDS = re.compile(r"doc|openapi|swagger|schema|help|terms|privacy|about", re.IGNORECASE)
 _DATA_WORDS = re.compile(
@@ -97,8 +108,12 @@ def with_params(url: str, **params: str) -> str:
 
 def _fields(body: Any, names: Sequence[str], depth: int = 0) -> Iterator[tuple[str, Any]]:
     """(name, value) of the fields called ``names``: at the top, then in nested paging objects
-    (``meta.pagination.total_pages``)."""
+    (``meta.pagination.total_pages``); a body that is one object under one name (an XML
+    document's root element, a JSON envelope) is read inside it."""
     if not isinstance(body, dict) or depth > _NEST_DEPTH:
+        return
+    if len(body) == 1 and isinstance(wrapped := next(iter(body.values())), dict):
+        yield from _fields(wrapped, names, depth)
         return
     for name in names:
         if name in body:
@@ -140,6 +155,8 @@ def next_page_probes(
     whose records end with ``last_record``), the likeliest first."""
     probes: list[Probe] = []
     query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    if (linked := xmltree.links(body).get("next")) is not None:
+        probes.append(Probe(urljoin(url, linked), "an XML link rel=next"))
     for name, value in _fields(body, _NEXT_KEYS):
         if isinstance(value, str) and value:
             probes.append(Probe(urljoin(url, value), f"next URL in field {name}"))
@@ -149,8 +166,7 @@ def next_page_probes(
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
             params = [p for p in documented if p in _CURSOR_PARAMS]
             params += [p for p in query if p in _CURSOR_PARAMS]
-            base = re.sub(r"^(next_?|end_?)", "", name, flags=re.IGNORECASE).lower() or "cursor"
-            params += [base, "cursor", "after"]
+            params += [*_cursor_param_names(name), "cursor", "after"]
             for param in dict.fromkeys(params):
                 probes.append(Probe(with_params(url, **{param: str(value)}), f"cursor as {param}"))
     for name, value in _fields(body, _NEXT_PAGE_NUMBER):
@@ -165,6 +181,17 @@ def next_page_probes(
             probes += _keyset_probes(url, query, documented, last_record)
         probes += _offset_probes(url, body, query, documented, record_count, guess=more)
     return list({probe.url: probe for probe in probes if probe.url != url}.values())
+
+
+def _cursor_param_names(field: str) -> list[str]:
+    """Parameters a cursor field is sent back as, by its name without ``next``/``end``:
+    ``nextPageToken`` -> ``pageToken``, ``next_token`` -> ``token``, ``NextContinuationToken``
+    -> ``continuationToken``, ``continuation-token``; ``NextToken`` as it is (AWS)."""
+    base = re.sub(r"^(next_?|end_?)", "", field, flags=re.IGNORECASE) or "cursor"
+    camel = base[:1].lower() + base[1:]
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", camel).lower().split("_")
+    names = [camel, "-".join(words), "_".join(words)]
+    return list(dict.fromkeys([*names, field] if field[:1].isupper() else names))
 
 
 def _page_names(query: Mapping[str, str], documented: Sequence[str]) -> list[str]:
@@ -229,7 +256,11 @@ def _offset_probes(
             return [
                 Probe(with_params(url, **{name: str(int(query[name]) + step)}), f"{name} + {step}")
             ]
-    offsets = [p for p in documented if p in _OFFSET_PARAMS] or (["offset"] if guess else [])
+    # the name the reply gives its own offset (``<start>0</start>``, ``"startIndex": 0``)
+    echoed = [n for n, v in _fields(body, _ECHOED_OFFSETS) if _number(v) == 0] if guess else []
+    offsets = (
+        [p for p in documented if p in _OFFSET_PARAMS] or echoed or (["offset"] if guess else [])
+    )
     if not offsets:
         return []
     limits = [p for p in documented if p in _LIMIT_PARAMS]

@@ -7,7 +7,8 @@ is what provenance, the summary and the proof compare. Heuristics, on purpose si
 * JSON: the list of objects with the most ``len(list) x shared scalar fields`` (depth <= 5;
   one shared field is enough: ``[{"id": 1}, {"id": 2}]`` is a list of records);
 * CSV: the rows (at least two columns);
-* RSS/Atom: the items/entries; other XML: the biggest run of same-named children;
+* RSS/Atom: the items/entries; other XML: the biggest run of same-named children (its
+  ``path`` is their path in the XML tree recipes read: ``response.vehicles.vehicle``);
 * HTML: the biggest group of sibling elements with the same tag and class (at least 3, each
   with at least 1 value: texts of its leaves, ``data-*`` attributes, link targets); tables
   are such groups too (their ``tr``, cells keyed by column position: ``td[2]``); JSON in
@@ -48,7 +49,8 @@ _SIMPLE_KEY = re.compile(r"[A-Za-z_][\w-]*")
 
 @dataclass(frozen=True)
 class Records:
-    """The records of one body; ``path`` is a JSON path for JSON, a description otherwise."""
+    """The records of one body; ``path`` is a JSON path for JSON and XML (in the tree of
+    :mod:`amazoniax_dagster.fetchers.recipe.xmltree`), a description otherwise."""
 
     format: Format
     path: str
@@ -212,14 +214,32 @@ def xml_records(text: str) -> Records | None:
         entries = [child for child in root if _local(child.tag) == "entry"]
         return Records("atom", "feed/entry", tuple(_element_record(e) for e in entries))
     best: tuple[int, str, list[Element]] | None = None
-    for parent in root.iter():
+    for parts, parent in _xml_paths(root, (root_name,)):
         counts = Counter(_local(child.tag) for child in parent)
         for name, count in counts.items():
             if count >= 2 and (best is None or count > best[0]):
-                best = (count, name, [c for c in parent if _local(c.tag) == name])
+                path = json_path((*parts, name))
+                best = (count, path, [c for c in parent if _local(c.tag) == name])
     if best is None:
         return None
     return Records("xml", best[1], tuple(_element_record(e) for e in best[2]))
+
+
+def _xml_paths(
+    element: Element, parts: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], Element]]:
+    """Every element with its path in the XML tree recipes read (``response.vehicles``; a
+    repeated element by its position: ``a.b[1]``)."""
+    yield parts, element
+    counts = Counter(_local(child.tag) for child in element)
+    seen: Counter[str] = Counter()
+    for child in element:
+        name = _local(child.tag)
+        here: tuple[str | int, ...] = (*parts, name)
+        if counts[name] > 1:
+            here = (*here, seen[name])
+        seen[name] += 1
+        yield from _xml_paths(child, here)
 
 
 # --- HTML ------------------------------------------------------------------------------------

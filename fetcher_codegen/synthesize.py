@@ -128,7 +128,7 @@ class _HttpBuilder(_Builder):
         resource = resource_name(entries[0].path)
         request, values = self._request(entries, pagination, depth=0)
         step: dict[str, Any] = {"name": self._unique_name(resource), "request": request}
-        if data.format == "json" and data.records_path:
+        if data.format in ("json", "xml") and data.records_path:
             step["records"] = data.records_path
         if pagination is not None:
             step["paginate"] = pagination.config

@@ -1,5 +1,5 @@
-"""Exploring a JSON API: present auth keys, read its documentation, follow an index's links
-and probe the pages after each one seen."""
+"""Exploring an API (JSON, or XML read as the same tree): present auth keys, read its
+documentation, follow an index's links and probe the pages after each one seen."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from fetcher_codegen.probes import (
     next_page_probes,
 )
 from fetcher_codegen.probes_body import documented_body_fields, next_body_probes
-from fetcher_codegen.records import json_records
 
 
 class ApiExplorer(Browsing):
@@ -72,14 +71,14 @@ class ApiExplorer(Browsing):
         reply = self.fetch(url, headers={"accept": "application/json", **self.api_headers})
         self.documented = reply.json()
 
-    def explore_json(self, start: Seen) -> None:
-        body = start.json()
-        if json_records(body) is not None or not isinstance(body, dict):
+    def explore_api(self, start: Seen) -> None:
+        body = start.api_body()
+        if start.api_records() is not None or not isinstance(body, dict):
             self.probe_chain(start)
             return
         if start.status in (401, 403):
             if self.authorized is not None:
-                self.explore_json(self.authorized)
+                self.explore_api(self.authorized)
             return
         if start.status >= 400 and self.follow_moved(start):
             return
@@ -91,7 +90,7 @@ class ApiExplorer(Browsing):
             reply = self.fetch(
                 probe.url, headers={"accept": "application/json", **self.api_headers}
             )
-            if json_records(reply.json()) is not None:
+            if reply.api_records() is not None:
                 self.probe_chain(reply)
         if followed:
             self.step("follow links", f"followed {followed} URLs of the JSON index")
@@ -103,7 +102,7 @@ class ApiExplorer(Browsing):
             if self.time_left() <= 0 or not self._allowed(url):
                 break
             reply = self.fetch(url, headers={"accept": "application/json", **self.api_headers})
-            if 200 <= reply.status < 300 and json_records(reply.json()) is not None:
+            if 200 <= reply.status < 300 and reply.api_records() is not None:
                 self.step("follow moved", f"HTTP {start.status} named {urlsplit(url).path}")
                 self.probe_chain(reply)
                 return True
@@ -125,8 +124,8 @@ class ApiExplorer(Browsing):
         headers.update(self.api_headers)
         current, pages = start, 1
         while pages < self.limits.max_pages and self.time_left() > 0:
-            body = current.json()
-            records = json_records(body)
+            body = current.api_body()
+            records = current.api_records()
             if records is None or not records.count:
                 return
             accepted = None
@@ -149,7 +148,7 @@ class ApiExplorer(Browsing):
                 )
                 if not 200 <= reply.status < 300:
                     continue
-                found = json_records(reply.json())
+                found = reply.api_records()
                 if found and found.count and found.items[0] != records.items[0]:
                     accepted = reply
                     break
@@ -160,8 +159,8 @@ class ApiExplorer(Browsing):
             self.step("probe pages", f"{pages} pages of {start.method} {path}")
 
     def complete_pagination(self) -> None:
-        """Probe the next page of every JSON kind with records seen on one page only: GET
-        requests, and POST requests that sent a JSON object."""
+        """Probe the next page of every API kind (JSON or XML) with records seen on one page
+        only: GET requests, and POST requests that sent a JSON object."""
         by_kind: dict[str, list[Seen]] = {}
         for seen in list(self.seen):
             if seen.url == self.doc_url or not 200 <= seen.status < 300:
@@ -169,16 +168,16 @@ class ApiExplorer(Browsing):
             probed = seen.method == "GET" or (
                 seen.method == "POST" and isinstance(seen.request_json(), dict)
             )
-            if probed and seen.json() is not None:
+            if probed and seen.api_body() is not None:
                 by_kind.setdefault(kind_key(seen), []).append(seen)
         for group in by_kind.values():
             if self.time_left() <= 0:
                 return
             firsts = set()
             for seen in group:
-                records = json_records(seen.json())
+                records = seen.api_records()
                 firsts.add(json.dumps(records.items[0] if records and records.count else None))
-            if len(firsts) == 1 and json_records(group[0].json()) is not None:
+            if len(firsts) == 1 and group[0].api_records() is not None:
                 self.probe_chain(group[0])
 
 

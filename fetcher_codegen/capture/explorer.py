@@ -34,8 +34,8 @@ class Explorer(ApiExplorer, HtmlExplorer, SitemapExplorer):
             self.after_agent()
         else:
             current = self._document()
-            if current is not None and current.json() is not None:
-                self.explore_json(current)
+            if current is not None and current.api_body() is not None:
+                self.explore_api(current)
             else:
                 self.explore_html()
                 self.read_sitemaps()
@@ -99,8 +99,8 @@ class Explorer(ApiExplorer, HtmlExplorer, SitemapExplorer):
         """The explorer finishes what the agent started: files behind links are fetched,
         and when the agent saw no data at all, the explorer explores on its own."""
         current = self._document()
-        if current is not None and current.json() is not None:
-            self.explore_json(current)
+        if current is not None and current.api_body() is not None:
+            self.explore_api(current)
             return
         self.follow_data_links()
         if not self.data_seen():

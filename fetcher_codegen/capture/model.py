@@ -115,6 +115,21 @@ class Seen:
     def records(self) -> Records | None:
         return find_records(self.entry()) if self.text else None
 
+    def api_body(self) -> Any:
+        """The body of an API reply as data: JSON, or XML (not a feed) as the JSON-shaped tree
+        recipe paths read; None for other bodies."""
+        if self.text is None:
+            return None
+        entry = self.entry()
+        if entry.format == "xml":
+            tree = entry.tree  # a sitemap is read as one, not explored as an API
+            return None if set(tree or ()) & {"urlset", "sitemapindex"} else tree
+        return self.json()
+
+    def api_records(self) -> Records | None:
+        """The records of a JSON or XML reply; None for other bodies (an HTML error page)."""
+        return self.records() if self.api_body() is not None else None
+
     def json(self) -> Any:
         if self.text is None or body_format(self.text.encode(), self.content_type) != "json":
             return None

@@ -37,13 +37,17 @@ TOTAL = (
     "totalResults",
     "totalItems",
 )
-HAS_MORE = ("has_more", "hasMore", "has_next", "hasNext", "hasNextPage", "more", "has_next_page")
+HAS_MORE = (
+    "has_more", "hasMore", "has_next", "hasNext", "hasNextPage", "more", "has_next_page",
+    "IsTruncated", "isTruncated", "is_truncated",
+)  # fmt: skip
 NEXT_URL_KEYS = re.compile(
     r"^(next|next_url|nextUrl|next_page_url|nextPageUrl|next_link|nextLink|next_href)$"
 )
 CURSOR_KEYS = re.compile(
-    r"^(next_cursor|nextCursor|cursor|next_token|nextToken|endCursor|end_cursor|after|"
-    r"continuation|continuation_token|next_page_token|nextPageToken|scroll_id)$"
+    r"^(next_?cursor|cursor|next_?token|end_?cursor|after|continuation(_?token)?|"
+    r"next_?continuation_?token|next_?page_?token|scroll_?id|next_?marker)$",
+    re.IGNORECASE,
 )
 MAX_INFO_DEPTH = 6
 _NESTED_LIST = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")  # data.members.items
@@ -83,15 +87,31 @@ def distinct_pages(pages: Sequence[Page]) -> list[Page]:
 
 
 def hint_fields(body: Any, names: re.Pattern[str]) -> list[tuple[str, Any]]:
-    """Top-level fields, and fields one level down in meta/paging-like objects, named so."""
+    """Top-level fields, and fields one level down in meta/paging-like objects, named so; a
+    body that is one object under one name (an XML root, a JSON envelope) is read inside it."""
+    where, body = unwrap(body)
     if not isinstance(body, dict):
         return []
-    found = [(json_path((k,)), v) for k, v in body.items() if names.fullmatch(k)]
+    found = [(json_path((*where, k)), v) for k, v in body.items() if names.fullmatch(k)]
     for nest in NESTS:
         inner = body.get(nest)
         if isinstance(inner, dict):
-            found += [(json_path((nest, k)), v) for k, v in inner.items() if names.fullmatch(k)]
+            found += [
+                (json_path((*where, nest, k)), v) for k, v in inner.items() if names.fullmatch(k)
+            ]
     return found
+
+
+def unwrap(body: Any) -> tuple[tuple[str, ...], Any]:
+    """``{"response": {...}}`` -> (("response",), {...}): the object inside single-name
+    wrappers (an XML document's root element, a JSON envelope), with the names on the way."""
+    where: tuple[str, ...] = ()
+    while isinstance(body, dict) and len(body) == 1:
+        name, inner = next(iter(body.items()))
+        if not isinstance(inner, dict):
+            break
+        where, body = (*where, str(name)), inner
+    return where, body
 
 
 def stop_rules(
@@ -104,7 +124,7 @@ def stop_rules(
     A field that contradicts the capture is not a stop rule: a "total" no bigger than the
     first page while more pages were seen counts that page only, and so on.
     """
-    body = entry.json
+    body = entry.tree
     rules: dict[str, Any] = {}
     places: list[tuple[str, Any]] = [("", body)]
     if records_path and _NESTED_LIST.fullmatch(records_path):

@@ -1,5 +1,6 @@
-"""Cursors between pages: a parameter whose value the previous reply gave (a JSON path or a
-header), or a field of its last record (keyset)."""
+"""Cursors between pages: a parameter whose value the previous reply gave (a path in its JSON
+or XML tree, or a header), or a field of its last record (keyset). A number is a cursor only
+where the reply names it one (``nextPageToken: 15``): elsewhere small numbers coincide."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from fetcher_codegen.pagination.base import OFFSET_NAMES, PAGE_NAMES, Page, Pagination
+from fetcher_codegen.pagination.base import (
+    CURSOR_KEYS,
+    OFFSET_NAMES,
+    PAGE_NAMES,
+    Page,
+    Pagination,
+    hint_fields,
+)
 from fetcher_codegen.provenance import Slot, distinctive, find_json_path
 from fetcher_codegen.records import json_path
 
@@ -19,15 +27,15 @@ def cursor(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:
         sources: set[tuple[str, str]] = set()
         for i in range(1, len(pages)):
             value = slot.values[i]
-            if value is None or not distinctive(value) or value.isdigit():
-                sources = set()
-                break
             previous = pages[i - 1].entry
+            path = _cursor_path(previous.tree, value)
             header = next(
                 (n for n, v in previous.response_headers if v == value and n.lower() != "link"),
                 None,
             )
-            path = find_json_path(previous.json, value) if previous.json is not None else None
+            if value is None or path is None and (not distinctive(value) or value.isdigit()):
+                sources = set()
+                break
             if path is not None:
                 sources.add(("path", path))
             elif header is not None:
@@ -50,10 +58,22 @@ def cursor(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:
     return None
 
 
+def _cursor_path(body: Any, value: str | None) -> str | None:
+    """Where ``value`` is in ``body``: a field named like a cursor, else (a token-like value)
+    anywhere."""
+    if value is None or body is None:
+        return None
+    named = hint_fields(body, CURSOR_KEYS)
+    found = next((p for p, v in named if isinstance(v, str | int) and str(v) == value), None)
+    if found is not None or not distinctive(value) or value.isdigit():
+        return found
+    return find_json_path(body, value)
+
+
 def keyset(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:
     """A parameter carrying a field of the previous page's last record (``after=<last id>``)."""
     records = [page.records for page in pages]
-    if any(r is None or not r.count for r in records[:-1]) or pages[0].entry.json is None:
+    if any(r is None or not r.count for r in records[:-1]) or pages[0].entry.tree is None:
         return None
     for slot in slots:
         counter_like = PAGE_NAMES.match(slot.leaf) or OFFSET_NAMES.match(slot.leaf)
@@ -64,7 +84,11 @@ def keyset(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:
             before = records[i - 1]
             assert before is not None
             last = before.items[-1]
-            matching = {k for k, v in last.items() if v == slot.values[i] and v not in ("", None)}
+            matching = {
+                k
+                for k, v in last.items()
+                if v == slot.values[i] and v not in ("", None) and "@" not in k[1:]
+            }  # not an XML child's attribute (``link@href``): the tree has no such name
             fields = matching if fields is None else fields & matching
             if not fields:
                 break

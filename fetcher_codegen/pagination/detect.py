@@ -29,7 +29,7 @@ def infer(pages: Sequence[Page]) -> tuple[Pagination | None, list[str]]:
         return single_page(pages[0], stops)
     entries = [page.entry for page in pages]
     slots = request_slots(entries)
-    for finder in (next_url, link_header, keyset, cursor, counter):
+    for finder in (link_header, next_url, keyset, cursor, counter):
         found = finder(pages, slots)
         if found is not None:
             config = {**found.config, **{k: v for k, v in stops.items() if k not in found.config}}

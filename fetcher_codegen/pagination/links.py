@@ -1,5 +1,6 @@
 """Next links between pages: a URL in the previous reply (``next_url``) or its
-``Link: <...>; rel="next"`` header (``link_header``)."""
+``Link: <...>; rel="next"`` header or, in an XML reply, its root's ``<link rel="next">``
+element (``link_header``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urljoin
 
+from amazoniax_dagster.fetchers.recipe import xmltree
 from fetcher_codegen.har import Entry
 from fetcher_codegen.pagination.base import Page, Pagination
 from fetcher_codegen.provenance import Slot
@@ -17,7 +19,7 @@ from fetcher_codegen.records import json_path
 def next_url(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:
     paths = set()
     for previous, current in zip(pages, pages[1:], strict=False):
-        body = previous.entry.json
+        body = previous.entry.tree
         if body is None:
             return None
         path = _url_path(body, current.entry.url, previous.entry.url)
@@ -50,7 +52,10 @@ def link_next(entry: Entry) -> str | None:
         match = re.search(r"<([^>]*)>.*rel=\"?([^\";]*)", part)
         if match and "next" in match.group(2).split():
             return urljoin(entry.url, str(match.group(1)))
-    return None
+    body_next = (
+        xmltree.links(entry.tree).get("next") if entry.format in ("xml", "rss", "atom") else None
+    )
+    return urljoin(entry.url, body_next) if body_next else None
 
 
 def link_header(pages: Sequence[Page], slots: Sequence[Slot]) -> Pagination | None:

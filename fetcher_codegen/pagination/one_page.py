@@ -24,7 +24,7 @@ from fetcher_codegen.pagination.links import link_next
 
 
 def single_page(page: Page, stops: dict[str, Any]) -> tuple[Pagination | None, list[str]]:
-    body = page.entry.json
+    body = page.entry.tree
     link = link_next(page.entry)
     if link is not None:
         return Pagination({"type": "link_header"}, detail="Link header rel=next"), []
@@ -47,7 +47,7 @@ def _echoed_counter(page: Page, stops: dict[str, Any]) -> Pagination | None:
     """One page whose body names its own position and size (``{"offset": 0, "limit": 10,
     "total": 37}``, ``meta.skip``/``meta.take``, ``page``/``per_page``) and says there is more:
     the parameters are the echoed names, the page size the echoed one."""
-    body = page.entry.json
+    body = page.entry.tree
     count = page.records.count if page.records else 0
     if not count or not _says_more(body, stops, count):
         return None

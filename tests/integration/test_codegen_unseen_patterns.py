@@ -8,7 +8,8 @@ ones are ``/page/N``; a key presented in the scheme only the 401's challenge nam
 URL whose 410 names its successor, records that are bare id strings, an "Earlier entries »"
 link, and a "Next page" ``<span>`` a script makes clickable; a search API paged by ``page`` in
 a POSTed JSON body and a GraphQL query paged by ``offset``/``limit`` variables, of which the
-page's script asks only the first page.
+page's script asks only the first page; an XML register paged by ``start`` with
+``<totalResults>``, and an XML list linked by ``<link rel="next">``.
 """
 
 from __future__ import annotations
@@ -243,6 +244,45 @@ def member_directory(path: str, query: dict[str, str], body: Any) -> Reply:
 
 BODY_SITES = (tool_search, member_directory)
 
+PERMITS = [{"ref": f"PR-{i:04d}", "holder": f"Holder {i}"} for i in range(1, 24)]
+
+
+def permits(path: str, query: dict[str, str]) -> Reply:
+    """An XML register, 10 permits a page by ``start``, with ``<totalResults>`` and an echoed
+    ``<start>`` (no next token, no link): only the first page is what the URL shows."""
+    if path != "/register/permits.xml":
+        return 404, "application/xml", b"<error>not found</error>"
+    start = int(query.get("start") or 0)
+    rows = "".join(
+        f'<permit status="active"><ref>{p["ref"]}</ref><holder>{p["holder"]}</holder></permit>'
+        for p in PERMITS[start : start + 10]
+    )
+    head = f"<totalResults>{len(PERMITS)}</totalResults><start>{start}</start>"
+    body = f'<?xml version="1.0" encoding="UTF-8"?><register>{head}{rows}</register>'
+    return 200, "application/xml", body.encode()
+
+
+STATIONS = [{"station": f"ST{i:03d}", "river": f"River {i % 4}"} for i in range(1, 18)]
+
+
+def stations(path: str, query: dict[str, str]) -> Reply:
+    """Gauging stations, 6 a page, linked ``<link rel="next">`` at the root beside ``self`` and
+    ``prev`` (each station has its own ``<link rel="self">``); opaque page keys."""
+    if path != "/hydrology/stations":
+        return 404, "application/xml", b"<error>not found</error>"
+    keys = [f"k{n * 7919:x}" for n in range(3)]
+    page = keys.index(query["page"]) if query.get("page") in keys else 0
+    links = [("self", page)] + [("prev", page - 1)] * (page > 0) + [("next", page + 1)] * (page < 2)
+    head = "".join(
+        f'<link rel="{rel}" href="/hydrology/stations?page={keys[n]}"/>' for rel, n in links
+    )
+    rows = "".join(
+        f"<item><station>{s['station']}</station><river>{s['river']}</river>"
+        f'<link rel="self" href="/hydrology/stations/{s["station"]}"/></item>'
+        for s in STATIONS[page * 6 : page * 6 + 6]
+    )
+    return 200, "application/xml", f"<stations>{head}<items>{rows}</items></stations>".encode()
+
 
 @contextmanager
 def serve(site: Site) -> Iterator[str]:
@@ -294,7 +334,8 @@ def serve(site: Site) -> Iterator[str]:
 
 
 def fetched_ids(out: Path, key: str) -> set[str]:
-    """Values of ``key`` in every JSON file, or of ``data-…id`` attributes in HTML files."""
+    """Values of ``key`` in every JSON file (elements named so in XML files), or of
+    ``data-…id`` attributes in HTML files."""
     found: set[str] = set()
 
     def walk(value: Any) -> None:
@@ -312,6 +353,8 @@ def fetched_ids(out: Path, key: str) -> set[str]:
     for file in out.rglob("*"):
         if file.suffix == ".json":
             walk(json.loads(file.read_text()))
+        elif file.suffix == ".xml":
+            found |= set(re.findall(rf"<{key}>([^<]+)</{key}>", file.read_text()))
         elif file.suffix == ".html":
             found |= set(re.findall(r'data-[\w-]*id="([^"]+)"', file.read_text()))
     return found
@@ -331,6 +374,8 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         (board, "/board", POSTS, "id"),
         (tool_search, "/catalog", TOOLS, "sku"),
         (member_directory, "/directory", MEMBERS, "handle"),
+        (permits, "/register/permits.xml", PERMITS, "ref"),
+        (stations, "/hydrology/stations", STATIONS, "station"),
     ],
     ids=[
         "next-page-number",
@@ -344,6 +389,8 @@ def fetched_ids(out: Path, key: str) -> set[str]:
         "script-made-next-control",
         "post-search-paged-in-the-body",
         "graphql-offset-variables",
+        "xml-offset-with-total-results",
+        "xml-link-rel-next",
     ],
 )
 def test_every_record_of_a_new_shape_is_fetched(

@@ -21,6 +21,7 @@ from amazoniax_dagster.fetchers.recipe import (
     make_paginator,
 )
 from amazoniax_dagster.fetchers.recipe.templating import Scope, render_data
+from amazoniax_dagster.fetchers.recipe.xmltree import records_at
 
 BASE = "https://api.example.com/items"
 CONFIG = TypeAdapter(PaginateConfig)
@@ -61,18 +62,24 @@ def drive(
             request = PreparedRequest("POST", BASE, json=render_data(body, scope))
         prepared = paginator.prepare(request or PreparedRequest("GET", BASE))
         sent.append(prepared)
-        page = _page(tmp_path / f"{number}.json", prepared, reply)
-        page.records = page.json().get(records) if records else None
+        page = _page(tmp_path / f"{number}.body", prepared, reply)
+        if records and page.is_xml():
+            page.records = records_at(page.tree(), records)
+        else:
+            page.records = page.json().get(records) if records else None
         if not paginator.advance(page):
             return Run(sent, paginator.stop_reason, paginator.guard_hit)
     raise AssertionError(f"the paginator asked for more than {len(replies)} pages")
 
 
 def _page(path: Path, request: PreparedRequest, reply: Reply) -> Page:
-    content = json.dumps(reply.body).encode()
+    """A page of ``reply``: its body as JSON, or as given when it is text (an XML reply)."""
+    xml = isinstance(reply.body, str)
+    content = reply.body.encode() if xml else json.dumps(reply.body).encode()
     path.write_bytes(content)
     url = str(httpx.URL(request.url, params=dict(request.params)))
-    headers = httpx.Headers({"content-type": "application/json", **reply.headers})
+    media = "application/xml" if xml else "application/json"
+    headers = httpx.Headers({"content-type": media, **reply.headers})
     digest = hashlib.sha256(content).hexdigest()
     return Page(url, url, 200, headers, path, len(content), digest)
 
@@ -294,3 +301,94 @@ def test_a_body_cursor_is_null_until_the_reply_gives_one(tmp_path: Path) -> None
     run = drive(tmp_path, config, replies, body=body)
     assert [r.json["cursor"] for r in run.requests] == [None, "c2", "c3"]
     assert run.stop_reason == "no next cursor"
+
+
+# --- XML replies: the same paths, read in the XML tree ------------------------------------
+
+
+def vehicles(*ids: int, token: int | None = None) -> Reply:
+    """A page of a token-paged XML API: ``<nextPageToken>`` only while there is more."""
+    rows = "".join(f"<vehicle><id>{i}</id></vehicle>" for i in ids)
+    more = f"<nextPageToken>{token}</nextPageToken>" if token is not None else ""
+    return Reply(f'<?xml version="1.0"?><response><vehicles>{rows}</vehicles>{more}</response>')
+
+
+def test_a_cursor_path_reads_a_token_element_of_an_xml_reply(tmp_path: Path) -> None:
+    config = {"type": "cursor", "cursor_path": "response.nextPageToken", "param": "pageToken"}
+    replies = [vehicles(1, 2, token=2), vehicles(3, 4, token=4), vehicles(5), vehicles(6)]
+    run = drive(tmp_path, config, replies, records="response.vehicles.vehicle")
+    assert params(run, "pageToken") == [None, "2", "4"]
+    assert run.stop_reason == "no next cursor"
+
+
+def s3_listing(*keys: str, truncated: bool, token: str = "") -> Reply:
+    """An AWS-style ListObjectsV2 reply (namespaced, ``IsTruncated`` and a continuation)."""
+    rows = "".join(f"<Contents><Key>{k}</Key><Size>1</Size></Contents>" for k in keys)
+    following = f"<NextContinuationToken>{token}</NextContinuationToken>" if token else ""
+    return Reply(
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"<Name>b</Name><KeyCount>{len(keys)}</KeyCount><IsTruncated>{str(truncated).lower()}"
+        f"</IsTruncated>{rows}{following}</ListBucketResult>"
+    )
+
+
+def test_aws_style_is_truncated_and_a_continuation_token_page_an_xml_listing(
+    tmp_path: Path,
+) -> None:
+    config = {
+        "type": "cursor",
+        "cursor_path": "ListBucketResult.NextContinuationToken",
+        "has_more_path": "ListBucketResult.IsTruncated",
+        "param": "continuation-token",
+    }
+    replies = [
+        s3_listing("a.csv", "b.csv", truncated=True, token="1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm"),
+        s3_listing("c.csv", truncated=True, token="007"),
+        s3_listing("d.csv", truncated=False, token="should-not-be-followed"),
+        s3_listing("e.csv", truncated=False),
+    ]
+    run = drive(tmp_path, config, replies, records="ListBucketResult.Contents")
+    # the one-element page still counts as a page of records; a leading zero stays text
+    assert params(run, "continuation-token") == [None, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm", "007"]
+    assert run.stop_reason == "has_more is false"
+
+
+def test_an_xml_total_stops_an_offset_paginator(tmp_path: Path) -> None:
+    config = {"type": "offset", "param": "start", "limit": 2, "total_path": "results.total"}
+    page = '<results><total>3</total><item id="{0}"/><item id="{1}"/></results>'
+    replies = [Reply(page.format(1, 2)), Reply(page.format(3, 4)), Reply(page.format(5, 6))]
+    run = drive(tmp_path, config, replies, records="results.item")
+    assert params(run, "start") == ["0", "2"]
+    assert run.stop_reason == "total reached"
+
+
+def test_an_xml_reply_that_is_not_well_formed_is_a_site_change(tmp_path: Path) -> None:
+    config = {"type": "cursor", "cursor_path": "response.next"}
+    with pytest.raises(SiteChangedError, match="expected XML"):
+        drive(tmp_path, config, [Reply("<response><next>2</response>")], records=None)
+
+
+def test_an_xml_reply_declaring_entities_is_refused(tmp_path: Path) -> None:
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;">]>'
+        "<r><next>&b;</next></r>"
+    )
+    with pytest.raises(SiteChangedError, match="expected XML"):
+        drive(tmp_path, {"type": "cursor", "cursor_path": "r.next"}, [Reply(bomb)], records=None)
+
+
+def test_a_link_paginator_follows_the_root_link_rel_next_of_an_xml_reply(tmp_path: Path) -> None:
+    def listing(number: int, *rels: str) -> Reply:
+        links = "".join(f'<link rel="{r}" href="/items?p={number + d}"/>' for r, d in rels)
+        # a record's own link is not the document's
+        row = f'<row><link rel="next" href="/rows/{number}"/><id>{number}</id></row>'
+        return Reply(f"<dataset>{links}<rows>{row}{row}</rows></dataset>")
+
+    replies = [
+        listing(1, ("next", 1)),
+        listing(2, ("prev", -1), ("next", 1)),
+        listing(3, ("prev", -1), ("self", 0)),
+    ]
+    run = drive(tmp_path, {"type": "link_header"}, replies, records="dataset.rows.row")
+    assert [r.url for r in run.requests] == [BASE, f"{BASE}?p=2", f"{BASE}?p=3"]
+    assert run.stop_reason == "no next link"

@@ -51,7 +51,7 @@ def test_an_xml_reply_and_a_numeric_cursor_are_read_too(tmp_path: Path) -> None:
     hints = more_hints(page(tmp_path, xml, 0, "text/xml; charset=utf-8"), 1, {})
     assert sorted(hints) == ["moreResults is true", "nextToken is set"]
     atom = b'<feed xmlns="http://www.w3.org/2005/Atom"><link rel="next" href="/f?p=2"/></feed>'
-    assert more_hints(page(tmp_path, atom, 0, "application/xml"), 0, {}) == ["next is set"]
+    assert more_hints(page(tmp_path, atom, 0, "application/xml"), 0, {}) == ["a link rel=next"]
     assert more_hints(page(tmp_path, {"data": [1], "next_cursor": 40}, 1), 1, {}) == [
         "next_cursor is set"
     ]
@@ -74,3 +74,13 @@ def test_a_full_page_asked_for_in_a_json_body_is_a_sign(tmp_path: Path) -> None:
     assert more_hints(full, 3, body_params(sent)) == ["a full page (limit=3) with no page after it"]
     assert more_hints(page(tmp_path, {"items": [1, 2]}, 2), 2, body_params(sent)) == []
     assert body_params(None) == {} and body_params(["not", "an", "object"]) == {}
+
+
+def test_an_aws_style_truncated_listing_says_there_is_more(tmp_path: Path) -> None:
+    listing = (
+        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<IsTruncated>%s</IsTruncated><Contents><Key>a.csv</Key></Contents></ListBucketResult>"
+    )
+    truncated = page(tmp_path, listing % b"true", 1, "application/xml")
+    assert more_hints(truncated, 1, {}) == ["IsTruncated is true"]
+    assert more_hints(page(tmp_path, listing % b"false", 1, "application/xml"), 1, {}) == []

@@ -18,7 +18,7 @@ import httpx
 
 from amazoniax_dagster.core.errors import ConfigError, SiteChangedError
 from amazoniax_dagster.fetchers.base import FetchContext, FetchReport
-from amazoniax_dagster.fetchers.recipe import jsonpath
+from amazoniax_dagster.fetchers.recipe import jsonpath, xmltree
 from amazoniax_dagster.fetchers.recipe.detail_pages import save_detail_pages
 from amazoniax_dagster.fetchers.recipe.feeds import run_feed
 from amazoniax_dagster.fetchers.recipe.files import extension_for
@@ -138,7 +138,11 @@ def records_of(step: Step, page: Page) -> list[Any] | None:
     """The page's records list; SiteChangedError when the recipe's path leads nowhere."""
     if step.records is None:
         return None
-    found = jsonpath.find(page.json(), step.records)
+    tree = page.tree()
+    if page.is_xml():  # one element, or an empty container, is still a list
+        found = xmltree.records_at(tree, step.records)
+    else:
+        found = jsonpath.find(tree, step.records)
     if not isinstance(found, list):
         raise SiteChangedError(
             f"step {step.name!r}: no list at records path {step.records!r} "

@@ -4,21 +4,23 @@ The last page a step fetched is read for them (the recipe reached the site's own
 it shows none): ``hasNextPage``/``has_more`` true, a next URL or cursor, a next page number,
 a ``Link`` rel=next header, a ``total`` above the records the step received, a page count above
 the current page, or a page as full as the size it asked for. Names follow the common API
-conventions; nested ``pageInfo``/``meta``/``links`` objects are searched a few levels down.
+conventions; nested ``pageInfo``/``meta``/``links`` objects are searched a few levels down. An
+XML reply is read as the same tree (:mod:`.xmltree`), its root ``<link rel="next">`` as a link.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from amazoniax_dagster.core.errors import SiteChangedError
 from amazoniax_dagster.fetchers.recipe.http import Page
 
 MAX_DEPTH = 4
 _HAS_MORE = re.compile(
-    r"^(has_?more(_?(results|items|pages|data))?|has_?next(_?page)?|more(_?(results|items))?)$",
+    r"^(has_?more(_?(results|items|pages|data))?|has_?next(_?page)?|more(_?(results|items))?|"
+    r"is_?truncated)$",
     re.IGNORECASE,
 )
 _IS_LAST = re.compile(r"^(is_?last(_?page)?|last)$", re.IGNORECASE)
@@ -56,8 +58,8 @@ def more_hints(
     the step paged (then a page count counts only next to the page's own number)."""
     hints = []
     if "next" in page.links:
-        hints.append("a Link header rel=next")
-    fields = list(_fields(_json_or_none(page))) or list(_xml_fields(page))
+        hints.append("a link rel=next")
+    fields = list(_fields(_data_or_none(page)))
     current = next((v for n, v in fields if _CURRENT_PAGE.match(n) and _is_int(v)), None)
     for name, value in fields:
         if _HAS_MORE.match(name) and value is True:
@@ -91,42 +93,17 @@ def body_params(body: Any) -> dict[str, str]:
     return {name: str(value) for name, value in _fields(body) if _is_int(value)}
 
 
-def _xml_fields(page: Page) -> Iterator[tuple[str, Any]]:
-    """(local name, typed text) of an XML reply's leaf elements near the top (where paging
-    elements live), and a ``link rel="next"``'s href as ``next``."""
-    if "xml" not in page.content_type:
-        return
-    from defusedxml import ElementTree as SafeET
-
-    try:
-        root = SafeET.fromstring(page.content())
-    except Exception:  # noqa: BLE001 - a reply that is not XML has no XML hints
-        return
-    stack = [(root, 0)]
-    while stack:
-        element, depth = stack.pop()
-        name = str(element.tag).rpartition("}")[2]
-        children = list(element)
-        if name == "link" and (element.get("rel") or "").lower() == "next" and element.get("href"):
-            yield "next", element.get("href")
-        elif not children:
-            text = (element.text or "").strip()
-            typed = {"true": True, "false": False}.get(text.lower(), text)
-            yield name, int(text) if text.isdigit() else typed
-        if depth < MAX_DEPTH - 1:
-            stack.extend((child, depth + 1) for child in children)
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _json_or_none(page: Page) -> Any:
-    if "json" not in page.content_type:
+def _data_or_none(page: Page) -> Any:
+    """A JSON reply, or an XML one as the tree recipe paths read; None for other replies."""
+    if "json" not in page.content_type and not page.is_xml():
         return None
     try:
-        return json.loads(page.content())
-    except (ValueError, UnicodeDecodeError):
+        return page.tree()
+    except SiteChangedError:
         return None
 
 

@@ -49,6 +49,7 @@ from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.redaction import RedactingFilter, Redactor, redact_url
 from amazoniax_dagster.core.retry import RetryPolicy
 from amazoniax_dagster.fetchers.base import FetchLimits
+from amazoniax_dagster.fetchers.recipe import xmltree
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class Page:
     records: list[Any] | None = None
     _content: bytes | None = field(default=None, repr=False)
     _json: tuple[Any] | None = field(default=None, repr=False)
+    _tree: tuple[Any] | None = field(default=None, repr=False)
 
     @property
     def content_type(self) -> str:
@@ -141,15 +143,38 @@ class Page:
                 ) from exc
         return self._json[0]
 
+    def is_xml(self) -> bool:
+        return xmltree.looks_like_xml(self.content()[:64], self.content_type)
+
+    def tree(self) -> Any:
+        """The body as data for recipe paths: JSON, or an XML reply as the same dict/list
+        shape (:mod:`.xmltree`); SiteChangedError when it is neither."""
+        if not self.is_xml():
+            return self.json()
+        if self._tree is None:
+            try:
+                self._tree = (xmltree.parse(self.content()),)
+            except xmltree.XmlTreeError as exc:
+                raise SiteChangedError(
+                    f"expected XML from {self.shown_url} (HTTP {self.status}, "
+                    f"{self.content_type or 'no content type'}): {exc}"
+                ) from exc
+        return self._tree[0]
+
     @property
     def links(self) -> dict[str, str]:
-        """``rel`` -> URL from the Link header (absolute, resolved against the page URL)."""
+        """``rel`` -> URL from the Link header and, in an XML reply, from its root's
+        ``<link rel href>`` elements (the header wins); absolute, resolved against the page
+        URL."""
         parsed = httpx.Response(self.status, headers=self.headers).links
-        return {
-            rel: str(httpx.URL(self.url).join(link["url"]))
-            for rel, link in parsed.items()
-            if rel and "url" in link
-        }
+        found = {rel: link["url"] for rel, link in parsed.items() if rel and "url" in link}
+        if self.is_xml():
+            try:
+                body_links = xmltree.links(self.tree())
+            except SiteChangedError:  # a reply that is not XML has no XML links
+                body_links = {}
+            found = {**body_links, **found}
+        return {rel: str(httpx.URL(self.url).join(url)) for rel, url in found.items()}
 
 
 class HostBreakers:

@@ -8,6 +8,9 @@ Every paginator stops, whatever the site answers: on an empty page (the records 
 empty), a page whose body equals an earlier one, a ``has_more_path`` that is false, a
 ``total_path``/``total_pages_path`` reached, a position (page, offset, cursor, next URL) seen
 before, no next position, and after ``FetchLimits.max_pages`` pages (``guard_hit``).
+
+Paths (``cursor_path``, ``has_more_path``, ``total_path``, ``next_url_path`` ...) read a JSON
+reply, or an XML reply as the same dict/list tree (:mod:`.xmltree`: ``response.nextPageToken``).
 """
 
 from __future__ import annotations
@@ -295,7 +298,7 @@ def make_paginator(config: PaginateConfig | None, *, max_pages: int) -> Paginato
 
 
 def _at(page: Page, path: str) -> Any:
-    return jsonpath.find(page.json(), path)
+    return jsonpath.find(page.tree(), path)  # a JSON reply, or an XML one as the same tree
 
 
 def _truthy(value: Any) -> bool:

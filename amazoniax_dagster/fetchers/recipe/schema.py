@@ -157,6 +157,8 @@ class CursorPaginate(_PaginateBase):
 
 
 class LinkHeaderPaginate(_PaginateBase):
+    """Follow the URL of relation ``rel``: a ``Link`` header, or an XML reply's ``<link>``."""
+
     type: Literal["link_header"]
     rel: str = "next"
 
