@@ -253,7 +253,7 @@ def test_yaml_errors_never_echo_the_line() -> None:
 
 
 def test_published_schema_is_current() -> None:
-    """Regenerate with ``python -m amazoniax_dagster.fetchers.recipe.schema``."""
+    """Regenerate with ``python -m amazoniax_dagster.fetchers.recipe``."""
     assert json.loads(SCHEMA_PATH.read_text()) == recipe_json_schema()
 
 

@@ -5,7 +5,7 @@
 
 ``kind: http`` recipes are steps of requests (auth, extracts, pagination, saves);
 ``kind: feed`` recipes read an RSS/Atom feed. ``recipe.schema.json`` next to this file is the
-published JSON Schema (``python -m amazoniax_dagster.fetchers.recipe.schema`` rewrites it).
+published JSON Schema (``python -m amazoniax_dagster.fetchers.recipe`` rewrites it).
 """
 
 from __future__ import annotations

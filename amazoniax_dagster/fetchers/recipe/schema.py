@@ -5,7 +5,7 @@ A recipe is a YAML document with ``version: 1``, a ``kind`` (``http``: steps of 
 carries a ``type``; the models are discriminated unions on it, so an unknown type is refused
 with the list of known ones. Templates (``${...}``, see :mod:`.templating`) are checked here,
 at load time. Regenerate the published schema with
-``python -m amazoniax_dagster.fetchers.recipe.schema``.
+``python -m amazoniax_dagster.fetchers.recipe``.
 """
 
 from __future__ import annotations
@@ -498,7 +498,3 @@ def recipe_json_schema() -> dict[str, Any]:
 
 def write_json_schema(path: Path = SCHEMA_PATH) -> None:
     path.write_text(json.dumps(recipe_json_schema(), indent=2, sort_keys=True) + "\n")
-
-
-if __name__ == "__main__":
-    write_json_schema()
