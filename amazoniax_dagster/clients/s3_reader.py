@@ -1,10 +1,11 @@
-"""Customer S3 buckets: ListObjectsV2 and GetObject, signed by botocore, sent by botocore's
-urllib3 session, with the channel's own settings only.
+"""Customer S3 buckets: ListObjectsV2 and GetObject, signed by botocore, sent by urllib3 with
+the channel's own settings only.
 
 A boto3 client took more than twice the CPU per GET and four times per listed key
 (``bench/s3_client_ab.py``; figures in docs/performance.md). Only the URL and the two XML
-replies (listing, error) are ours; signing (SigV4), connection pooling, TLS, proxies and
-network errors are botocore's.
+replies (listing, error) are ours; signing (SigV4) and the TLS and proxy settings are
+botocore's, connection pooling is urllib3's: one pool per host, reused by every request, so a
+GET pays for neither botocore's per-request session work nor urllib3's URL routing.
 
 Nothing of the process's AWS identity or endpoint is used (no credential chain, profile,
 config file or ``AWS_ENDPOINT_URL``): a customer's store never gets the process's identity.
@@ -19,19 +20,19 @@ bounds every request and the job's ``retries`` counts every re-send. Errors leav
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit
 
-from amazoniax_dagster.clients.s3 import boto_errors, error_for_code, translate_error
+from amazoniax_dagster.clients.s3 import error_for_code
 from amazoniax_dagster.core.errors import ConfigError, TransientError
 
 if TYPE_CHECKING:
     from botocore.auth import S3SigV4Auth
-    from botocore.httpsession import URLLib3Session
-    from urllib3 import BaseHTTPResponse
+    from urllib3 import BaseHTTPResponse, HTTPConnectionPool, PoolManager
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _PAGE_LIMIT = 64 * 1024 * 1024  # a page of 1,000 keys is well under 1 MiB
@@ -107,9 +108,6 @@ class S3Reader:
     engine's transfer threads."""
 
     def __init__(self, settings: ReaderSettings) -> None:
-        from botocore.httpsession import URLLib3Session
-        from botocore.utils import get_environ_proxies
-
         self._region = settings.region or "us-east-1"
         if settings.endpoint_url:
             parts = urlsplit(settings.endpoint_url)
@@ -123,16 +121,9 @@ class S3Reader:
             self._base = f"https://s3.{self._region}.amazonaws.com"
             self._path_style = False
         self._auth = _signer(settings, self._region)
-        # A mapping: botocore-stubs type ``verify`` as bool and ``timeout`` as int, but botocore
-        # takes a CA bundle path and seconds as a float too.
-        options: dict[str, Any] = {
-            # The CA bundle is the deployment's; True takes botocore's own (certifi).
-            "verify": os.environ.get("AWS_CA_BUNDLE") or True,
-            "proxies": get_environ_proxies(self._base),
-            "timeout": settings.timeout_seconds,
-            "max_pool_connections": settings.max_connections,
-        }
-        self._http: URLLib3Session = URLLib3Session(**options)
+        self._http, self._forwarded = _pool_manager(self._base, settings)
+        self._pools: dict[str, HTTPConnectionPool] = {}
+        self._pools_lock = threading.Lock()
 
     def list_objects(
         self, bucket: str, prefix: str, *, what: str, delimiter: str | None = None
@@ -162,7 +153,7 @@ class S3Reader:
         return ObjectStream(self._send(bucket, key, None, what=what), what)
 
     def close(self) -> None:
-        self._http.close()
+        self._http.clear()
 
     def _send(
         self, bucket: str, key: str, query: Mapping[str, str] | None, *, what: str
@@ -174,16 +165,39 @@ class S3Reader:
         url = self._url(bucket, key)
         if query:
             url += "?" + urlencode(sorted(query.items()), quote_via=quote, safe="-_.~")
-        request = AWSRequest(method="GET", url=url, stream_output=True)
+        request = AWSRequest(method="GET", url=url)
         if self._auth is not None:
             self._auth.add_auth(request)
+        scheme, rest = url.split("://", 1)
+        host, _, path = rest.partition("/")
         try:
-            response: BaseHTTPResponse = self._http.send(request.prepare()).raw
-        except boto_errors() as exc:
-            raise translate_error(exc, what) from exc
+            response: BaseHTTPResponse = self._pool(scheme, host).urlopen(
+                "GET",
+                url if self._forwarded else "/" + path,  # a forwarding proxy takes the whole URL
+                headers=dict(request.headers.items()),
+                retries=False,  # sent once: the job's RetryPolicy is the one retry layer
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                enforce_content_length=False,  # ObjectStream checks the length itself
+            )
+        except _network_errors() as exc:
+            raise _network_error(exc, what) from exc
         if response.status >= 300:
             raise _error(response, what)
         return response
+
+    def _pool(self, scheme: str, host: str) -> HTTPConnectionPool:
+        """The connection pool of one host (one per bucket when virtual-hosted)."""
+        pool = self._pools.get(host)
+        if pool is None:
+            with self._pools_lock:
+                pool = self._pools.get(host)
+                if pool is None:
+                    pool = self._http.connection_from_url(f"{scheme}://{host}")
+                    self._pools[host] = pool
+        return pool
 
     def _url(self, bucket: str, key: str) -> str:
         path = quote(key, safe="/~")
@@ -203,6 +217,42 @@ def _signer(settings: ReaderSettings, region: str) -> S3SigV4Auth | None:
 
     credentials = Credentials(settings.access_key_id, settings.secret_access_key or "")
     return S3SigV4Auth(credentials, "s3", region)
+
+
+def _pool_manager(base: str, settings: ReaderSettings) -> tuple[PoolManager, bool]:
+    """urllib3's pools for ``base`` with botocore's TLS context and CA bundle (the deployment's
+    ``AWS_CA_BUNDLE``, else botocore's own) and the proxy the environment names for ``base``;
+    True when that proxy forwards plain-HTTP requests (they then name the whole URL)."""
+    from botocore.httpsession import ProxyConfiguration, create_urllib3_context, get_cert_path
+    from botocore.utils import get_environ_proxies
+    from urllib3 import PoolManager, ProxyManager, Timeout
+
+    options: dict[str, Any] = {
+        "maxsize": settings.max_connections,
+        "timeout": Timeout(connect=settings.timeout_seconds, read=settings.timeout_seconds),
+        "ssl_context": create_urllib3_context(),
+        "cert_reqs": "CERT_REQUIRED",
+        "ca_certs": os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True),
+    }
+    proxies = ProxyConfiguration(proxies=get_environ_proxies(base))
+    proxy = proxies.proxy_url_for(base)
+    if not proxy:
+        return PoolManager(**options), False
+    headers = proxies.proxy_headers_for(proxy)
+    manager = ProxyManager(proxy, proxy_headers=headers, **options)
+    return manager, base.startswith("http://")
+
+
+def _network_error(exc: BaseException, what: str) -> Exception:
+    """A request that got no reply: a TLS or proxy failure is the configuration's, the rest
+    (refused, reset, timed out) is transient."""
+    from urllib3.exceptions import ProxyError, SSLError
+
+    if isinstance(exc, SSLError):
+        return ConfigError(f"cannot {what}: SSL validation failed: {exc}")
+    if isinstance(exc, ProxyError):
+        return ConfigError(f"cannot {what}: cannot reach the proxy: {type(exc).__name__}")
+    return TransientError(f"cannot {what}: {type(exc).__name__}")
 
 
 def _virtual_hostable(bucket: str) -> bool:
