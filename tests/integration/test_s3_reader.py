@@ -6,6 +6,7 @@ from __future__ import annotations
 import ssl
 import threading
 import uuid
+from base64 import b64encode
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -176,10 +177,11 @@ def canned() -> Iterator[str]:
             length = int(self.headers.get("Content-Length") or 0)
             if length:
                 self.rfile.read(length)
-            path = _route(self.path)
+            path = _route(self.path)  # a forwarding proxy's request names the whole URL
             REQUESTED.append(path)
             HEADERS.append({k.lower(): v for k, v in self.headers.items()})
-            status, headers, body = ROUTES.get((self.command, path), (404, {}, b""))
+            local = "/" + path.split("/", 3)[3] if path.startswith("http://") else path
+            status, headers, body = ROUTES.get((self.command, local), (404, {}, b""))
             self.send_response(status)
             headers = {"Content-Length": str(len(body))} | headers
             for name, value in headers.items():
@@ -267,6 +269,30 @@ def test_without_keys_requests_go_unsigned(canned: str) -> None:
     signed.close()
     assert "authorization" not in HEADERS[0]
     assert HEADERS[1]["authorization"].startswith("AWS4-HMAC-SHA256 Credential=k/")
+
+
+def test_the_environments_proxy_carries_requests_with_its_credentials(
+    canned: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    endpoint = "http://s3.customer.invalid:9000"  # resolvable only by way of the proxy
+    monkeypatch.setenv("HTTP_PROXY", canned.replace("http://", "http://user:p%40ss@"))
+    client = reader_for(endpoint)
+    with pytest.raises(ConfigError, match="access denied"):
+        client.get_object("b", "denied", what="get")
+    client.close()
+    assert REQUESTED[-1] == f"{endpoint}/b/denied"  # forwarded: the whole URL
+    assert HEADERS[-1]["proxy-authorization"] == "Basic " + b64encode(b"user:p@ss").decode()
+
+    monkeypatch.setenv("NO_PROXY", "customer.invalid")
+    direct = reader_for(endpoint)
+    before = len(REQUESTED)
+    with pytest.raises(TransientError):
+        direct.get_object("b", "denied", what="get")
+    direct.close()
+    assert len(REQUESTED) == before  # NO_PROXY: sent straight to the (unknown) host
 
 
 def test_a_repeated_continuation_token_is_an_error_not_a_loop(canned_reader: S3Reader) -> None:
