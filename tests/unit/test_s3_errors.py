@@ -1,4 +1,4 @@
-"""Every boto error that reaches us is translated into the product's error tree."""
+"""Every boto or urllib3 error that reaches us is translated into the product's error tree."""
 
 import pytest
 from botocore.exceptions import (
@@ -9,9 +9,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
     ResponseStreamingError,
 )
+from urllib3.exceptions import ConnectTimeoutError as URLLib3ConnectTimeout
+from urllib3.exceptions import NewConnectionError, ProtocolError, ProxyError, SSLError
+from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeout
 
 from amazoniax_dagster.clients import s3
 from amazoniax_dagster.clients.s3 import translate_error
+from amazoniax_dagster.clients.s3_reader import _network_error
 from amazoniax_dagster.core.errors import ConfigError, TransientError
 
 
@@ -84,3 +88,31 @@ def test_each_transient_code_is_transient_whatever_its_status(code: str) -> None
     err = translate_error(client_error(code, 400), "get")
     assert type(err) is TransientError
     assert code in str(err)
+
+
+PROXY = "http://user:pa55word@proxy.example:3128"
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected", "text"),
+    [
+        (SSLError("certificate verify failed"), ConfigError, "SSL validation failed"),
+        (
+            ProxyError(f"Unable to connect to proxy {PROXY}", OSError("refused")),
+            ConfigError,
+            "proxy",
+        ),
+        (NewConnectionError(None, "refused"), TransientError, "NewConnectionError"),
+        (URLLib3ConnectTimeout("slow"), TransientError, "ConnectTimeoutError"),
+        (URLLib3ReadTimeout(None, "/b/k", "read timed out"), TransientError, "ReadTimeoutError"),
+        (ProtocolError("Connection aborted."), TransientError, "ProtocolError"),
+        (ConnectionResetError("reset"), TransientError, "ConnectionResetError"),
+    ],
+)
+def test_the_readers_network_errors_are_translated(
+    exc: Exception, expected: type, text: str
+) -> None:
+    err = _network_error(exc, "download s3://b/k")
+    assert type(err) is expected
+    assert text in str(err) and "download s3://b/k" in str(err)
+    assert "pa55word" not in str(err)  # a proxy's credentials stay out of the message
