@@ -88,8 +88,8 @@ class Boto(Client):
 
 
 class Signer(Client):
-    """B: the product's reader (``clients/s3_reader.py``): botocore's SigV4 signer and
-    urllib3 session, the two XML replies parsed with defusedxml."""
+    """B: the product's reader (``clients/s3_reader.py``): botocore's SigV4 signer over
+    urllib3's connection pools, the two XML replies parsed with defusedxml."""
 
     def __init__(self, ep: StackEndpoints) -> None:
         self._reader = S3Reader(
