@@ -1,12 +1,13 @@
-"""boto3 S3 clients and the translation of S3 errors into the error tree (house rule 3).
+"""What an S3 error reply means in the error tree, and boto3 clients for the local stack.
 
-boto3 is imported lazily: loading the code location must not pay for it. Customer buckets are
-read through :mod:`amazoniax_dagster.clients.s3_reader`, whose errors are translated here.
+Customer buckets are read through :mod:`amazoniax_dagster.clients.s3_reader`, which maps each
+error reply with :func:`error_for_code`. boto3 (the demo, tests and benchmarks) is imported
+lazily: loading the code location must not pay for it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from amazoniax_dagster.core.errors import AmazoniaxError, ConfigError, TransientError
 
@@ -83,49 +84,6 @@ def make_client(
     return client
 
 
-def translate_error(exc: Exception, what: str) -> AmazoniaxError:
-    """Map a botocore/boto3 error to the error tree; ``what`` says what was being done."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        ConnectionClosedError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        IncompleteReadError,
-        NoCredentialsError,
-        ReadTimeoutError,
-        ResponseStreamingError,
-    )
-
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return error_for_code(
-            str(error.get("Code", "")),
-            status if isinstance(status, int) else None,
-            what,
-            message=str(error.get("Message", "")),
-            retry_after=_retry_after(dict(exc.response)),
-        )
-    if isinstance(exc, NoCredentialsError):
-        return ConfigError(f"cannot {what}: no credentials were given")
-    if isinstance(
-        exc,
-        EndpointConnectionError
-        | ConnectTimeoutError
-        | ReadTimeoutError
-        | ConnectionClosedError
-        | IncompleteReadError
-        | ResponseStreamingError,
-    ):
-        return TransientError(f"cannot {what}: {type(exc).__name__}")
-    if isinstance(exc, BotoCoreError):
-        return ConfigError(f"cannot {what}: {exc}")
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return TransientError(f"cannot {what}: {type(exc).__name__}: {exc}")
-    raise TypeError(f"not a boto error: {type(exc).__name__}") from exc
-
-
 def error_for_code(
     code: str,
     status: int | None,
@@ -142,19 +100,3 @@ def error_for_code(
             f"cannot {what}: server said {code or status}", retry_after=retry_after
         )
     return ConfigError(f"cannot {what}: {code or status}: {message}".rstrip(": "))
-
-
-def boto_errors() -> tuple[type[Exception], ...]:
-    """The exception types ``translate_error`` accepts, for ``except`` clauses."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (ClientError, BotoCoreError, ConnectionError, TimeoutError)
-
-
-def _retry_after(response: dict[str, Any]) -> float | None:
-    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
