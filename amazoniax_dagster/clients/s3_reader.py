@@ -168,6 +168,7 @@ class S3Reader:
         request = AWSRequest(method="GET", url=url)
         if self._auth is not None:
             self._auth.add_auth(request)
+        # The host's pool, not PoolManager.urlopen: that normalises the path ("a/../b" -> "b").
         scheme, rest = url.split("://", 1)
         host, _, path = rest.partition("/")
         try:
