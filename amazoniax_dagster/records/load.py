@@ -24,6 +24,10 @@ COLUMNS = (
 )
 # One loader per channel at a time: a batch's new rows are found, then COPYed straight in.
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+# Whether the channel has any row yet: a first load COPYs its batches straight in.
+ANY_ROW = """
+SELECT EXISTS (SELECT 1 FROM unified_items WHERE source_type = %s AND source_name = %s)
+"""
 # One probe of the unique index per key (LIMIT keeps the planner from scanning the channel).
 EXISTING = """
 SELECT k.external_id, u.content_hash FROM unnest(%s::text[]) AS k(external_id)
@@ -46,18 +50,19 @@ FROM records_stage AS s
 WHERE (u.source_type, u.source_name, u.external_id) = (s.source_type, s.source_name, s.external_id)
     AND u.content_hash IS DISTINCT FROM s.content_hash
 """
+_NULL = "\\N"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _cell(value: object) -> str:
     if value is None:
-        return "\\N"
+        return _NULL
     return _text_cell(value.isoformat() if hasattr(value, "isoformat") else str(value))
 
 
 def _text_cell(text: str | None) -> str:
     if text is None:
-        return "\\N"
+        return _NULL
     if "\\" not in text and text.isprintable():  # no tab, newline, CR or NUL: as it is
         return text
     return text.replace("\x00", "").translate(_ESCAPES)
@@ -65,20 +70,18 @@ def _text_cell(text: str | None) -> str:
 
 def _row(fixed: str, item: Item, tail: str) -> str:
     """``item`` as a line of COPY text; its JSON body has no raw tab or newline to escape."""
-    published = item.published_at
-    return "\t".join(
-        (
-            fixed,
-            _text_cell(item.external_id),
-            _text_cell(item.title),
-            _text_cell(item.content),
-            _text_cell(item.url),
-            "\\N" if published is None else published.isoformat(),
-            item.body.decode().replace("\\", "\\\\"),
-            item.content_hash,
-            tail,
+    external_id, title, content, url, published = item[:5]
+    published_cell = _NULL if published is None else published.isoformat()
+    body = item.body.decode().replace("\\", "\\\\")
+    texts = f"{external_id}{title or ''}{content or ''}{url or ''}"
+    if "\\" not in texts and texts.isprintable():  # no text to escape: the usual case
+        return (
+            f"{fixed}\t{external_id}\t{_NULL if title is None else title}"
+            f"\t{_NULL if content is None else content}\t{_NULL if url is None else url}"
+            f"\t{published_cell}\t{body}\t{item.content_hash}\t{tail}"
         )
-    )
+    cells = map(_text_cell, (external_id, title, content, url))
+    return "\t".join((fixed, *cells, published_cell, body, item.content_hash, tail))
 
 
 @dataclass
@@ -140,13 +143,19 @@ def upsert(
 
     Within a batch the last item of an ``external_id`` wins. Each batch looks up the rows it
     already has: new rows are COPYed into ``unified_items``, changed ones updated, unchanged
-    ones left alone. A batch is sent by a second thread while the next is mapped, so the
-    database and the mapping work at once. Loads of one channel wait for each other (a
-    transaction lock), so no other load can insert a row between the lookup and the COPY."""
+    ones left alone. While the channel shows no stored rows (its first load, or the previous
+    batch found none of its ids) a batch is COPYed straight in, with no lookup; should one of
+    its ids be stored after all, the unique key refuses the COPY, it is undone to its
+    savepoint and the batch takes the lookup path. A batch is sent by a second thread while the
+    next is mapped, so the database and the mapping work at once. Loads of one channel wait for
+    each other (a transaction lock), so no other load can insert a row between the lookup and
+    the COPY."""
     fixed = "\t".join(map(_cell, (source_type, source_name)))
     tail = "\t".join(map(_cell, (job_id, file_key)))
     cur.execute(LOCK, (f"unified_items/{source_type}/{source_name}",))
-    sent = _Sender(cur, source_type, source_name)
+    cur.execute(ANY_ROW, (source_type, source_name))
+    (stored,) = cur.fetchone() or (True,)
+    sent = _Sender(cur, source_type, source_name, fresh=not stored)
     with ThreadPoolExecutor(1, thread_name_prefix="records-upsert") as sender:
         sending: Future[tuple[int, int, int]] | None = None
         pending: dict[str, tuple[str, str]] = {}
@@ -181,12 +190,16 @@ class _Sender:
     cur: cursor
     source_type: str
     source_name: str
+    fresh: bool = False  # no stored row expected: try the batch straight in
     staged: bool = False
 
     def flush(self, pending: dict[str, tuple[str, str]]) -> tuple[int, int, int]:
         """Write one batch (external_id -> (COPY row, hash)): (inserted, updated, unchanged)."""
+        if self.fresh and self._copy_new(pending):
+            return len(pending), 0, 0
         self.cur.execute(EXISTING, (list(pending), self.source_type, self.source_name))
         stored = dict(self.cur.fetchall())
+        self.fresh = not stored
         new = [row for key, (row, _) in pending.items() if key not in stored]
         changed = [
             row for key, (row, digest) in pending.items() if stored.get(key, digest) != digest
@@ -203,6 +216,20 @@ class _Sender:
             self.cur.execute(UPDATE)
             updated = self.cur.rowcount
         return len(new), updated, len(pending) - len(new) - updated
+
+    def _copy_new(self, pending: dict[str, tuple[str, str]]) -> bool:
+        """COPY the batch as all new; False (and nothing written) when one of its ids is stored."""
+        from psycopg2.errors import UniqueViolation
+
+        self.cur.execute("SAVEPOINT records_batch")
+        try:
+            self._copy("unified_items", [row for row, _ in pending.values()])
+        except UniqueViolation:
+            self.cur.execute("ROLLBACK TO SAVEPOINT records_batch")
+            self.fresh = False
+            return False
+        self.cur.execute("RELEASE SAVEPOINT records_batch")
+        return True
 
     def _copy(self, table: str, rows: list[str]) -> None:
         data = ("\n".join(rows) + "\n").encode()

@@ -12,10 +12,10 @@ import functools
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -53,8 +53,7 @@ class RecordError(ValueError):
     """The record cannot be mapped (a mapped field missing, a date that is no date)."""
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """A record in the unified schema, with the hash of everything that would be stored."""
 
     external_id: str
@@ -170,6 +169,12 @@ def parse_time(value: Any) -> datetime | None:
         seconds = value / 1000 if abs(value) > 1e11 else value
         return datetime.fromtimestamp(seconds, UTC)
     text = str(value).strip()
+    if text[4:5] == "-":  # an ISO 8601 date first, as most feeds and APIs write them
+        try:
+            parsed = datetime.fromisoformat(text)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except ValueError:
+            pass
     if _NUMBER.fullmatch(text):
         return parse_time(float(text))
     try:
@@ -186,39 +191,80 @@ def _published(value: Any) -> datetime | None:
     return parse_time(value if isinstance(value, int | float) else _text(value))
 
 
+# One field's value from a record: by the mapping's path, else detected.
+Getter = Callable[[dict[str, Any]], Any]
+
+
 class Mapper:
-    """Maps records by one ``mapping``: paths split once, detection resolved once per shape."""
+    """Maps records by one ``mapping``: paths split once, and per record shape (its keys in
+    order) one getter per field, so a file of one shape pays the lookup work once."""
 
     def __init__(self, mapping: RecordMapping) -> None:
         self.required = frozenset(mapping.required)
         self.paths = tuple(
             (field, getattr(mapping, field), _steps(getattr(mapping, field))) for field in FIELDS
         )
+        self._plans: dict[tuple[str, ...], tuple[Getter, ...]] = {}
 
     def item(self, record: dict[str, Any]) -> Item:
         """``record`` in the unified schema, or a ``RecordError`` saying what is wrong with it."""
-        shape = _shape(tuple(record))
-        values: dict[str, Any] = {}
-        for field, path, steps in self.paths:
-            value = _at(record, steps) if steps else None
-            if value is None or value == "":  # not mapped, or not in this file's records
-                value = _detected(record, shape[field])
-            if (value is None or value == "") and field in self.required:
-                raise RecordError(f"{field} is missing (path {path or 'detected'})")
-            values[field] = value
+        keys = tuple(record)
+        plan = self._plans.get(keys) or self._plan(keys)
+        ident, title, content, url, published = [get(record) for get in plan]
+        if self.required:
+            self._check(ident, title, content, url, published)
         body = canonical_bytes(record)
         digest = hashlib.sha256(body).hexdigest()
-        external = _text(values["external_id"]) or f"sha256:{digest}"
+        external = _text(ident) or f"sha256:{digest}"
         return Item(
-            external_id=external[:2000],
-            title=_text(values["title"]),
-            content=_text(values["content"]),
-            url=_text(values["url"]),
-            published_at=_published(values["published_at"]),
-            raw=record,
-            content_hash=digest,
-            body=body,
+            external[:2000],
+            _text(title),
+            _text(content),
+            _text(url),
+            _published(published),
+            record,
+            digest,
+            body,
         )
+
+    def _check(self, *values: Any) -> None:
+        for (field, path, _), value in zip(self.paths, values, strict=True):
+            if (value is None or value == "") and field in self.required:
+                raise RecordError(f"{field} is missing (path {path or 'detected'})")
+
+    def _plan(self, keys: tuple[str, ...]) -> tuple[Getter, ...]:
+        shape = _shape(keys)
+        plan = tuple(_getter(steps, shape[field]) for field, _, steps in self.paths)
+        if len(self._plans) >= MAX_SHAPES:
+            self._plans.clear()
+        self._plans[keys] = plan
+        return plan
+
+
+def _getter(steps: Steps, where: tuple[tuple[str, bool], ...]) -> Getter:
+    """The getter of one field: the mapped path's value unless empty, else the detected one."""
+    if steps:
+
+        def mapped(record: dict[str, Any]) -> Any:
+            value = _at(record, steps)
+            return _detected(record, where) if value is None or value == "" else value
+
+        return mapped
+    if not where:
+        return _nothing
+    if len(where) == 1 and not where[0][1]:
+        key = where[0][0]  # the usual case: one key of the usual names
+
+        def single(record: dict[str, Any]) -> Any:
+            value = record[key]
+            return None if value is None or value == "" or value == [] or value == {} else value
+
+        return single
+    return functools.partial(_detected, where=where)
+
+
+def _nothing(record: dict[str, Any]) -> None:
+    return None
 
 
 def to_item(record: dict[str, Any], mapping: RecordMapping) -> Item:

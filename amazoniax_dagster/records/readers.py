@@ -11,8 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import charset_normalizer
 import feedparser  # type: ignore[import-untyped]
@@ -35,8 +34,7 @@ class NotRecords(UnreadableFile):
     """The file is of no format records are read from (a PDF, an image): not a failure."""
 
 
-@dataclass(frozen=True)
-class Read:
+class Read(NamedTuple):
     """One record of a file (``record``), or why the record at ``position`` is malformed."""
 
     position: int
@@ -121,7 +119,7 @@ def _json_record(position: int, line: bytes) -> Read:
         return Read(position, error=f"line is not JSON: {exc}")
     if not isinstance(value, dict):
         return Read(position, error=f"line is a JSON {type(value).__name__}, not an object")
-    return Read(position, record=value)
+    return Read(position, value)
 
 
 def _json_document(key: str, data: bytes) -> Iterator[Read]:

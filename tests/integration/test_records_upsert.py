@@ -112,3 +112,35 @@ def lock_waiters(db: FetcherDB) -> int:
     with db.database.transaction() as sql:
         found = sql.first("SELECT count(*) FROM pg_locks WHERE NOT granted")
     return int(found[0]) if found else 0
+
+
+def test_a_first_load_goes_straight_in_and_an_id_seen_in_an_earlier_batch_is_still_upserted(
+    fetcher_db: FetcherDB,
+) -> None:
+    # A fresh channel's batches are COPYed with no lookup; r1 comes back in the third batch
+    # (changed) and r2 in the fourth (unchanged): the unique key refuses those straight COPYs
+    # and the batches are looked up instead, so nothing is duplicated and nothing is lost.
+    channel = f"ups-{uuid.uuid4().hex[:8]}"
+    records = [{"id": f"r{i}", "title": f"t{i}"} for i in range(6)]
+    records += [{"id": "r6", "title": "t6"}, {"id": "r1", "title": "T1"}]
+    records += [{"id": "r2", "title": "t2"}, {"id": "r7", "title": "t7"}]
+    records += [{"id": f"r{i}", "title": f"t{i}"} for i in range(8, 12)]
+    counts = load(fetcher_db, channel, records, batch=2)
+    assert counted(counts) == (12, 1, 1)
+    assert stored(fetcher_db, channel) == {f"r{i}": "T1" if i == 1 else f"t{i}" for i in range(12)}
+
+
+def test_a_new_tail_after_stored_rows_is_loaded_once(fetcher_db: FetcherDB) -> None:
+    # A channel with rows: the first batch is looked up (all stored), the next ones are new; one
+    # of the later batches holds a stored id again, so its straight COPY is refused and undone.
+    channel = f"ups-{uuid.uuid4().hex[:8]}"
+    assert counted(load(fetcher_db, channel, [{"id": "a", "title": "A"}], batch=2)) == (1, 0, 0)
+    records = [{"id": "a", "title": "A"}, {"id": "b", "title": "B"}]
+    records += [{"id": "c", "title": "C"}, {"id": "d", "title": "D"}]
+    records += [{"id": "e", "title": "E"}, {"id": "a", "title": "A2"}]
+    records += [{"id": "f", "title": "F"}]
+    counts = load(fetcher_db, channel, records, batch=2)
+    assert counted(counts) == (5, 1, 1)
+    assert stored(fetcher_db, channel) == {
+        "a": "A2", "b": "B", "c": "C", "d": "D", "e": "E", "f": "F",
+    }  # fmt: skip
