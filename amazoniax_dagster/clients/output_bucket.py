@@ -258,11 +258,11 @@ class OutputBucket:
         """A delivered file's bytes as a stream, read as it is consumed (close it when done)."""
         import obstore
 
-        with _as_ours(), translated(f"read s3://{self.bucket}/{key}"):
-            reader = _Reader(
-                obstore.open_reader(self._store, key), f"read s3://{self.bucket}/{key}"
-            )
-        return io.BufferedReader(reader, buffer_size=_MIB)
+        what = f"read s3://{self.bucket}/{key}"
+        with _as_ours(), translated(what):
+            # One GET streamed as it is read (a reader of ranges would send one GET per MiB).
+            chunks = obstore.get(self._store, key).stream(min_chunk_size=_MIB)
+        return io.BufferedReader(_Reader(chunks, what), buffer_size=_MIB)
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under the folder ``prefix`` in the output bucket."""
@@ -328,23 +328,30 @@ def _parts(stream: IO[bytes], size: int, part_size: int, key: str) -> Iterator[b
 
 
 class _Reader(io.RawIOBase):
-    """obstore's buffered reader as a binary stream, its errors in the product's tree."""
+    """obstore's stream of chunks as a binary stream, its errors in the product's tree."""
 
-    def __init__(self, file: Any, what: str) -> None:
-        self._file = file
+    def __init__(self, chunks: Any, what: str) -> None:
+        self._chunks = chunks
         self._what = what
+        self._chunk = memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        with _as_ours(), translated(self._what):
-            data = self._file.read(len(buffer))
-        size = len(data)
-        memoryview(buffer)[:size] = bytes(data)
+        if not self._chunk:
+            with _as_ours(), translated(self._what):
+                chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._chunk = memoryview(chunk)
+        size = min(len(buffer), len(self._chunk))
+        memoryview(buffer).cast("B")[:size] = self._chunk[:size]
+        self._chunk = self._chunk[size:]
         return size
 
     def close(self) -> None:
         if not self.closed:
-            self._file.close()
+            self._chunk = memoryview(b"")
+            self._chunks = iter(())
         super().close()

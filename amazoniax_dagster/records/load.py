@@ -69,7 +69,8 @@ def _text_cell(text: str | None) -> str:
 
 
 def _row(fixed: str, item: Item, tail: str) -> str:
-    """``item`` as a line of COPY text; its JSON body has no raw tab or newline to escape."""
+    """``item`` as a line of COPY text, newline included; its JSON body has no raw tab or
+    newline to escape."""
     external_id, title, content, url, published = item[:5]
     published_cell = _NULL if published is None else published.isoformat()
     body = item.body.decode().replace("\\", "\\\\")
@@ -78,10 +79,10 @@ def _row(fixed: str, item: Item, tail: str) -> str:
         return (
             f"{fixed}\t{external_id}\t{_NULL if title is None else title}"
             f"\t{_NULL if content is None else content}\t{_NULL if url is None else url}"
-            f"\t{published_cell}\t{body}\t{item.content_hash}\t{tail}"
+            f"\t{published_cell}\t{body}\t{item.content_hash}\t{tail}\n"
         )
     cells = map(_text_cell, (external_id, title, content, url))
-    return "\t".join((fixed, *cells, published_cell, body, item.content_hash, tail))
+    return "\t".join((fixed, *cells, published_cell, body, item.content_hash, tail)) + "\n"
 
 
 @dataclass
@@ -232,6 +233,6 @@ class _Sender:
         return True
 
     def _copy(self, table: str, rows: list[str]) -> None:
-        data = ("\n".join(rows) + "\n").encode()
+        data = "".join(rows).encode()
         # One read of the whole batch: each read takes the GIL back from the mapping thread.
         self.cur.copy_expert(f"COPY {table} ({COLUMNS}) FROM STDIN", io.BytesIO(data), len(data))

@@ -86,20 +86,22 @@ def read_records(key: str, stream: Stream) -> Iterator[Read]:
     return _xml(key, data)
 
 
-def _lines(head: bytes, stream: Stream) -> Iterator[bytes]:
+def _lines(head: bytes, stream: Stream) -> Iterator[list[bytes]]:
+    """The lines of the stream, a chunk's worth at a time."""
     pending = head
     while chunk := stream.read(CHUNK):
         *lines, pending = (pending + chunk).split(b"\n")
-        yield from lines
-    yield from pending.split(b"\n")
+        yield lines
+    yield pending.split(b"\n")
 
 
-def _jsonl(lines: Iterator[bytes]) -> Iterator[Read]:
+def _jsonl(chunks: Iterator[list[bytes]]) -> Iterator[Read]:
     position = 0
-    for line in lines:
-        if line.strip():
-            yield _json_record(position, line)
-            position += 1
+    for lines in chunks:
+        for line in lines:
+            if line and not line.isspace():
+                yield _json_record(position, line)
+                position += 1
 
 
 def loads(data: bytes) -> Any:
