@@ -1,15 +1,15 @@
-"""Records loaded per second: a JSONL job folder in S3 -> ``unified_items``, against a plain
-``COPY`` of the same rows into a table defined as ``unified_items`` is (the floor). Peak RSS of
-the load.
+"""Records loaded per second: a JSONL job folder in S3 -> ``unified_items``, against the least a
+plain ``COPY`` of the same rows takes to reach a table defined as ``unified_items`` is (the
+floor). Peak RSS of the load.
 
     uv run python -m bench.records --records 1000000 --repeats 1
 
 Each repeat loads the file into a fresh channel (every record new), then COPYs the same rows,
-mapped beforehand (not timed), into two tables: ``copy_indexed`` (``unified_items``' columns,
-indexes and defaults: the least any load into that table pays, the floor) and ``copy_bare``
-(the same columns and defaults, no index), and the time to build the table's indexes on
-that bare table afterwards: what the indexes cost, either way. Medians over
-repeats; the JSON keeps every run.
+mapped beforehand (not timed), into ``copy_indexed`` (``unified_items``' columns, indexes and
+defaults) and into ``copy_bare`` (the same columns and defaults, no index), then builds
+``unified_items``' indexes on ``copy_bare``. The floor is the faster of "COPY into the indexed
+table" and "bare COPY, then build the indexes"; the bare COPY alone is shown too, though it
+does not reach the same table. Medians over repeats; the JSON keeps every run.
 """
 
 from __future__ import annotations
@@ -176,14 +176,15 @@ def main() -> None:
                     seconds.append(copy_seconds(db, table, rows_path))
                 builds.append(index_build_seconds(db))
         product = args.records / median(loads)
-        floor = args.records / median(floors["copy_indexed"])
+        indexed = args.records / median(floors["copy_indexed"])
         bare = args.records / median(floors["copy_bare"])
+        bare_then_build = args.records / (median(floors["copy_bare"]) + median(builds))
+        floor = max(indexed, bare_then_build)  # the faster way to the same table
         runs = {"load_seconds": loads} | {f"{t}_seconds": s for t, s in floors.items()}
         runs["index_build_seconds"] = builds
-        bare_then_build = args.records / (median(floors["copy_bare"]) + median(builds))
         rows = [
             Row(
-                f"{args.records:,} JSONL records S3 -> unified_items vs COPY into its definition",
+                f"{args.records:,} JSONL records S3 -> unified_items vs the floor",
                 round(product),
                 round(floor),
                 "rec/s",
@@ -191,22 +192,16 @@ def main() -> None:
                 ok=product >= 0.5 * floor,
                 extra=runs,
             ),
+            Row("floor a: COPY into the table's definition", round(indexed), None, "rec/s", "-"),
             Row(
-                "the same COPY into a bare table (same columns and defaults, no index)",
-                round(bare),
-                round(floor),
-                "rec/s",
-                "-",
-            ),
-            Row(
-                "bare COPY, then the table's indexes built",
+                "floor b: bare COPY, then the table's indexes built",
                 round(bare_then_build),
-                round(floor),
+                None,
                 "rec/s",
                 "-",
             ),
             Row(
-                "load vs that bare COPY",
+                "load vs a bare COPY (same columns and defaults, no index)",
                 round(product),
                 round(bare),
                 "rec/s",
