@@ -31,7 +31,7 @@ _CHUNK = 1024 * 1024
 #: Proxies S3Reader takes from the environment as botocore does; reqwest (obstore) reads the
 #: same variables by rules of its own (NO_PROXY matching, credentials in the URL).
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
-_STATUS = re.compile(r"non-2xx status code: (\d{3})[^:]*:?(.*)")
+_STATUS = re.compile(r"non-2xx status code: (\d{3})")
 _CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
 _MESSAGE = re.compile(r"<Message>([^<]{0,300})</Message>")
 
@@ -159,7 +159,7 @@ def get_error(text: str, what: str) -> AmazoniaxError:
     """The error tree's reading of an obstore error's text."""
     status = _STATUS.search(text)
     if status is not None:
-        body = status.group(2)
+        body = text[status.end() :].split("Debug source:", 1)[0]  # the reply, maybe many lines
         code = _CODE.search(body)
         message = _MESSAGE.search(body)
         return error_for_code(
