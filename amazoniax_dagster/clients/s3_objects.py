@@ -100,24 +100,24 @@ class ObstoreStream:
         self._expected = expected
         self._what = what
         self._got = 0
-        self._pending = b""
+        self._pending = memoryview(b"")  # what is left of the last chunk, not copied
 
     def read(self, size: int = -1, /) -> bytes:
-        parts = [self._pending]
-        have = len(self._pending)
-        while (size < 0 or have < size) and (chunk := self._next()):
-            parts.append(chunk)
-            have += len(chunk)
-        data = b"".join(parts)
-        if 0 <= size < len(data):
-            data, self._pending = data[:size], data[size:]
-        else:
-            self._pending = b""
-        return data
+        parts: list[memoryview] = []
+        wanted = size
+        while size < 0 or wanted > 0:
+            if not self._pending and not self._next():
+                break
+            part = self._pending if size < 0 else self._pending[:wanted]
+            self._pending = self._pending[len(part) :]
+            wanted -= len(part)
+            parts.append(part)
+        return b"".join(parts)
 
-    def _next(self) -> bytes:
+    def _next(self) -> bool:
+        """The next chunk into ``_pending``; False at the end of the body."""
         if self._chunks is None:
-            return b""
+            return False
         with translated_get(self._what, on_error=self.close):
             chunk = next(self._chunks, None)
         if chunk is None:
@@ -127,15 +127,15 @@ class ObstoreStream:
                     f"cannot {self._what}: the body ended after {self._got} of "
                     f"{self._expected} bytes"
                 )
-            return b""
-        data = bytes(chunk)
-        self._got += len(data)
-        return data
+            return False
+        self._pending = memoryview(chunk)
+        self._got += len(self._pending)
+        return True
 
     def close(self) -> None:
         """Stop early: the rest of the body is dropped with its connection."""
         self._chunks = None
-        self._pending = b""
+        self._pending = memoryview(b"")
 
 
 @contextmanager

@@ -99,6 +99,7 @@ class S3Source:
 
     def close(self) -> None:
         self._reader.close()
+        self._objects = None  # its connections close with the store
 
 
 def _reveal(secret: Any) -> str | None:
