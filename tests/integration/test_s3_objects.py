@@ -3,10 +3,12 @@ with the reader's), exact bytes from SeaweedFS, its errors, and who chooses it."
 
 from __future__ import annotations
 
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -20,6 +22,7 @@ from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from amazoniax_dagster.sources.base import RemoteFile
 from amazoniax_dagster.sources.s3 import S3Source
+from tests.integration.ftp_servers import make_tls
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +57,7 @@ class Recorder:
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.listing: list[str] = []
+        self.release = threading.Event()
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -93,6 +97,9 @@ class Recorder:
                 if k.startswith(prefix)
             )
             return 200, f"<ListBucketResult>{keys}</ListBucketResult>".encode()
+        if path.endswith("/silent"):
+            self.release.wait(10)  # until the test is over
+            return 200, b"late"
         if path.endswith("/throttled"):
             return 503, b"<Error><Code>SlowDown</Code><Message>Slow</Message></Error>"
         if path.endswith("/denied"):
@@ -106,6 +113,7 @@ class Recorder:
         return [path for path, _ in self.requests]
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -198,6 +206,38 @@ def test_error_replies_are_sent_once_and_read_as_the_reader_reads_them(
     nobody = ObstoreObjects("b", settings("http://127.0.0.1:9"))  # nothing listens there
     with pytest.raises(TransientError, match="cannot get"):
         nobody.get_object("k", what="get")
+    impatient = ObstoreObjects("b", settings(recorder.url, timeout_seconds=0.5))
+    with pytest.raises(TransientError, match="timed out"):
+        impatient.get_object("silent", what="get")
+
+
+def test_https_is_verified(tmp_path: Path) -> None:
+    """Against obstore's trusted roots: a certificate from an unknown CA is refused."""
+    tls = make_tls(tmp_path)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls.server_pem)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        objects = ObstoreObjects("b", settings(f"https://127.0.0.1:{server.server_address[1]}"))
+        with pytest.raises(ConfigError, match="SSL validation failed"):
+            objects.get_object("k", what="get")
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_channel_keys_or_none_never_the_process_credentials(
