@@ -2,6 +2,7 @@
 
 import pytest
 
+from amazoniax_dagster.clients.object_store import customer_store
 from amazoniax_dagster.clients.s3_objects import get_error, obstore_safe, obstore_usable
 from amazoniax_dagster.core.errors import ConfigError, TransientError
 
@@ -107,3 +108,31 @@ def test_no_reply_is_transient_and_a_bad_certificate_is_the_configurations() -> 
     assert type(timeout) is TransientError and "timed out" in str(timeout)
     tls = get_error(NO_REPLY.format("sending\n invalid peer certificate: UnknownIssuer"), "get")
     assert type(tls) is ConfigError and "SSL" in str(tls)
+
+
+@pytest.mark.parametrize(
+    ("bucket", "endpoint_url", "endpoint", "virtual"),
+    [
+        ("my-bucket", None, "https://my-bucket.s3.eu-west-1.amazonaws.com", "true"),
+        ("My.Bucket", None, "https://s3.eu-west-1.amazonaws.com", "false"),  # not a host label
+        ("my-bucket", "http://s3.internal:9000/", "http://s3.internal:9000", "false"),
+    ],
+)
+def test_the_customer_store_is_addressed_as_the_reader_addresses_it(
+    bucket: str, endpoint_url: str | None, endpoint: str, virtual: str
+) -> None:
+    store = customer_store(
+        bucket,
+        endpoint_url=endpoint_url,
+        access_key_id=None,
+        secret_access_key=None,
+        region="eu-west-1",
+        max_connections=4,
+        timeout_seconds=5,
+    )
+    assert store.config["endpoint"] == endpoint
+    assert store.config["virtual_hosted_style_request"] == virtual
+    assert store.config["skip_signature"] == "true"  # no keys: unsigned, never the chain's
+    assert store.client_options["allow_http"] == str(endpoint.startswith("http:")).lower()
+    assert store.client_options["read_timeout"] == "5s"
+    assert store.retry_config is not None and store.retry_config["max_retries"] == 0
