@@ -3,9 +3,9 @@ off the GIL), for the keys obstore requests byte for byte.
 
 obstore parses a key into path segments: it refuses control characters, empty segments
 (``a//b``) and ``.``/``..`` segments, and drops a leading or trailing ``/``. Those keys, the
-listing, and every GET when the deployment names a proxy or a CA bundle that obstore would
-apply differently, stay with
-:mod:`amazoniax_dagster.clients.s3_reader`, whose errors these match.
+listing, and every GET under a proxy or a CA bundle that obstore would apply differently stay
+with :mod:`amazoniax_dagster.clients.s3_reader`, whose errors these match (except the
+``Retry-After`` of a throttled reply: obstore does not hand out reply headers).
 """
 
 from __future__ import annotations
