@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 #: How long obstore keeps temporary credentials before it asks the provider again.
 CREDENTIAL_REUSE = timedelta(minutes=5)
 DEFAULT_REGION = "us-east-1"
+#: A body is bounded by the read timeout between its pieces, not by a total duration.
+_NO_OVERALL_TIMEOUT = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,7 @@ class StoreSettings:
 def credential_provider(settings: StoreSettings) -> Callable[[], S3Credential]:
     """Static keys when configured, else botocore's credential chain."""
     if settings.access_key_id and settings.secret_access_key:
-        static: S3Credential = {
-            "access_key_id": settings.access_key_id,
-            "secret_access_key": settings.secret_access_key,
-            "token": None,
-            "expires_at": None,
-        }
-        return lambda: static
+        return static_credentials(settings.access_key_id, settings.secret_access_key)
     import botocore.session
 
     session = botocore.session.get_session()
@@ -69,6 +65,86 @@ def credential_provider(settings: StoreSettings) -> Callable[[], S3Credential]:
         }
 
     return provide
+
+
+def customer_store(
+    bucket: str,
+    *,
+    endpoint_url: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    region: str | None,
+    max_connections: int,
+    timeout_seconds: float,
+) -> S3Store:
+    """A store for a customer's bucket: the channel's keys, or unsigned requests without them;
+    never the process's credentials (no chain) nor the environment's S3 settings.
+
+    Path-style at ``endpoint_url``, else AWS virtual-hosted (path-style for a bucket name that
+    cannot be a host name). Each request is sent once (``max_retries`` 0): the job's
+    ``RetryPolicy`` is the one retry layer. The timeout bounds the connect and each read, not
+    the whole body, so a large object may take as long as it needs while it keeps flowing.
+    """
+    from obstore.store import S3Store
+
+    region = region or DEFAULT_REGION
+    virtual = not endpoint_url and virtual_hostable(bucket)
+    if endpoint_url:
+        endpoint = endpoint_url.rstrip("/")
+    elif virtual:
+        endpoint = f"https://{bucket}.s3.{region}.amazonaws.com"
+    else:
+        endpoint = f"https://s3.{region}.amazonaws.com"
+    config: S3Config = {
+        "endpoint": endpoint,
+        "aws_endpoint_url_s3": endpoint,  # else AWS_ENDPOINT_URL_S3 would win
+        "region": region,
+        "virtual_hosted_style_request": virtual,
+        # each of these would otherwise come from the environment's AWS_* variables
+        "skip_signature": not access_key_id,
+        "request_payer": False,
+        "unsigned_payload": False,
+    }
+    timeout = timedelta(seconds=timeout_seconds)
+    client: ClientConfig = {
+        "allow_http": endpoint.startswith("http://"),
+        "allow_invalid_certificates": False,
+        "connect_timeout": timeout,
+        "read_timeout": timeout,
+        "timeout": _NO_OVERALL_TIMEOUT,
+        "pool_max_idle_per_host": str(max_connections),
+    }
+    provider = static_credentials(access_key_id, secret_access_key or "") if access_key_id else None
+    return S3Store(
+        bucket,
+        config=config,
+        client_options=client,
+        retry_config={"max_retries": 0, "retry_timeout": timeout},
+        credential_provider=provider,
+    )
+
+
+def virtual_hostable(bucket: str) -> bool:
+    """Whether ``bucket`` can be the first label of a host name (else path-style)."""
+    return (
+        3 <= len(bucket) <= 63
+        and "." not in bucket
+        and bucket == bucket.lower()
+        and bucket[0].isalnum()
+        and bucket[-1].isalnum()
+        and all(c.isalnum() or c == "-" for c in bucket)
+    )
+
+
+def static_credentials(access_key_id: str, secret_access_key: str) -> Callable[[], S3Credential]:
+    """These keys and nothing else (no session token: obstore would take the environment's)."""
+    static: S3Credential = {
+        "access_key_id": access_key_id,
+        "secret_access_key": secret_access_key,
+        "token": None,
+        "expires_at": None,
+    }
+    return lambda: static
 
 
 def make_store(settings: StoreSettings, *, max_connections: int = 32) -> S3Store:

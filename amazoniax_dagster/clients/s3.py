@@ -1,7 +1,8 @@
 """What an S3 error reply means in the error tree, and boto3 clients for the local stack.
 
-Customer buckets are read through :mod:`amazoniax_dagster.clients.s3_reader`, which maps each
-error reply with :func:`error_for_code`. boto3 (the demo, tests and benchmarks) is imported
+Customer buckets are read through :mod:`amazoniax_dagster.clients.s3_reader` and
+:mod:`amazoniax_dagster.clients.s3_objects`, which map each error reply with
+:func:`error_for_code`. boto3 (the demo, tests and benchmarks) is imported
 lazily: loading the code location must not pay for it.
 """
 

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit
 
+from amazoniax_dagster.clients.object_store import virtual_hostable
 from amazoniax_dagster.clients.s3 import error_for_code
 from amazoniax_dagster.core.errors import ConfigError, TransientError
 
@@ -202,7 +203,7 @@ class S3Reader:
 
     def _url(self, bucket: str, key: str) -> str:
         path = quote(key, safe="/~")
-        if self._path_style or not _virtual_hostable(bucket):
+        if self._path_style or not virtual_hostable(bucket):
             base = f"{self._base}/{quote(bucket, safe='')}"
             return f"{base}/{path}" if key else base
         scheme, host = self._base.split("://", 1)
@@ -254,17 +255,6 @@ def _network_error(exc: BaseException, what: str) -> Exception:
     if isinstance(exc, ProxyError):
         return ConfigError(f"cannot {what}: cannot reach the proxy: {type(exc).__name__}")
     return TransientError(f"cannot {what}: {type(exc).__name__}")
-
-
-def _virtual_hostable(bucket: str) -> bool:
-    return (
-        3 <= len(bucket) <= 63
-        and "." not in bucket
-        and bucket == bucket.lower()
-        and bucket[0].isalnum()
-        and bucket[-1].isalnum()
-        and all(c.isalnum() or c == "-" for c in bucket)
-    )
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:

@@ -1,16 +1,26 @@
 """S3 channels: list ``bucket``/``remote_path`` with the channel's own credentials, read objects.
 
-Requests go through :mod:`amazoniax_dagster.clients.s3_reader` (botocore), which translates
-every error it raises; the job's ``RetryPolicy`` retries them.
+Listings go through :mod:`amazoniax_dagster.clients.s3_reader` (botocore); GETs through
+:mod:`amazoniax_dagster.clients.s3_objects` (obstore) for every key obstore sends byte for byte,
+else through the reader too. Both translate every error they raise; the job's ``RetryPolicy``
+retries them.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from io import BytesIO
 from typing import Any
 
-from amazoniax_dagster.clients.s3_reader import ReaderSettings, S3Reader
+from amazoniax_dagster.clients.s3_objects import (
+    ObstoreObjects,
+    ObstoreStream,
+    obstore_safe,
+    obstore_usable,
+)
+from amazoniax_dagster.clients.s3_reader import ObjectStream, ReaderSettings, S3Reader
 from amazoniax_dagster.core.messages import S3SourceConfig
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
 from amazoniax_dagster.core.paths import (
@@ -45,6 +55,8 @@ class S3Source:
             timeout_seconds=config.timeout_seconds,
         )
         self._reader = S3Reader(settings)
+        usable = obstore_usable(config.endpoint_url, os.environ)
+        self._objects = ObstoreObjects(self.bucket, settings) if usable else None
 
     def list_files(self) -> Iterator[RemoteFile | RejectedFile]:
         # a top-level pattern needs no deep listing
@@ -75,7 +87,11 @@ class S3Source:
     @contextmanager
     def open(self, remote: RemoteFile) -> Iterator[Readable]:
         what = f"download s3://{self.bucket}/{remote.key}"
-        stream = self._reader.get_object(self.bucket, remote.key, what=what)
+        stream: ObstoreStream | BytesIO | ObjectStream
+        if self._objects is not None and obstore_safe(remote.key):
+            stream = self._objects.get_object(remote.key, what=what)
+        else:
+            stream = self._reader.get_object(self.bucket, remote.key, what=what)
         try:
             yield stream
         finally:
@@ -83,6 +99,7 @@ class S3Source:
 
     def close(self) -> None:
         self._reader.close()
+        self._objects = None  # its connections close with the store
 
 
 def _reveal(secret: Any) -> str | None:

@@ -1,0 +1,184 @@
+"""GETs from a customer's bucket through obstore (Rust ``object_store``: signing and HTTP run
+off the GIL), for the keys obstore requests byte for byte.
+
+obstore parses a key into path segments: it refuses control characters, empty segments
+(``a//b``) and ``.``/``..`` segments, and drops a leading or trailing ``/``. Those keys, the
+listing, and every GET under a proxy or a CA bundle that obstore would apply differently stay
+with :mod:`amazoniax_dagster.clients.s3_reader`, whose errors these match (except the
+``Retry-After`` of a throttled reply: obstore does not hand out reply headers).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from io import BytesIO
+from typing import TYPE_CHECKING
+
+from amazoniax_dagster.clients.object_store import customer_store
+from amazoniax_dagster.clients.s3 import error_for_code
+from amazoniax_dagster.core.errors import AmazoniaxError, ConfigError, TransientError
+
+if TYPE_CHECKING:
+    from obstore import BytesStream, GetResult
+
+    from amazoniax_dagster.clients.s3_reader import ReaderSettings
+
+#: Objects up to this size are fetched whole in one call; larger ones are streamed.
+WHOLE_LIMIT = 1024 * 1024
+_CHUNK = 1024 * 1024
+#: Proxies S3Reader takes from the environment as botocore does; reqwest (obstore) reads the
+#: same variables by rules of its own (NO_PROXY matching, credentials in the URL).
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+_STATUS = re.compile(r"non-2xx status code: (\d{3})")
+_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
+_MESSAGE = re.compile(r"<Message>([^<]{0,300})</Message>")
+
+
+def obstore_safe(key: str) -> bool:
+    """Whether obstore sends exactly ``key``: no control character (C0, DEL, C1), no lone
+    surrogate, no leading or trailing ``/``, no empty, ``.`` or ``..`` segment."""
+    if not key or key[0] == "/" or key[-1] == "/":
+        return False
+    for c in key:
+        code = ord(c)
+        if code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF:
+            return False
+    return all(segment not in ("", ".", "..") for segment in key.split("/"))
+
+
+def obstore_usable(endpoint_url: str | None, environ: Mapping[str, str]) -> bool:
+    """False when the environment names a proxy, or a CA bundle for an HTTPS endpoint (AWS's
+    or the channel's): then every GET goes through S3Reader, which honours them exactly as
+    botocore does. obstore could only add the bundle to its trusted roots, not replace them."""
+    if any(environ.get(name) or environ.get(name.lower()) for name in _PROXY_VARIABLES):
+        return False
+    https = not endpoint_url or endpoint_url.lower().startswith("https://")
+    return not (https and environ.get("AWS_CA_BUNDLE"))
+
+
+class ObstoreObjects:
+    """GETs from one customer bucket; thread-safe, its connection pool shared by the engine's
+    transfer threads."""
+
+    def __init__(self, bucket: str, settings: ReaderSettings) -> None:
+        self._store = customer_store(
+            bucket,
+            endpoint_url=settings.endpoint_url,
+            access_key_id=settings.access_key_id,
+            secret_access_key=settings.secret_access_key,
+            region=settings.region,
+            max_connections=settings.max_connections,
+            timeout_seconds=settings.timeout_seconds,
+        )
+
+    def get_object(self, key: str, *, what: str) -> BytesIO | ObstoreStream:
+        """The object's bytes: whole when small, else a stream read in parts."""
+        from obstore import get
+
+        with translated_get(what):
+            result = get(self._store, key)
+        expected = int(result.meta["size"])
+        if expected > WHOLE_LIMIT:
+            return ObstoreStream(result, expected, what)
+        with translated_get(what):
+            data = result.bytes()
+        if len(data) != expected:
+            raise TransientError(
+                f"cannot {what}: the body ended after {len(data)} of {expected} bytes"
+            )
+        return BytesIO(data)
+
+
+class ObstoreStream:
+    """A GET's body in pieces of the size asked for; a body cut short or a lost connection is
+    a ``TransientError``."""
+
+    def __init__(self, result: GetResult, expected: int, what: str) -> None:
+        self._chunks: BytesStream | None = result.stream(min_chunk_size=_CHUNK)
+        self._expected = expected
+        self._what = what
+        self._got = 0
+        self._pending = memoryview(b"")  # what is left of the last chunk, not copied
+
+    def read(self, size: int = -1, /) -> bytes:
+        parts: list[memoryview] = []
+        wanted = size
+        while size < 0 or wanted > 0:
+            if not self._pending and not self._next():
+                break
+            part = self._pending if size < 0 else self._pending[:wanted]
+            self._pending = self._pending[len(part) :]
+            wanted -= len(part)
+            parts.append(part)
+        return b"".join(parts)
+
+    def _next(self) -> bool:
+        """The next chunk into ``_pending``; False at the end of the body."""
+        if self._chunks is None:
+            return False
+        with translated_get(self._what, on_error=self.close):
+            chunk = next(self._chunks, None)
+        if chunk is None:
+            self._chunks = None
+            if self._got != self._expected:
+                raise TransientError(
+                    f"cannot {self._what}: the body ended after {self._got} of "
+                    f"{self._expected} bytes"
+                )
+            return False
+        self._pending = memoryview(chunk)
+        self._got += len(self._pending)
+        return True
+
+    def close(self) -> None:
+        """Stop early: the rest of the body is dropped with its connection."""
+        self._chunks = None
+        self._pending = memoryview(b"")
+
+
+@contextmanager
+def translated_get(what: str, *, on_error: Callable[[], None] | None = None) -> Iterator[None]:
+    """obstore's errors for a GET as S3Reader reports them: the reply's S3 ``Code`` or status
+    through :func:`error_for_code`; no reply at all is transient, a TLS failure the
+    configuration's."""
+    from obstore.exceptions import BaseError
+
+    try:
+        yield
+    except AmazoniaxError:
+        raise
+    except (BaseError, FileNotFoundError) as exc:  # obstore raises either for a 404
+        if on_error is not None:
+            on_error()
+        raise get_error(str(exc), what) from exc
+
+
+def get_error(text: str, what: str) -> AmazoniaxError:
+    """The error tree's reading of an obstore error's text."""
+    status = _STATUS.search(text)
+    if status is not None:
+        body = text[status.end() :].split("Debug source:", 1)[0]  # the reply, maybe many lines
+        code = _CODE.search(body)
+        message = _MESSAGE.search(body)
+        return error_for_code(
+            code.group(1) if code else status.group(1),
+            int(status.group(1)),
+            what,
+            message=message.group(1) if message else "",
+        )
+    if "certificate" in text.lower():
+        return ConfigError(f"cannot {what}: SSL validation failed")
+    if "kind: Timeout" in text:
+        return TransientError(f"cannot {what}: timed out")
+    return TransientError(f"cannot {what}: {_reason(text)}")
+
+
+def _reason(text: str) -> str:
+    """The first line of obstore's message, without the URL it repeats."""
+    first = text.strip().splitlines()[0] if text.strip() else "no reply"
+    return first.rsplit(" - ", 1)[-1][:200]
+
+
+__all__ = ["ObstoreObjects", "ObstoreStream", "get_error", "obstore_safe", "obstore_usable"]
