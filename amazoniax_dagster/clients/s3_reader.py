@@ -20,10 +20,8 @@ bounds every request and the job's ``retries`` counts every re-send. Errors leav
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
@@ -226,47 +224,18 @@ def _signer(settings: ReaderSettings, region: str) -> S3SigV4Auth | None:
     """botocore's SigV4 for S3 with the channel's keys, or None: anonymous requests."""
     if not settings.access_key_id:
         return None
+    from botocore.auth import S3SigV4Auth
+
     keys = _Keys(settings.access_key_id, settings.secret_access_key or "")
-    with _botocore_imports():
-        from botocore.auth import S3SigV4Auth
     return S3SigV4Auth(cast("ReadOnlyCredentials", keys), "s3", region)
-
-
-_PYOPENSSL = "urllib3.contrib.pyopenssl"
-_IMPORT_LOCK = threading.Lock()
-
-
-@contextmanager
-def _botocore_imports() -> Iterator[None]:
-    """Import botocore's modules without urllib3's optional pyOpenSSL backend.
-
-    On import, ``botocore.httpsession`` takes the standard library's ``SSLContext`` from that
-    backend when it is installed (which loads pyOpenSSL and cryptography's X.509: ~80 ms of
-    CPU), else from ``urllib3.util.ssl_``: the same class while nothing has loaded the
-    backend, so it is answered "absent" for the duration of the import only.
-    """
-    with _IMPORT_LOCK:
-        hidden = _PYOPENSSL not in sys.modules and "botocore.httpsession" not in sys.modules
-        if hidden:
-            sys.modules[_PYOPENSSL] = None  # type: ignore[assignment]
-        try:
-            yield
-        finally:
-            if hidden and sys.modules.get(_PYOPENSSL, _PYOPENSSL) is None:
-                del sys.modules[_PYOPENSSL]
 
 
 def _pool_manager(base: str, settings: ReaderSettings) -> tuple[PoolManager, bool]:
     """urllib3's pools for ``base`` with botocore's TLS context and CA bundle (the deployment's
     ``AWS_CA_BUNDLE``, else botocore's own) and the proxy the environment names for ``base``;
     True when that proxy forwards plain-HTTP requests (they then name the whole URL)."""
-    with _botocore_imports():
-        from botocore.httpsession import (
-            ProxyConfiguration,
-            create_urllib3_context,
-            get_cert_path,
-        )
-        from botocore.utils import get_environ_proxies
+    from botocore.httpsession import ProxyConfiguration, create_urllib3_context, get_cert_path
+    from botocore.utils import get_environ_proxies
     from urllib3 import PoolManager, ProxyManager, Timeout
 
     options: dict[str, Any] = {
