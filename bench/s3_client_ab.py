@@ -1,14 +1,17 @@
-"""Customer-bucket clients side by side: a boto3 client vs botocore's signer over urllib3 (the
-product's ``S3Reader``), listing and reading many small objects on SeaweedFS.
+"""Customer-bucket clients side by side: a boto3 client, botocore's signer over urllib3 (the
+product's ``S3Reader``) and obstore (the product's ``ObstoreObjects``, GETs only), listing and
+reading many small objects on SeaweedFS.
 
     uv run python -m bench.s3_client_ab                      # 10,000 x 10 KiB, 1,000 x 100 KiB
     uv run python -m bench.s3_client_ab --small 1000 --large 200 --repeats 1   # while developing
+    uv run python -m bench.s3_client_ab --clients signer,obstore
 
-Both clients read with the channel's keys, 16 GETs at a time (the engine's default
+Every client reads with the channel's keys, 16 GETs at a time (the engine's default
 ``max_workers``), each body read in 1 MiB pieces as the engine reads. Per phase and client:
 wall time and CPU seconds (user + system; SeaweedFS is another process) of a fresh process
-per client and repeat (imports and client set-up are a phase of their own), repeats
-alternating A and B, medians.
+per client and repeat (client set-up is a phase of its own, without the imports: the
+bench's helpers load boto3 and botocore before any client), repeats
+alternating clients, medians; each client against the signer.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Protocol
 from urllib.parse import unquote_plus
 
 from amazoniax_dagster.clients import s3 as s3util
+from amazoniax_dagster.clients.s3_objects import ObstoreObjects
 from amazoniax_dagster.clients.s3_reader import ReaderSettings, S3Reader
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
 from bench.common import (
@@ -87,20 +91,22 @@ class Boto(Client):
         self._client.close()
 
 
+def _settings(ep: StackEndpoints) -> ReaderSettings:
+    return ReaderSettings(
+        endpoint_url=ep.s3_endpoint_url,
+        access_key_id=ep.channel_s3_access_key_id,
+        secret_access_key=ep.channel_s3_secret_access_key,
+        region=ep.s3_region,
+        max_connections=2 * PARALLEL,
+    )
+
+
 class Signer(Client):
     """B: the product's reader (``clients/s3_reader.py``): botocore's SigV4 signer over
-    urllib3's connection pools, the two XML replies parsed with defusedxml."""
+    urllib3's connection pools, the two XML replies parsed by ``_parse_xml``."""
 
     def __init__(self, ep: StackEndpoints) -> None:
-        self._reader = S3Reader(
-            ReaderSettings(
-                endpoint_url=ep.s3_endpoint_url,
-                access_key_id=ep.channel_s3_access_key_id,
-                secret_access_key=ep.channel_s3_secret_access_key,
-                region=ep.s3_region,
-                max_connections=2 * PARALLEL,
-            )
-        )
+        self._reader = S3Reader(_settings(ep))
 
     def keys(self, bucket: str, prefix: str) -> Iterator[str]:
         return (o.key for o in self._reader.list_objects(bucket, prefix, what="list"))
@@ -116,7 +122,28 @@ class Signer(Client):
         self._reader.close()
 
 
-CLIENTS: dict[str, Callable[[StackEndpoints], Client]] = {"boto3": Boto, "signer": Signer}
+class Obstore(Signer):
+    """C: what the product does for a key obstore sends byte for byte: listed by the signer
+    (so its listing rows measure the signer again), read through obstore
+    (``clients/s3_objects.py``)."""
+
+    def __init__(self, ep: StackEndpoints) -> None:
+        super().__init__(ep)
+        self._objects = ObstoreObjects(SOURCE_BUCKET, _settings(ep))
+
+    def read(self, bucket: str, key: str) -> int:
+        stream = self._objects.get_object(key, what="get")
+        total = 0
+        while chunk := stream.read(CHUNK):
+            total += len(chunk)
+        return total
+
+
+CLIENTS: dict[str, Callable[[StackEndpoints], Client]] = {
+    "boto3": Boto,
+    "signer": Signer,
+    "obstore": Obstore,
+}
 
 
 def cpu_seconds() -> float:
@@ -156,6 +183,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000, help="objects of 10 KiB")
     parser.add_argument("--large", type=int, default=1_000, help="objects of 100 KiB")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--clients", default=",".join(CLIENTS), help="of " + ",".join(CLIENTS))
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # NAME: run one client, print JSON
     args = parser.parse_args()
     if args.worker:
@@ -173,33 +201,36 @@ def main() -> None:
         )
         print(f"seeded {args.small} x 10 KiB and {args.large} x 100 KiB", flush=True)
         env = python_env() | {"BENCH_AB_STACK": json.dumps(asdict(ep))}
-        runs: dict[str, list[dict[str, list[float]]]] = {name: [] for name in CLIENTS}
+        names = [name.strip() for name in args.clients.split(",")]
+        if "signer" not in names or any(name not in CLIENTS for name in names):
+            parser.error(f"--clients: signer and any of {', '.join(CLIENTS)}")
+        runs: dict[str, list[dict[str, list[float]]]] = {name: [] for name in names}
         for _ in range(args.repeats):
-            for name in CLIENTS:
+            for name in names:
                 command = [sys.executable, "-m", "bench.s3_client_ab", "--worker", name]
                 command += ["--small", str(args.small), "--large", str(args.large)]
                 out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
                 runs[name].append(last_json_line(out.stdout))
                 print(name, runs[name][-1], flush=True)
         rows = []
-        for phase in runs["boto3"][0]:
+        for phase in runs["signer"][0]:
             for index, kind in ((0, "wall"), (1, "CPU")):
-                a = [run[phase][index] for run in runs["boto3"]]
-                b = [run[phase][index] for run in runs["signer"]]
-                rows.append(
-                    Row(
-                        f"{phase}, {kind}",
-                        median(a),
-                        median(b),
-                        "s",
-                        "-",
-                        extra={"boto3": a, "signer": b},
+                signer = [run[phase][index] for run in runs["signer"]]
+                for name in names:
+                    if name == "signer":
+                        continue
+                    other = [run[phase][index] for run in runs[name]]
+                    rows.append(
+                        Row(
+                            f"{phase}, {kind}: {name}",
+                            median(other),
+                            median(signer),
+                            "s",
+                            "-",
+                            extra={name: other, "signer": signer},
+                        )
                     )
-                )
-        print_table(
-            "customer S3 client A/B: boto3 vs botocore's signer over urllib3 (S3Reader)",
-            rows,
-        )
+        print_table("customer S3 clients, each against the signer (S3Reader)", rows)
         write_results("s3_client_ab", vars(args), rows)
 
 
