@@ -10,12 +10,14 @@ a time, so botocore refreshes them before they expire.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from amazoniax_dagster.clients.s3 import error_for_code
 from amazoniax_dagster.core.errors import AmazoniaxError, ConfigError, TransientError
 
 if TYPE_CHECKING:
@@ -26,6 +28,9 @@ CREDENTIAL_REUSE = timedelta(minutes=5)
 DEFAULT_REGION = "us-east-1"
 #: A body is bounded by the read timeout between its pieces, not by a total duration.
 _NO_OVERALL_TIMEOUT = timedelta(days=1)
+_STATUS = re.compile(r"non-2xx status code: (\d{3})")
+_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
+_MESSAGE = re.compile(r"<Message>([^<]{0,300})</Message>")
 
 
 @dataclass(frozen=True)
@@ -206,8 +211,36 @@ def translated(what: str) -> Iterator[None]:
         raise ConfigError(f"cannot {what}: access denied ({_first_line(exc)})") from exc
     except (NotFoundError, FileNotFoundError) as exc:  # obstore raises either
         raise ConfigError(f"cannot {what}: not found ({_first_line(exc)})") from exc
-    except BaseError as exc:
-        raise TransientError(f"cannot {what}: {_first_line(exc)}") from exc
+    except BaseError as exc:  # e.g. a listing's 403 arrives as a generic error
+        raise error_from_reply(str(exc), what) from exc
+
+
+def error_from_reply(text: str, what: str) -> AmazoniaxError:
+    """The error tree's reading of an obstore error's text: the S3 reply's ``Code`` (or its
+    status) through :func:`error_for_code`; no reply at all is transient, a TLS failure the
+    configuration's."""
+    status = _STATUS.search(text)
+    if status is not None:
+        body = text[status.end() :].split("Debug source:", 1)[0]  # the reply, maybe many lines
+        code = _CODE.search(body)
+        message = _MESSAGE.search(body)
+        return error_for_code(
+            code.group(1) if code else status.group(1),
+            int(status.group(1)),
+            what,
+            message=message.group(1) if message else "",
+        )
+    if "certificate" in text.lower():
+        return ConfigError(f"cannot {what}: SSL validation failed")
+    if "kind: Timeout" in text:
+        return TransientError(f"cannot {what}: timed out")
+    return TransientError(f"cannot {what}: {_reason(text)}")
+
+
+def _reason(text: str) -> str:
+    """The first line of obstore's message, without the URL it repeats."""
+    first = text.strip().splitlines()[0] if text.strip() else "no reply"
+    return first.rsplit(" - ", 1)[-1][:200]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,15 +10,13 @@ with :mod:`amazoniax_dagster.clients.s3_reader`, whose errors these match (excep
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from io import BytesIO
 from typing import TYPE_CHECKING
 
-from amazoniax_dagster.clients.object_store import customer_store
-from amazoniax_dagster.clients.s3 import error_for_code
-from amazoniax_dagster.core.errors import AmazoniaxError, ConfigError, TransientError
+from amazoniax_dagster.clients.object_store import customer_store, error_from_reply
+from amazoniax_dagster.core.errors import AmazoniaxError, TransientError
 
 if TYPE_CHECKING:
     from obstore import BytesStream, GetResult
@@ -31,9 +29,6 @@ _CHUNK = 1024 * 1024
 #: Proxies S3Reader takes from the environment as botocore does; reqwest (obstore) reads the
 #: same variables by rules of its own (NO_PROXY matching, credentials in the URL).
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
-_STATUS = re.compile(r"non-2xx status code: (\d{3})")
-_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
-_MESSAGE = re.compile(r"<Message>([^<]{0,300})</Message>")
 
 
 def obstore_safe(key: str) -> bool:
@@ -140,9 +135,7 @@ class ObstoreStream:
 
 @contextmanager
 def translated_get(what: str, *, on_error: Callable[[], None] | None = None) -> Iterator[None]:
-    """obstore's errors for a GET as S3Reader reports them: the reply's S3 ``Code`` or status
-    through :func:`error_for_code`; no reply at all is transient, a TLS failure the
-    configuration's."""
+    """obstore's errors for a GET as S3Reader reports them (:func:`error_from_reply`)."""
     from obstore.exceptions import BaseError
 
     try:
@@ -152,33 +145,7 @@ def translated_get(what: str, *, on_error: Callable[[], None] | None = None) -> 
     except (BaseError, FileNotFoundError) as exc:  # obstore raises either for a 404
         if on_error is not None:
             on_error()
-        raise get_error(str(exc), what) from exc
+        raise error_from_reply(str(exc), what) from exc
 
 
-def get_error(text: str, what: str) -> AmazoniaxError:
-    """The error tree's reading of an obstore error's text."""
-    status = _STATUS.search(text)
-    if status is not None:
-        body = text[status.end() :].split("Debug source:", 1)[0]  # the reply, maybe many lines
-        code = _CODE.search(body)
-        message = _MESSAGE.search(body)
-        return error_for_code(
-            code.group(1) if code else status.group(1),
-            int(status.group(1)),
-            what,
-            message=message.group(1) if message else "",
-        )
-    if "certificate" in text.lower():
-        return ConfigError(f"cannot {what}: SSL validation failed")
-    if "kind: Timeout" in text:
-        return TransientError(f"cannot {what}: timed out")
-    return TransientError(f"cannot {what}: {_reason(text)}")
-
-
-def _reason(text: str) -> str:
-    """The first line of obstore's message, without the URL it repeats."""
-    first = text.strip().splitlines()[0] if text.strip() else "no reply"
-    return first.rsplit(" - ", 1)[-1][:200]
-
-
-__all__ = ["ObstoreObjects", "ObstoreStream", "get_error", "obstore_safe", "obstore_usable"]
+__all__ = ["ObstoreObjects", "ObstoreStream", "obstore_safe", "obstore_usable"]

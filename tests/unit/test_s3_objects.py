@@ -2,8 +2,8 @@
 
 import pytest
 
-from amazoniax_dagster.clients.object_store import customer_store
-from amazoniax_dagster.clients.s3_objects import get_error, obstore_safe, obstore_usable
+from amazoniax_dagster.clients.object_store import customer_store, error_from_reply, translated
+from amazoniax_dagster.clients.s3_objects import obstore_safe, obstore_usable
 from amazoniax_dagster.core.errors import ConfigError, TransientError
 
 
@@ -90,23 +90,51 @@ OBSTORE_ERROR = (
 def test_error_replies_read_as_the_reader_reads_them(
     status: str, body: str, expected: type, text: str
 ) -> None:
-    err = get_error(OBSTORE_ERROR.format(status=status, body=body), "download s3://b/k")
+    err = error_from_reply(OBSTORE_ERROR.format(status=status, body=body), "download s3://b/k")
     assert type(err) is expected
     assert text in str(err) and "download s3://b/k" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected", "text"),
+    [
+        ("403 Forbidden", "<Error><Code>AccessDenied</Code></Error>", ConfigError,
+         "access denied"),
+        ("403 Forbidden", "<Error><Code>SignatureDoesNotMatch</Code></Error>", ConfigError,
+         "SignatureDoesNotMatch"),
+        ("404 Not Found", "<Error><Code>NoSuchBucket</Code></Error>", ConfigError,
+         "bucket does not exist"),
+        ("503 Service Unavailable", "<Error><Code>SlowDown</Code></Error>", TransientError,
+         "SlowDown"),
+    ],
+)  # fmt: skip
+def test_the_output_buckets_generic_errors_are_read_by_their_reply(
+    status: str, body: str, expected: type, text: str
+) -> None:
+    """obstore reports a listing's refusal as a generic error, not PermissionDenied."""
+    from obstore.exceptions import GenericError
+
+    reply = OBSTORE_ERROR.format(status=status, body=body).replace("GET", "list request: GET")
+    with pytest.raises(expected, match=text) as caught:
+        with translated("list s3://out/raw/"):
+            raise GenericError(reply)
+    assert "cannot list s3://out/raw/" in str(caught.value)
 
 
 NO_REPLY = "Generic S3 error: Error performing GET http://h/b/k in 1ms - HTTP error: {}"
 
 
 def test_no_reply_is_transient_and_a_bad_certificate_is_the_configurations() -> None:
-    refused = get_error(NO_REPLY.format("error sending request\n\nDebug source: ..."), "get")
+    refused = error_from_reply(NO_REPLY.format("error sending request\n\nDebug source: ..."), "get")
     assert type(refused) is TransientError and "error sending request" in str(refused)
     assert "http://h" not in str(refused)
-    timeout = get_error(
+    timeout = error_from_reply(
         NO_REPLY.format("error sending request\n HttpError { kind: Timeout }"), "get"
     )
     assert type(timeout) is TransientError and "timed out" in str(timeout)
-    tls = get_error(NO_REPLY.format("sending\n invalid peer certificate: UnknownIssuer"), "get")
+    tls = error_from_reply(
+        NO_REPLY.format("sending\n invalid peer certificate: UnknownIssuer"), "get"
+    )
     assert type(tls) is ConfigError and "SSL" in str(tls)
 
 
