@@ -164,34 +164,25 @@ def check_kafka(settings: Settings, *, timeout: float) -> str:
 
 
 def check_s3(settings: Settings, *, timeout: float) -> str:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
+    """One key listed through the product's own client (``OutputBucket``): the endpoint,
+    addressing and credentials its uploads use (the configured keys, else the AWS chain)."""
+    from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings
+    from amazoniax_dagster.core.errors import AmazoniaxError
 
     if not settings.output_bucket:
         raise CheckFailed("AMAZONIAX_OUTPUT_BUCKET is not set")
-    client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        aws_access_key_id=settings.s3_access_key_id,
-        aws_secret_access_key=settings.s3_secret_access_key,
-        config=Config(
-            region_name=settings.s3_region or "us-east-1",
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
-        ),
-    )
     where = redact_url(settings.s3_endpoint_url) if settings.s3_endpoint_url else "AWS"
+    output = OutputSettings(
+        bucket=settings.output_bucket,
+        endpoint_url=settings.s3_endpoint_url,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+        region=settings.s3_region,
+    )
     try:
-        client.head_bucket(Bucket=settings.output_bucket)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        reason = {"404": "does not exist", "403": "access denied"}.get(str(code), str(code))
-        raise CheckFailed(f"bucket {settings.output_bucket!r} at {where}: {reason}") from exc
-    except BotoCoreError as exc:
-        raise CheckFailed(f"cannot reach {where}: {type(exc).__name__}") from exc
+        OutputBucket(output, max_connections=1).ping()
+    except AmazoniaxError as exc:  # says what failed: access denied, not found, no answer
+        raise CheckFailed(f"{where}: {exc}") from exc
     return f"bucket {settings.output_bucket!r} at {where}"
 
 

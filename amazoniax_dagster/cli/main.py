@@ -335,7 +335,7 @@ def doctor(as_json: bool, timeout: float, env_file: Path | None) -> None:
 
     \b
     kafka             metadata, and the four amazoniax_* topics exist
-    s3 output bucket  head_bucket on AMAZONIAX_OUTPUT_BUCKET
+    s3 output bucket  one key listed, with the product's S3 client and credentials
     fetcher db        connects, and the migrations are at head
     secret key        AMAZONIAX_SECRET_KEY is a valid Fernet key
     bedrock           reachable, when AMAZONIAX_BEDROCK_* is set

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from amazoniax_dagster.cli.doctor import CheckFailed, check_s3
+from amazoniax_dagster.cli.settings import Settings
 from amazoniax_dagster.clients.output_bucket import OutputBucket, OutputSettings
 from amazoniax_dagster.core.errors import InfrastructureError
 from amazoniax_dagster.devstack.local_stack import StackEndpoints
@@ -125,6 +127,35 @@ def test_wrong_keys_from_the_endpoint_are_refused_by_the_server(
         assert wrong.requests
     finally:
         wrong.close()
+
+
+def test_doctor_checks_the_bucket_with_the_credentials_the_uploads_use(
+    stack: StackEndpoints,
+    only_the_chain: None,
+    agent: CredentialsEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(
+        output_bucket=stack.output_bucket,
+        s3_endpoint_url=stack.s3_endpoint_url,
+        s3_region=stack.s3_region,
+    )
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.url)
+    assert check_s3(settings, timeout=5) == (
+        f"bucket {stack.output_bucket!r} at {stack.s3_endpoint_url}"
+    )
+    assert agent.requests and set(agent.requests) == {AUTH_TOKEN}
+    wrong = CredentialsEndpoint(stack.s3_access_key_id, "not-the-secret")
+    try:
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", wrong.url)
+        with pytest.raises(CheckFailed, match="the secret access key is wrong") as failed:
+            check_s3(settings, timeout=5)
+        assert "not-the-secret" not in str(failed.value)
+    finally:
+        wrong.close()
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    with pytest.raises(CheckFailed, match="no credentials for the output bucket"):
+        check_s3(settings, timeout=5)
 
 
 def test_stores_with_their_own_keys_never_send_the_process_credentials(
