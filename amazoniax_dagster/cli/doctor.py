@@ -180,7 +180,7 @@ def check_s3(settings: Settings, *, timeout: float) -> str:
         region=settings.s3_region,
     )
     try:
-        OutputBucket(output, max_connections=1).ping()
+        OutputBucket(output, max_connections=1).ping(timeout=timeout)
     except AmazoniaxError as exc:  # says what failed: access denied, not found, no answer
         raise CheckFailed(f"{where}: {exc}") from exc
     return f"bucket {settings.output_bucket!r} at {where}"

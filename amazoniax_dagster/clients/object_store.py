@@ -152,8 +152,13 @@ def static_credentials(access_key_id: str, secret_access_key: str) -> Callable[[
     return lambda: static
 
 
-def make_store(settings: StoreSettings, *, max_connections: int = 32) -> S3Store:
-    """An S3Store for ``settings.bucket`` that reads nothing from the environment by itself."""
+def make_store(
+    settings: StoreSettings, *, max_connections: int = 32, probe: timedelta | None = None
+) -> S3Store:
+    """An S3Store for ``settings.bucket`` that reads nothing from the environment by itself.
+
+    With ``probe`` (a health check's store), each request is sent once and bounded by it.
+    """
     from obstore.store import S3Store
 
     region = settings.region or DEFAULT_REGION
@@ -171,13 +176,13 @@ def make_store(settings: StoreSettings, *, max_connections: int = 32) -> S3Store
             config["sse_kms_key_id"] = settings.kms_key_id
     client: ClientConfig = {
         "allow_http": endpoint.startswith("http://"),
-        "connect_timeout": timedelta(seconds=10),
-        "timeout": timedelta(seconds=120),
+        "connect_timeout": probe or timedelta(seconds=10),
+        "timeout": probe or timedelta(seconds=120),
         "pool_max_idle_per_host": str(max_connections),
     }
     retry: RetryConfig = {
-        "max_retries": 3,
-        "retry_timeout": timedelta(seconds=60),
+        "max_retries": 0 if probe else 3,
+        "retry_timeout": probe or timedelta(seconds=60),
         "backoff": {
             "init_backoff": timedelta(milliseconds=100),
             "max_backoff": timedelta(seconds=5),

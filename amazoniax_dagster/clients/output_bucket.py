@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import IO, Any, BinaryIO
 
 from amazoniax_dagster.clients.object_store import StoreSettings, make_store, translated
@@ -33,6 +34,8 @@ DEFAULT_UPLOAD_PART_SIZE = 8 * _MIB
 #: Parts of one streamed upload sent at once: each is a copy of the engine's part buffer, so
 #: this bounds the memory an upload adds to the engine's buffers.
 PARTS_IN_FLIGHT = 2
+#: How long a health probe of the bucket may take (doctor, the read API, the alert sensor).
+PING_TIMEOUT = 3.0
 
 
 def part_size_for(size: int | None, preferred: int = DEFAULT_UPLOAD_PART_SIZE) -> int:
@@ -167,6 +170,7 @@ class OutputBucket:
         )
         self._max_connections = max_connections
         self._built: Any = None
+        self._probe: tuple[float, Any] | None = None  # ping's timeout and store (no retries)
         self._building = threading.Lock()
 
     @property
@@ -288,11 +292,21 @@ class OutputBucket:
             with _as_ours(), translated(f"clean up s3://{self.bucket}"):
                 obstore.delete(self._store, paths)
 
-    def ping(self) -> None:
+    def ping(self, timeout: float = PING_TIMEOUT) -> None:
+        """One key listed: sent once and answered within ``timeout`` seconds, or an error."""
         import obstore
 
-        with _as_ours(), translated(f"reach the output bucket {self.bucket}"):
-            next(iter(obstore.list(self._store, chunk_size=1)), None)
+        with _as_ours():
+            with self._building:
+                if self._probe is None or self._probe[0] != timeout:
+                    bound = timedelta(seconds=timeout)
+                    self._probe = (
+                        timeout,
+                        make_store(self._settings, max_connections=1, probe=bound),
+                    )
+                store = self._probe[1]
+            with translated(f"reach the output bucket {self.bucket}"):
+                next(iter(obstore.list(store, chunk_size=1)), None)
 
     def close(self) -> None:
         """Nothing to release: obstore's connections close with the store."""

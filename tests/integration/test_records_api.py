@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -148,6 +149,50 @@ def test_health_is_unhealthy_when_the_database_does_not_answer(stack: StackEndpo
         body = response.json()
         assert body["components"]["database"]["healthy"] is False
         assert body["components"]["kafka"]["healthy"] is True
+
+
+@pytest.fixture()
+def silent_endpoint() -> Iterator[str]:
+    """An HTTP endpoint that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    listener.close()
+
+
+def test_health_answers_when_s3_does_not(stack: StackEndpoints, silent_endpoint: str) -> None:
+    output = OutputSettings(
+        bucket=stack.output_bucket,
+        endpoint_url=silent_endpoint,
+        access_key_id=stack.s3_access_key_id,
+        secret_access_key=stack.s3_secret_access_key,
+        region=stack.s3_region,
+    )
+    settings = ApiSettings(
+        database_url=stack.database_url, kafka_bootstrap=stack.kafka_bootstrap, output=output
+    )
+    for url in serve(settings):
+        response = httpx.get(url + "/health", timeout=30)  # one request, no retries behind it
+        assert response.status_code == 503
+        s3 = response.json()["components"]["s3"]
+        assert s3["healthy"] is False and "timed out" in s3["error"], s3
+        assert response.json()["components"]["database"]["healthy"] is True
 
 
 def _durations(api: str) -> dict[tuple[str, ...], float]:

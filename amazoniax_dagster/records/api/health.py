@@ -60,4 +60,4 @@ def kafka_check(bootstrap: str) -> Callable[[], None]:
 
 
 def s3_check(bucket: OutputBucket) -> Callable[[], None]:
-    return bucket.ping
+    return lambda: bucket.ping(timeout=TIMEOUT_S)
