@@ -4,6 +4,8 @@ instance, and a harness that drives sensors and runs as the daemon would."""
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,3 +77,28 @@ def output_client(stack: StackEndpoints) -> Any:
         secret_access_key=stack.s3_secret_access_key,
         region=stack.s3_region,
     )
+
+
+@pytest.fixture()
+def silent_port() -> Iterator[int]:
+    """A server that accepts connections and never says a word."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()

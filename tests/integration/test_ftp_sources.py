@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -361,31 +360,6 @@ def test_policy_refuses_loopback_before_connecting(
         listing(source)
     with ftp_server.counts.lock:
         assert len(ftp_server.counts.logins) == before
-
-
-@pytest.fixture()
-def silent_port() -> Iterator[int]:
-    """A server that accepts connections and never says a word."""
-    listener = socket.create_server((HOST, 0))
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    listener.close()
 
 
 @pytest.mark.parametrize("protocol", ["ftp", "sftp"])

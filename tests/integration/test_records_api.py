@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -151,35 +150,10 @@ def test_health_is_unhealthy_when_the_database_does_not_answer(stack: StackEndpo
         assert body["components"]["kafka"]["healthy"] is True
 
 
-@pytest.fixture()
-def silent_endpoint() -> Iterator[str]:
-    """An HTTP endpoint that accepts connections and never answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for connection in held:
-        connection.close()
-    listener.close()
-
-
-def test_health_answers_when_s3_does_not(stack: StackEndpoints, silent_endpoint: str) -> None:
+def test_health_answers_when_s3_does_not(stack: StackEndpoints, silent_port: int) -> None:
     output = OutputSettings(
         bucket=stack.output_bucket,
-        endpoint_url=silent_endpoint,
+        endpoint_url=f"http://127.0.0.1:{silent_port}",
         access_key_id=stack.s3_access_key_id,
         secret_access_key=stack.s3_secret_access_key,
         region=stack.s3_region,
