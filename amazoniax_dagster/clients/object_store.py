@@ -1,21 +1,24 @@
-"""The output bucket's S3 store (obstore: Rust ``object_store``) and its credentials.
+"""obstore (Rust ``object_store``) for S3: the output bucket's store and its credentials, a
+customer bucket's store, a streamed body as a binary stream, and obstore's errors read into
+the error tree.
 
 A store is always built with explicit settings: its endpoint, region and a credential
 provider of ours. obstore would otherwise mix the process's ``AWS_*`` variables into every
-store. Credentials are the configured keys when there are any, else the standard AWS chain
-as botocore resolves it: environment, web identity (IRSA), container credentials (EKS Pod
-Identity, ECS), instance metadata. Temporary ones are handed out for at most five minutes at
-a time, so botocore refreshes them before they expire.
+store. The output bucket's credentials are the configured keys when there are any, else the
+standard AWS chain as botocore resolves it: environment, web identity (IRSA), container
+credentials (EKS Pod Identity, ECS), instance metadata. Temporary ones are handed out for at
+most five minutes at a time, so botocore refreshes them before they expire.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from amazoniax_dagster.clients.s3 import error_for_code
 from amazoniax_dagster.core.errors import AmazoniaxError, ConfigError, TransientError
@@ -196,6 +199,83 @@ def make_store(
         retry_config=retry,
         credential_provider=credential_provider(settings),
     )
+
+
+class ChunkStream(io.RawIOBase):
+    """A body obstore hands out in chunks (``GetResult.stream``) as a binary stream.
+
+    ``read(size)`` returns ``size`` bytes unless the body ends first; ``readinto`` serves
+    ``io.BufferedReader``. A chunk is copied once, into what the caller gets. ``translate(what)``
+    puts obstore's errors in the caller's error tree; with ``expected``, a body that ends early
+    is a ``TransientError``.
+    """
+
+    def __init__(
+        self,
+        chunks: Iterator[Any],
+        what: str,
+        translate: Callable[[str], AbstractContextManager[None]],
+        expected: int | None = None,
+    ) -> None:
+        super().__init__()
+        self._chunks: Iterator[Any] | None = chunks
+        self._what = what
+        self._translate = translate
+        self._expected = expected
+        self._got = 0
+        self._pending = memoryview(b"")  # what is left of the last chunk, not copied
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        size = -1 if size is None else size
+        parts: list[memoryview] = []
+        wanted = size
+        while size < 0 or wanted > 0:
+            if not self._pending and not self._next():
+                break
+            part = self._pending if size < 0 else self._pending[:wanted]
+            self._pending = self._pending[len(part) :]
+            wanted -= len(part)
+            parts.append(part)
+        return b"".join(parts)
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._pending and not self._next():
+            return 0
+        size = min(len(buffer), len(self._pending))
+        memoryview(buffer).cast("B")[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def close(self) -> None:
+        """Stop early: the rest of the body is dropped with its connection."""
+        self._chunks = None
+        self._pending = memoryview(b"")
+        super().close()
+
+    def _next(self) -> bool:
+        """The next chunk into ``_pending``; False at the end of the body."""
+        if self._chunks is None:
+            return False
+        try:
+            with self._translate(self._what):
+                chunk = next(self._chunks, None)
+        except BaseException:
+            self.close()
+            raise
+        if chunk is None:
+            self._chunks = None
+            if self._expected is not None and self._got != self._expected:
+                raise TransientError(
+                    f"cannot {self._what}: the body ended after {self._got} of "
+                    f"{self._expected} bytes"
+                )
+            return False
+        self._pending = memoryview(chunk)
+        self._got += len(self._pending)
+        return True
 
 
 @contextmanager

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any, BinaryIO
 
-from amazoniax_dagster.clients.object_store import StoreSettings, make_store, translated
+from amazoniax_dagster.clients.object_store import (
+    ChunkStream,
+    StoreSettings,
+    make_store,
+    translated,
+)
 from amazoniax_dagster.core.errors import ConfigError, InfrastructureError
 
 _MIB = 1024 * 1024
@@ -266,7 +271,7 @@ class OutputBucket:
         with _as_ours(), translated(what):
             # One GET streamed as it is read (a reader of ranges would send one GET per MiB).
             chunks = obstore.get(self._store, key).stream(min_chunk_size=_MIB)
-        return io.BufferedReader(_Reader(chunks, what), buffer_size=_MIB)
+        return io.BufferedReader(ChunkStream(chunks, what, _ours), buffer_size=_MIB)
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under the folder ``prefix`` in the output bucket."""
@@ -321,6 +326,13 @@ def _as_ours() -> Iterator[None]:
         raise InfrastructureError(str(exc)) from exc
 
 
+@contextmanager
+def _ours(what: str) -> Iterator[None]:
+    """obstore's errors on our bucket, in the product's tree."""
+    with _as_ours(), translated(what):
+        yield
+
+
 def _read_exactly(stream: IO[bytes], size: int, key: str) -> bytes:
     chunks: list[bytes] = []
     left = size
@@ -339,33 +351,3 @@ def _parts(stream: IO[bytes], size: int, part_size: int, key: str) -> Iterator[b
         data = _read_exactly(stream, min(part_size, left), key)
         left -= len(data)
         yield data
-
-
-class _Reader(io.RawIOBase):
-    """obstore's stream of chunks as a binary stream, its errors in the product's tree."""
-
-    def __init__(self, chunks: Any, what: str) -> None:
-        self._chunks = chunks
-        self._what = what
-        self._chunk = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if not self._chunk:
-            with _as_ours(), translated(self._what):
-                chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._chunk = memoryview(chunk)
-        size = min(len(buffer), len(self._chunk))
-        memoryview(buffer).cast("B")[:size] = self._chunk[:size]
-        self._chunk = self._chunk[size:]
-        return size
-
-    def close(self) -> None:
-        if not self.closed:
-            self._chunk = memoryview(b"")
-            self._chunks = iter(())
-        super().close()

@@ -10,17 +10,15 @@ with :mod:`amazoniax_dagster.clients.s3_reader`, whose errors these match (excep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from io import BytesIO
 from typing import TYPE_CHECKING
 
-from amazoniax_dagster.clients.object_store import customer_store, error_from_reply
+from amazoniax_dagster.clients.object_store import ChunkStream, customer_store, error_from_reply
 from amazoniax_dagster.core.errors import AmazoniaxError, TransientError
 
 if TYPE_CHECKING:
-    from obstore import BytesStream, GetResult
-
     from amazoniax_dagster.clients.s3_reader import ReaderSettings
 
 #: Objects up to this size are fetched whole in one call; larger ones are streamed.
@@ -68,7 +66,7 @@ class ObstoreObjects:
             timeout_seconds=settings.timeout_seconds,
         )
 
-    def get_object(self, key: str, *, what: str) -> BytesIO | ObstoreStream:
+    def get_object(self, key: str, *, what: str) -> BytesIO | ChunkStream:
         """The object's bytes: whole when small, else a stream read in parts."""
         from obstore import get
 
@@ -76,7 +74,8 @@ class ObstoreObjects:
             result = get(self._store, key)
         expected = int(result.meta["size"])
         if expected > WHOLE_LIMIT:
-            return ObstoreStream(result, expected, what)
+            chunks = result.stream(min_chunk_size=_CHUNK)
+            return ChunkStream(chunks, what, translated_get, expected=expected)
         with translated_get(what):
             data = result.bytes()
         if len(data) != expected:
@@ -86,55 +85,8 @@ class ObstoreObjects:
         return BytesIO(data)
 
 
-class ObstoreStream:
-    """A GET's body in pieces of the size asked for; a body cut short or a lost connection is
-    a ``TransientError``."""
-
-    def __init__(self, result: GetResult, expected: int, what: str) -> None:
-        self._chunks: BytesStream | None = result.stream(min_chunk_size=_CHUNK)
-        self._expected = expected
-        self._what = what
-        self._got = 0
-        self._pending = memoryview(b"")  # what is left of the last chunk, not copied
-
-    def read(self, size: int = -1, /) -> bytes:
-        parts: list[memoryview] = []
-        wanted = size
-        while size < 0 or wanted > 0:
-            if not self._pending and not self._next():
-                break
-            part = self._pending if size < 0 else self._pending[:wanted]
-            self._pending = self._pending[len(part) :]
-            wanted -= len(part)
-            parts.append(part)
-        return b"".join(parts)
-
-    def _next(self) -> bool:
-        """The next chunk into ``_pending``; False at the end of the body."""
-        if self._chunks is None:
-            return False
-        with translated_get(self._what, on_error=self.close):
-            chunk = next(self._chunks, None)
-        if chunk is None:
-            self._chunks = None
-            if self._got != self._expected:
-                raise TransientError(
-                    f"cannot {self._what}: the body ended after {self._got} of "
-                    f"{self._expected} bytes"
-                )
-            return False
-        self._pending = memoryview(chunk)
-        self._got += len(self._pending)
-        return True
-
-    def close(self) -> None:
-        """Stop early: the rest of the body is dropped with its connection."""
-        self._chunks = None
-        self._pending = memoryview(b"")
-
-
 @contextmanager
-def translated_get(what: str, *, on_error: Callable[[], None] | None = None) -> Iterator[None]:
+def translated_get(what: str) -> Iterator[None]:
     """obstore's errors for a GET as S3Reader reports them (:func:`error_from_reply`)."""
     from obstore.exceptions import BaseError
 
@@ -143,9 +95,7 @@ def translated_get(what: str, *, on_error: Callable[[], None] | None = None) -> 
     except AmazoniaxError:
         raise
     except (BaseError, FileNotFoundError) as exc:  # obstore raises either for a 404
-        if on_error is not None:
-            on_error()
         raise error_from_reply(str(exc), what) from exc
 
 
-__all__ = ["ObstoreObjects", "ObstoreStream", "obstore_safe", "obstore_usable"]
+__all__ = ["ObstoreObjects", "obstore_safe", "obstore_usable"]

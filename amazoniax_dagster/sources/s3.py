@@ -14,12 +14,8 @@ from contextlib import contextmanager
 from io import BytesIO
 from typing import Any
 
-from amazoniax_dagster.clients.s3_objects import (
-    ObstoreObjects,
-    ObstoreStream,
-    obstore_safe,
-    obstore_usable,
-)
+from amazoniax_dagster.clients.object_store import ChunkStream
+from amazoniax_dagster.clients.s3_objects import ObstoreObjects, obstore_safe, obstore_usable
 from amazoniax_dagster.clients.s3_reader import ObjectStream, ReaderSettings, S3Reader
 from amazoniax_dagster.core.messages import S3SourceConfig
 from amazoniax_dagster.core.netpolicy import NetworkPolicy
@@ -87,7 +83,7 @@ class S3Source:
     @contextmanager
     def open(self, remote: RemoteFile) -> Iterator[Readable]:
         what = f"download s3://{self.bucket}/{remote.key}"
-        stream: ObstoreStream | BytesIO | ObjectStream
+        stream: ChunkStream | BytesIO | ObjectStream
         if self._objects is not None and obstore_safe(remote.key):
             stream = self._objects.get_object(remote.key, what=what)
         else:
